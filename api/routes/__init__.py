@@ -1,0 +1,1 @@
+"""Thin route modules of the studio API."""

@@ -1,0 +1,1 @@
+"""Models of warmpool's custom resources: the single source of truth for the CRDs."""

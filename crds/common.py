@@ -1,0 +1,107 @@
+"""Pieces shared by every custom resource: durations, conditions, the API group.
+
+Durations are strings such as ``15m``, ``90s``, ``1h30m`` or ``500ms``; they are
+parsed here and nowhere else (:func:`parse_duration`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "warmpool.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "warmpool"
+
+#: Label on every GpuInstance (and Vast.ai rental label prefix) naming the pool.
+POOL_LABEL = "warmpool.dev/pool"
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``1h30m``, ``90s``, ``15m``, ``2d``, ``250ms`` into a timedelta.
+
+    Raises ValueError naming the text when it is not a duration.
+    """
+    if not isinstance(text, str) or not re.fullmatch(DURATION_PATTERN, text.strip()):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 1h30m)")
+    seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text.strip()))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of :func:`parse_duration` for whole seconds (``5400s`` → ``1h30m``)."""
+    total = int(delta.total_seconds())
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        n, total = divmod(total, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+#: A duration string in a spec; validated by the model and by the CRD pattern.
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(pattern=DURATION_PATTERN, json_schema_extra={"x-warmpool-duration": True}),
+]
+
+
+class CamelModel(BaseModel):
+    """Base of every spec/status model: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(CamelModel):
+    """A condition in the Kubernetes convention."""
+
+    type: str = Field(description="Condition type, e.g. Ready, Degraded, BudgetExceeded.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="One CamelCase word: why the condition is so.")
+    message: str = Field("", description="Human-readable details.")
+    last_transition_time: str | None = Field(
+        None, description="When status last changed (RFC 3339)."
+    )
+    observed_generation: int | None = Field(
+        None, description="metadata.generation the condition was computed from."
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata the models read (the rest is passed through)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = ""
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: str | None = Field(None, alias="creationTimestamp")
+    deletion_timestamp: str | None = Field(None, alias="deletionTimestamp")

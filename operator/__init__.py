@@ -1,0 +1,1 @@
+"""The warmpool operator: Kopf handlers, pure decisions and adapters."""

@@ -1,0 +1,1 @@
+"""Adapters: one module per external system, typed, with retries and clear errors."""

@@ -1,0 +1,1 @@
+"""Kopf handlers: glue between Kubernetes events, decisions and adapters."""

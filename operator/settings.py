@@ -1,0 +1,48 @@
+"""Operator settings: environment variables with the prefix ``WARMPOOL_``."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator reads from its environment. Secrets are ``SecretStr``."""
+
+    model_config = SettingsConfigDict(env_prefix="WARMPOOL_", extra="forbid")
+
+    vastai_url: str = Field(
+        "https://console.vast.ai",
+        description="Base URL of the Vast.ai API (no path).",
+    )
+    vastai_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Vast.ai API key, sent as a Bearer header only.",
+    )
+    vastai_timeout: float = Field(15.0, gt=0, description="Per-request time-out, seconds.")
+    vastai_deadline: float = Field(
+        60.0, gt=0, description="Total time for one call including retries, seconds."
+    )
+    inventory_refresh: float = Field(
+        5.0, gt=0, description="Seconds one Vast.ai instance listing serves all pools."
+    )
+    artifacts_url: str = Field(
+        "file://.warmpool/artifacts",
+        description="Artifact store: file:///dir or s3://bucket/prefix.",
+    )
+    reconcile_interval: float = Field(
+        10.0, gt=0, description="Seconds between timer reconciles of each pool."
+    )
+    orphan_grace: float = Field(
+        120.0, ge=0, description="Seconds before an unowned rental with our label is destroyed."
+    )
+    comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
+    namespace: str | None = Field(
+        None, description="Watch only this namespace; cluster-wide when unset."
+    )
+    health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
+    log_format: str = Field("text", pattern="^(text|json)$", description="text or json.")
+    log_level: str = Field("INFO", description="Python logging level name.")
+    peering: str | None = Field(
+        None, description="Kopf peering object name; standalone when unset."
+    )

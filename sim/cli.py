@@ -1,0 +1,80 @@
+"""``warmpool-sim``: the simulators, the emulated Kubernetes API and the dev stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warmpool-sim",
+        description="Local simulators of Vast.ai and ComfyUI, an emulated Kubernetes API, "
+        "and the whole local stack.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("vastai", help="the Vast.ai simulator alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8581)
+    p.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
+
+    p = sub.add_parser("comfyui", help="one ComfyUI simulator alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--token", default=None, help="require this Bearer token")
+    p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
+
+    p = sub.add_parser("cluster", help="the emulated Kubernetes API with the CRDs installed")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443)
+    p.add_argument("--kubeconfig", default=".warmpool/kubeconfig")
+
+    p = sub.add_parser("dev", help="the whole local stack (make demo)")
+    p.add_argument("--studio-port", type=int, default=8000)
+    p.add_argument("--time-scale", type=float, default=20.0)
+    p.add_argument("--kubeconfig", default=".warmpool/kubeconfig")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        if args.command == "vastai":
+            from warmpool.sim import vastai
+
+            asyncio.run(
+                vastai.serve(args.host, args.port, api_key=args.api_key, time_scale=args.time_scale)
+            )
+        elif args.command == "comfyui":
+            from warmpool.sim import comfyui
+
+            asyncio.run(
+                comfyui.serve(args.host, args.port, token=args.token, time_scale=args.time_scale)
+            )
+        elif args.command == "cluster":
+            from warmpool.sim import cluster
+
+            asyncio.run(cluster.serve(args.host, args.port, kubeconfig=args.kubeconfig))
+        elif args.command == "dev":
+            from warmpool.sim import dev
+
+            asyncio.run(
+                dev.serve(
+                    studio_port=args.studio_port,
+                    time_scale=args.time_scale,
+                    kubeconfig=args.kubeconfig,
+                )
+            )
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
