@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP = "warmpool.dev"
@@ -58,8 +58,8 @@ def _check_duration(value: str) -> str:
 #: A duration string in a spec; validated by the model and by the CRD pattern.
 Duration = Annotated[
     str,
+    StringConstraints(pattern=DURATION_PATTERN, max_length=32),
     AfterValidator(_check_duration),
-    Field(pattern=DURATION_PATTERN, json_schema_extra={"x-warmpool-duration": True}),
 ]
 
 
@@ -71,6 +71,17 @@ class CamelModel(BaseModel):
         populate_by_name=True,
         extra="ignore",
         validate_default=True,
+    )
+
+
+def with_rules(*rules: dict[str, str]) -> ConfigDict:
+    """The model config of a CamelModel carrying CEL rules (``x-kubernetes-validations``).
+
+    The same rules must be enforced by a pydantic validator on the model, so that the
+    studio and the operator refuse what the API server refuses.
+    """
+    return ConfigDict(
+        **CamelModel.model_config, json_schema_extra={"x-kubernetes-validations": list(rules)}
     )
 
 

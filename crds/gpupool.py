@@ -1,0 +1,321 @@
+"""GpuPool: a warm pool of rented Vast.ai machines running ComfyUI.
+
+``spec`` is intent (how many ready machines, which offers, budget, policies);
+``status`` is observation. The operator never writes ``spec.replicas``: it belongs
+to people and to KEDA/HPA through the scale subresource.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
+
+DEFAULT_IMAGE = "vastai/comfyui:latest"
+
+DEFAULT_TERMINATE_PATTERNS = [
+    "no space left on device",
+    "error response from daemon",
+    "failed to pull image",
+    "manifest unknown",
+    "pull access denied",
+    "unexpected eof",
+    "oci runtime create failed",
+    "exec format error",
+]
+
+
+class OfferSpec(CamelModel):
+    """Filters on Vast.ai offers. Empty lists mean "any"."""
+
+    gpu_names: list[str] = Field(
+        default_factory=list,
+        description='Acceptable GPU models as Vast.ai names them ("RTX 4090"); empty = any.',
+        max_length=32,
+    )
+    min_gpu_ram_gb: float | None = Field(None, ge=0, description="Minimum memory per GPU, GB.")
+    num_gpus: int = Field(1, ge=1, le=16, description="GPUs per machine.")
+    min_reliability: float = Field(0.98, ge=0, le=1, description="Minimum host reliability 0..1.")
+    min_direct_ports: int = Field(
+        1, ge=0, le=64, description="Minimum directly mapped ports (ComfyUI needs one)."
+    )
+    max_price_per_hour: float | None = Field(
+        None, gt=0, description="Maximum $/hour of one rental (dph_total, storage included)."
+    )
+    min_download_mbps: float | None = Field(
+        None, ge=0, description="Minimum measured download bandwidth, Mbit/s."
+    )
+    verified_only: bool = Field(True, description="Only machines verified by Vast.ai.")
+    countries: list[str] = Field(
+        default_factory=list,
+        description="Allowed two-letter country codes; empty = any.",
+        max_length=250,
+    )
+    excluded_countries: list[str] = Field(
+        default_factory=list, description="Refused two-letter country codes.", max_length=250
+    )
+    interruptible: bool = Field(
+        False, description="Rent as interruptible (bid) instead of on-demand."
+    )
+    bid_price: float | None = Field(
+        None, gt=0, le=128, description="Bid $/hour for interruptible rentals."
+    )
+
+    @model_validator(mode="after")
+    def _bid_only_when_interruptible(self) -> OfferSpec:
+        if self.bid_price is not None and not self.interruptible:
+            raise ValueError("offer.bidPrice is only for interruptible rentals")
+        return self
+
+
+class ModelSpec(CamelModel):
+    """A model file that must be present before an instance counts as ready."""
+
+    folder: str = Field(
+        description='ComfyUI model folder, e.g. "checkpoints", "loras", "vae".',
+        min_length=1,
+        max_length=64,
+    )
+    file: str = Field(description="File name inside the folder.", min_length=1, max_length=255)
+    url: str | None = Field(
+        None, description="Where the machine downloads it from (used by the onstart script)."
+    )
+
+
+class TemplateSpec(CamelModel):
+    """What runs on each rented machine."""
+
+    image: str = Field(
+        DEFAULT_IMAGE, min_length=1, max_length=1024, description="Docker image reference."
+    )
+    disk_gb: int = Field(250, ge=8, le=8192, description="Disk allocated per rental, GB.")
+    comfy_port: int = Field(8188, ge=1, le=65535, description="ComfyUI port inside the container.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for the container."
+    )
+    onstart: str | None = Field(
+        None, max_length=4000, description="Shell script run after the container starts."
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Models that must be present before an instance counts as ready.",
+    )
+
+
+class CanarySpec(CamelModel):
+    """A small generation that must complete before an instance counts as ready."""
+
+    enabled: bool = Field(True, description="Run the canary (warms the model into GPU memory).")
+    timeout: Duration = Field("3m", description="Deadline of the canary generation.")
+    steps: int = Field(4, ge=1, le=50, description="Sampler steps of the canary.")
+    size: int = Field(256, ge=64, le=2048, multiple_of=8, description="Canary width and height.")
+
+
+class ReadinessSpec(CamelModel):
+    """How an instance becomes ready."""
+
+    timeout: Duration = Field(
+        "10m", description="From running to ready; past it the instance is replaced."
+    )
+    initial_backoff: Duration = Field("2s", description="First delay between readiness probes.")
+    max_backoff: Duration = Field("30s", description="Longest delay between readiness probes.")
+    canary: CanarySpec = Field(default_factory=CanarySpec, description="The canary generation.")
+
+
+class FailurePolicySpec(CamelModel):
+    """When to give up on an instance, and how to avoid failing again."""
+
+    terminate_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_TERMINATE_PATTERNS),
+        max_length=64,
+        description="Case-insensitive substrings of Vast.ai status_msg that mean: terminate now.",
+    )
+    loading_timeout: Duration = Field(
+        "20m", description="Longest time in created/loading before the rental is replaced."
+    )
+    host_cooldown: Duration = Field(
+        "1h", description="A machine that failed is not rented again for this long."
+    )
+    max_consecutive_failures: int = Field(
+        3, ge=1, le=100, description="Failed rentals in a row after which the pool backs off."
+    )
+    unreachable_probes: int = Field(
+        3, ge=1, le=100, description="Failed probes in a row after which a ready instance is lost."
+    )
+
+
+class BudgetSpec(CamelModel):
+    """Spending limits in dollars; unset means unlimited."""
+
+    model_config = with_rules(
+        {
+            "rule": "!has(self.maxDailySpend) || !has(self.maxHourlySpend) "
+            "|| self.maxDailySpend >= self.maxHourlySpend",
+            "message": "maxDailySpend must be >= maxHourlySpend",
+            "fieldPath": ".maxDailySpend",
+        }
+    )
+
+    max_hourly_spend: float | None = Field(
+        None, ge=0, description="Ceiling on the sum of $/hour of all rentals of the pool."
+    )
+    max_daily_spend: float | None = Field(
+        None, ge=0, description="Ceiling on dollars spent per UTC day."
+    )
+
+    @model_validator(mode="after")
+    def _daily_covers_hourly(self) -> BudgetSpec:
+        if (
+            self.max_daily_spend is not None
+            and self.max_hourly_spend is not None
+            and self.max_daily_spend < self.max_hourly_spend
+        ):
+            raise ValueError("maxDailySpend must be >= maxHourlySpend")
+        return self
+
+
+class JobsSpec(CamelModel):
+    """How generation jobs use the pool's instances."""
+
+    concurrency_per_instance: int = Field(1, ge=1, le=16, description="Jobs at once per instance.")
+    lease_seconds: int = Field(
+        600, ge=10, le=86400, description="Lease a job holds on its instance; renewed while alive."
+    )
+    stall_timeout: Duration = Field(
+        "2m", description="No progress for this long → the job moves to another instance."
+    )
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts before a job fails.")
+    ttl: Duration | None = Field(
+        None, description="Finished jobs are deleted after this long (unset: kept)."
+    )
+
+
+_POOL_RULES = [
+    {
+        "rule": "!has(self.maxReplicas) || self.maxReplicas >= self.replicas",
+        "message": "maxReplicas must be >= replicas",
+        "fieldPath": ".maxReplicas",
+    },
+    {
+        "rule": "!has(self.offer) || !has(self.offer.bidPrice) || self.offer.interruptible",
+        "message": "offer.bidPrice is only for interruptible rentals",
+        "fieldPath": ".offer.bidPrice",
+    },
+]
+
+
+class GpuPoolSpec(CamelModel):
+    """Desired state of a pool."""
+
+    model_config = with_rules(*_POOL_RULES)
+
+    replicas: int = Field(1, ge=0, le=500, description="Ready instances kept warm at all times.")
+    max_replicas: int | None = Field(
+        None, ge=0, le=500, description="Ceiling for demand-driven scale-up (default: replicas)."
+    )
+    paused: bool = Field(
+        False, description="Safe mode: terminate every instance and rent nothing while true."
+    )
+    idle_timeout: Duration = Field(
+        "15m", description="An instance above replicas with no job for this long is released."
+    )
+    offer: OfferSpec = Field(default_factory=OfferSpec, description="Vast.ai offer filters.")
+    template: TemplateSpec = Field(default_factory=TemplateSpec, description="The machine image.")
+    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec, description="Readiness.")
+    failure_policy: FailurePolicySpec = Field(
+        default_factory=FailurePolicySpec, description="Failure handling."
+    )
+    budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
+    hedge: int = Field(
+        0, ge=0, le=5, description="On a cold start, rent this many extra candidates at once."
+    )
+    jobs: JobsSpec = Field(default_factory=JobsSpec, description="Job placement settings.")
+
+    @model_validator(mode="after")
+    def _max_covers_replicas(self) -> GpuPoolSpec:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError("maxReplicas must be >= replicas")
+        return self
+
+    @property
+    def ceiling(self) -> int:
+        """The most instances demand may bring: ``maxReplicas`` or ``replicas``."""
+        return max(self.replicas, self.max_replicas or 0)
+
+
+class HostFailure(CamelModel):
+    """One entry of the pool's per-host failure ledger."""
+
+    machine_id: int = Field(description="Vast.ai machine id.")
+    host_id: int | None = Field(None, description="Vast.ai host (account) id.")
+    reason: str = Field(description="Why the rental failed (stable reason word).")
+    message: str = Field("", description="Details.")
+    time: str = Field(description="When (RFC 3339).")
+
+
+class RentalOutcome(CamelModel):
+    """A finished rental attempt, for the circuit breaker."""
+
+    instance: str = Field(description="GpuInstance name.")
+    ok: bool = Field(description="True when the rental became ready.")
+    reason: str = Field("", description="Failure reason when not ok.")
+    time: str = Field(description="When the outcome was known (RFC 3339).")
+
+
+class UnavailableOffer(CamelModel):
+    """An offer that was gone when we tried to rent it; skipped until ``until``."""
+
+    offer_id: int = Field(description="Vast.ai offer id.")
+    until: str = Field(description="Skip until (RFC 3339).")
+
+
+class SpendStatus(CamelModel):
+    """Money already spent on released rentals, per UTC day."""
+
+    day: str = Field("", description="UTC day (YYYY-MM-DD) the closed amount belongs to.")
+    closed: float = Field(0.0, description="Dollars of rentals released on that day.")
+
+
+class GpuPoolStatus(CamelModel):
+    """Observed state of a pool."""
+
+    observed_generation: int | None = Field(None, description="Last metadata.generation seen.")
+    replicas: int = Field(0, description="Instances that exist (any phase but Terminating).")
+    ready_replicas: int = Field(0, description="Instances that are Ready.")
+    selector: str = Field("", description="Label selector of the pool's GpuInstances.")
+    queued_jobs: int = Field(0, description="Jobs waiting for a slot.")
+    running_jobs: int = Field(0, description="Jobs placed or running.")
+    price_per_hour: float = Field(0.0, description="Sum of $/hour of current rentals.")
+    spend_today: float = Field(0.0, description="Dollars spent this UTC day (estimate).")
+    spend: SpendStatus = Field(default_factory=SpendStatus, description="Closed spend ledger.")
+    host_failures: list[HostFailure] = Field(
+        default_factory=list, description="Recent failures per machine (cool-down ledger)."
+    )
+    recent_rentals: list[RentalOutcome] = Field(
+        default_factory=list, description="Recent rental outcomes (circuit breaker)."
+    )
+    unavailable_offers: list[UnavailableOffer] = Field(
+        default_factory=list, description="Offers skipped for a while."
+    )
+    breaker_until: str | None = Field(
+        None, description="No rentals before this time (circuit breaker open)."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+
+
+class GpuPool(CamelModel):
+    """A GpuPool object as read from the API server."""
+
+    api_version: str = Field("warmpool.dev/v1alpha1", alias="apiVersion")
+    kind: Literal["GpuPool"] = "GpuPool"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: GpuPoolSpec = Field(default_factory=GpuPoolSpec)
+    status: GpuPoolStatus = Field(default_factory=GpuPoolStatus)
+
+    @classmethod
+    def from_body(cls, body: Any) -> GpuPool:
+        """Parse a Kubernetes object (dict or Kopf body)."""
+        return cls.model_validate(dict(body))

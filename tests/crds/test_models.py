@@ -1,0 +1,114 @@
+"""The pydantic models accept the examples and refuse what the CRDs refuse."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from warmpool.crds.common import format_duration, parse_duration
+from warmpool.crds.generationjob import GenerationJob, GenerationJobSpec
+from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.crds.gpupool import GpuPool, GpuPoolSpec
+from warmpool.crds.muse import Muse, MuseSpec
+
+EXAMPLES = Path(__file__).parents[2] / "crds" / "examples"
+MODELS: dict[str, type[BaseModel]] = {
+    "GpuPool": GpuPool,
+    "GpuInstance": GpuInstance,
+    "GenerationJob": GenerationJob,
+    "Muse": Muse,
+}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_examples_are_valid(path: Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    MODELS[body["kind"]].model_validate(body)
+
+
+def test_every_kind_has_an_example() -> None:
+    kinds = {yaml.safe_load(p.read_text())["kind"] for p in EXAMPLES.glob("*.yaml")}
+    assert kinds == set(MODELS)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        pytest.param("90s", 90, id="seconds"),
+        pytest.param("15m", 900, id="minutes"),
+        pytest.param("1h30m", 5400, id="compound"),
+        pytest.param("2d", 172800, id="days"),
+        pytest.param("250ms", 0.25, id="millis"),
+        pytest.param("1.5h", 5400, id="fraction"),
+    ],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "15", "m", "1x", "-5m", "1h 30m", "15 m"])
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_format_duration_round_trips() -> None:
+    assert format_duration(timedelta(seconds=5400)) == "1h30m"
+    assert parse_duration(format_duration(timedelta(seconds=3725))) == timedelta(seconds=3725)
+
+
+JOB = {"pool": "sdxl", "prompt": "a cat"}
+
+INVALID: list[Any] = [
+    pytest.param(GpuPoolSpec, {"replicas": -1}, "replicas", id="negative-replicas"),
+    pytest.param(GpuPoolSpec, {"replicas": 3, "maxReplicas": 2}, "maxReplicas", id="max-lt-min"),
+    pytest.param(
+        GpuPoolSpec, {"budget": {"maxHourlySpend": -1}}, "maxHourlySpend", id="negative-budget"
+    ),
+    pytest.param(
+        GpuPoolSpec,
+        {"budget": {"maxHourlySpend": 5, "maxDailySpend": 1}},
+        "maxDailySpend",
+        id="daily-below-hourly",
+    ),
+    pytest.param(GpuPoolSpec, {"idleTimeout": "soon"}, "idleTimeout", id="bad-duration"),
+    pytest.param(GenerationJobSpec, {**JOB, "quality": "insane"}, "quality", id="bad-quality"),
+    pytest.param(GenerationJobSpec, {**JOB, "prompt": ""}, "prompt", id="empty-prompt"),
+    pytest.param(GenerationJobSpec, {**JOB, "prompt": "x" * 4001}, "prompt", id="long-prompt"),
+    pytest.param(
+        GenerationJobSpec, {**JOB, "width": 1000}, "width", id="width-1000-not-multiple-of-16"
+    ),
+    pytest.param(GenerationJobSpec, {**JOB, "width": 8192}, "width", id="width-too-big"),
+    pytest.param(GenerationJobSpec, {**JOB, "frames": 16}, "frames", id="frames-on-image"),
+    pytest.param(MuseSpec, {"displayName": "Kid", "age": 17}, "age", id="muse-17"),
+]
+
+
+@pytest.mark.parametrize(("model", "data", "field"), INVALID)
+def test_invalid_specs_are_refused(
+    model: type[BaseModel], data: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    assert field in str(info.value)
+
+
+def test_defaults_follow_design() -> None:
+    spec = GpuPoolSpec()
+    assert spec.idle_timeout == "15m"
+    assert spec.template.disk_gb == 250
+    assert spec.readiness.timeout == "10m"
+    assert spec.readiness.canary.enabled is True
+    assert "no space left on device" in spec.failure_policy.terminate_patterns
+    assert spec.ceiling == 1
+    assert GpuPoolSpec(replicas=2, maxReplicas=5).ceiling == 5
+
+
+def test_unknown_fields_are_ignored_by_models() -> None:
+    spec = GenerationJobSpec.model_validate({**JOB, "bogus": 1})
+    assert "bogus" not in spec.model_dump(by_alias=True)
