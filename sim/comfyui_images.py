@@ -1,0 +1,85 @@
+"""Pictures the ComfyUI simulator "generates": real PNG and animated WEBP files.
+
+The content is a deterministic function of a fingerprint (seed, prompt text, model,
+frame index), so two different seeds give different bytes and the same inputs give
+the same pixels. Shapes are drawn on a small canvas and scaled up, which keeps a
+1024×1024 image cheap to make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PIL import Image, ImageDraw, PngImagePlugin
+
+_CANVAS = 96
+
+
+def render(fingerprint: str, width: int, height: int, *, frame: int = 0) -> Image.Image:
+    """One RGB picture for ``fingerprint``; ``frame`` moves the shapes a little."""
+    digest = hashlib.sha256(fingerprint.encode()).digest()
+    rng = random.Random(digest)
+    scale = _CANVAS / max(width, height)
+    cw, ch = max(4, round(width * scale)), max(4, round(height * scale))
+    top = tuple(rng.randrange(256) for _ in range(3))
+    bottom = tuple(rng.randrange(256) for _ in range(3))
+    canvas = Image.new("RGB", (cw, ch))
+    draw = ImageDraw.Draw(canvas)
+    for y in range(ch):
+        t = y / max(1, ch - 1)
+        colour = tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+        draw.line([(0, y), (cw, y)], fill=colour)
+    for _ in range(rng.randrange(5, 12)):
+        x, y = rng.randrange(cw), rng.randrange(ch)
+        dx, dy = rng.uniform(-1.5, 1.5) * frame, rng.uniform(-1.5, 1.5) * frame
+        r = rng.randrange(3, max(4, min(cw, ch) // 3))
+        fill = tuple(rng.randrange(256) for _ in range(3))
+        box = [(x + dx - r, y + dy - r), (x + dx + r, y + dy + r)]
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=fill)
+        else:
+            draw.rectangle(box, fill=fill)
+    return canvas.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def png_bytes(image: Image.Image, metadata: Mapping[str, Any]) -> bytes:
+    """PNG with ComfyUI's text chunks (``prompt`` and every ``extra_pnginfo`` key)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in metadata.items():
+        info.add_text(key, json.dumps(value))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
+    return buffer.getvalue()
+
+
+def webp_bytes(frames: Sequence[Image.Image], *, fps: float, lossless: bool, quality: int) -> bytes:
+    """Animated WEBP of ``frames`` at ``fps`` frames per second."""
+    buffer = io.BytesIO()
+    first, *rest = frames
+    first.save(
+        buffer,
+        format="WEBP",
+        save_all=True,
+        append_images=rest,
+        duration=round(1000.0 / fps),
+        loop=0,
+        lossless=lossless,
+        quality=quality,
+        method=0,
+    )
+    return buffer.getvalue()
+
+
+def apng_bytes(frames: Sequence[Image.Image], *, fps: float) -> bytes:
+    """Animated PNG of ``frames``."""
+    buffer = io.BytesIO()
+    first, *rest = frames
+    first.save(
+        buffer, format="PNG", save_all=True, append_images=rest, duration=round(1000.0 / fps)
+    )
+    return buffer.getvalue()
