@@ -119,3 +119,14 @@ OUTPUT_COST = Histogram(
 )
 
 # ---------------------------------------------------------------- end pools and jobs
+
+# ---------------------------------------------------------------- ComfyUI
+
+COMFY_PROBE_FAILURES = Counter(
+    "warmpool_comfy_probe_failures_total",
+    "Failed ComfyUI readiness probe attempts by reason (refused, timed_out, http_error, "
+    "not_json, no_device, model_missing, auth).",
+    ["reason"],
+)
+
+# ---------------------------------------------------------------- end ComfyUI
