@@ -1,0 +1,666 @@
+"""ComfyUI client: readiness probe, node catalogue, models, prompts, progress, outputs.
+
+Wire protocol: ``contracts/comfyui-api.md``. HTTP goes through one chokepoint,
+:meth:`ComfyClient._request`, on an injected shared ``httpx.AsyncClient``: time-out,
+the status-to-error table, a few retries with jittered exponential backoff for
+idempotent calls. The per-instance token travels as ``Authorization: Bearer`` on
+every request, the websocket handshake included, never in a URL.
+
+The websocket (``/ws``) uses the ``websockets`` library rather than ``httpx-ws``:
+its keepalive pings notice a machine that vanished without closing the socket, it
+bounds the frame size (previews can be MBs), and a long-lived socket does not hold
+a connection of the shared HTTP pool. When the socket drops, :meth:`follow_prompt`
+falls back to polling ``/history/{id}`` and ``/queue``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from warmpool.operator import errors, metrics
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+OOM_TIPS = "This error means you ran out of memory on your GPU."
+WS_MAX_SIZE = 32 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file a prompt produced (an entry of ``history[id].outputs[node][key]``)."""
+
+    filename: str
+    subfolder: str
+    type: str
+    node_id: str
+    animated: bool = False
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What :meth:`ComfyClient.follow_prompt` reports to ``on_progress``.
+
+    ``kind``: ``queued`` (``queue_remaining``), ``started``, ``cached`` (``nodes``),
+    ``executing`` (``node``), ``progress`` (``value``/``max``), ``executed``
+    (``node``, ``output``), ``success``, ``error``, ``interrupted``.
+    """
+
+    kind: str
+    prompt_id: str
+    node: str | None = None
+    value: int = 0
+    max: int = 0
+    nodes: tuple[str, ...] = ()
+    output: Mapping[str, Any] | None = None
+    queue_remaining: int | None = None
+
+
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    prompt_id: str
+    number: float
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    prompt_id: str
+    outputs: tuple[OutputFile, ...]
+    via: str = "websocket"  # or "history" when the socket dropped
+
+
+@dataclass(frozen=True)
+class QueueState:
+    running: tuple[str, ...]
+    pending: tuple[str, ...]
+
+    @property
+    def remaining(self) -> int:
+        return len(self.running) + len(self.pending)
+
+
+def outputs_from(entry_outputs: Mapping[str, Any]) -> tuple[OutputFile, ...]:
+    """Every ``{filename, subfolder, type}`` of a history entry's (or event's) outputs."""
+    files: list[OutputFile] = []
+    for node_id, ui in entry_outputs.items():
+        if not isinstance(ui, Mapping):
+            continue
+        animated = bool(ui.get("animated") and any(ui["animated"]))
+        for value in ui.values():
+            for item in value if isinstance(value, list) else []:
+                if isinstance(item, Mapping) and "filename" in item:
+                    files.append(OutputFile(str(item["filename"]), str(item.get("subfolder", "")),
+                                            str(item.get("type", "output")), str(node_id),
+                                            animated))  # fmt: skip
+    return tuple(files)
+
+
+def is_out_of_memory(exception_type: str, message: str) -> bool:
+    """Contract §14.6: the type ends with OutOfMemoryError, or the message says so."""
+    text = message.lower()
+    return (
+        exception_type.endswith("OutOfMemoryError")
+        or "out of memory" in text
+        or OOM_TIPS.lower() in text
+    )
+
+
+def execution_error(data: Mapping[str, Any]) -> errors.ComfyExecutionError:
+    """The typed error for an ``execution_error`` payload."""
+    kind = str(data.get("exception_type", ""))
+    message = str(data.get("exception_message", "")).strip() or "execution failed"
+    cls: type[errors.ComfyExecutionError] = (
+        errors.ComfyOutOfMemoryError
+        if is_out_of_memory(kind, message)
+        else errors.ComfyExecutionError
+    )
+    return cls(message, node_id=str(data.get("node_id", "")),
+               node_type=str(data.get("node_type", "")), exception_type=kind)  # fmt: skip
+
+
+def validation_error(body: Mapping[str, Any]) -> errors.ComfyValidationError:
+    """The typed error for a ``POST /prompt`` refusal, naming the first bad node and input."""
+    error = body.get("error") or {}
+    if isinstance(error, str):
+        error = {"message": error}
+    for node_id, entry in (body.get("node_errors") or {}).items():
+        for e in entry.get("errors", []):
+            name = str((e.get("extra_info") or {}).get("input_name", ""))
+            cls = str(entry.get("class_type", ""))
+            text = f"node {node_id} ({cls}) input {name!r}: {e.get('message')}: {e.get('details')}"
+            return errors.ComfyValidationError(text, node_id=str(node_id), node_type=cls,
+                                               input_name=name)  # fmt: skip
+    text = f"{error.get('type', 'invalid')}: {error.get('message', '')} {error.get('details', '')}"
+    return errors.ComfyValidationError(text.strip())
+
+
+# ---------------------------------------------------------------- client
+
+
+class ComfyClient:
+    """One ComfyUI server (one instance) reached through a shared ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.attempts = attempts
+        self._sleep = sleep
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    async def _request(
+        self, method: str, path: str, *, retry: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """The chokepoint: time-out, status → error, retries of idempotent calls."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts if retry else 1),
+            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            retry=retry_if_exception_type(errors.ComfyUnavailableError),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        endpoint = f"{method} {path.split('?')[0]}"
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    response = await self._http.request(
+                        method, self.base_url + path, headers=self._headers,
+                        timeout=self.timeout, **kwargs,
+                    )  # fmt: skip
+                except httpx.ConnectError as exc:
+                    raise errors.ComfyUnavailableError(
+                        f"{endpoint}: connection refused", reason="refused"
+                    ) from exc
+                except httpx.TimeoutException as exc:
+                    raise errors.ComfyUnavailableError(
+                        f"{endpoint}: timed out", reason="timed_out"
+                    ) from exc
+                except httpx.TransportError as exc:
+                    raise errors.ComfyUnavailableError(
+                        f"{endpoint}: {type(exc).__name__}", reason="refused"
+                    ) from exc
+                logger.debug("%s → %s", endpoint, response.status_code)
+                _raise_for_status(endpoint, response)
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise errors.ComfyMalformedResponseError(f"{method} {path}: not JSON") from exc
+
+    # ------------------------------------------------------------- calls
+    async def system_stats(self, *, retry: bool = True) -> dict[str, Any]:
+        data = await self._json("GET", "/system_stats", retry=retry)
+        if not isinstance(data, dict):
+            raise errors.ComfyMalformedResponseError("GET /system_stats: not an object")
+        return data
+
+    async def object_info(self, node_class: str | None = None) -> dict[str, Any]:
+        path = "/object_info" + (f"/{node_class}" if node_class else "")
+        data = await self._json("GET", path)
+        if not isinstance(data, dict):
+            raise errors.ComfyMalformedResponseError(f"GET {path}: not an object")
+        return data
+
+    async def list_models(self, folder: str, *, retry: bool = True) -> list[str]:
+        data = await self._json("GET", f"/models/{folder}", retry=retry)
+        if not isinstance(data, list):
+            raise errors.ComfyMalformedResponseError("GET /models/{folder}: not a list")
+        return [str(x) for x in data]
+
+    async def submit_prompt(
+        self,
+        graph: Mapping[str, Any],
+        client_id: str,
+        *,
+        prompt_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+    ) -> Submitted:
+        """``POST /prompt`` (never retried: a lost answer may still have queued it)."""
+        body: dict[str, Any] = {"prompt": graph, "client_id": client_id}
+        if prompt_id:
+            body["prompt_id"] = prompt_id
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
+        try:
+            data = await self._json("POST", "/prompt", retry=False, json=body)
+        except _BadRequest as exc:
+            raise validation_error(exc.body) from None
+        if not isinstance(data, dict) or "prompt_id" not in data:
+            raise errors.ComfyMalformedResponseError("POST /prompt: no prompt_id")
+        if data.get("node_errors"):
+            raise validation_error(data)
+        return Submitted(str(data["prompt_id"]), data.get("number", 0))
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The history entry of a finished prompt, or None while it is not there."""
+        data = await self._json("GET", f"/history/{prompt_id}")
+        entry = data.get(prompt_id) if isinstance(data, dict) else None
+        return entry if isinstance(entry, dict) else None
+
+    async def queue_state(self) -> QueueState:
+        data = await self._json("GET", "/queue")
+        try:
+            running = tuple(str(i[1]) for i in data["queue_running"])
+            pending = tuple(str(i[1]) for i in sorted(data["queue_pending"], key=lambda i: i[0]))
+        except (KeyError, IndexError, TypeError) as exc:
+            raise errors.ComfyMalformedResponseError("GET /queue: wrong shape") from exc
+        return QueueState(running, pending)
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        """Stop the running prompt (only ``prompt_id``, when given)."""
+        body = {"prompt_id": prompt_id} if prompt_id else {}
+        await self._request("POST", "/interrupt", json=body)
+
+    async def cancel(self, prompt_id: str) -> None:
+        """Whatever its state: drop it from the pending queue, interrupt it if running."""
+        await self._request("POST", "/queue", json={"delete": [prompt_id]})
+        await self.interrupt(prompt_id)
+
+    async def upload_image(
+        self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = True
+    ) -> str:
+        """Upload into ``input/``; returns the name to put in ``LoadImage.image``."""
+        files = {"image": (filename, data, "application/octet-stream")}
+        form = {"subfolder": subfolder, "type": "input", "overwrite": str(overwrite).lower()}
+        answer = await self._json("POST", "/upload/image", files=files, data=form)
+        try:
+            name, sub = str(answer["name"]), str(answer.get("subfolder") or "")
+        except (KeyError, TypeError) as exc:
+            raise errors.ComfyMalformedResponseError("POST /upload/image: no name") from exc
+        return f"{sub}/{name}" if sub else name
+
+    async def fetch_output(
+        self, output: OutputFile, *, chunk_size: int = 65536
+    ) -> AsyncIterator[bytes]:
+        """The bytes of one output from ``/view``, streamed; use with ``contextlib.aclosing``."""
+        params = {"filename": output.filename, "subfolder": output.subfolder, "type": output.type}
+        request = self._http.build_request(
+            "GET", self.base_url + "/view", params=params, headers=self._headers,
+            timeout=self.timeout,
+        )  # fmt: skip
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise errors.ComfyUnavailableError("GET /view: unreachable", reason="refused") from exc
+        try:
+            _raise_for_status("GET /view", response)
+            async for chunk in response.aiter_bytes(chunk_size):
+                yield chunk
+        finally:
+            await response.aclose()
+
+    # ------------------------------------------------------------- following a prompt
+    def _ws_url(self, client_id: str) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        return f"{scheme}{self.base_url[self.base_url.index(':') :]}/ws?clientId={client_id}"
+
+    def connect(self, client_id: str) -> connect:
+        """An (unopened) websocket connection to ``/ws`` for ``client_id``."""
+        return connect(
+            self._ws_url(client_id), additional_headers=self._headers,
+            max_size=WS_MAX_SIZE, open_timeout=self.timeout, ping_interval=20, ping_timeout=20,
+        )  # fmt: skip
+
+    async def run_prompt(
+        self,
+        graph: Mapping[str, Any],
+        *,
+        client_id: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        deadline: float = 3600.0,
+        poll_interval: float = 1.0,
+    ) -> PromptResult:
+        """Open the socket, submit, follow to the end: no event can be missed."""
+        client_id = client_id or uuid.uuid4().hex
+        follower = _Follower(self, client_id, on_progress, deadline, poll_interval)
+        return await follower.run(graph=graph)
+
+    async def follow_prompt(
+        self,
+        prompt_id: str,
+        client_id: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        deadline: float = 3600.0,
+        poll_interval: float = 1.0,
+    ) -> PromptResult:
+        """Follow an already submitted prompt to its end (success → result, else raise)."""
+        follower = _Follower(self, client_id, on_progress, deadline, poll_interval)
+        return await follower.run(prompt_id=prompt_id)
+
+
+class _BadRequest(errors.ComfyError):
+    def __init__(self, endpoint: str, body: dict[str, Any]) -> None:
+        super().__init__(f"{endpoint}: 400")
+        self.body = body
+
+
+def _raise_for_status(endpoint: str, response: httpx.Response) -> None:
+    code = response.status_code
+    if code < 400:
+        return
+    if code in (401, 403):
+        raise errors.ComfyAuthError(f"{endpoint}: {code}, token refused")
+    if code == 400:
+        try:
+            body = response.json() if not response.is_stream_consumed else {}
+        except (ValueError, httpx.ResponseNotRead):
+            body = {}
+        raise _BadRequest(endpoint, body if isinstance(body, dict) else {})
+    if code >= 500 or code in (408, 429):
+        raise errors.ComfyUnavailableError(f"{endpoint}: HTTP {code}", reason="http_error")
+    raise errors.ComfyError(f"{endpoint}: HTTP {code}")
+
+
+@dataclass
+class _Follower:
+    client: ComfyClient
+    client_id: str
+    on_progress: ProgressCallback | None
+    deadline: float
+    poll_interval: float
+    prompt_id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    started: bool = False
+
+    async def emit(self, event: ProgressEvent) -> None:
+        if self.on_progress is not None:
+            result = self.on_progress(event)
+            if inspect.isawaitable(result):
+                await result
+
+    async def run(
+        self, *, graph: Mapping[str, Any] | None = None, prompt_id: str | None = None
+    ) -> PromptResult:
+        end = time.monotonic() + self.deadline
+        try:
+            async with asyncio.timeout(self.deadline):
+                try:
+                    async with self.client.connect(self.client_id) as ws:
+                        if graph is not None:
+                            sub = await self.client.submit_prompt(graph, self.client_id)
+                            self.prompt_id = sub.prompt_id
+                        else:
+                            self.prompt_id = str(prompt_id)
+                            entry = await self.client.history(self.prompt_id)
+                            if entry is not None:
+                                return await self._from_history(entry)
+                        return await self._listen(ws)
+                except InvalidStatus as exc:
+                    if exc.response.status_code in (401, 403):
+                        raise errors.ComfyAuthError("GET /ws: token refused") from exc
+                    logger.info("websocket refused (%s); polling", exc.response.status_code)
+                except (WebSocketException, OSError) as exc:
+                    logger.info("websocket lost (%s); polling history", type(exc).__name__)
+                if not self.prompt_id:
+                    raise errors.ComfyUnavailableError("websocket unavailable", reason="refused")
+                return await self._poll(end)
+        except TimeoutError as exc:
+            raise errors.ComfyUnavailableError(
+                f"prompt {self.prompt_id} did not finish within {self.deadline:g}s",
+                reason="deadline",
+            ) from exc
+
+    async def _listen(self, ws: ClientConnection) -> PromptResult:
+        pid = self.prompt_id
+        async for raw in ws:
+            if isinstance(raw, bytes):
+                continue  # previews
+            message = json.loads(raw)
+            kind, data = message.get("type"), message.get("data") or {}
+            if kind == "status" and not self.started:
+                remaining = data.get("status", {}).get("exec_info", {}).get("queue_remaining")
+                await self.emit(ProgressEvent("queued", pid, queue_remaining=remaining))
+                continue
+            if data.get("prompt_id") != pid:
+                continue
+            if kind == "execution_start":
+                self.started = True
+                await self.emit(ProgressEvent("started", pid))
+            elif kind == "execution_cached":
+                nodes = tuple(str(n) for n in data.get("nodes", []))
+                await self.emit(ProgressEvent("cached", pid, nodes=nodes))
+            elif kind == "executing" and data.get("node") is None:
+                entry = await self._history_after_end()
+                if entry is not None:
+                    return await self._from_history(entry)
+                return PromptResult(pid, outputs_from(self.outputs))
+            elif kind == "executing":
+                await self.emit(ProgressEvent("executing", pid, node=str(data["node"])))
+            elif kind == "progress":
+                await self.emit(ProgressEvent("progress", pid, node=data.get("node"),
+                                              value=int(data.get("value", 0)),
+                                              max=int(data.get("max", 0))))  # fmt: skip
+            elif kind == "executed":
+                node = str(data.get("node"))
+                if data.get("output") is not None:
+                    self.outputs[node] = data["output"]
+                await self.emit(
+                    ProgressEvent("executed", pid, node=node, output=data.get("output"))
+                )
+            elif kind == "execution_success":
+                await self.emit(ProgressEvent("success", pid))
+            elif kind == "execution_error":
+                await self.emit(ProgressEvent("error", pid, node=data.get("node_id")))
+                raise execution_error(data)
+            elif kind == "execution_interrupted":
+                await self.emit(ProgressEvent("interrupted", pid, node=data.get("node_id")))
+                raise errors.ComfyInterruptedError(f"prompt {pid} was interrupted")
+        raise WebSocketException("socket closed")
+
+    async def _history_after_end(self) -> dict[str, Any] | None:
+        """History is written before the end marker, but be lenient (contract §14.1)."""
+        for delay in (0.0, 0.2, 0.5, 1.0, 2.0):
+            if delay:
+                await self.client._sleep(delay)
+            entry = await self.client.history(self.prompt_id)
+            if entry is not None:
+                return entry
+        return None
+
+    async def _from_history(self, entry: Mapping[str, Any], via: str = "websocket") -> PromptResult:
+        status = entry.get("status") or {}
+        messages = status.get("messages") or []
+        for kind, data in messages:
+            if kind == "execution_error":
+                await self.emit(ProgressEvent("error", self.prompt_id, node=data.get("node_id")))
+                raise execution_error(data)
+            if kind == "execution_interrupted":
+                await self.emit(ProgressEvent("interrupted", self.prompt_id))
+                raise errors.ComfyInterruptedError(f"prompt {self.prompt_id} was interrupted")
+        if status and status.get("status_str") not in (None, "success"):
+            raise errors.ComfyExecutionError(f"prompt {self.prompt_id} failed")
+        if via == "history":
+            await self.emit(ProgressEvent("success", self.prompt_id))
+        return PromptResult(self.prompt_id, outputs_from(entry.get("outputs") or {}), via)
+
+    async def _poll(self, end: float) -> PromptResult:
+        """No socket: poll history, and the queue to notice a prompt that was lost."""
+        missing_since: float | None = None
+        while True:
+            try:
+                entry = await self.client.history(self.prompt_id)
+                if entry is not None:
+                    return await self._from_history(entry, via="history")
+                queue = await self.client.queue_state()
+                if self.prompt_id in queue.running or self.prompt_id in queue.pending:
+                    missing_since = None
+                else:
+                    missing_since = missing_since or time.monotonic()
+                    if time.monotonic() - missing_since > max(5 * self.poll_interval, 5.0):
+                        raise errors.ComfyUnavailableError(
+                            f"prompt {self.prompt_id} is neither queued nor in history",
+                            reason="lost",
+                        )
+            except errors.ComfyUnavailableError as exc:
+                if exc.reason == "lost" or time.monotonic() + self.poll_interval > end:
+                    raise
+                logger.info("polling prompt %s: %s", self.prompt_id, exc)
+            await self.client._sleep(self.poll_interval)
+
+
+# ---------------------------------------------------------------- readiness probe
+
+
+class ProbeReason(enum.StrEnum):
+    """Why one probe attempt failed (the ``reason`` label of the metric)."""
+
+    REFUSED = "refused"
+    TIMED_OUT = "timed_out"
+    HTTP_ERROR = "http_error"
+    NOT_JSON = "not_json"
+    NO_DEVICE = "no_device"
+    MODEL_MISSING = "model_missing"
+    AUTH = "auth"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The outcome of :func:`probe` (the last attempt's when not ready)."""
+
+    ready: bool
+    reason: ProbeReason | None = None
+    message: str = ""
+    attempts: int = 1
+    device: str | None = None
+    comfyui_version: str | None = None
+    missing_models: tuple[str, ...] = ()
+
+
+async def probe_once(
+    client: ComfyClient, required_models: Iterable[tuple[str, str]] = ()
+) -> ProbeResult:
+    """One attempt: ``/system_stats`` answers JSON with a device, every model is listed."""
+    try:
+        stats = await client.system_stats(retry=False)
+        devices = stats.get("devices")
+        device = devices[0].get("name") if isinstance(devices, list) and devices else None
+        version = (stats.get("system") or {}).get("comfyui_version")
+        if not device:
+            return ProbeResult(False, ProbeReason.NO_DEVICE, "no device reported")
+        wanted: dict[str, list[str]] = {}
+        for folder, name in required_models:
+            wanted.setdefault(folder, []).append(name)
+        missing: list[str] = []
+        for folder, names in wanted.items():
+            try:
+                present = set(await client.list_models(folder, retry=False))
+            except errors.ComfyUnavailableError:
+                raise
+            except errors.ComfyAuthError:
+                raise
+            except errors.ComfyError:
+                present = set()
+            missing += [f"{folder}/{n}" for n in names if n not in present]
+        if missing:
+            return ProbeResult(False, ProbeReason.MODEL_MISSING, "missing: " + ", ".join(missing),
+                               device=device, comfyui_version=version,
+                               missing_models=tuple(missing))  # fmt: skip
+        return ProbeResult(True, None, "ready", device=device, comfyui_version=version)
+    except errors.ComfyAuthError as exc:
+        return ProbeResult(False, ProbeReason.AUTH, str(exc))
+    except errors.ComfyUnavailableError as exc:
+        reason = {"refused": ProbeReason.REFUSED, "timed_out": ProbeReason.TIMED_OUT}.get(
+            exc.reason, ProbeReason.HTTP_ERROR
+        )
+        return ProbeResult(False, reason, str(exc))
+    except (errors.ComfyMalformedResponseError, AttributeError) as exc:
+        return ProbeResult(False, ProbeReason.NOT_JSON, str(exc) or "not JSON")
+    except errors.ComfyError as exc:
+        return ProbeResult(False, ProbeReason.HTTP_ERROR, str(exc))
+
+
+async def probe(
+    http: httpx.AsyncClient,
+    base_url: str,
+    token: str | None,
+    *,
+    required_models: Iterable[tuple[str, str]] = (),
+    deadline: float = 60.0,
+    initial_backoff: float = 0.5,
+    max_backoff: float = 15.0,
+    attempt_timeout: float = 5.0,
+    sleep: Sleep = asyncio.sleep,
+) -> ProbeResult:
+    """Probe until ready or ``deadline`` seconds passed (an auth failure stops at once).
+
+    Attempts are spaced by exponential backoff with jitter; every failed attempt
+    counts in ``warmpool_comfy_probe_failures_total{reason}``.
+    """
+    client = ComfyClient(http, base_url, token, timeout=attempt_timeout, attempts=1)
+    models = tuple(required_models)
+
+    def failed(result: ProbeResult) -> bool:
+        return not result.ready and result.reason is not ProbeReason.AUTH
+
+    def last(state: RetryCallState) -> ProbeResult:
+        assert state.outcome is not None
+        result: ProbeResult = state.outcome.result()
+        return result
+
+    attempts = 0
+
+    async def attempt() -> ProbeResult:
+        nonlocal attempts
+        attempts += 1
+        result = await probe_once(client, models)
+        if result.reason is not None:
+            metrics.COMFY_PROBE_FAILURES.labels(reason=result.reason.value).inc()
+            logger.debug("probe attempt %d: %s (%s)", attempts, result.reason, result.message)
+        return result
+
+    retrying = AsyncRetrying(
+        stop=stop_before_delay(deadline),
+        wait=wait_exponential_jitter(initial=initial_backoff, max=max_backoff),
+        retry=retry_if_result(failed),
+        retry_error_callback=last,
+        sleep=sleep,
+    )
+    result: ProbeResult = await retrying(attempt)
+    return ProbeResult(result.ready, result.reason, result.message, attempts, result.device,
+                       result.comfyui_version, result.missing_models)  # fmt: skip

@@ -1,0 +1,429 @@
+"""Workflow builders: a GenerationJob spec → a ComfyUI API-format graph of core nodes.
+
+Pure functions: no I/O, no clock, no logging. Randomness (a seed of -1) comes from a
+caller-provided :class:`random.Random`, and the chosen seed is returned so the job
+can record it.
+
+Quality presets (explicit ``width``/``height``/``steps``/``cfg``/``sampler``/
+``scheduler`` in the spec override them). ``seconds`` is the expected time of one
+image at the preset's size and steps on the reference GPU (an RTX 4090 with SDXL),
+used by :func:`estimate`:
+
+=========  =====  ===========  ====  ============  =========  ===========  =======
+quality    steps  image size   cfg   sampler       scheduler  video size   seconds
+=========  =====  ===========  ====  ============  =========  ===========  =======
+low        12     768 × 768    5.0   euler         normal     384 × 384    2.0
+medium     24     1024 × 1024  6.5   dpmpp_2m      karras     512 × 512    5.0
+high       32     1152 × 1152  7.0   dpmpp_2m      karras     640 × 640    9.0
+ultra      48     1536 × 1536  7.0   dpmpp_2m_sde  karras     768 × 768    25.0
+=========  =====  ===========  ====  ============  =========  ===========  =======
+
+Graphs (node ids are fixed, so golden files stay stable):
+
+- text-to-image: ``1`` CheckpointLoaderSimple → [``2`` LoraLoader] → ``3``/``4``
+  CLIPTextEncode (positive/negative) → ``5`` EmptyLatentImage (batch) → ``8`` KSampler
+  → ``9`` VAEDecode → ``10`` SaveImage;
+- image-to-image (``reference_image``): ``5`` LoadImage → ``6`` ImageScale (to the
+  target size, centre crop) → ``7`` VAEEncode → ``8`` KSampler with ``denoise``
+  (default 0.6) → …;
+- video: the latent batch holds the frames (default 16) → ``8`` KSampler → ``9``
+  VAEDecode → ``10`` SaveAnimatedWEBP at ``fps`` (default 8).
+
+Outputs are saved under the prefix ``warmpool/<namespace>/<job>`` so every file
+names its job.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors"
+DEFAULT_IMG2IMG_DENOISE = 0.6
+DEFAULT_FRAMES = 16
+DEFAULT_FPS = 8
+#: Fixed seconds per job beyond sampling (graph start, decode, save, upload).
+OVERHEAD_SECONDS = 3.0
+#: Largest seed chosen for -1: exact in JSON numbers everywhere (JavaScript included).
+MAX_CHOSEN_SEED = 2**53 - 1
+
+Quality = Literal["low", "medium", "high", "ultra"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a quality word means."""
+
+    steps: int
+    width: int
+    height: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    video_width: int
+    video_height: int
+    seconds: float  # one image at this size and these steps on the reference GPU
+
+
+PRESETS: dict[str, Preset] = {
+    "low": Preset(12, 768, 768, 5.0, "euler", "normal", 384, 384, 2.0),
+    "medium": Preset(24, 1024, 1024, 6.5, "dpmpp_2m", "karras", 512, 512, 5.0),
+    "high": Preset(32, 1152, 1152, 7.0, "dpmpp_2m", "karras", 640, 640, 9.0),
+    "ultra": Preset(48, 1536, 1536, 7.0, "dpmpp_2m_sde", "karras", 768, 768, 25.0),
+}
+
+
+class LoraLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def strength(self) -> float: ...
+
+
+class JobSpecLike(Protocol):
+    """The fields of ``GenerationJobSpec`` the builders read."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def negative_prompt(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def quality(self) -> str: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def steps(self) -> int | None: ...
+    @property
+    def cfg(self) -> float | None: ...
+    @property
+    def sampler(self) -> str | None: ...
+    @property
+    def scheduler(self) -> str | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def frames(self) -> int | None: ...
+    @property
+    def fps(self) -> int | None: ...
+    @property
+    def lora(self) -> LoraLike | None: ...
+    @property
+    def reference_image(self) -> str | None: ...
+    @property
+    def denoise(self) -> float | None: ...
+
+
+class WorkflowError(ValueError):
+    """The spec cannot be turned into a graph (e.g. a reference image was not uploaded)."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A built graph and the values it was built with (for status and estimates)."""
+
+    graph: dict[str, Any]
+    seed: int
+    output_node: str
+    filename_prefix: str
+    width: int
+    height: int
+    steps: int
+    frames: int  # images in the batch, or video frames
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved generation settings: the preset overridden by the spec."""
+
+    checkpoint: str
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    count: int  # batch size, or frames for video
+    fps: int
+
+
+def resolve(spec: JobSpecLike) -> Settings:
+    """The preset for ``spec.quality`` with the spec's explicit values on top."""
+    preset = PRESETS[spec.quality]
+    video = spec.kind == "video"
+    return Settings(
+        checkpoint=spec.model or DEFAULT_CHECKPOINT,
+        width=spec.width or (preset.video_width if video else preset.width),
+        height=spec.height or (preset.video_height if video else preset.height),
+        steps=spec.steps or preset.steps,
+        cfg=spec.cfg if spec.cfg is not None else preset.cfg,
+        sampler=spec.sampler or preset.sampler,
+        scheduler=spec.scheduler or preset.scheduler,
+        count=(spec.frames or DEFAULT_FRAMES) if video else spec.batch_size,
+        fps=spec.fps or DEFAULT_FPS,
+    )
+
+
+def filename_prefix(namespace: str, job: str) -> str:
+    """``warmpool/<namespace>/<job>``: ties every output file to its job."""
+    return f"warmpool/{namespace}/{job}"
+
+
+def choose_seed(seed: int, rng: random.Random | None) -> int:
+    """``seed`` itself, or for -1 one drawn from ``rng`` (required then)."""
+    if seed >= 0:
+        return seed
+    if rng is None:
+        raise WorkflowError("seed -1 needs a random source to choose one")
+    return rng.randint(0, MAX_CHOSEN_SEED)
+
+
+def build_workflow(
+    spec: JobSpecLike,
+    *,
+    namespace: str,
+    job: str,
+    rng: random.Random | None = None,
+    positive: str | None = None,
+    negative: str | None = None,
+    reference_upload: str | None = None,
+) -> Workflow:
+    """Build the graph for ``spec``.
+
+    ``positive``/``negative`` replace the spec's prompts (the muse composer's output);
+    ``reference_upload`` is the ComfyUI input name of the uploaded reference image
+    (``"<subfolder>/<name>"``), required when ``spec.reference_image`` is set.
+    """
+    s = resolve(spec)
+    seed = choose_seed(spec.seed, rng)
+    video = spec.kind == "video"
+    if spec.reference_image and reference_upload is None:
+        raise WorkflowError("reference_image set but no uploaded input name given")
+    if spec.reference_image and video:
+        raise WorkflowError("image-to-video is not supported by the core-node graphs")
+    prefix = filename_prefix(namespace, job)
+    model: list[Any] = ["1", 0]
+    clip: list[Any] = ["1", 1]
+    graph: dict[str, Any] = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": s.checkpoint}},
+    }
+    if spec.lora is not None:
+        graph["2"] = {
+            "class_type": "LoraLoader",
+            "inputs": {
+                "model": model,
+                "clip": clip,
+                "lora_name": spec.lora.name,
+                "strength_model": spec.lora.strength,
+                "strength_clip": spec.lora.strength,
+            },
+        }
+        model, clip = ["2", 0], ["2", 1]
+    graph["3"] = {
+        "class_type": "CLIPTextEncode",
+        "inputs": {"text": positive if positive is not None else spec.prompt, "clip": clip},
+    }
+    graph["4"] = {
+        "class_type": "CLIPTextEncode",
+        "inputs": {
+            "text": negative if negative is not None else spec.negative_prompt,
+            "clip": clip,
+        },
+    }
+    denoise = 1.0
+    if spec.reference_image:
+        graph["5"] = {"class_type": "LoadImage", "inputs": {"image": reference_upload}}
+        graph["6"] = {
+            "class_type": "ImageScale",
+            "inputs": {
+                "image": ["5", 0],
+                "upscale_method": "lanczos",
+                "width": s.width,
+                "height": s.height,
+                "crop": "center",
+            },
+        }
+        graph["7"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["1", 2]}}
+        latent: list[Any] = ["7", 0]
+        denoise = spec.denoise if spec.denoise is not None else DEFAULT_IMG2IMG_DENOISE
+    else:
+        graph["5"] = {
+            "class_type": "EmptyLatentImage",
+            "inputs": {"width": s.width, "height": s.height, "batch_size": s.count},
+        }
+        latent = ["5", 0]
+        if spec.denoise is not None:
+            denoise = spec.denoise
+    graph["8"] = {
+        "class_type": "KSampler",
+        "inputs": {
+            "seed": seed,
+            "steps": s.steps,
+            "cfg": s.cfg,
+            "sampler_name": s.sampler,
+            "scheduler": s.scheduler,
+            "denoise": denoise,
+            "model": model,
+            "positive": ["3", 0],
+            "negative": ["4", 0],
+            "latent_image": latent,
+        },
+    }
+    graph["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["1", 2]}}
+    if video:
+        graph["10"] = {
+            "class_type": "SaveAnimatedWEBP",
+            "inputs": {
+                "images": ["9", 0],
+                "filename_prefix": prefix,
+                "fps": float(s.fps),
+                "lossless": False,
+                "quality": 90,
+                "method": "default",
+            },
+        }
+    else:
+        graph["10"] = {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["9", 0], "filename_prefix": prefix},
+        }
+    count = 1 if spec.reference_image else s.count
+    return Workflow(graph, seed, "10", prefix, s.width, s.height, s.steps, count)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _literal_problem(name: str, value: Any, spec: list[Any]) -> str | None:
+    kind = spec[0]
+    opts: Mapping[str, Any] = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    options = kind if isinstance(kind, list) else opts.get("options") if kind == "COMBO" else None
+    if options is not None:
+        return None if value in options else f"input {name!r}: {value!r} is not a choice"
+    if kind == "INT" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"input {name!r}: {value!r} is not an INT"
+    if kind == "FLOAT" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"input {name!r}: {value!r} is not a FLOAT"
+    if kind == "STRING" and not isinstance(value, str):
+        return f"input {name!r}: {value!r} is not a STRING"
+    if kind == "BOOLEAN" and not isinstance(value, bool):
+        return f"input {name!r}: {value!r} is not a BOOLEAN"
+    if kind in ("INT", "FLOAT"):
+        if "min" in opts and value < opts["min"]:
+            return f"input {name!r}: {value} is below the minimum {opts['min']}"
+        if "max" in opts and value > opts["max"]:
+            return f"input {name!r}: {value} is above the maximum {opts['max']}"
+    if isinstance(kind, str) and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+        return f"input {name!r}: a {kind} input needs a link, not a value"
+    return None
+
+
+def _types_match(received: str, expected: str) -> bool:
+    if received == expected or "*" in (received, expected):
+        return True
+    return set(received.split(",")) <= set(expected.split(","))
+
+
+def validate_graph(graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> list[str]:
+    """Problems of ``graph`` against a ``/object_info`` catalogue; empty means valid.
+
+    Checks that every class exists, required inputs are present, no unknown inputs are
+    sent, links point at existing outputs of a matching type, choices are valid and
+    numbers respect their bounds, and that at least one output node exists.
+    """
+    problems: list[str] = []
+    outputs = 0
+    for node_id, node in graph.items():
+        cls = node.get("class_type")
+        where = f"node {node_id} ({cls})"
+        if cls not in object_info:
+            problems.append(f"{where}: unknown node class")
+            continue
+        definition = object_info[cls]
+        outputs += bool(definition.get("output_node"))
+        required: Mapping[str, Any] = definition["input"].get("required", {})
+        optional: Mapping[str, Any] = definition["input"].get("optional", {})
+        inputs: Mapping[str, Any] = node.get("inputs", {})
+        problems += [f"{where}: input {n!r} is missing" for n in required if n not in inputs]
+        for name, value in inputs.items():
+            spec = required.get(name, optional.get(name))
+            if spec is None:
+                problems.append(f"{where}: input {name!r} is unknown")
+            elif isinstance(value, list):
+                problem = _link_problem(name, value, spec, graph, object_info)
+                if problem:
+                    problems.append(f"{where}: {problem}")
+            else:
+                problem = _literal_problem(name, value, spec)
+                if problem:
+                    problems.append(f"{where}: {problem}")
+    if outputs == 0:
+        problems.append("graph has no output node")
+    return problems
+
+
+def _link_problem(
+    name: str,
+    link: list[Any],
+    spec: list[Any],
+    graph: Mapping[str, Any],
+    object_info: Mapping[str, Any],
+) -> str | None:
+    if len(link) != 2 or not isinstance(link[1], int):
+        return f"input {name!r}: a link must be [node_id, slot]"
+    source = graph.get(str(link[0]))
+    if source is None:
+        return f"input {name!r}: links to missing node {link[0]}"
+    source_def = object_info.get(source.get("class_type"))
+    if source_def is None:
+        return None  # reported on the source node itself
+    outs = source_def.get("output", [])
+    if not 0 <= link[1] < len(outs):
+        return f"input {name!r}: node {link[0]} has no output {link[1]}"
+    expected = spec[0] if isinstance(spec[0], str) else "COMBO"
+    if not _types_match(outs[link[1]], expected):
+        return f"input {name!r}: expects {expected}, node {link[0]} gives {outs[link[1]]}"
+    return None
+
+
+# ---------------------------------------------------------------- estimates
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Expected run time and cost of one job."""
+
+    seconds: float
+    dollars: float
+
+
+def estimate(
+    spec: JobSpecLike,
+    *,
+    price_per_hour: float,
+    speed: float = 1.0,
+    presets: Mapping[str, Preset] | None = None,
+) -> Estimate:
+    """Expected seconds and dollars of ``spec`` on a GPU rented at ``price_per_hour``.
+
+    The preset's ``seconds`` (one image at its size and steps on the reference GPU)
+    scales linearly with steps, pixels and images/frames; ``speed`` is the GPU's speed
+    relative to the reference (2.0 = twice as fast); a fixed overhead is added. The
+    studio's estimate and a job's ``estimatedCost`` both come from here.
+    """
+    preset = (presets or PRESETS)[spec.quality]
+    s = resolve(spec)
+    count = 1 if spec.reference_image else s.count
+    pixels = (s.width * s.height) / (preset.width * preset.height)
+    sampling = preset.seconds * (s.steps / preset.steps) * pixels * count / speed
+    seconds = round(OVERHEAD_SECONDS + sampling, 3)
+    return Estimate(seconds=seconds, dollars=round(seconds / 3600.0 * price_per_hour, 6))
