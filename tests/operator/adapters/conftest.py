@@ -1,0 +1,70 @@
+"""Fixtures for the adapter tests (T2: respx / MockTransport, no network)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+
+from warmpool.operator.adapters import vastai
+
+VASTAI_URL = "https://vast.test"
+VASTAI_KEY = "sk-vast-0123456789abcdef-SECRET"
+
+
+class FakeTime:
+    """A monotonic clock that moves only when the client sleeps; records the sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+async def vastai_http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+@pytest.fixture
+def vastai_mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=VASTAI_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def vastai_client(
+    vastai_http: httpx.AsyncClient, vastai_mock: respx.MockRouter, fake_time: FakeTime
+) -> vastai.VastaiClient:
+    return vastai.VastaiClient(
+        vastai_http,
+        base_url=VASTAI_URL,
+        api_key=SecretStr(VASTAI_KEY),
+        timeout=5.0,
+        deadline=60.0,
+        max_attempts=5,
+        backoff_initial=0.5,
+        backoff_max=8.0,
+        sleep=fake_time.sleep,
+        clock=fake_time,
+    )
+
+
+@pytest.fixture
+def vastai_key() -> str:
+    return VASTAI_KEY
