@@ -15,10 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from warmpool.crds.gpupool import BudgetSpec, SpendStatus
+
+WITHIN_BUDGET = "WithinBudget"
+HOURLY_CAP = "HourlyCap"
+DAILY_CAP = "DailyCap"
+
+_DAY = timedelta(days=1)
+_EPSILON = 1e-9
 
 
 class Accruing(Protocol):
@@ -43,17 +50,22 @@ class BudgetVerdict:
 
 def start_of_day(now: datetime) -> datetime:
     """Midnight UTC of ``now``'s UTC day."""
-    raise NotImplementedError
+    utc = now.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
 
 
 def hours_left_today(now: datetime) -> float:
     """Hours from ``now`` to the next UTC midnight (0 < x <= 24)."""
-    raise NotImplementedError
+    return (start_of_day(now) + _DAY - now).total_seconds() / 3600.0
 
 
 def cost_today(price_per_hour: float, rented_at: datetime | None, *, now: datetime) -> float:
     """Dollars a live rental accrued today: price × hours since max(rented_at, midnight UTC)."""
-    raise NotImplementedError
+    if rented_at is None:
+        return 0.0
+    since = max(rented_at, start_of_day(now))
+    hours = max(0.0, (now - since).total_seconds() / 3600.0)
+    return price_per_hour * hours
 
 
 def spend_today(closed: SpendStatus, instances: Sequence[Accruing], *, now: datetime) -> float:
@@ -62,17 +74,22 @@ def spend_today(closed: SpendStatus, instances: Sequence[Accruing], *, now: date
     Every instance passed in counts as live when it has ``rented_at``: pass every
     GpuInstance object of the pool (an object exists until its rental is destroyed).
     """
-    raise NotImplementedError
+    day = start_of_day(now).date().isoformat()
+    closed_today = closed.closed if closed.day == day else 0.0
+    live = sum(cost_today(i.price_per_hour, i.rented_at, now=now) for i in instances)
+    return closed_today + live
 
 
 def current_hourly(instances: Sequence[Accruing]) -> float:
     """Sum of $/hour of the instances given (all objects of the pool, any phase)."""
-    raise NotImplementedError
+    return sum(i.price_per_hour for i in instances)
 
 
 def close_spend(closed: SpendStatus, cost: float, *, now: datetime) -> SpendStatus:
     """Add ``cost`` to the closed spend of today, starting a new day at UTC midnight."""
-    raise NotImplementedError
+    day = start_of_day(now).date().isoformat()
+    before = closed.closed if closed.day == day else 0.0
+    return SpendStatus(day=day, closed=before + cost)
 
 
 def may_rent(
@@ -93,4 +110,29 @@ def may_rent(
       able to run everything it has, plus this rental, for the next hour (or until
       midnight) without crossing the day's cap.
     """
-    raise NotImplementedError
+    hourly_cap = budget.max_hourly_spend
+    after = current_hourly + price_per_hour
+    if hourly_cap is not None and after > hourly_cap + _EPSILON:
+        return BudgetVerdict(
+            allowed=False,
+            reason=HOURLY_CAP,
+            message=(
+                f"renting at ${price_per_hour:.2f}/h would bring the pool to ${after:.2f}/h,"
+                f" above maxHourlySpend ${hourly_cap:.2f}/h"
+            ),
+        )
+    daily_cap = budget.max_daily_spend
+    if daily_cap is not None:
+        horizon = min(1.0, max(0.0, hours_left_today))
+        projected = spend_today + after * horizon
+        if spend_today >= daily_cap - _EPSILON or projected > daily_cap + _EPSILON:
+            return BudgetVerdict(
+                allowed=False,
+                reason=DAILY_CAP,
+                message=(
+                    f"spent ${spend_today:.2f} today; with this rental the pool would reach"
+                    f" ${projected:.2f} within {horizon * 60:.0f} min,"
+                    f" above maxDailySpend ${daily_cap:.2f}"
+                ),
+            )
+    return BudgetVerdict(allowed=True, reason=WITHIN_BUDGET, message="the rental fits the budget")

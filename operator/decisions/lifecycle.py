@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from warmpool.crds.common import parse_duration
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import FailurePolicySpec, ReadinessSpec
 
@@ -23,6 +24,14 @@ ProbeStage = Literal["answering", "models", "canary"]
 
 #: Probe stages in order: ComfyUI answers, the pool's models are present, the canary ran.
 PROBE_STAGES: tuple[ProbeStage, ...] = ("answering", "models", "canary")
+
+#: ``actual_status`` values that never lead back to running: terminate at once.
+_DOWN = frozenset({"exited", "stopped", "error", "frozen"})
+#: The host stopped reporting; it may come back: terminate after a grace.
+_LOST = frozenset({"offline", "unknown"})
+_BEFORE_CONTRACT: frozenset[str] = frozenset({"Pending", "Renting"})
+_BEFORE_RUNNING: frozenset[str] = frozenset({"Pending", "Renting", "Provisioning"})
+_PROBED: frozenset[str] = frozenset({"Starting", "Ready", "Draining"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class ProbeView:
 
 @dataclass(frozen=True)
 class InstanceDecision:
-    """What to do with an instance now."""
+    """What to do with an instance now. An empty ``reason`` means: keep the current one."""
 
     phase: Phase
     terminate: bool
@@ -68,14 +77,22 @@ class InstanceDecision:
 
 def matches_failure_pattern(status_msg: str | None, patterns: Sequence[str]) -> str | None:
     """The first pattern that is a case-insensitive substring of ``status_msg``, or None."""
-    raise NotImplementedError
+    if not status_msg:
+        return None
+    text = status_msg.lower()
+    for pattern in patterns:
+        if pattern and pattern.lower() in text:
+            return pattern
+    return None
 
 
 def is_stuck_loading(
     rental: RentalView, *, rented_at: datetime | None, now: datetime, policy: FailurePolicySpec
 ) -> bool:
     """Whether the rental is still not running ``loadingTimeout`` after it was rented."""
-    raise NotImplementedError
+    if rented_at is None or (rental.actual_status or "").lower() == "running":
+        return False
+    return now - rented_at > parse_duration(policy.loading_timeout)
 
 
 def decide_instance(
@@ -99,4 +116,138 @@ def decide_instance(
     ``rental`` is None while no contract exists yet (Pending/Renting). ``status_since``
     is when the current ``actual_status`` was first seen (for the offline grace).
     """
-    raise NotImplementedError
+    if phase in ("Terminating", "Failed"):
+        return InstanceDecision(phase, False, "", "", start_probe=False)
+    probing = phase in _PROBED
+    if rental is None:
+        if phase in _BEFORE_CONTRACT:
+            return InstanceDecision(phase, False, "", "", start_probe=False)
+        rental = RentalView(present=False)
+    if not rental.present:
+        if rented_at is not None and now - rented_at < vanish_grace:
+            return InstanceDecision(phase, False, "", "", start_probe=probing)
+        return _fail("RentalVanished", "the rental is gone from the Vast.ai listing")
+
+    pattern = matches_failure_pattern(rental.status_msg, policy.terminate_patterns)
+    if pattern is not None:
+        return _fail(
+            "StatusMessageFailure",
+            f"status message matches {pattern!r}: {_clip(rental.status_msg)}",
+        )
+
+    status = (rental.actual_status or "").lower()
+    scheduling = (
+        (rental.cur_state or "").lower() == "stopped"
+        and (rental.intended_status or "running").lower() == "running"
+        and status != "running"
+    )
+    if status in _DOWN:
+        return _fail("MachineOffline", f"{_describe(rental)} on a rental that should run")
+    if status in _LOST or scheduling:
+        lost_long = status_since is not None and now - status_since >= offline_grace
+        if lost_long or probe_failures >= policy.unreachable_probes:
+            return _fail("MachineOffline", f"{_describe(rental)} for too long")
+        return InstanceDecision(
+            phase, False, "MachineLost", f"{_describe(rental)}; waiting", start_probe=probing
+        )
+
+    if phase in _BEFORE_RUNNING:
+        return _before_running(rental, status, rented_at=rented_at, now=now, policy=policy)
+    if phase == "Starting":
+        return _starting(probe, running_at=running_at, now=now, readiness=readiness)
+    # Ready or Draining: liveness.
+    if probe_failures >= policy.unreachable_probes:
+        last = " ".join(filter(None, [probe.reason, probe.message])) if probe else ""
+        return _fail(
+            "ComfyUnreachable",
+            f"ComfyUI failed {probe_failures} probes in a row"
+            + (f" (last: {_clip(last)})" if last else ""),
+        )
+    return InstanceDecision(phase, False, "", "", start_probe=True)
+
+
+def _before_running(
+    rental: RentalView,
+    status: str,
+    *,
+    rented_at: datetime | None,
+    now: datetime,
+    policy: FailurePolicySpec,
+) -> InstanceDecision:
+    timeout = parse_duration(policy.loading_timeout)
+    late = rented_at is not None and now - rented_at > timeout
+    if status == "running":
+        if rental.has_port:
+            return InstanceDecision(
+                "Starting", False, "Running", "the machine runs; probing ComfyUI", start_probe=True
+            )
+        if late:
+            return _fail(
+                "LoadingTimeout",
+                f"running but the ComfyUI port is not mapped {policy.loading_timeout}"
+                " after the rental",
+            )
+        return InstanceDecision(
+            "Provisioning", False, "WaitingForPort", "running; port not mapped yet", False
+        )
+    if late:
+        return _fail(
+            "LoadingTimeout",
+            f"still {status or 'being created'} {policy.loading_timeout} after the rental"
+            f" ({_clip(rental.status_msg)})",
+        )
+    return InstanceDecision(
+        "Provisioning", False, "Loading", _clip(rental.status_msg), start_probe=False
+    )
+
+
+def _starting(
+    probe: ProbeView | None,
+    *,
+    running_at: datetime | None,
+    now: datetime,
+    readiness: ReadinessSpec,
+) -> InstanceDecision:
+    final: ProbeStage = "canary" if readiness.canary.enabled else "models"
+    if probe is not None and probe.ok and _rank(probe.stage) >= _rank(final):
+        return InstanceDecision("Ready", False, "Ready", f"{final} passed", start_probe=True)
+    step = _pending_step(probe)
+    if running_at is not None and now - running_at > parse_duration(readiness.timeout):
+        last = " ".join(filter(None, [probe.reason, probe.message])) if probe else ""
+        return _fail(
+            "ReadinessTimeout",
+            f"not ready {readiness.timeout} after running: step {step!r} did not complete"
+            + (f" (last probe: {_clip(last)})" if last else ""),
+        )
+    return InstanceDecision("Starting", False, "Waiting", f"waiting for {step}", start_probe=True)
+
+
+def _pending_step(probe: ProbeView | None) -> ProbeStage:
+    """The readiness step that has not completed yet."""
+    if probe is None:
+        return "answering"
+    if not probe.ok:
+        return probe.stage
+    return PROBE_STAGES[min(_rank(probe.stage) + 1, len(PROBE_STAGES) - 1)]
+
+
+def _rank(stage: ProbeStage) -> int:
+    return PROBE_STAGES.index(stage)
+
+
+def _fail(reason: str, message: str) -> InstanceDecision:
+    return InstanceDecision("Failed", True, reason, message, start_probe=False)
+
+
+def _describe(rental: RentalView) -> str:
+    return (
+        f"actual_status={rental.actual_status} intended_status={rental.intended_status}"
+        f" cur_state={rental.cur_state}"
+    )
+
+
+def _clip(text: str | None, limit: int = 300) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

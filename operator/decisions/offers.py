@@ -9,11 +9,21 @@ Timestamps in the pool status are RFC 3339 strings; :func:`parse_time` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from warmpool.crds.gpupool import HostFailure, OfferSpec, UnavailableOffer
+
+#: Score weights, all in $/hour-equivalents (see :func:`score`).
+RELIABILITY_WEIGHT = 5.0
+BANDWIDTH_WEIGHT = 0.10
+BANDWIDTH_CAP_MBPS = 1000.0
+PORT_WEIGHT = 0.002
+PORTS_CAP = 10
+
+_EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -39,27 +49,82 @@ class OfferView:
 
 def parse_time(text: str) -> datetime:
     """Parse RFC 3339 (``2024-05-01T12:00:00Z``) into an aware datetime (UTC if naive)."""
-    raise NotImplementedError
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def format_time(when: datetime) -> str:
     """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix, whole seconds."""
-    raise NotImplementedError
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def effective_price(offer: OfferView, spec: OfferSpec) -> float:
     """$/hour the pool would pay: ``dph_total`` on demand, the bid if interruptible."""
-    raise NotImplementedError
+    if not spec.interruptible:
+        return offer.price_per_hour
+    if spec.bid_price is not None:
+        return spec.bid_price
+    return offer.interruptible_min_bid if offer.interruptible_min_bid is not None else math.inf
+
+
+def _gpu_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
 
 
 def matches(offer: OfferView, spec: OfferSpec) -> bool:
-    """Whether the offer satisfies every filter of the pool's ``spec.offer``."""
-    raise NotImplementedError
+    """Whether the offer satisfies every filter of the pool's ``spec.offer``.
+
+    GPU names compare case-insensitively with ``_`` as a space (``RTX_4090`` = ``RTX 4090``);
+    the GPU count must be equal; an interruptible pool needs an offer with a minimum bid
+    at or below its ``bidPrice``; ``maxPricePerHour`` bounds :func:`effective_price`.
+    """
+    if spec.gpu_names and _gpu_key(offer.gpu_name) not in {_gpu_key(n) for n in spec.gpu_names}:
+        return False
+    if spec.min_gpu_ram_gb is not None and offer.gpu_ram_gb < spec.min_gpu_ram_gb:
+        return False
+    if offer.num_gpus != spec.num_gpus:
+        return False
+    if offer.reliability < spec.min_reliability or offer.direct_ports < spec.min_direct_ports:
+        return False
+    if spec.min_download_mbps is not None and offer.inet_down_mbps < spec.min_download_mbps:
+        return False
+    if spec.verified_only and not offer.verified:
+        return False
+    country = offer.country.upper()
+    if spec.countries and country not in {c.upper() for c in spec.countries}:
+        return False
+    if country and country in {c.upper() for c in spec.excluded_countries}:
+        return False
+    if spec.interruptible:
+        floor = offer.interruptible_min_bid
+        if floor is None or (spec.bid_price is not None and spec.bid_price < floor):
+            return False
+    price = effective_price(offer, spec)
+    return spec.max_price_per_hour is None or price <= spec.max_price_per_hour + _EPSILON
 
 
 def score(offer: OfferView, spec: OfferSpec) -> float:
-    """Rank of an offer, higher is better, in "dollars per hour" units (formula in the body)."""
-    raise NotImplementedError
+    """Rank of an offer, higher is better, in $/hour-equivalents::
+
+        score = - price                                   # effective $/hour
+                - 5.0  * (1 - reliability)                # 1 point of unreliability ~ $0.05/h
+                + 0.10 * min(inet_down_mbps, 1000) / 1000 # fast downloads: up to $0.10/h
+                + 0.002 * min(direct_ports, 10)           # spare ports: a tie-breaker
+
+    Price dominates; reliability weighs as much as a price difference of
+    $0.05/hour per percentage point (a 95 % host costs $0.25/hour more than a
+    perfect one); bandwidth matters for the model downloads at boot.
+    """
+    price = effective_price(offer, spec)
+    unreliability = max(0.0, 1.0 - offer.reliability)
+    bandwidth = min(max(offer.inet_down_mbps, 0.0), BANDWIDTH_CAP_MBPS) / BANDWIDTH_CAP_MBPS
+    ports = min(max(offer.direct_ports, 0), PORTS_CAP)
+    return (
+        -price
+        - RELIABILITY_WEIGHT * unreliability
+        + BANDWIDTH_WEIGHT * bandwidth
+        + PORT_WEIGHT * ports
+    )
 
 
 def choose_offers(
@@ -79,21 +144,47 @@ def choose_offers(
     ``cooldown`` ago (``ledger``), that are skipped until a later time
     (``unavailable``), or whose machine the pool already rents (``busy_machines``).
     """
-    raise NotImplementedError
+    if count <= 0:
+        return []
+    skipped = {u.offer_id for u in unavailable if parse_time(u.until) > now}
+    candidates = [
+        o
+        for o in offers
+        if o.id not in skipped
+        and o.machine_id not in busy_machines
+        and matches(o, spec)
+        and cooling_down(o, ledger, cooldown=cooldown, now=now) is None
+    ]
+    candidates.sort(key=lambda o: (-score(o, spec), o.id))
+    chosen: list[OfferView] = []
+    machines: set[int] = set()
+    for offer in candidates:
+        if offer.machine_id in machines:
+            continue
+        chosen.append(offer)
+        machines.add(offer.machine_id)
+        if len(chosen) == count:
+            break
+    return chosen
 
 
 def cooling_down(
     offer: OfferView, ledger: Sequence[HostFailure], *, cooldown: timedelta, now: datetime
 ) -> HostFailure | None:
     """The ledger entry that keeps this offer's machine or host in cool-down, if any."""
-    raise NotImplementedError
+    for failure in ledger:
+        same_machine = failure.machine_id == offer.machine_id
+        same_host = failure.host_id is not None and failure.host_id == offer.host_id
+        if (same_machine or same_host) and now - parse_time(failure.time) < cooldown:
+            return failure
+    return None
 
 
 def prune_ledger(
     ledger: Sequence[HostFailure], *, cooldown: timedelta, now: datetime
 ) -> list[HostFailure]:
     """The ledger without entries older than ``cooldown`` (failures decay)."""
-    raise NotImplementedError
+    return [f for f in ledger if now - parse_time(f.time) < cooldown]
 
 
 def record_failure(
@@ -107,7 +198,15 @@ def record_failure(
     now: datetime,
 ) -> list[HostFailure]:
     """The pruned ledger plus a failure of ``machine_id`` at ``now``."""
-    raise NotImplementedError
+    kept = prune_ledger(ledger, cooldown=cooldown, now=now)
+    entry = HostFailure(
+        machine_id=machine_id,
+        host_id=host_id,
+        reason=reason,
+        message=message,
+        time=format_time(now),
+    )
+    return [*kept, entry]
 
 
 def record_unavailable(
@@ -118,4 +217,5 @@ def record_unavailable(
     skip: timedelta = timedelta(minutes=5),
 ) -> list[UnavailableOffer]:
     """The skip-list without expired entries, plus ``offer_id`` skipped until ``now + skip``."""
-    raise NotImplementedError
+    kept = [u for u in unavailable if u.offer_id != offer_id and parse_time(u.until) > now]
+    return [*kept, UnavailableOffer(offer_id=offer_id, until=format_time(now + skip))]
