@@ -104,6 +104,18 @@ class TemplateSpec(CamelModel):
         description="Models that must be present before an instance counts as ready.",
     )
 
+    def hash(self) -> str:
+        """A short hash of the template: instances rented with another one are drifted."""
+        return _hash(self.model_dump(mode="json", by_alias=True))
+
+
+def _hash(data: Any) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 class CanarySpec(CamelModel):
     """A small generation that must complete before an instance counts as ready."""

@@ -33,6 +33,12 @@ class OperatorSettings(BaseSettings):
     reconcile_interval: float = Field(
         10.0, gt=0, description="Seconds between timer reconciles of each pool."
     )
+    probe_interval: float = Field(
+        2.0, gt=0, description="Seconds between steps of an instance on its way to Ready."
+    )
+    offer_cache: float = Field(
+        10.0, ge=0, description="Seconds one offer search serves a pool's rentals."
+    )
     orphan_grace: float = Field(
         120.0, ge=0, description="Seconds before an unowned rental with our label is destroyed."
     )

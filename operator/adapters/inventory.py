@@ -43,7 +43,7 @@ class Inventory:
         self._snapshot: tuple[Instance, ...] = ()
         self._fetched_at: float | None = None
         self._generation = 0
-        self._inflight: asyncio.Task[tuple[Instance, ...]] | None = None
+        self._inflight: asyncio.Task[tuple[Instance, ...] | Exception] | None = None
         self.fetches = 0  # listings made (for tests and benchmarks)
 
     def invalidate(self) -> None:
@@ -91,13 +91,21 @@ class Inventory:
             task = asyncio.ensure_future(self._fetch(self._generation))
             self._inflight = task
         # shield: one cancelled caller must not cancel the listing the others wait for
-        return await asyncio.shield(task)
+        outcome = await asyncio.shield(task)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    async def _fetch(self, generation: int) -> tuple[Instance, ...]:
+    async def _fetch(self, generation: int) -> tuple[Instance, ...] | Exception:
+        # The shared task never ends in an exception: its waiters re-raise it. A task
+        # whose caller was cancelled would otherwise hold an exception nobody retrieves
+        # (and Kopf re-raises such leftovers at shutdown).
         started = self._clock()
         self.fetches += 1
         try:
             rows = tuple(await self._client.list_instances())
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter
+            return exc
         finally:
             if self._inflight is asyncio.current_task():
                 self._inflight = None

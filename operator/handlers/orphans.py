@@ -1,0 +1,54 @@
+"""Orphaned rentals: warmpool's label, but no GpuInstance any more.
+
+A crash between a create call and the status write is healed by adoption (the
+GpuInstance finds its rental by label). A rental whose GpuInstance is gone is
+destroyed after a grace period — money never leaks through a lost object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from warmpool.operator import metrics
+from warmpool.operator.adapters import kube
+from warmpool.operator.deps import Deps
+from warmpool.operator.handlers import common
+
+logger = logging.getLogger(__name__)
+
+
+async def sweep(deps: Deps) -> list[int]:
+    """Destroy rentals labelled by warmpool whose GpuInstance no longer exists."""
+    rentals = await deps.inventory.by_label_prefix(f"{common.LABEL_ROOT}.")
+    if not rentals:
+        return []
+    known = {b["metadata"].get("uid") for b in await deps.kube.list(kube.GPUINSTANCES, None)}
+    destroyed = []
+    now = time.time()
+    for rental in rentals:
+        uid = common.uid_of_label(rental.label)
+        if uid is None or uid in known:
+            continue
+        age = now - (rental.start_date or now)
+        if age < deps.settings.orphan_grace:
+            continue
+        logger.warning("Destroying orphaned rental %s (label %s, %.0fs old).",
+                       rental.id, rental.label, age)  # fmt: skip
+        if await deps.vastai.destroy_instance(rental.id):
+            destroyed.append(rental.id)
+        metrics.ORPHANS_DESTROYED.inc()
+    if destroyed:
+        deps.inventory.invalidate()
+    return destroyed
+
+
+async def sweep_forever(deps: Deps) -> None:
+    """Sweep every few reconcile intervals until cancelled."""
+    while True:
+        try:
+            await sweep(deps)
+        except Exception:
+            logger.exception("Orphan sweep failed; will retry.")
+        await asyncio.sleep(max(deps.settings.reconcile_interval * 3, 5.0))

@@ -1,0 +1,206 @@
+"""GpuPool handlers: one reconcile loop per pool, woken by events or a timer.
+
+The loop gathers facts (the pool's GpuInstances, its queued jobs, spend), asks
+:func:`policy.plan_pool` what to do, creates and deletes GpuInstances
+accordingly, and writes the pool's status, conditions, events and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import kopf
+
+from warmpool.crds.common import POOL_LABEL
+from warmpool.crds.generationjob import TERMINAL_PHASES
+from warmpool.crds.gpupool import GpuPool
+from warmpool.operator import metrics
+from warmpool.operator.adapters import kube
+from warmpool.operator.decisions import budget, policy
+from warmpool.operator.deps import Deps
+from warmpool.operator.handlers import common, renting
+from warmpool.operator.handlers.registry import GPUPOOLS, registry
+
+PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
+          "Failed")  # fmt: skip
+
+
+@kopf.daemon(*GPUPOOLS, registry=registry, id="pool", cancellation_timeout=10)
+async def on_daemon_pool(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any
+) -> None:
+    """Reconcile the pool now, whenever something changes, and every interval."""
+    ns, name = body.metadata.namespace or "default", body.metadata.name or ""
+    wake = memo.wakeups.setdefault(f"{ns}/{name}", asyncio.Event())
+    while not stopped:
+        wake.clear()
+        if body.metadata.get("deletionTimestamp"):
+            return
+        try:
+            await reconcile(memo, dict(body), logger)
+        except kopf.TemporaryError as exc:
+            logger.warning("Reconcile failed, will retry: %s", exc)
+        await wait_for_wake(wake, stopped, memo.settings.reconcile_interval)
+
+
+async def wait_for_wake(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    """Until woken, stopped, or ``timeout`` seconds passed."""
+
+    async def until_stopped() -> None:
+        await stopped.wait()
+
+    waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(until_stopped())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiters:
+            task.cancel()
+        for task in waiters:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@kopf.on.create(*GPUPOOLS, registry=registry, id="wake-on-create")
+@kopf.on.update(*GPUPOOLS, registry=registry, id="wake-on-update", field="spec")
+async def on_change_pool(body: kopf.Body, memo: Deps, **_: Any) -> None:
+    """A spec change (scale, pause, budget) is handled now, not at the next tick."""
+    memo.wake(body.metadata.namespace or "default", body.metadata.name or "")
+    await asyncio.sleep(0)
+
+
+async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
+    """One reconcile of one pool."""
+    pool = GpuPool.from_body(body)
+    ns, name = pool.metadata.namespace or "default", pool.metadata.name
+    now = deps.now()
+    bodies = await deps.kube.list(kube.GPUINSTANCES, ns, label_selector=common.pool_selector(name))
+    views = [renting.instance_view(b) for b in bodies]
+    queued, running = await count_jobs(deps, ns, name)
+    spent = budget.spend_today(pool.status.spend, views, now=now)
+    plan = policy.plan_pool(
+        spec=pool.spec,
+        instances=views,
+        queued_jobs=queued,
+        template_hash=pool.spec.template.hash(),
+        recent_rentals=pool.status.recent_rentals,
+        breaker_until=common.parse_time(pool.status.breaker_until),
+        spend_today=spent,
+        now=now,
+    )
+    for rent in plan.rents:
+        created = await create_instance(deps, body, reason=rent.reason)
+        log.info("Renting %s for the pool (%s).", created, rent.reason)
+    for drain in plan.drains:
+        await common.patch_status(deps.kube, kube.GPUINSTANCES, ns, drain.name,
+                                  {"phase": "Draining", "reason": drain.reason,
+                                   "message": "finishing its jobs before release"})  # fmt: skip
+    for release in plan.releases:
+        target = next((b for b in bodies if b["metadata"]["name"] == release.name), None)
+        if target is not None:
+            from warmpool.crds.gpuinstance import GpuInstance
+            from warmpool.operator.handlers import instances
+
+            await instances.terminate(
+                deps,
+                GpuInstance.from_body(target),
+                reason=release.reason,
+                message="released by the pool",
+            )
+    for reason, message in plan.events:
+        kopf.info(body, reason=reason, message=message)
+    live = [v for v in views if not v.deleting and v.phase not in ("Terminating", "Failed")]
+    ready = [v for v in live if v.phase == "Ready"]
+    hourly = sum(v.price_per_hour for v in live)
+    conditions = common.merge_conditions(
+        list(body.get("status", {}).get("conditions") or []),
+        [(c.type, c.status, c.reason, c.message) for c in plan.conditions],
+        now=now,
+        generation=pool.metadata.generation,
+    )
+    status = {
+        "observedGeneration": pool.metadata.generation,
+        "replicas": len(live),
+        "readyReplicas": len(ready),
+        "selector": common.pool_selector(name),
+        "queuedJobs": queued,
+        "runningJobs": running,
+        "pricePerHour": round(hourly, 6),
+        "spendToday": round(spent, 6),
+        "breakerUntil": common.iso(plan.breaker_until),
+        "conditions": conditions,
+    }
+    await common.patch_status(deps.kube, kube.GPUPOOLS, ns, name, status)
+    publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
+                    conditions=conditions)  # fmt: skip
+
+
+async def count_jobs(deps: Deps, namespace: str, pool: str) -> tuple[int, int]:
+    """Queued and placed/running jobs of the pool."""
+    jobs = await deps.kube.list(kube.GENERATIONJOBS, namespace)
+    queued = running = 0
+    for job in jobs:
+        if (job.get("spec") or {}).get("pool") != pool:
+            continue
+        phase = (job.get("status") or {}).get("phase") or "Queued"
+        if phase == "Queued":
+            queued += 1
+        elif phase not in TERMINAL_PHASES:
+            running += 1
+    return queued, running
+
+
+async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str) -> str:
+    """A new GpuInstance owned by the pool; its daemon does the renting."""
+    pool = GpuPool.from_body(pool_body)
+    ns, name = pool.metadata.namespace or "default", pool.metadata.name
+    body = {
+        "apiVersion": "warmpool.dev/v1alpha1",
+        "kind": "GpuInstance",
+        "metadata": {
+            "generateName": f"{name}-",
+            "namespace": ns,
+            "labels": {POOL_LABEL: name},
+            "ownerReferences": [common.owner_reference(pool_body)],
+        },
+        "spec": {"pool": name, "templateHash": pool.spec.template.hash(), "reason": reason},
+    }
+    created = await deps.kube.create(kube.GPUINSTANCES, body, ns)
+    return str(created["metadata"]["name"])
+
+
+def publish_metrics(
+    pool: GpuPool,
+    views: list[policy.InstanceView],
+    *,
+    ready: int,
+    hourly: float,
+    spent: float,
+    conditions: list[dict[str, Any]],
+) -> None:
+    name = pool.metadata.name
+    for phase in PHASES:
+        metrics.INSTANCES.labels(name, phase).set(sum(1 for v in views if v.phase == phase))
+    metrics.POOL_DESIRED.labels(name).set(pool.spec.replicas)
+    metrics.POOL_MAX.labels(name).set(pool.spec.ceiling)
+    metrics.POOL_READY.labels(name).set(ready)
+    metrics.PRICE_PER_HOUR.labels(name).set(hourly)
+    metrics.SPEND_TODAY.labels(name).set(spent)
+    metrics.POOL_PAUSED.labels(name).set(1 if pool.spec.paused else 0)
+    if pool.spec.budget.max_hourly_spend is not None:
+        metrics.BUDGET_HOURLY.labels(name).set(pool.spec.budget.max_hourly_spend)
+    if pool.spec.budget.max_daily_spend is not None:
+        metrics.BUDGET_DAILY.labels(name).set(pool.spec.budget.max_daily_spend)
+    state = {c["type"]: c["status"] for c in conditions}
+    metrics.BUDGET_EXCEEDED.labels(name).set(1 if state.get("BudgetExceeded") == "True" else 0)
+    metrics.POOL_DEGRADED.labels(name).set(1 if state.get("Degraded") == "True" else 0)
+
+
+@kopf.on.delete(*GPUPOOLS, registry=registry, id="pool-deleted", optional=True)
+async def on_delete_pool(body: kopf.Body, memo: Deps, **_: Any) -> None:
+    """Forget the pool's caches; its GpuInstances go by cascading deletion."""
+    key = f"{body.metadata.namespace or 'default'}/{body.metadata.name}"
+    memo.wakeups.pop(key, None)
+    memo.offer_cache.pop(key, None)
+    await asyncio.sleep(0)

@@ -1,0 +1,252 @@
+"""Following a rental from contract to Ready, and keeping it healthy.
+
+Facts come from the shared inventory (one Vast.ai listing per interval for all
+instances) and from ComfyUI probes; :func:`lifecycle.decide_instance` decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import kopf
+
+from warmpool.crds.common import parse_duration
+from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.crds.gpupool import GpuPool, HostFailure, RentalOutcome
+from warmpool.operator import errors, metrics
+from warmpool.operator.adapters import comfy, kube
+from warmpool.operator.adapters.vastai_models import Instance
+from warmpool.operator.decisions import lifecycle, offers, policy, workflows
+from warmpool.operator.deps import Deps
+from warmpool.operator.handlers import common, renting
+
+#: Probe attempt time-out, seconds (the daemon's cadence spaces the attempts).
+PROBE_TIMEOUT = 5.0
+
+
+def rental_view(rec: Instance | None, port: int) -> lifecycle.RentalView:
+    """The decision layer's view of what Vast.ai says about a rental."""
+    if rec is None:
+        return lifecycle.RentalView(present=False)
+    return lifecycle.RentalView(
+        present=True,
+        actual_status=rec.actual_status,
+        intended_status=rec.intended_status,
+        cur_state=rec.cur_state,
+        status_msg=rec.status_msg,
+        has_port=rec.host_port(port) is not None,
+        public_ip=rec.public_ipaddr,
+    )
+
+
+async def run_probe(
+    deps: Deps, inst: GpuInstance, pool: GpuPool, url: str
+) -> tuple[lifecycle.ProbeView, dict[str, Any]]:
+    """Probe ComfyUI once; run the canary when everything else is there and it is due.
+
+    Returns the probe view and the status timestamps reached now.
+    """
+    now = deps.now()
+    stamps: dict[str, Any] = {}
+    token = await renting.read_token(deps, inst)
+    models = [(m.folder, m.file) for m in pool.spec.template.models]
+    result = await comfy.probe(
+        deps.http, url, token, required_models=models, deadline=0.0,
+        attempt_timeout=PROBE_TIMEOUT,
+    )  # fmt: skip
+    if not result.ready:
+        reason = result.reason.value if result.reason else "unknown"
+        stage = "models" if result.reason is comfy.ProbeReason.MODEL_MISSING else "answering"
+        if stage == "models" and not inst.status.answering_at:
+            stamps["answeringAt"] = common.iso(now)
+        return lifecycle.ProbeView(ok=False, stage=stage, reason=reason,
+                                   message=result.message), stamps  # fmt: skip
+    if not inst.status.answering_at:
+        stamps["answeringAt"] = common.iso(now)
+    if not inst.status.models_at:
+        stamps["modelsAt"] = common.iso(now)
+    canary = pool.spec.readiness.canary
+    if inst.status.ready_at or not canary.enabled:
+        return lifecycle.ProbeView(ok=True, stage="canary", reason="", message="ready"), stamps
+    try:
+        await run_canary(deps, inst, pool, url, token)
+    except (errors.ComfyError, TimeoutError) as exc:
+        return lifecycle.ProbeView(ok=False, stage="canary", reason="canary_failed",
+                                   message=str(exc)[:300]), stamps  # fmt: skip
+    return lifecycle.ProbeView(ok=True, stage="canary", reason="", message="canary done"), stamps
+
+
+async def run_canary(
+    deps: Deps, inst: GpuInstance, pool: GpuPool, url: str, token: str | None
+) -> None:
+    """A small real generation: the checkpoint ends up in GPU memory before any job."""
+    canary = pool.spec.readiness.canary
+    checkpoint = next(
+        (m.file for m in pool.spec.template.models if m.folder == "checkpoints"), None
+    )
+    spec = GenerationJobSpec(
+        pool=pool.metadata.name,
+        prompt="warmpool canary: a small red cube on a white table",
+        quality="low",
+        model=checkpoint,
+        width=_side(canary.size),
+        height=_side(canary.size),
+        steps=canary.steps,
+        seed=1,
+    )
+    flow = workflows.build_workflow(
+        spec, namespace=inst.metadata.namespace or "default", job=f"canary-{inst.metadata.name}"
+    )
+    client = comfy.ComfyClient(deps.http, url, token, timeout=deps.settings.comfy_timeout)
+    deadline = parse_duration(canary.timeout).total_seconds()
+    await client.run_prompt(flow.graph, deadline=deadline)
+
+
+def _side(size: int) -> int:
+    return max(64, size - size % 16)
+
+
+async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -> bool:
+    """One observation of a rented instance. True when it is Ready."""
+    assert inst.status.contract_id is not None
+    ns = inst.metadata.namespace or "default"
+    port = pool.spec.template.comfy_port
+    rec = await deps.inventory.by_id(inst.status.contract_id)
+    if rec is None and deps.inventory.age is not None and deps.inventory.age > 0:
+        # Not in a possibly stale listing: make sure before declaring it vanished.
+        deps.inventory.invalidate()
+        rec = await deps.inventory.by_id(inst.status.contract_id)
+    now = deps.now()
+    s = inst.status
+    patch: dict[str, Any] = {}
+    if rec is not None:
+        patch.update(
+            actualStatus=rec.actual_status,
+            intendedStatus=rec.intended_status,
+            curState=rec.cur_state,
+            statusMsg=(rec.status_msg or "")[:500] or None,
+        )
+        if rec.actual_status == "running" and not s.running_at:
+            patch["runningAt"] = common.iso(now)
+    url = rec.url_for(port) if rec is not None and rec.actual_status == "running" else None
+    probe: lifecycle.ProbeView | None = None
+    if url:
+        patch["comfyUrl"] = url
+        probe, stamps = await run_probe(deps, inst, pool, url)
+        patch.update(stamps)
+        patch["lastProbe"] = {"time": common.iso(now), "ok": probe.ok, "reason": probe.reason,
+                              "message": probe.message[:300]}  # fmt: skip
+        patch["probeFailures"] = 0 if probe.ok else s.probe_failures + 1
+    running_at = common.parse_time(patch.get("runningAt") or s.running_at)
+    decision = lifecycle.decide_instance(
+        phase=s.phase,
+        rental=rental_view(rec, port),
+        probe=probe,
+        probe_failures=patch.get("probeFailures", s.probe_failures),
+        rented_at=common.parse_time(s.rented_at),
+        running_at=running_at,
+        ready_at=common.parse_time(s.ready_at),
+        now=now,
+        policy=pool.spec.failure_policy,
+        readiness=pool.spec.readiness,
+    )
+    patch["phase"] = decision.phase
+    if decision.reason:
+        patch["reason"] = decision.reason
+        patch["message"] = decision.message
+    if decision.phase == "Ready" and not s.ready_at:
+        patch["readyAt"] = common.iso(now)
+        await _became_ready(deps, inst, pool, patch, now, log)
+    patch["cost"] = _cost(s.price_per_hour, common.parse_time(s.rented_at), now)
+    await common.patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
+    if decision.terminate:
+        log.warning("Terminating: %s: %s", decision.reason, decision.message)
+        await record_failure(deps, inst, pool, decision.reason, decision.message, now)
+        from warmpool.operator.handlers import instances
+
+        await instances.terminate(deps, inst, reason=decision.reason, message=decision.message)
+        return False
+    return decision.phase == "Ready"
+
+
+def _cost(price: float, rented: datetime | None, now: datetime) -> float:
+    if rented is None:
+        return 0.0
+    return round(price * max(0.0, (now - rented).total_seconds()) / 3600.0, 6)
+
+
+async def _became_ready(
+    deps: Deps,
+    inst: GpuInstance,
+    pool: GpuPool,
+    patch: dict[str, Any],
+    now: datetime,
+    log: kopf.Logger,
+) -> None:
+    pool_name = pool.metadata.name
+    rented = common.parse_time(inst.status.rented_at)
+    if rented is not None:
+        metrics.RENT_TO_READY.labels(pool_name).observe((now - rented).total_seconds())
+    steps = [
+        ("running", inst.status.rented_at, patch.get("runningAt") or inst.status.running_at),
+        ("answering", patch.get("runningAt") or inst.status.running_at,
+         patch.get("answeringAt") or inst.status.answering_at),
+        ("models", patch.get("answeringAt") or inst.status.answering_at,
+         patch.get("modelsAt") or inst.status.models_at),
+        ("canary", patch.get("modelsAt") or inst.status.models_at, patch.get("readyAt")),
+    ]  # fmt: skip
+    for step, start, end in steps:
+        a, b = common.parse_time(start), common.parse_time(end)
+        if a is not None and b is not None:
+            metrics.READY_PHASE_SECONDS.labels(pool_name, step).observe((b - a).total_seconds())
+    log.info("Ready: ComfyUI answers, models present, canary done (%s).",
+             inst.status.gpu_name)  # fmt: skip
+    await record_outcome(deps, pool, inst.metadata.name, ok=True, reason="", now=now)
+
+
+async def record_outcome(
+    deps: Deps, pool: GpuPool, instance: str, *, ok: bool, reason: str, now: datetime
+) -> None:
+    """Add a rental outcome to the pool's circuit-breaker window."""
+    ns = pool.metadata.namespace or "default"
+
+    def mutate(status: dict[str, Any]) -> dict[str, Any]:
+        current = GpuPool.model_validate({"status": status}).status.recent_rentals
+        outcome = RentalOutcome(instance=instance, ok=ok, reason=reason, time=common.iso(now) or "")
+        updated = policy.record_outcome(current, outcome, now=now)
+        return {"recentRentals": [o.model_dump(by_alias=True) for o in updated]}
+
+    await common.update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
+
+
+async def record_failure(
+    deps: Deps, inst: GpuInstance, pool: GpuPool, reason: str, message: str, now: datetime
+) -> None:
+    """A failed rental: the host goes into cool-down and the breaker window learns of it."""
+    ns = pool.metadata.namespace or "default"
+    metrics.RENTAL_FAILURES.labels(pool.metadata.name, reason).inc()
+    cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)
+    machine = inst.status.machine_id
+
+    def mutate(status: dict[str, Any]) -> dict[str, Any]:
+        current = GpuPool.model_validate({"status": status}).status
+        ledger = offers.prune_ledger(current.host_failures, cooldown=cooldown, now=now)
+        if machine is not None:
+            ledger.append(HostFailure(machine_id=machine, host_id=inst.status.host_id,
+                                      reason=reason, message=message[:300],
+                                      time=common.iso(now) or ""))  # fmt: skip
+        outcome = RentalOutcome(instance=inst.metadata.name, ok=False, reason=reason,
+                                time=common.iso(now) or "")  # fmt: skip
+        recent = (
+            policy.record_outcome(current.recent_rentals, outcome, now=now)
+            if not inst.status.ready_at
+            else current.recent_rentals
+        )
+        return {
+            "hostFailures": [h.model_dump(by_alias=True) for h in ledger],
+            "recentRentals": [o.model_dump(by_alias=True) for o in recent],
+        }
+
+    await common.update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)

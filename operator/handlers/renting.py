@@ -1,0 +1,375 @@
+"""Renting and destroying rentals: the only code paths that spend money.
+
+Every rental first looks for an existing rental carrying the instance's
+idempotency label (adopting it), then checks the pool's budget, and only then
+calls Vast.ai — under a per-pool lock so that two instances of one scale-up never
+pick the same machine or both fit under a budget only one fits under.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+import kopf
+
+from warmpool.crds.common import parse_duration
+from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
+from warmpool.crds.gpupool import GpuPool
+from warmpool.operator import errors, metrics
+from warmpool.operator.adapters import kube, vastai
+from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
+from warmpool.operator.decisions import budget, offers, policy
+from warmpool.operator.deps import Deps
+from warmpool.operator.handlers import common
+
+#: Offers tried per rental step before giving up for this step.
+OFFER_TRIES = 3
+
+
+def token_secret_name(instance: str) -> str:
+    return f"{instance}-comfy-token"
+
+
+def offer_view(offer: Offer) -> offers.OfferView:
+    """The decision layer's view of a Vast.ai offer."""
+    return offers.OfferView(
+        id=offer.id,
+        machine_id=offer.machine_id or 0,
+        host_id=offer.host_id,
+        gpu_name=offer.gpu_name or "",
+        num_gpus=offer.num_gpus or 1,
+        gpu_ram_gb=(offer.gpu_ram or 0.0) / 1000.0,
+        price_per_hour=offer.dph_total or 0.0,
+        reliability=offer.reliability or 0.0,
+        inet_down_mbps=offer.inet_down or 0.0,
+        direct_ports=offer.direct_port_count or 0,
+        verified=(offer.verification or "verified") == "verified",
+        country=offer.country or "",
+        interruptible_min_bid=offer.min_bid,
+    )
+
+
+def instance_view(body: dict[str, Any]) -> policy.InstanceView:
+    """The decision layer's view of a GpuInstance object."""
+    inst = GpuInstance.from_body(body)
+    s = inst.status
+    created = common.parse_time(inst.metadata.creation_timestamp)
+    return policy.InstanceView(
+        name=inst.metadata.name,
+        phase=s.phase,
+        created_at=created or common.parse_time(s.rented_at) or _epoch(),
+        rented_at=common.parse_time(s.rented_at),
+        ready_at=common.parse_time(s.ready_at),
+        last_job_at=common.parse_time(s.last_job_at),
+        jobs=s.jobs,
+        template_hash=inst.spec.template_hash,
+        price_per_hour=s.price_per_hour
+        or (inst.spec.offer.price_per_hour if inst.spec.offer else 0),
+        machine_id=s.machine_id or (inst.spec.offer.machine_id if inst.spec.offer else None),
+        reason=inst.spec.reason,
+        deleting=bool(inst.metadata.deletion_timestamp),
+    )
+
+
+def _epoch() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def ensure_token(deps: Deps, inst: GpuInstance, body_owner: dict[str, Any]) -> str:
+    """The per-instance ComfyUI token, kept in a Secret owned by the GpuInstance."""
+    ns = inst.metadata.namespace or "default"
+    name = token_secret_name(inst.metadata.name)
+    existing = await deps.kube.get(kube.SECRETS, name, ns)
+    if existing is not None:
+        return base64.b64decode(existing["data"]["token"]).decode()
+    token = secrets.token_urlsafe(32)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": "warmpool"},
+            "ownerReferences": [common.owner_reference(body_owner)],
+        },
+        "type": "Opaque",
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
+    try:
+        await deps.kube.create(kube.SECRETS, secret, ns)
+    except errors.KubeConflictError:
+        again = await deps.kube.get(kube.SECRETS, name, ns)
+        if again is None:
+            raise kopf.TemporaryError("token Secret vanished while creating it", delay=2) from None
+        return base64.b64decode(again["data"]["token"]).decode()
+    return token
+
+
+async def read_token(deps: Deps, inst: GpuInstance) -> str | None:
+    ns = inst.metadata.namespace or "default"
+    secret = await deps.kube.get(kube.SECRETS, token_secret_name(inst.metadata.name), ns)
+    if secret is None:
+        return None
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+async def search(deps: Deps, pool: GpuPool) -> list[Offer]:
+    """Offers for a pool, one search per ``offer_cache`` seconds per pool."""
+    key = f"{pool.metadata.namespace}/{pool.metadata.name}"
+    cached = deps.offer_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < deps.settings.offer_cache:
+        return list(cached[1])
+    query = vastai.build_offer_query(pool.spec.offer, disk_gb=pool.spec.template.disk_gb)
+    found = await deps.vastai.search_offers(query)
+    deps.offer_cache[key] = (time.monotonic(), list(found))
+    return list(found)
+
+
+def _forget_offer(deps: Deps, pool: GpuPool, offer_id: int) -> None:
+    key = f"{pool.metadata.namespace}/{pool.metadata.name}"
+    cached = deps.offer_cache.get(key)
+    if cached is not None:
+        deps.offer_cache[key] = (cached[0], [o for o in cached[1] if o.id != offer_id])
+
+
+def create_request(pool: GpuPool, *, label: str, token: str) -> CreateInstanceRequest:
+    """What to launch: the pool's template, the port mapping and the token."""
+    t = pool.spec.template
+    env = {
+        **t.env,
+        **vastai.port_env(t.comfy_port),
+        "OPEN_BUTTON_TOKEN": token,
+        "WARMPOOL_MODELS": " ".join(f"{m.folder}/{m.file}" for m in t.models),
+    }
+    return CreateInstanceRequest(
+        image=t.image,
+        disk_gb=t.disk_gb,
+        label=label,
+        env=env,
+        onstart=t.onstart,
+        bid_price=pool.spec.offer.bid_price if pool.spec.offer.interruptible else None,
+    )
+
+
+async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logger) -> None:
+    """Take over a rental that already carries our label (crash between create and status)."""
+    ns = inst.metadata.namespace or "default"
+    log.info("Adopted rental %s carrying this instance's label.", rental.id)
+    await common.patch_status(
+        deps.kube,
+        kube.GPUINSTANCES,
+        ns,
+        inst.metadata.name,
+        {
+            "phase": "Provisioning",
+            "reason": "Adopted",
+            "message": f"rental {rental.id} already existed with this instance's label",
+            "contractId": rental.id,
+            "machineId": rental.machine_id,
+            "hostId": rental.host_id,
+            "gpuName": rental.gpu_name or "",
+            "pricePerHour": rental.dph_total or 0.0,
+            "rentedAt": inst.status.rented_at
+            or common.iso(_from_epoch(rental.start_date) or deps.now()),
+        },
+    )
+
+
+def _from_epoch(seconds: float | None) -> Any:
+    from datetime import UTC, datetime
+
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -> None:
+    """Rent a machine for ``inst``: adopt by label, else budget check, choose, create."""
+    ns = inst.metadata.namespace or "default"
+    name = inst.metadata.name
+    label = common.rental_label(ns, pool.metadata.name, inst.metadata.uid or "")
+    existing = await deps.vastai.find_instances_by_label(label)
+    if existing:
+        await adopt(deps, inst, existing[0], log)
+        return
+    if pool.spec.paused:
+        await _pending(deps, inst, "PoolPaused", "the pool is paused; nothing is rented")
+        return
+    now = deps.now()
+    async with deps.lock(ns, pool.metadata.name):
+        siblings = await deps.kube.list(
+            kube.GPUINSTANCES, ns, label_selector=common.pool_selector(pool.metadata.name)
+        )
+        views = [instance_view(b) for b in siblings if b["metadata"]["name"] != name]
+        live = [v for v in views if v.phase in LIVE_PHASES and not v.deleting]
+        current_hourly = sum(v.price_per_hour for v in live)
+        spent = budget.spend_today(pool.status.spend, views, now=now)
+        found = [offer_view(o) for o in await search(deps, pool)]
+        chosen = offers.choose_offers(
+            found,
+            pool.spec.offer,
+            count=OFFER_TRIES,
+            ledger=pool.status.host_failures,
+            unavailable=pool.status.unavailable_offers,
+            busy_machines={v.machine_id for v in live if v.machine_id is not None},
+            cooldown=parse_duration(pool.spec.failure_policy.host_cooldown),
+            now=now,
+        )
+        if not chosen:
+            await _pending(
+                deps,
+                inst,
+                "NoOffers",
+                "no Vast.ai offer matches the pool's filters "
+                "(outside cool-down and not already rented)",
+            )
+            return
+        by_id = {o.id: o for o in await search(deps, pool)}
+        token = await ensure_token(deps, inst, _owner_body(inst))
+        request = create_request(pool, label=label, token=token)
+        for choice in chosen:
+            verdict = budget.may_rent(
+                choice.price_per_hour,
+                pool.spec.budget,
+                current_hourly=current_hourly,
+                spend_today=spent,
+                hours_left_today=_hours_left(now),
+            )
+            if not verdict.allowed:
+                await _pending(deps, inst, "BudgetBlocked", verdict.message)
+                log.warning("Budget blocks renting: %s", verdict.message)
+                return
+            await common.patch_status(
+                deps.kube,
+                kube.GPUINSTANCES,
+                ns,
+                name,
+                {
+                    "phase": "Renting",
+                    "label": label,
+                    "tokenSecret": token_secret_name(name),
+                    "reason": "Renting",
+                    "message": f"renting offer {choice.id}",
+                },
+            )
+            try:
+                created = await deps.vastai.create_instance(choice.id, request)
+            except errors.VastaiOfferUnavailableError:
+                _forget_offer(deps, pool, choice.id)
+                await _mark_unavailable(deps, pool, choice.id)
+                log.info("Offer %s was gone when renting it; trying another.", choice.id)
+                continue
+            except (errors.VastaiServerError, errors.VastaiTimeoutError) as exc:
+                # Ambiguous: the rental may exist. Reconcile by label, never re-create blindly.
+                deps.inventory.invalidate()
+                again = await deps.vastai.find_instances_by_label(label)
+                if again:
+                    await adopt(deps, inst, again[0], log)
+                    return
+                raise kopf.TemporaryError(f"create failed ambiguously: {exc}", delay=5) from exc
+            _forget_offer(deps, pool, choice.id)
+            deps.inventory.invalidate()
+            offer = by_id.get(choice.id)
+            await common.patch_status(
+                deps.kube,
+                kube.GPUINSTANCES,
+                ns,
+                name,
+                {
+                    "phase": "Provisioning",
+                    "reason": "Rented",
+                    "message": f"rented offer {choice.id} ({choice.gpu_name}, "
+                    f"${choice.price_per_hour:.3f}/h)",
+                    "contractId": created.instance_id,
+                    "machineId": choice.machine_id,
+                    "hostId": choice.host_id,
+                    "gpuName": choice.gpu_name,
+                    "pricePerHour": choice.price_per_hour,
+                    "rentedAt": common.iso(deps.now()),
+                    "label": label,
+                },
+            )
+            metrics.RENTALS.labels(pool.metadata.name, inst.spec.reason or "Warm").inc()
+            log.info(
+                "Rented offer %s as contract %s (%s, $%.3f/h, %s).",
+                choice.id,
+                created.instance_id,
+                choice.gpu_name,
+                choice.price_per_hour,
+                offer.geolocation if offer else "",
+            )
+            return
+        await _pending(deps, inst, "OfferUnavailable", "every chosen offer was taken; retrying")
+
+
+def _owner_body(inst: GpuInstance) -> dict[str, Any]:
+    return {
+        "apiVersion": "warmpool.dev/v1alpha1",
+        "kind": "GpuInstance",
+        "metadata": {"name": inst.metadata.name, "uid": inst.metadata.uid},
+    }
+
+
+def _hours_left(now: Any) -> float:
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return float((midnight - now).total_seconds() / 3600.0)
+
+
+async def _pending(deps: Deps, inst: GpuInstance, reason: str, message: str) -> None:
+    ns = inst.metadata.namespace or "default"
+    if inst.status.reason != reason or inst.status.message != message:
+        await common.patch_status(
+            deps.kube,
+            kube.GPUINSTANCES,
+            ns,
+            inst.metadata.name,
+            {"phase": "Pending", "reason": reason, "message": message},
+        )
+
+
+async def _mark_unavailable(deps: Deps, pool: GpuPool, offer_id: int) -> None:
+    ns = pool.metadata.namespace or "default"
+
+    def mutate(status: dict[str, Any]) -> dict[str, Any]:
+        current = GpuPool.model_validate({"status": status}).status.unavailable_offers
+        updated = offers.record_unavailable(current, offer_id, now=deps.now())
+        return {"unavailableOffers": [u.model_dump(by_alias=True) for u in updated]}
+
+    await common.update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
+
+
+async def destroy(deps: Deps, inst: GpuInstance) -> list[int]:
+    """Destroy every rental of this instance: its contract and anything with its label."""
+    ns = inst.metadata.namespace or "default"
+    contracts: set[int] = set()
+    if inst.status.contract_id is not None:
+        contracts.add(inst.status.contract_id)
+    label = common.rental_label(ns, inst.spec.pool, inst.metadata.uid or "")
+    contracts.update(r.id for r in await deps.vastai.find_instances_by_label(label))
+    destroyed = []
+    for contract in sorted(contracts):
+        if await deps.vastai.destroy_instance(contract):
+            destroyed.append(contract)
+    deps.inventory.invalidate()
+    return destroyed
+
+
+async def close_spend(deps: Deps, inst: GpuInstance) -> None:
+    """Add what the rental cost to the pool's closed spend of the day."""
+    rented = common.parse_time(inst.status.rented_at)
+    if rented is None or not inst.status.price_per_hour:
+        return
+    now = deps.now()
+    cost = inst.status.price_per_hour * max(0.0, (now - rented).total_seconds()) / 3600.0
+    metrics.SPEND.labels(inst.spec.pool).inc(cost)
+    ns = inst.metadata.namespace or "default"
+
+    def mutate(status: dict[str, Any]) -> dict[str, Any]:
+        closed = GpuPool.model_validate({"status": status}).status.spend
+        return {"spend": budget.close_spend(closed, cost, now=now).model_dump(by_alias=True)}
+
+    await common.update_status(deps.kube, kube.GPUPOOLS, ns, inst.spec.pool, mutate)

@@ -1,0 +1,65 @@
+"""Start-up and clean-up: Kopf settings, login, the adapters in the memo."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from warmpool.operator.deps import Deps
+from warmpool.operator.handlers.registry import registry
+
+logger = logging.getLogger(__name__)
+
+
+@kopf.on.login(registry=registry, id="login")
+def on_login_cluster(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The in-cluster service account when there is one, else the kubeconfig."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup(registry=registry, id="startup")
+async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: Any) -> None:
+    """Configure Kopf and open every adapter once for all handlers."""
+    # Progress and diff-base in annotations: the status schemas are structural and
+    # would prune Kopf's own bookkeeping.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="warmpool.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="warmpool.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "warmpool.dev/kopf-finalizer"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.background.cancellation_polling = 1
+    await open_deps(memo)
+
+
+async def open_deps(deps: Deps) -> None:
+    """Create the clients in the memo (idempotent)."""
+    from warmpool.operator.adapters import inventory, kube, vastai
+
+    s = deps.settings
+    if deps.vastai is None:
+        deps.vastai = vastai.VastaiClient.from_settings(deps.http, s)
+    if deps.inventory is None:
+        deps.inventory = inventory.Inventory(deps.vastai, refresh_seconds=s.inventory_refresh)
+    if deps.kube is None:
+        deps.kube = kube.KubeClient.from_config()
+
+
+async def close_deps(deps: Deps) -> None:
+    """Close what :func:`open_deps` opened."""
+    tasks = list(deps.tasks.values())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    deps.tasks.clear()
+    if deps.inventory is not None:
+        await deps.inventory.aclose()
+    if deps.kube is not None:
+        await deps.kube.close()
+    await deps.http.aclose()
