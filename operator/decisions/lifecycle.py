@@ -194,7 +194,7 @@ def _before_running(
         return _fail(
             "LoadingTimeout",
             f"still {status or 'being created'} {policy.loading_timeout} after the rental"
-            f" ({_clip(rental.status_msg)})",
+            + (f" ({_clip(rental.status_msg)})" if rental.status_msg else ""),
         )
     return InstanceDecision(
         "Provisioning", False, "Loading", _clip(rental.status_msg), start_probe=False
