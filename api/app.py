@@ -1,0 +1,90 @@
+"""The studio application: ``create_app()`` builds the FastAPI app and its lifespan.
+
+The lifespan opens the Kubernetes client and the artifact store (unless given),
+starts the progress hub's single GenerationJob watch, and closes them on exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from warmpool.api import metrics, problems
+from warmpool.api.auth import Authenticator
+from warmpool.api.blocklist import Blocklist
+from warmpool.api.hub import Hub
+from warmpool.api.limits import RateLimiter
+from warmpool.api.routes import generations, health, library, muses, session
+from warmpool.api.settings import StudioSettings
+from warmpool.api.state import Studio
+from warmpool.api.uploads import ArtifactStore, Uploads
+from warmpool.operator import errors
+from warmpool.operator.adapters import kube as kube_adapter
+
+
+def _open_store(url: str) -> ArtifactStore:
+    from warmpool.operator.adapters import artifacts  # type: ignore[attr-defined,unused-ignore]
+
+    store: ArtifactStore = artifacts.open_store(url)
+    return store
+
+
+def create_app(
+    settings: StudioSettings | None = None,
+    *,
+    kube: kube_adapter.KubeClient | None = None,
+    store: ArtifactStore | None = None,
+) -> FastAPI:
+    """The studio. ``kube`` and ``store`` are made from the settings when not given
+    (given ones are not closed by the app)."""
+    settings = settings or StudioSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = kube or kube_adapter.KubeClient.from_config(settings.kubeconfig)
+        artifact_store = store or _open_store(settings.artifacts_url)
+        hub = Hub(client, settings.studio_namespace)
+        app.state.studio = Studio(
+            settings=settings,
+            kube=client,
+            uploads=Uploads(
+                artifact_store,
+                max_bytes=settings.studio_upload_max_bytes,
+                thumb_size=settings.studio_thumbnail_size,
+            ),
+            hub=hub,
+            auth=Authenticator(settings, client),
+            limiter=RateLimiter(settings.studio_requests_per_minute),
+            blocklist=Blocklist(settings.studio_blocklist),
+        )
+        hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            if kube is None:
+                await client.close()
+
+    app = FastAPI(
+        title="warmpool studio",
+        version="0.1.0",
+        description="Prompts, muses, estimates, live progress and a gallery, on GPU pools.",
+        lifespan=lifespan,
+    )
+    app.middleware("http")(metrics.measure)
+    handlers: dict[Any, Any] = {
+        errors.KubeError: problems.on_kube_error,
+        errors.ArtifactError: problems.on_artifact_error,
+    }
+    for exc, handler in handlers.items():
+        app.add_exception_handler(exc, handler)
+    for module in (generations, muses, library, session, health):
+        app.include_router(module.router)
+    static = resources.files("warmpool.api") / "static"
+    app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
+    return app

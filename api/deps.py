@@ -1,0 +1,28 @@
+"""FastAPI dependencies: the studio state and the calling user (rate-limited)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from warmpool.api.auth import User
+from warmpool.api.state import Studio, studio_of
+
+
+async def current_user(request: Request) -> User:
+    """The authenticated caller; 429 with ``Retry-After`` past the per-minute limit."""
+    studio = studio_of(request)
+    user = await studio.auth.authenticate(request)
+    wait = studio.limiter.hit(user.name)
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"more than {studio.limiter.per_minute} requests per minute",
+            headers={"Retry-After": str(wait)},
+        )
+    return user
+
+
+StudioDep = Annotated[Studio, Depends(studio_of)]
+UserDep = Annotated[User, Depends(current_user)]

@@ -1,0 +1,134 @@
+"""The progress hub: ONE Kubernetes watch on GenerationJobs feeding every SSE listener.
+
+A browser that opens a progress stream subscribes to a job name and gets its own
+bounded queue; the hub's single watch task puts each job change into the queues
+of that job's listeners. A slow listener never blocks the others: when its queue
+is full the oldest snapshot is dropped (progress is a state, the newest wins).
+
+The watch is kept alive forever: it lists to get a ``resourceVersion``, watches
+from there, re-lists on 410 Gone (delivering the listed state to listeners, so a
+gap never loses a terminal phase), and backs off on other failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from warmpool.operator import errors
+from warmpool.operator.adapters import kube
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One observed change of a job: the watch event type and the object."""
+
+    type: str  # ADDED, MODIFIED, DELETED
+    object: dict[str, Any]
+
+
+class Listener:
+    """One subscriber's queue."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=QUEUE_SIZE)
+
+    def offer(self, event: JobEvent) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+        self.queue.put_nowait(event)
+
+
+class Hub:
+    """Fan-out of one GenerationJob watch to per-listener queues."""
+
+    def __init__(
+        self,
+        client: kube.KubeClient,
+        namespace: str,
+        *,
+        watch_timeout: int = 290,
+        backoff: float = 1.0,
+    ) -> None:
+        self._kube = client
+        self._namespace = namespace
+        self._watch_timeout = watch_timeout
+        self._backoff = backoff
+        self._listeners: dict[str, set[Listener]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.synced = asyncio.Event()
+        self.watches_started = 0
+
+    @property
+    def listener_count(self) -> int:
+        return sum(len(s) for s in self._listeners.values())
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="warmpool-studio-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, name: str) -> AsyncIterator[Listener]:
+        """A queue of the named job's changes for as long as the context is open."""
+        listener = Listener(name)
+        self._listeners.setdefault(name, set()).add(listener)
+        try:
+            yield listener
+        finally:
+            group = self._listeners.get(name)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._listeners[name]
+
+    def publish(self, event: JobEvent) -> None:
+        name = str((event.object.get("metadata") or {}).get("name") or "")
+        for listener in tuple(self._listeners.get(name, ())):
+            listener.offer(event)
+
+    async def _run(self) -> None:
+        version = ""
+        while True:
+            try:
+                if not version:
+                    items, version = await self._kube.list_with_version(
+                        kube.GENERATIONJOBS, self._namespace
+                    )
+                    for item in items:
+                        self.publish(JobEvent("MODIFIED", item))
+                    self.synced.set()
+                self.watches_started += 1
+                async for event in self._kube.watch(
+                    kube.GENERATIONJOBS,
+                    self._namespace,
+                    resource_version=version,
+                    timeout_seconds=self._watch_timeout,
+                ):
+                    rv = (event.object.get("metadata") or {}).get("resourceVersion")
+                    if rv:
+                        version = str(rv)
+                    if event.type in ("ADDED", "MODIFIED", "DELETED"):
+                        self.publish(JobEvent(event.type, event.object))
+            except errors.KubeGoneError:
+                version = ""
+            except errors.KubeError as e:
+                logger.warning("job watch failed, retrying: %s", e)
+                version = ""
+                await asyncio.sleep(self._backoff)

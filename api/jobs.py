@@ -1,0 +1,226 @@
+"""Generations: GenerationJob objects made, read, listed and cancelled for a user.
+
+The rules the CRD schema cannot express live here: the blocklist, the pool and
+model must exist, the muse and reference image must be the caller's, and the
+per-user limit of unfinished jobs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import HTTPException, status
+
+from warmpool.api import urls
+from warmpool.api.auth import OWNER_LABEL, User
+from warmpool.api.problems import FieldError, not_found
+from warmpool.api.schemas import EstimateOut, GenerationOut, GenerationRequest, OutputOut
+from warmpool.api.state import Studio
+from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob
+from warmpool.crds.gpupool import GpuPool
+from warmpool.crds.muse import Muse
+from warmpool.operator.adapters import kube
+from warmpool.operator.decisions import prompts, workflows
+
+MUSE_LABEL = "warmpool.dev/muse"
+QUEUE_RETRY_AFTER = "30"
+
+
+def new_name(prefix: str) -> str:
+    """A unique object name whose hex time part sorts by creation."""
+    return f"{prefix}-{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
+
+
+def owner_of(obj: dict[str, Any]) -> str:
+    return str((obj.get("spec") or {}).get("owner") or "")
+
+
+def owner_selector(user: User, everyone: bool) -> str | None:
+    return None if (everyone and user.admin) else f"{OWNER_LABEL}={user.label}"
+
+
+def newest_first(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def key(o: dict[str, Any]) -> tuple[str, str]:
+        meta = o.get("metadata") or {}
+        return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
+
+    return sorted(items, key=key, reverse=True)
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def get_owned(studio: Studio, user: User, res: kube.Resource, name: str) -> dict[str, Any]:
+    """The object when it exists and the caller may touch it; 404 otherwise (no leak)."""
+    obj = await studio.kube.get(res, name, studio.settings.studio_namespace)
+    if obj is None or not user.may_touch(owner_of(obj)):
+        raise not_found(res.kind)
+    return obj
+
+
+def to_out(obj: dict[str, Any], estimate: EstimateOut | None = None) -> GenerationOut:
+    job = GenerationJob.from_body(obj)
+    name = job.metadata.name
+    outputs = [
+        OutputOut(
+            index=i,
+            content_type=o.content_type,
+            size=o.size,
+            width=o.width,
+            height=o.height,
+            url=urls.output(name, i),
+            thumbnail_url=urls.thumbnail(name, i),
+        )
+        for i, o in enumerate(job.status.outputs)
+    ]
+    return GenerationOut(
+        name=name,
+        created=job.metadata.creation_timestamp,
+        owner=job.spec.owner,
+        phase=job.status.phase,
+        percent=100 if job.status.phase == "Succeeded" else job.status.progress.percent,
+        message=job.status.message,
+        spec=job.spec,
+        status=job.status,
+        outputs=outputs,
+        events_url=urls.events(name),
+        estimate=estimate,
+    )
+
+
+# ---------------------------------------------------------------- checks
+
+
+async def pool_for(studio: Studio, name: str) -> GpuPool:
+    allowed = studio.settings.studio_pools
+    obj = None
+    if not allowed or name in allowed:
+        obj = await studio.kube.get(kube.GPUPOOLS, name, studio.settings.studio_namespace)
+    if obj is None:
+        raise FieldError(["body", "pool"], f"unknown pool {name!r}", type="unknown_pool")
+    return GpuPool.from_body(obj)
+
+
+def pool_models(studio: Studio, pool: GpuPool) -> list[str]:
+    """Checkpoints a job on this pool may name."""
+    names = [m.file for m in pool.spec.template.models if m.folder == "checkpoints"]
+    names += [m for m in studio.settings.studio_models if m not in names]
+    if not names:
+        names = [workflows.DEFAULT_CHECKPOINT]
+    return names
+
+
+def price_per_hour(studio: Studio, pool: GpuPool) -> float:
+    """$/hour of one instance: the current rentals' average, else the offer ceiling."""
+    if pool.status.price_per_hour > 0 and pool.status.replicas > 0:
+        return round(pool.status.price_per_hour / pool.status.replicas, 6)
+    if pool.spec.offer.max_price_per_hour:
+        return pool.spec.offer.max_price_per_hour
+    return studio.settings.studio_fallback_price_per_hour
+
+
+def check_text(studio: Studio, loc: list[str | int], text: str) -> None:
+    blocked = studio.blocklist.check(text)
+    if blocked is not None:
+        raise FieldError(loc, blocked.message, type="content_policy")
+
+
+def check_reference(studio: Studio, user: User, loc: list[str | int], key: str) -> None:
+    if not studio.uploads.owns(user, key):
+        raise FieldError(loc, "not one of your uploaded images", type="unknown_upload")
+
+
+async def muse_for(studio: Studio, user: User, name: str) -> Muse:
+    obj = await studio.kube.get(kube.MUSES, name, studio.settings.studio_namespace)
+    if obj is None or not user.may_touch(owner_of(obj)):
+        raise FieldError(["body", "museRef"], f"unknown muse {name!r}", type="unknown_muse")
+    return Muse.from_body(obj)
+
+
+async def checked(
+    studio: Studio, user: User, req: GenerationRequest
+) -> tuple[GenerationRequest, GpuPool, Muse | None]:
+    """Every rule beyond the schema; fills the model from the muse when unset."""
+    check_text(studio, ["body", "prompt"], req.prompt)
+    muse = await muse_for(studio, user, req.muse_ref) if req.muse_ref else None
+    pool = await pool_for(studio, req.pool)
+    models = pool_models(studio, pool)
+    if req.model is None and muse and muse.spec.preferred_model in models:
+        req = req.model_copy(update={"model": muse.spec.preferred_model})
+    if req.model is not None and req.model not in models:
+        raise FieldError(
+            ["body", "model"],
+            f"unknown model {req.model!r} for pool {pool.metadata.name!r}",
+            type="unknown_model",
+        )
+    if req.reference_image is not None:
+        check_reference(studio, user, ["body", "referenceImage"], req.reference_image)
+    return req, pool, muse
+
+
+def estimate_of(
+    studio: Studio, req: GenerationRequest, pool: GpuPool, muse: Muse | None
+) -> EstimateOut:
+    price = price_per_hour(studio, pool)
+    est = workflows.estimate(req, price_per_hour=price)
+    composed = prompts.compose(muse.spec if muse else None, req.prompt, req.negative_prompt)
+    return EstimateOut(
+        pool=pool.metadata.name,
+        seconds=est.seconds,
+        dollars=est.dollars,
+        price_per_hour=price,
+        positive=composed.positive,
+        negative=composed.negative,
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+async def unfinished_count(studio: Studio, user: User) -> int:
+    items = await studio.kube.list(
+        kube.GENERATIONJOBS,
+        studio.settings.studio_namespace,
+        label_selector=f"{OWNER_LABEL}={user.label}",
+    )
+    return sum(
+        1
+        for o in items
+        if owner_of(o) == user.name
+        and (o.get("status") or {}).get("phase", "Queued") not in TERMINAL_PHASES
+    )
+
+
+async def create(studio: Studio, user: User, req: GenerationRequest) -> GenerationOut:
+    req, pool, muse = await checked(studio, user, req)
+    if await unfinished_count(studio, user) >= studio.settings.studio_max_queued_jobs:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"at most {studio.settings.studio_max_queued_jobs} unfinished generations "
+            "at once; wait for one to finish",
+            headers={"Retry-After": QUEUE_RETRY_AFTER},
+        )
+    estimate = estimate_of(studio, req, pool, muse)
+    spec = req.model_dump(by_alias=True, exclude_none=True, mode="json")
+    spec["owner"] = user.name
+    if req.lora is None:
+        # Explicit null: the CRD's `lora` carries a default ({}), which an absent key
+        # would receive and then fail `required: [name]`.
+        spec["lora"] = None
+    labels = {OWNER_LABEL: user.label}
+    if req.muse_ref and len(req.muse_ref) <= 63:
+        labels[MUSE_LABEL] = req.muse_ref
+    body = {
+        "metadata": {"name": new_name("gen"), "labels": labels},
+        "spec": spec,
+    }
+    obj = await studio.kube.create(kube.GENERATIONJOBS, body, studio.settings.studio_namespace)
+    return to_out(obj, estimate)
+
+
+async def cancel(studio: Studio, user: User, name: str) -> None:
+    await get_owned(studio, user, kube.GENERATIONJOBS, name)
+    await studio.kube.delete(kube.GENERATIONJOBS, name, studio.settings.studio_namespace)

@@ -1,0 +1,55 @@
+"""Prometheus metrics of the studio (prefix ``warmpool_studio_``).
+
+Labels are bounded: route templates (``/api/v1/generations/{name}``) and status
+codes, never user names, object names, keys or tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.routing import Match
+
+REQUESTS = Counter(
+    "warmpool_studio_requests_total",
+    "Studio HTTP requests by route template and status code.",
+    ["route", "code"],
+)
+REQUEST_SECONDS = Histogram(
+    "warmpool_studio_request_seconds",
+    "Studio request latency by route template, seconds (until the response starts).",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SSE_LISTENERS = Gauge(
+    "warmpool_studio_sse_listeners",
+    "Open Server-Sent Events progress streams.",
+)
+
+
+def route_template(request: Request) -> str:
+    """The matched route's path template, or ``unmatched`` (never the raw path)."""
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+async def measure(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """HTTP middleware counting requests and timing them by route template."""
+    started = time.perf_counter()
+    route = route_template(request)
+    code = "500"
+    try:
+        response = await call_next(request)
+        code = str(response.status_code)
+        return response
+    finally:
+        REQUESTS.labels(route=route, code=code).inc()
+        REQUEST_SECONDS.labels(route=route).observe(time.perf_counter() - started)

@@ -1,0 +1,189 @@
+"""Generations: create, estimate, read, list, cancel, progress stream, outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from warmpool.api import jobs, metrics
+from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.problems import not_found
+from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
+from warmpool.api.schemas import GenerationRequest as Req
+from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob, JobPhase, Output
+from warmpool.operator.adapters import kube
+
+router = APIRouter(prefix="/api/v1", tags=["generations"])
+
+Name = Annotated[str, Path(max_length=253, pattern=OBJECT_NAME_PATTERN)]
+Index = Annotated[int, Path(ge=0, le=1000)]
+SSE_PING_SECONDS = 15
+
+
+@router.post("/generations", status_code=status.HTTP_201_CREATED, summary="Create a generation")
+async def create_generation(studio: StudioDep, user: UserDep, req: Req) -> GenerationOut:
+    """Creates a GenerationJob owned by the caller; answers with its name and estimate."""
+    return await jobs.create(studio, user, req)
+
+
+@router.post("/estimate", summary="Estimate a generation without creating it")
+async def estimate(studio: StudioDep, user: UserDep, req: Req) -> EstimateOut:
+    req, pool, muse = await jobs.checked(studio, user, req)
+    return jobs.estimate_of(studio, req, pool, muse)
+
+
+@router.get("/generations", summary="List my generations, newest first")
+async def list_generations(
+    studio: StudioDep,
+    user: UserDep,
+    phase: JobPhase | None = None,
+    muse: Annotated[str | None, Query(max_length=253)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 24,
+    all: Annotated[bool, Query(description="Admins: everyone's generations.")] = False,
+) -> GenerationPage:
+    objs = await studio.kube.list(
+        kube.GENERATIONJOBS,
+        studio.settings.studio_namespace,
+        label_selector=jobs.owner_selector(user, all),
+    )
+    chosen = [
+        o
+        for o in jobs.newest_first(objs)
+        if user.may_touch(jobs.owner_of(o))
+        and (phase is None or (o.get("status") or {}).get("phase", "Queued") == phase)
+        and (muse is None or (o.get("spec") or {}).get("museRef") == muse)
+    ]
+    page = chosen[offset : offset + limit]
+    more = offset + limit < len(chosen)
+    return GenerationPage(
+        items=[jobs.to_out(o) for o in page],
+        total=len(chosen),
+        offset=offset,
+        limit=limit,
+        next_offset=offset + limit if more else None,
+    )
+
+
+@router.get("/generations/{name}", summary="One generation")
+async def get_generation(studio: StudioDep, user: UserDep, name: Name) -> GenerationOut:
+    return jobs.to_out(await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name))
+
+
+@router.delete(
+    "/generations/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Cancel (delete)"
+)
+async def cancel_generation(studio: StudioDep, user: UserDep, name: Name) -> Response:
+    await jobs.cancel(studio, user, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _snapshot(obj: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
+    out = jobs.to_out(obj)
+    phase = out.phase if (out.phase in TERMINAL_PHASES or not deleted) else "Cancelled"
+    return {
+        "name": out.name,
+        "phase": phase,
+        "percent": out.percent,
+        "value": out.status.progress.value,
+        "max": out.status.progress.max,
+        "message": out.message,
+        "outputs": [o.model_dump(by_alias=True) for o in out.outputs],
+    }
+
+
+@router.get(
+    "/generations/{name}/events",
+    summary="Progress as Server-Sent Events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> EventSourceResponse:
+    """``progress`` events (JSON: phase, percent, value, max, message, outputs) in order,
+    one per observed change, then ``done`` after the terminal phase."""
+    await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        metrics.SSE_LISTENERS.inc()
+        try:
+            # Subscribe first, then read: a change between the two is never lost.
+            async with studio.hub.subscribe(name) as listener:
+                obj = await studio.kube.get(
+                    kube.GENERATIONJOBS, name, studio.settings.studio_namespace
+                )
+                last: dict[str, Any] | None = None
+                deleted = obj is None
+                if obj is not None:
+                    last = _snapshot(obj)
+                    yield ServerSentEvent(json.dumps(last), event="progress")
+                while not deleted and (last is None or last["phase"] not in TERMINAL_PHASES):
+                    change = await listener.queue.get()
+                    deleted = change.type == "DELETED"
+                    snap = _snapshot(change.object, deleted=deleted)
+                    if snap != last:
+                        last = snap
+                        yield ServerSentEvent(json.dumps(snap), event="progress")
+                yield ServerSentEvent(
+                    json.dumps({"name": name, "phase": (last or {}).get("phase", "Cancelled")}),
+                    event="done",
+                )
+        finally:
+            metrics.SSE_LISTENERS.dec()
+
+    return EventSourceResponse(events(), ping=SSE_PING_SECONDS)
+
+
+async def _output(studio: StudioDep, user: UserDep, name: str, index: int) -> tuple[str, Output]:
+    job = GenerationJob.from_body(await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name))
+    if index >= len(job.status.outputs):
+        raise not_found("output")
+    return job.metadata.name, job.status.outputs[index]
+
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
+
+
+@router.get(
+    "/generations/{name}/outputs/{index}",
+    summary="Download an output",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}}},
+)
+async def download_output(
+    studio: StudioDep,
+    user: UserDep,
+    name: Name,
+    index: Index,
+    disposition: Literal["attachment", "inline"] = "attachment",
+) -> StreamingResponse:
+    job, output = await _output(studio, user, name, index)
+    ext = _EXTENSIONS.get(output.content_type, "bin")
+    return StreamingResponse(
+        studio.uploads.stream(output.key),
+        media_type=output.content_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{job}-{index}.{ext}"',
+            "Content-Length": str(output.size),
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.get(
+    "/generations/{name}/outputs/{index}/thumbnail",
+    summary="Thumbnail of an output (WEBP)",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+)
+async def output_thumbnail(studio: StudioDep, user: UserDep, name: Name, index: Index) -> Response:
+    _, output = await _output(studio, user, name, index)
+    data = await studio.uploads.thumbnail(output.key, output.sha256)
+    return Response(
+        data, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"}
+    )

@@ -1,0 +1,33 @@
+"""The studio's per-application state, built by the lifespan (``app.state.studio``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from warmpool.api.auth import Authenticator
+from warmpool.api.blocklist import Blocklist
+from warmpool.api.hub import Hub
+from warmpool.api.limits import RateLimiter
+from warmpool.api.settings import StudioSettings
+from warmpool.api.uploads import Uploads
+from warmpool.operator.adapters import kube
+
+
+@dataclass
+class Studio:
+    """Clients and helpers shared by every request."""
+
+    settings: StudioSettings
+    kube: kube.KubeClient
+    uploads: Uploads
+    hub: Hub
+    auth: Authenticator
+    limiter: RateLimiter
+    blocklist: Blocklist
+
+
+def studio_of(request: Request) -> Studio:
+    studio: Studio = request.app.state.studio
+    return studio

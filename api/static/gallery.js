@@ -1,0 +1,96 @@
+// The gallery grid with filters, and the lightbox (Esc closes, arrows move).
+import { api, qs } from "./api.js";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+let items = [];
+let nextOffset = null;
+let shown = [];
+let at = 0;
+
+function filters() {
+  const data = new FormData($("#gallery-filters"));
+  return { muse: data.get("muse"), kind: data.get("kind"), tag: String(data.get("tag") || "").trim() };
+}
+
+export async function loadGallery(append = false) {
+  const offset = append ? nextOffset ?? 0 : 0;
+  const page = await api(`/gallery${qs({ ...filters(), offset, limit: 24 })}`);
+  items = append ? [...items, ...page.items] : page.items;
+  nextOffset = page.nextOffset;
+  render();
+}
+
+function render() {
+  const grid = $("#gallery-grid");
+  grid.replaceChildren();
+  items.forEach((item, i) => {
+    const li = document.createElement("li");
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "tile";
+    btn.setAttribute("aria-label", `Open: ${item.prompt}`);
+    const img = document.createElement("img");
+    img.src = item.thumbnailUrl;
+    img.alt = item.prompt;
+    img.loading = "lazy";
+    btn.append(img);
+    btn.addEventListener("click", () => openLightbox(items, i));
+    li.append(btn);
+    grid.append(li);
+  });
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.textContent = "Nothing here yet — make something.";
+    grid.append(li);
+  }
+  $("#gallery-more").hidden = nextOffset === null || nextOffset === undefined;
+}
+
+function paint() {
+  const item = shown[at];
+  const img = $("#lightbox-img");
+  img.src = `${item.url}?disposition=inline`;
+  img.alt = item.prompt || "";
+  $("#lightbox-caption").textContent = [item.prompt, item.width && `${item.width}×${item.height}`]
+    .filter(Boolean)
+    .join(" · ");
+  const dl = $("#lightbox-download");
+  dl.href = item.url;
+  dl.setAttribute("download", "");
+  $("#lightbox-prev").disabled = at === 0;
+  $("#lightbox-next").disabled = at >= shown.length - 1;
+}
+
+export function openLightbox(list, index) {
+  shown = list;
+  at = index;
+  paint();
+  const dialog = $("#lightbox");
+  if (!dialog.open) dialog.showModal();
+  $("#lightbox-close").focus();
+}
+
+export function initGallery() {
+  let timer = null;
+  $("#gallery-filters").addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => loadGallery(), 250);
+  });
+  $("#gallery-filters").addEventListener("submit", (ev) => ev.preventDefault());
+  $("#gallery-more").addEventListener("click", () => loadGallery(true));
+  const dialog = $("#lightbox");
+  const move = (d) => {
+    at = Math.min(Math.max(at + d, 0), shown.length - 1);
+    paint();
+  };
+  $("#lightbox-prev").addEventListener("click", () => move(-1));
+  $("#lightbox-next").addEventListener("click", () => move(1));
+  $("#lightbox-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("keydown", (ev) => {
+    if (ev.key === "ArrowLeft") move(-1);
+    if (ev.key === "ArrowRight") move(1);
+  });
+  dialog.addEventListener("click", (ev) => {
+    if (ev.target === dialog) dialog.close();
+  });
+}
