@@ -164,7 +164,12 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
     if out.get("type") == "object" and "properties" in out:
         for prop in out["properties"].values():
-            if prop.get("type") == "object" and "properties" in prop and "default" not in prop:
+            if (
+                prop.get("type") == "object"
+                and "properties" in prop
+                and "default" not in prop
+                and not prop.get("nullable")
+            ):
                 prop["default"] = {}
     return out
 
