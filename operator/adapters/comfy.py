@@ -195,7 +195,7 @@ class ComfyClient:
         """The chokepoint: time-out, status → error, retries of idempotent calls."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts if retry else 1),
-            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
             retry=retry_if_exception_type(errors.ComfyUnavailableError),
             sleep=self._sleep,
             reraise=True,
@@ -388,7 +388,7 @@ def _raise_for_status(endpoint: str, response: httpx.Response) -> None:
         raise errors.ComfyAuthError(f"{endpoint}: {code}, token refused")
     if code == 400:
         try:
-            body = response.json() if not response.is_stream_consumed else {}
+            body = response.json()
         except (ValueError, httpx.ResponseNotRead):
             body = {}
         raise _BadRequest(endpoint, body if isinstance(body, dict) else {})
@@ -656,7 +656,7 @@ async def probe(
 
     retrying = AsyncRetrying(
         stop=stop_before_delay(deadline),
-        wait=wait_exponential_jitter(initial=initial_backoff, max=max_backoff),
+        wait=wait_exponential_jitter(multiplier=initial_backoff, max=max_backoff),
         retry=retry_if_result(failed),
         retry_error_callback=last,
         sleep=sleep,

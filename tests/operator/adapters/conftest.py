@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -68,3 +69,40 @@ def vastai_client(
 @pytest.fixture
 def vastai_key() -> str:
     return VASTAI_KEY
+
+
+# ---------------------------------------------------------------- ComfyUI
+
+COMFY_URL = "http://comfy.test:8188"
+COMFY_TOKEN = "comfy-token-SECRET-0123456789"
+
+
+@pytest.fixture
+async def comfy_http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+@pytest.fixture
+def comfy_mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=COMFY_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+async def comfy_server() -> AsyncIterator[Any]:
+    """A real ComfyUI simulator on a loopback port, with fast simulated timings."""
+    from warmpool.sim.clock import ScaledClock
+    from warmpool.sim.comfyui import start_comfyui
+
+    server = await start_comfyui(
+        token=COMFY_TOKEN, clock=ScaledClock(50.0),
+        step_seconds=0.05, load_seconds=0.5, node_seconds=0.01,
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+# ---------------------------------------------------------------- end ComfyUI
