@@ -144,9 +144,8 @@ async def test_create_lost_still_rents(vastai_sim: Any, vastai_http: httpx.Async
     offer = await cheapest(vastai_http)
     response = await vastai_http.put(f"/api/v0/asks/{offer['id']}/", json=BODY)
     assert response.status_code == 504
-    listed = await vastai_http.get(
-        "/api/v1/instances/", params={"select_filters": json.dumps({"label": {"eq": BODY["label"]}})}
-    )
+    filters = json.dumps({"label": {"eq": BODY["label"]}})
+    listed = await vastai_http.get("/api/v1/instances/", params={"select_filters": filters})
     assert len(listed.json()["instances"]) == 1
 
 
