@@ -337,7 +337,7 @@ def plan_pool(
     above_ceiling = max(remaining - spec.ceiling, 0)
     ranked = sorted(
         ready,
-        key=lambda i: (i.jobs > 0, -i.price_per_hour, -_ts(i.ready_at or i.created_at), i.name),
+        key=lambda i: (i.jobs > 0, -i.price_per_hour, -_ts(i.created_at), i.name),
     )
     for i in ranked[:above_ceiling]:
         message = f"{remaining} instances above maxReplicas {spec.ceiling}"

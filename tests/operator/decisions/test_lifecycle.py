@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import FailurePolicySpec, ReadinessSpec
 from warmpool.operator.decisions import lifecycle
 from warmpool.operator.decisions.lifecycle import InstanceDecision, ProbeView, RentalView
@@ -55,7 +56,7 @@ def failed(stage: lifecycle.ProbeStage, reason: str = "refused", message: str = 
     return ProbeView(ok=False, stage=stage, reason=reason, message=message)
 
 
-def keep(phase: lifecycle.Phase, *, probe: bool) -> InstanceDecision:
+def keep(phase: Phase, *, probe: bool) -> InstanceDecision:
     return InstanceDecision(phase, False, "", "", start_probe=probe)
 
 
