@@ -294,11 +294,10 @@ class ComfyServer:
 
     def write_file(self, path: Path, data: bytes, kind: str) -> None:
         path.write_bytes(data)
-        base = self.root / kind
+        relative = path.parent.relative_to((self.root / kind).resolve()).as_posix()
         self.files.append({
-            "name": path.name, "subfolder": str(path.parent.relative_to(base)).replace(".", "", 1)
-            if path.parent != base else "", "type": kind, "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "name": path.name, "subfolder": "" if relative == "." else relative, "type": kind,
+            "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
         })  # fmt: skip
 
     def input_files(self) -> list[str]:

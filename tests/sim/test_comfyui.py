@@ -249,6 +249,7 @@ async def test_a_prompt_runs_with_the_real_event_sequence(
     assert json.loads(picture.info["prompt"])["3"]["inputs"]["seed"] == 42
     files = comfy_sim.state()["files"]
     assert files[0]["sha256"] == hashlib.sha256(view.content).hexdigest()
+    assert (files[0]["name"], files[0]["subfolder"]) == ("job_00001_.png", "warmpool/ns")
 
 
 async def test_an_identical_prompt_is_cached_and_writes_no_new_file(

@@ -145,7 +145,7 @@ async def test_crash_mid_job_is_reported_as_unavailable(
 ) -> None:
     comfy_server.crash_mid_job(after_steps=1)
     with pytest.raises(errors.ComfyUnavailableError):
-        await client.run_prompt(graph(seed=5), deadline=3, poll_interval=0.05)
+        await client.run_prompt(graph(seed=5), deadline=1, poll_interval=0.05)
 
 
 async def test_follow_an_already_finished_prompt(client: comfy.ComfyClient) -> None:
