@@ -52,6 +52,7 @@ unit: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/python -m warmpool.crds
+	cp crds/*.warmpool.dev.yaml charts/warmpool/crds/
 
 clean:
 	rm -rf $(VENV) .typing build dist *.egg-info .warmpool

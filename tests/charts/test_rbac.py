@@ -1,0 +1,373 @@
+"""RBAC is exactly what the code calls: every API call is allowed and nothing more is granted.
+
+The table below lists every (API group, resource, verb) the operator and the studio use, with
+the reason. Entries marked ``CODE`` are calls in our own source; a scan of ``operator/`` and
+``api/`` (the ``KubeClient`` methods, the helpers that take a ``kube.Resource``, and the Kopf
+decorators) must find exactly those, so the table cannot drift from the code. The other entries
+are made by Kopf itself or by the API server on our behalf, each with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WP = "warmpool.dev"
+CODE = "our code (found by the source scan)"
+KOPF_WATCH = "Kopf watches the kind it has handlers for: list + watch"
+KOPF_PATCH = "Kopf patches finalizers, progress annotations and handler results"
+KOPF_STATUS = "Kopf writes handler results to status through the status subresource"
+KOPF_CRDS = "Kopf watches CRDs to notice resources appearing and disappearing"
+KOPF_EVENTS = "Kopf posts an Event for handler outcomes and logged decisions"
+KOPF_NAMESPACES = "Kopf restricted to a namespace lists and watches namespaces to match it"
+KOPF_PEERING = "Kopf peering: replicas list/watch the peering object, patch it as keepalive"
+OWNER_REF = "ownerReferences with blockOwnerDeletion need update on the owner's finalizers"
+
+Call = tuple[str, str, str]  # (api group, resource[/subresource], verb)
+
+KINDS = {
+    "GPUPOOLS": (WP, "gpupools"),
+    "GPUINSTANCES": (WP, "gpuinstances"),
+    "GENERATIONJOBS": (WP, "generationjobs"),
+    "MUSES": (WP, "muses"),
+    "SECRETS": ("", "secrets"),
+    "EVENTS": ("", "events"),
+    "NAMESPACES": ("", "namespaces"),
+    "LEASES": ("coordination.k8s.io", "leases"),
+    "CRDS": ("apiextensions.k8s.io", "customresourcedefinitions"),
+}
+METHOD_VERBS = {
+    "get": "get",
+    "list": "list",
+    "list_with_version": "list",
+    "watch": "watch",
+    "create": "create",
+    "patch": "patch",
+    "replace": "update",
+    "delete": "delete",
+}
+KOPF_DECORATORS = {"create", "update", "delete", "resume", "field", "event", "daemon", "timer"}
+
+
+def _kopf_kind(plural: str) -> dict[Call, str]:
+    return {
+        (WP, plural, "list"): KOPF_WATCH,
+        (WP, plural, "watch"): KOPF_WATCH,
+        (WP, plural, "patch"): KOPF_PATCH,
+        (WP, f"{plural}/status", "patch"): KOPF_STATUS,
+    }
+
+
+# ---------------------------------------------------------------- the table
+
+OPERATOR_CALLS: dict[Call, str] = {
+    **_kopf_kind("gpupools"),
+    **_kopf_kind("gpuinstances"),
+    **_kopf_kind("generationjobs"),
+    **_kopf_kind("muses"),
+    (WP, "gpupools", "get"): CODE,
+    (WP, "gpuinstances", "list"): CODE,
+    (WP, "gpuinstances", "create"): CODE,
+    (WP, "gpuinstances", "delete"): CODE,
+    (WP, "generationjobs", "list"): CODE,
+    (WP, "gpupools/finalizers", "update"): OWNER_REF,  # GpuInstances are owned by their pool
+    (WP, "gpuinstances/finalizers", "update"): OWNER_REF,  # token Secrets by their instance
+    ("", "secrets", "get"): CODE,
+    ("", "secrets", "create"): CODE,
+    ("", "events", "create"): KOPF_EVENTS,
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"): KOPF_CRDS,
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"): KOPF_CRDS,
+}
+OPERATOR_NAMESPACED_EXTRA: dict[Call, str] = {
+    ("", "namespaces", "list"): KOPF_NAMESPACES,
+    ("", "namespaces", "watch"): KOPF_NAMESPACES,
+}
+
+
+def operator_peering(resource: str) -> dict[Call, str]:
+    return {
+        ("kopf.dev", resource, verb): KOPF_PEERING for verb in ("list", "watch", "get", "patch")
+    }
+
+
+STUDIO_CALLS: dict[Call, str] = {
+    (WP, "generationjobs", "create"): CODE,
+    (WP, "generationjobs", "get"): CODE,
+    (WP, "generationjobs", "list"): CODE,
+    (WP, "generationjobs", "watch"): CODE,  # one shared watch feeds the SSE progress streams
+    (WP, "generationjobs", "delete"): CODE,  # cancel
+    (WP, "muses", "create"): CODE,
+    (WP, "muses", "get"): CODE,
+    (WP, "muses", "list"): CODE,
+    (WP, "muses", "update"): CODE,
+    (WP, "muses", "delete"): CODE,
+    (WP, "gpupools", "get"): CODE,
+    (WP, "gpupools", "list"): CODE,
+    ("", "secrets", "get"): CODE,  # the token Secret only (resourceNames)
+    ("", "namespaces", "get"): CODE,  # /readyz reads its own namespace (resourceNames)
+}
+
+# ---------------------------------------------------------------- the source scan
+
+
+def _resource_arg(node: ast.expr) -> str | None:
+    """``kube.GPUPOOLS`` → ``GPUPOOLS``."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "kube"
+        and node.attr in KINDS
+    ):
+        return node.attr
+    return None
+
+
+def _func_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    return None
+
+
+def _subresource(call: ast.Call) -> str | None:
+    for keyword in call.keywords:
+        if keyword.arg == "subresource":
+            assert isinstance(keyword.value, ast.Constant), ast.unparse(call)
+            return str(keyword.value.value)
+    return None
+
+
+def _with_sub(resource: str, sub: str | None) -> str:
+    return resource if sub is None else f"{resource}/{sub}"
+
+
+def _wrappers(trees: Iterable[ast.Module]) -> dict[str, set[tuple[str, str | None]]]:
+    """Functions taking a ``kube.Resource`` parameter → the (verb, subresource) they call on it."""
+    found: dict[str, set[tuple[str, str | None]]] = {}
+    for tree in trees:
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            params = {
+                a.arg
+                for a in fn.args.args + fn.args.kwonlyargs
+                if a.annotation is not None and ast.unparse(a.annotation) == "kube.Resource"
+            }
+            for call in ast.walk(fn):
+                if (
+                    params
+                    and isinstance(call, ast.Call)
+                    and _func_name(call) in METHOD_VERBS
+                    and call.args
+                    and isinstance(call.args[0], ast.Name)
+                    and call.args[0].id in params
+                ):
+                    verb = METHOD_VERBS[str(_func_name(call))]
+                    found.setdefault(fn.name, set()).add((verb, _subresource(call)))
+    return found
+
+
+@dataclass
+class Scan:
+    calls: set[Call]
+    watched: set[str]  # plurals with Kopf handlers
+    unknown: list[str]
+
+
+def scan_source(folder: Path) -> Scan:
+    files = [p for p in sorted(folder.rglob("*.py")) if p.name != "kube.py"]
+    trees = [ast.parse(p.read_text(), filename=str(p)) for p in files]
+    wrappers = _wrappers(trees)
+    scan = Scan(set(), set(), [])
+    for path, tree in zip(files, trees, strict=True):
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _func_name(node)
+            if name == "post_event":
+                scan.calls.add(("", "events", "create"))
+                continue
+            if (
+                isinstance(node.func, ast.Attribute)
+                and ast.unparse(node.func).startswith("kopf.")
+                and name in KOPF_DECORATORS
+            ):
+                for arg in node.args:
+                    if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.Name):
+                        scan.watched.add(KINDS[arg.value.id][1])
+                continue
+            kinds = [k for k in map(_resource_arg, node.args) if k is not None]
+            if not kinds:
+                continue
+            group, plural = KINDS[kinds[0]]
+            if name in METHOD_VERBS:
+                sub = _subresource(node)
+                scan.calls.add((group, _with_sub(plural, sub), METHOD_VERBS[name]))
+            elif name in wrappers:
+                for verb, sub in wrappers[name]:
+                    scan.calls.add((group, _with_sub(plural, sub), verb))
+            else:
+                scan.unknown.append(f"{path.relative_to(folder.parent)}:{node.lineno} {name}()")
+    return scan
+
+
+def test_the_operator_table_is_what_the_code_calls(chart: Any) -> None:
+    scan = scan_source(chart.repo / "operator")
+    assert scan.unknown == [], "calls with a kube resource the scan cannot classify"
+    in_table = {call for call, why in OPERATOR_CALLS.items() if why == CODE}
+    missing = scan.calls - OPERATOR_CALLS.keys()
+    assert missing == set(), "the operator calls these: add them to the table and the chart"
+    assert in_table - scan.calls == set(), "no longer called: remove from the table and the chart"
+    watched = {resource for (_, resource, why) in _watch_entries(OPERATOR_CALLS)}
+    assert scan.watched == watched
+
+
+def _watch_entries(table: dict[Call, str]) -> set[tuple[str, str, str]]:
+    return {(g, r, why) for (g, r, _), why in table.items() if why == KOPF_WATCH}
+
+
+def test_the_studio_table_is_what_the_code_calls(chart: Any) -> None:
+    scan = scan_source(chart.repo / "api")
+    assert scan.unknown == [], "calls with a kube resource the scan cannot classify"
+    assert scan.watched == set()
+    assert scan.calls == STUDIO_CALLS.keys()
+
+
+def test_the_scan_sees_calls_through_helpers(tmp_path: Path) -> None:
+    """A call through a helper that takes a ``kube.Resource`` is attributed to the kind."""
+    (tmp_path / "mod.py").write_text(
+        "async def fetch(client, res: kube.Resource, name):\n"
+        "    await client.patch(res, name, None, {}, subresource='status')\n"
+        "async def main(client):\n"
+        "    await fetch(client, kube.MUSES, 'x')\n"
+        "    await client.delete(kube.SECRETS, 'y')\n"
+        "    await mystery(kube.LEASES)\n"
+    )
+    scan = scan_source(tmp_path)
+    assert scan.calls == {(WP, "muses/status", "patch"), ("", "secrets", "delete")}
+    assert len(scan.unknown) == 1
+
+
+# ---------------------------------------------------------------- what the chart grants
+
+Grant = tuple[str, str, str, str | None, str]  # group, resource, verb, resourceName, scope
+
+
+def grants_of(manifests: list[Any], service_account: str, namespace: str) -> set[Grant]:
+    roles = {
+        (m["kind"], m["metadata"]["name"]): m
+        for m in manifests
+        if m["kind"] in ("Role", "ClusterRole")
+    }
+    result: set[Grant] = set()
+    for binding in manifests:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        subjects = binding.get("subjects") or []
+        if {
+            "kind": "ServiceAccount",
+            "name": service_account,
+            "namespace": namespace,
+        } not in subjects:
+            continue
+        ref = binding["roleRef"]
+        role = roles[(ref["kind"], ref["name"])]
+        scope = (
+            "cluster"
+            if binding["kind"] == "ClusterRoleBinding"
+            else binding["metadata"]["namespace"]
+        )
+        for rule in role.get("rules") or []:
+            assert "nonResourceURLs" not in rule
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        for name in rule.get("resourceNames") or [None]:
+                            assert "*" not in (group, resource, verb), rule
+                            result.add((group, resource, verb, name, scope))
+    return result
+
+
+def calls_of(grants: set[Grant]) -> set[Call]:
+    return {(g, r, v) for g, r, v, _, _ in grants}
+
+
+@pytest.mark.parametrize(
+    ("values", "extra", "scope"),
+    [
+        pytest.param({}, {}, "cluster", id="cluster-wide"),
+        pytest.param(
+            {"operator": {"replicas": 2}},
+            operator_peering("clusterkopfpeerings"),
+            "cluster",
+            id="cluster-wide-peering",
+        ),
+        pytest.param(
+            {"operator": {"watchNamespace": "gpu"}},
+            OPERATOR_NAMESPACED_EXTRA,
+            "gpu",
+            id="namespaced",
+        ),
+        pytest.param(
+            {
+                "operator": {
+                    "watchNamespace": "gpu",
+                    "peering": {"enabled": True, "name": "warmpool"},
+                }
+            },
+            {**OPERATOR_NAMESPACED_EXTRA, **operator_peering("kopfpeerings")},
+            "gpu",
+            id="namespaced-peering",
+        ),
+    ],
+)
+def test_operator_is_granted_exactly_its_calls(
+    chart: Any, values: dict[str, Any], extra: dict[Call, str], scope: str
+) -> None:
+    manifests = chart.render(values)
+    grants = grants_of(manifests, "wp-warmpool-operator", "warmpool")
+    assert calls_of(grants) == OPERATOR_CALLS.keys() | extra.keys()
+    for group, resource, verb, name, where in grants:
+        cluster_scoped = resource in (
+            "customresourcedefinitions",
+            "namespaces",
+            "clusterkopfpeerings",
+        )
+        assert where == ("cluster" if cluster_scoped else scope), (group, resource, verb)
+        if "peerings" in resource and verb in ("get", "patch"):
+            assert name == "warmpool"
+        else:
+            assert name is None
+
+
+@pytest.mark.parametrize("mode", ["token", "proxy", "none"])
+def test_studio_is_granted_exactly_its_calls(chart: Any, mode: str) -> None:
+    auth: dict[str, Any] = {"mode": mode}
+    if mode == "proxy":
+        auth["proxy"] = {"trustedProxies": ["10.0.0.0/8"]}
+    values = {"workloadNamespace": "studio-ns", "studio": {"auth": auth}}
+    grants = grants_of(chart.render(values), "wp-warmpool-studio", "warmpool")
+    expected = set(STUDIO_CALLS)
+    if mode != "token":
+        expected.discard(("", "secrets", "get"))
+    assert calls_of(grants) == expected
+    for group, resource, verb, name, where in grants:
+        if resource == "secrets":
+            assert (name, where) == ("warmpool-studio-tokens", "studio-ns")
+        elif resource == "namespaces":
+            assert (name, where) == ("studio-ns", "cluster")
+        else:
+            assert (name, where) == (None, "studio-ns"), (group, resource, verb)
+
+
+def test_people_with_edit_may_scale_pools(chart: Any, default_manifests: list[Any]) -> None:
+    edit = chart.one(default_manifests, "ClusterRole", "-edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert any("gpupools/scale" in rule["resources"] for rule in edit["rules"])
+    assert not any("secrets" in rule["resources"] for rule in edit["rules"])
