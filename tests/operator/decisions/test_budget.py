@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -202,3 +202,16 @@ def test_one_dollar_an_hour_rents_at_most_two_forty_cent_machines() -> None:
             hourly += 0.4
             rented += 1
     assert rented == 2
+
+
+def test_policy_instances_are_accruing() -> None:
+    """The pool handler passes ``policy.InstanceView`` objects straight to budget."""
+    from warmpool.operator.decisions.policy import InstanceView
+
+    views = [
+        InstanceView(name="a", phase="Ready", created_at=NOW, rented_at=NOW - timedelta(hours=2)),
+        InstanceView(name="b", phase="Pending", created_at=NOW, price_per_hour=0.5),
+    ]
+    views = [replace(views[0], price_per_hour=0.25), views[1]]
+    assert budget.spend_today(SpendStatus(), views, now=NOW) == pytest.approx(0.5)
+    assert budget.current_hourly(views) == pytest.approx(0.75)
