@@ -267,14 +267,14 @@ def plan_pool(
        counting every instance of the pool (also those still provisioning).
     """
     plan = PoolPlan()
-    policy = spec.failure_policy
+    failure_policy = spec.failure_policy
     alive = [i for i in instances if not i.deleting and i.phase != "Terminating"]
     plan.replicas = len(alive)
     plan.ready_replicas = sum(1 for i in alive if i.phase == "Ready")
     breaker = assess_breaker(
         recent_rentals,
         breaker_until=breaker_until,
-        max_consecutive_failures=policy.max_consecutive_failures,
+        max_consecutive_failures=failure_policy.max_consecutive_failures,
         now=now,
     )
     plan.breaker_until = breaker.until
