@@ -327,3 +327,16 @@ async def test_request_logs_never_ready(
     vastai_mock.get("https://logs.test/x.log").respond(404)
     with pytest.raises(errors.VastaiTimeoutError):
         await vastai_client.request_logs(12)
+
+
+async def test_offer_query_from_the_real_crd_model() -> None:
+    from warmpool.crds.gpupool import OfferSpec
+
+    spec = OfferSpec.model_validate(
+        {"gpuNames": ["RTX 4090"], "minGpuRamGb": 24, "excludedCountries": ["CN"]}
+    )
+    query = vastai.build_offer_query(spec, disk_gb=250)
+    assert query["gpu_name"] == {"in": ["RTX 4090"]}
+    assert query["gpu_ram"] == {"gte": 24000}
+    assert query["geolocation"] == {"notin": ["CN"]}
+    assert query["type"] == "on-demand"
