@@ -206,10 +206,6 @@ async def create(studio: Studio, user: User, req: GenerationRequest) -> Generati
     estimate = estimate_of(studio, req, pool, muse)
     spec = req.model_dump(by_alias=True, exclude_none=True, mode="json")
     spec["owner"] = user.name
-    if req.lora is None:
-        # Explicit null: the CRD's `lora` carries a default ({}), which an absent key
-        # would receive and then fail `required: [name]`.
-        spec["lora"] = None
     labels = {OWNER_LABEL: user.label}
     if req.muse_ref and len(req.muse_ref) <= 63:
         labels[MUSE_LABEL] = req.muse_ref

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.routing import Match
 
 REQUESTS = Counter(
     "warmpool_studio_requests_total",
@@ -31,12 +30,13 @@ SSE_LISTENERS = Gauge(
 
 
 def route_template(request: Request) -> str:
-    """The matched route's path template, or ``unmatched`` (never the raw path)."""
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The matched route's path template (Starlette records it in the scope once routing
+    has happened), ``static`` for the page's files, or ``unmatched`` — never the raw path."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return "unmatched"
+    return str(path) or "static"
 
 
 async def measure(
@@ -44,12 +44,12 @@ async def measure(
 ) -> Response:
     """HTTP middleware counting requests and timing them by route template."""
     started = time.perf_counter()
-    route = route_template(request)
     code = "500"
     try:
         response = await call_next(request)
         code = str(response.status_code)
         return response
     finally:
+        route = route_template(request)
         REQUESTS.labels(route=route, code=code).inc()
         REQUEST_SECONDS.labels(route=route).observe(time.perf_counter() - started)

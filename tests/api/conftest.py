@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+import uvicorn
 from PIL import Image
 
 from warmpool.api.app import create_app
 from warmpool.api.settings import StudioSettings
 from warmpool.api.uploads import ArtifactStore
 from warmpool.operator.adapters import kube
-from warmpool.sim.cluster import RunningCluster
+from warmpool.sim.cluster import RunningCluster, start_cluster
+
+T = TypeVar("T")
 
 NS = "default"
 
@@ -119,9 +126,116 @@ async def studio(
             await item.__aexit__(None, None, None)
 
 
-async def set_status(client: kube.KubeClient, name: str, status: dict[str, Any]) -> None:
-    await client.patch(kube.GENERATIONJOBS, name, NS, {"status": status}, subresource="status")
+class Driver:
+    """What the operator would do, done by hand: status patches and stored outputs."""
+
+    def __init__(self, client: kube.KubeClient, store: ArtifactStore) -> None:
+        self.kube = client
+        self.store = store
+
+    async def set_status(self, name: str, status: dict[str, Any]) -> None:
+        patch = {"status": status}
+        await self.kube.patch(kube.GENERATIONJOBS, name, NS, patch, subresource="status")
+
+    async def succeed(self, name: str, *images: bytes, content_type: str = "image/png") -> None:
+        """Store the images as the job's outputs and mark it Succeeded."""
+        outputs = []
+        for i, data in enumerate(images):
+            key = f"outputs/{NS}/{name}/{i}.png"
+            await self.store.put_bytes(key, data, content_type=content_type)
+            outputs.append(
+                {
+                    "key": key,
+                    "contentType": content_type,
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "width": 64,
+                    "height": 48,
+                }
+            )
+        status = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "outputs": outputs}
+        await self.set_status(name, status)
+
+    @staticmethod
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
 
 
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+@pytest.fixture
+def drive(kube_client: kube.KubeClient, store: ArtifactStore) -> Driver:
+    return Driver(kube_client, store)
+
+
+@pytest.fixture
+def png() -> Callable[..., bytes]:
+    return png_bytes
+
+
+class Served:
+    """The studio under uvicorn on a loopback port, with its own emulated API, in a thread.
+
+    For synchronous clients (schemathesis, Playwright's sync API): the stack's event loop
+    runs in the thread; :meth:`run` executes a coroutine there (e.g. a :class:`Driver` step).
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="studio-stack")
+        self.thread.start()
+        self.url = ""
+        self.run(self._start(overrides))
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self, overrides: dict[str, Any]) -> None:
+        self.cluster = await start_cluster()
+        self.kube = kube.KubeClient(self.cluster.url)
+        await self.kube.create(kube.GPUPOOLS, POOL, NS)
+        self.tmp = tempfile.TemporaryDirectory(prefix="warmpool-studio-")
+        try:
+            self.store = open_test_store(f"file://{self.tmp.name}/artifacts")
+        except ImportError:
+            self.store = MemoryStore()
+        self.drive = Driver(self.kube, self.store)
+        settings = StudioSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+        app = create_app(settings, kube=self.kube, store=self.store)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.task = asyncio.create_task(self.server.serve())
+        deadline = self.loop.time() + 20
+        while not self.server.started:
+            if self.task.done() or self.loop.time() > deadline:
+                raise RuntimeError("the studio did not start")
+            await asyncio.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def _stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, timeout=15)
+        await self.kube.close()
+        await self.cluster.stop()
+
+    def close(self) -> None:
+        try:
+            self.run(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+            self.loop.close()
+            self.tmp.cleanup()
+
+
+@pytest.fixture
+def served() -> Iterator[Callable[..., Served]]:
+    """``served(**settings)`` → a running :class:`Served` stack (stopped after the test)."""
+    stacks: list[Served] = []
+
+    def make(**overrides: Any) -> Served:
+        stacks.append(Served(**overrides))
+        return stacks[-1]
+
+    yield make
+    for stack in stacks:
+        stack.close()
