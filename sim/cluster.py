@@ -18,6 +18,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+from collections.abc import Callable
 from importlib import resources as importlib_resources
 from pathlib import Path
 from types import TracebackType
@@ -28,7 +29,7 @@ import yaml
 
 from warmpool.sim.cluster_api import ClusterEmulator
 from warmpool.sim.cluster_resources import ResourceType, load_crd_dir
-from warmpool.sim.cluster_store import CRD_KEY, NS_KEY, ApiError, Store
+from warmpool.sim.cluster_store import CRD_KEY, NS_KEY, ApiError, Event, Store
 
 __all__ = [
     "ApiError",
@@ -127,6 +128,25 @@ class RunningCluster:
         self, api_version: str, kind: str, namespace: str | None = None
     ) -> builtins.list[dict[str, Any]]:
         return self.store.list(self.resource(api_version, kind), namespace)
+
+    async def wait_for(self, predicate: Callable[[], bool], *, timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checking on every change of the store.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        changed = asyncio.Event()
+
+        def on_change(_rt: ResourceType, _event: Event) -> None:
+            changed.set()
+
+        self.store.on_change.append(on_change)
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    changed.clear()
+                    await changed.wait()
+        finally:
+            self.store.on_change.remove(on_change)
 
     def install_crds(self, crd_dir: Path) -> builtins.list[str]:
         """Create the CRDs of a directory (registering their kinds); return their names."""

@@ -6,7 +6,9 @@ Also builds the discovery documents (``/api``, ``/api/v1``, ``/apis``, ``/apis/<
 
 from __future__ import annotations
 
+import copy
 import datetime
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -171,7 +173,7 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 )
                 if scale
                 else None,
-                schema=StructuralSchema(schema) if schema else None,
+                schema=_compiled_schema(schema) if schema else None,
                 printer_columns=tuple(
                     PrinterColumn(
                         name=c["name"],
@@ -191,13 +193,35 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
     return result
 
 
+CRD_KIND = "CustomResourceDefinition"
+_CRD_CACHE: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+_SCHEMA_CACHE: dict[str, StructuralSchema] = {}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _compiled_schema(schema: Mapping[str, Any]) -> StructuralSchema:
+    """Compile a schema once per distinct content (CRDs are re-installed by every cluster)."""
+    key = json.dumps(schema, sort_keys=True)
+    compiled = _SCHEMA_CACHE.get(key)
+    if compiled is None:
+        compiled = _SCHEMA_CACHE[key] = StructuralSchema(schema)
+    return compiled
+
+
 def load_crd_dir(directory: Path) -> list[dict[str, Any]]:
     """Read every CRD manifest (``*.yaml``, possibly multi-document) of a directory."""
     crds: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                crds.append(doc)
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _CRD_CACHE:
+            docs = yaml.load_all(path.read_text(), Loader=_Loader)
+            _CRD_CACHE[key] = [
+                d
+                for d in docs
+                if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
+            ]
+        crds.extend(copy.deepcopy(_CRD_CACHE[key]))
     return crds
 
 
