@@ -35,6 +35,9 @@ class Deps:
     inventory: Any = None
     kube: Any = None
     artifacts: Any = None
+    #: The job dispatcher and slot ledger (``handlers/dispatch.py``), created by the
+    #: jobs start-up handler.
+    dispatcher: Any = None
     #: Background tasks owned by the operator (probes, job runners), by key.
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     #: Pools waiting for a reconcile because something changed (event-driven wake-ups).
@@ -44,6 +47,9 @@ class Deps:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: Per-pool offer search results: (monotonic time, offers).
     offer_cache: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
+
+    #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
+    orphans_seen: dict[int, float] = field(default_factory=dict)
 
     def lock(self, namespace: str, pool: str) -> asyncio.Lock:
         """The lock serialising rentals of one pool."""

@@ -36,8 +36,12 @@ async def on_daemon_instance(
     while not stopped:
         if body.metadata.get("deletionTimestamp"):
             return
+        # The live body lags behind our own status writes: read the object fresh.
+        fresh = await memo.kube.get(kube.GPUINSTANCES, body.metadata.name, body.metadata.namespace)
+        if fresh is None:
+            return
         try:
-            ready = await step(memo, dict(body), logger)
+            ready = await step(memo, fresh, logger)
         except kopf.TemporaryError as exc:
             logger.warning("Will retry: %s", exc)
             ready = False

@@ -26,18 +26,23 @@ async def sweep(deps: Deps) -> list[int]:
         return []
     known = {b["metadata"].get("uid") for b in await deps.kube.list(kube.GPUINSTANCES, None)}
     destroyed = []
-    now = time.time()
+    now = time.monotonic()
+    orphans = {r.id for r in rentals if common.uid_of_label(r.label) not in known}
+    # Grace counts from when this process first saw the rental orphaned: the
+    # rental's own start_date is the provider's clock, which need not agree with ours.
+    for gone in set(deps.orphans_seen) - orphans:
+        del deps.orphans_seen[gone]
     for rental in rentals:
-        uid = common.uid_of_label(rental.label)
-        if uid is None or uid in known:
+        if rental.id not in orphans or common.uid_of_label(rental.label) is None:
             continue
-        age = now - (rental.start_date or now)
-        if age < deps.settings.orphan_grace:
+        seen = deps.orphans_seen.setdefault(rental.id, now)
+        if now - seen < deps.settings.orphan_grace:
             continue
-        logger.warning("Destroying orphaned rental %s (label %s, %.0fs old).",
-                       rental.id, rental.label, age)  # fmt: skip
+        logger.warning("Destroying orphaned rental %s (label %s): no GpuInstance has its uid.",
+                       rental.id, rental.label)  # fmt: skip
         if await deps.vastai.destroy_instance(rental.id):
             destroyed.append(rental.id)
+        deps.orphans_seen.pop(rental.id, None)
         metrics.ORPHANS_DESTROYED.inc()
     if destroyed:
         deps.inventory.invalidate()
@@ -51,4 +56,4 @@ async def sweep_forever(deps: Deps) -> None:
             await sweep(deps)
         except Exception:
             logger.exception("Orphan sweep failed; will retry.")
-        await asyncio.sleep(max(deps.settings.reconcile_interval * 3, 5.0))
+        await asyncio.sleep(deps.settings.reconcile_interval)

@@ -131,6 +131,10 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         if rec.actual_status == "running" and not s.running_at:
             patch["runningAt"] = common.iso(now)
     url = rec.url_for(port) if rec is not None and rec.actual_status == "running" else None
+    if url is None and s.phase in ("Ready", "Draining") and s.comfy_url:
+        # Vast.ai says it is not running (offline, unknown...): whether ComfyUI still
+        # answers decides, after `unreachableProbes` failures in a row.
+        url = s.comfy_url
     probe: lifecycle.ProbeView | None = None
     if url:
         patch["comfyUrl"] = url
@@ -157,6 +161,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["reason"] = decision.reason
         patch["message"] = decision.message
     if decision.phase == "Ready" and not s.ready_at:
+        now = deps.now()  # after the probe and the canary
         patch["readyAt"] = common.iso(now)
         await _became_ready(deps, inst, pool, patch, now, log)
     patch["cost"] = _cost(s.price_per_hour, common.parse_time(s.rented_at), now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -75,9 +75,7 @@ def instance_view(body: dict[str, Any]) -> policy.InstanceView:
     )
 
 
-def _epoch() -> Any:
-    from datetime import UTC, datetime
-
+def _epoch() -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -175,16 +173,16 @@ async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logge
             "hostId": rental.host_id,
             "gpuName": rental.gpu_name or "",
             "pricePerHour": rental.dph_total or 0.0,
-            "rentedAt": inst.status.rented_at
-            or common.iso(_from_epoch(rental.start_date) or deps.now()),
+            "rentedAt": inst.status.rented_at or common.iso(_started(rental, deps.now())),
         },
     )
 
 
-def _from_epoch(seconds: float | None) -> Any:
-    from datetime import UTC, datetime
-
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+def _started(rental: Instance, now: datetime) -> datetime:
+    """When the rental started: its start_date, but never later than now."""
+    if rental.start_date is None:
+        return now
+    return min(now, datetime.fromtimestamp(rental.start_date, UTC))
 
 
 async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -> None:
@@ -206,7 +204,8 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
         )
         views = [instance_view(b) for b in siblings if b["metadata"]["name"] != name]
         live = [v for v in views if v.phase in LIVE_PHASES and not v.deleting]
-        current_hourly = sum(v.price_per_hour for v in live)
+        # Every object costs money until its rental is destroyed, deleting ones too.
+        current_hourly = budget.current_hourly(views)
         spent = budget.spend_today(pool.status.spend, views, now=now)
         found = [offer_view(o) for o in await search(deps, pool)]
         chosen = offers.choose_offers(
@@ -237,7 +236,7 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
                 pool.spec.budget,
                 current_hourly=current_hourly,
                 spend_today=spent,
-                hours_left_today=_hours_left(now),
+                hours_left_today=budget.hours_left_today(now),
             )
             if not verdict.allowed:
                 await _pending(deps, inst, "BudgetBlocked", verdict.message)
@@ -312,11 +311,6 @@ def _owner_body(inst: GpuInstance) -> dict[str, Any]:
         "kind": "GpuInstance",
         "metadata": {"name": inst.metadata.name, "uid": inst.metadata.uid},
     }
-
-
-def _hours_left(now: Any) -> float:
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return float((midnight - now).total_seconds() / 3600.0)
 
 
 async def _pending(deps: Deps, inst: GpuInstance, reason: str, message: str) -> None:
