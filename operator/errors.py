@@ -25,8 +25,16 @@ boundary (chained with ``from``) into these classes and decide nothing else.
     │   │   └── ComfyOutOfMemoryError          execution_error caused by out-of-memory
     │   ├── ComfyInterruptedError              execution_interrupted
     │   └── ComfyMalformedResponseError        not JSON / wrong shape
+    ├── KubeError                              (base of every Kubernetes API failure)
+    │   ├── KubeNotFoundError                  404: no such object
+    │   ├── KubeConflictError                  409: stale resourceVersion or already exists
+    │   ├── KubeGoneError                      410: watch resourceVersion too old (re-list)
+    │   ├── KubeInvalidError                   422: refused by validation, carries causes
+    │   ├── KubeForbiddenError                 401/403: credentials or RBAC (permanent)
+    │   └── KubeUnavailableError               5xx, 429, connection errors (temporary)
     └── ArtifactError                          artifact store failures
-        └── ArtifactNotFoundError
+        ├── ArtifactNotFoundError
+        └── ArtifactKeyError                   key refused: traversal, charset, empty
 """
 
 from __future__ import annotations
@@ -162,6 +170,67 @@ class ComfyMalformedResponseError(ComfyError):
     """The answer was not JSON or not of the documented shape."""
 
 
+# ---------------------------------------------------------------- Kubernetes
+
+
+class KubeError(WarmpoolError):
+    """Any failure talking to the Kubernetes API. ``status`` is the HTTP status when there
+    was one; ``reason`` is the Status object's ``reason`` (``NotFound``, ``AlreadyExists``...)."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class KubeNotFoundError(KubeError):
+    """404: the object (or its kind) does not exist."""
+
+
+class KubeConflictError(KubeError):
+    """409: the resourceVersion is stale, or the object already exists."""
+
+
+class KubeGoneError(KubeError):
+    """410: a watch asked for a resourceVersion the server no longer has; re-list."""
+
+
+class KubeInvalidError(KubeError, kopf.PermanentError):
+    """422: the object was refused by validation. ``causes`` are the Status causes
+    (``{"field": "spec.replicas", "reason": "FieldValueInvalid", "message": ...}``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 422,
+        reason: str = "Invalid",
+        causes: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, reason=reason)
+        self.causes: list[dict[str, str]] = list(causes or [])
+
+
+class KubeForbiddenError(KubeError, kopf.PermanentError):
+    """401/403: the credentials were refused or RBAC does not allow the verb."""
+
+
+class KubeUnavailableError(KubeError, kopf.TemporaryError):
+    """5xx, 429, time-outs and connection errors: worth retrying later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        KubeError.__init__(self, message, status=status, reason=reason)
+        kopf.TemporaryError.__init__(self, message, delay=retry_after or 5.0)
+        self.retry_after = retry_after
+
+
 # ---------------------------------------------------------------- artifacts
 
 
@@ -171,3 +240,7 @@ class ArtifactError(WarmpoolError):
 
 class ArtifactNotFoundError(ArtifactError):
     """No artifact under that key."""
+
+
+class ArtifactKeyError(ArtifactError, ValueError):
+    """The key is not acceptable: empty, absolute, ``..``, or characters outside the set."""
