@@ -14,8 +14,8 @@ function show(view) {
     else btn.removeAttribute("aria-current");
   }
   for (const sec of document.querySelectorAll(".view")) sec.hidden = sec.id !== `view-${view}`;
-  if (view === "gallery") loadGallery();
-  if (view === "muses") loadMuses();
+  if (view === "gallery") loadGallery().catch(() => {});
+  if (view === "muses") loadMuses().catch(() => {});
   history.replaceState(null, "", `#${view}`);
 }
 
@@ -98,6 +98,7 @@ function setProgress(phase, percent) {
   const bar = $("#progress");
   bar.setAttribute("aria-valuenow", String(percent));
   $(".bar", bar).style.width = `${percent}%`;
+  $("#cancel").hidden = ["Succeeded", "Failed", "Cancelled"].includes(phase);
 }
 
 function follow(job) {
@@ -254,7 +255,7 @@ function init() {
     scheduleEstimate();
   });
   for (const el of document.querySelectorAll(".video-only")) el.hidden = true;
-  $("#prompt").addEventListener("keydown", (ev) => {
+  form.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) generate(ev);
   });
   $("#cancel").addEventListener("click", async () => {
@@ -267,11 +268,10 @@ function init() {
   initMuses({ onChange: refreshMuseOptions });
   initGallery();
   const view = location.hash.slice(1);
-  start()
-    .then(() => show(["create", "muses", "gallery"].includes(view) ? view : "create"))
-    .catch((e) => {
-      $("#gen-error").textContent = e.message;
-    });
+  show(["create", "muses", "gallery"].includes(view) ? view : "create");
+  start().catch((e) => {
+    $("#gen-error").textContent = e.message;
+  });
 }
 
 init();
