@@ -1,0 +1,197 @@
+"""``warmpool-sim dev`` (``make demo``): the whole stack locally, at no cost.
+
+In this process: the emulated Kubernetes API with the CRDs and the Vast.ai
+simulator (which starts a ComfyUI simulator behind every running rental). As child
+processes, exactly as they run in a cluster: ``warmpool-operator`` and
+``warmpool-studio`` (the simulators never import the operator or the studio).
+A sample GpuPool with one warm instance is declared; progress is printed until
+it is Ready. Ctrl-C (or SIGTERM) stops every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from warmpool.sim.cluster import RunningCluster, start_cluster
+from warmpool.sim.vastai import VastaiServer, start_vastai
+
+API = "warmpool.dev/v1alpha1"
+
+SAMPLE_POOL: dict[str, Any] = {
+    "apiVersion": API,
+    "kind": "GpuPool",
+    "metadata": {"name": "sdxl", "namespace": "default"},
+    "spec": {
+        "replicas": 1,
+        "maxReplicas": 3,
+        "idleTimeout": "5m",
+        "offer": {"gpuNames": ["RTX 4090", "RTX 3090", "RTX 5090"], "maxPricePerHour": 1.5},
+        "template": {
+            "diskGb": 60,
+            "models": [{"folder": "checkpoints", "file": "sd_xl_base_1.0.safetensors"}],
+        },
+        "budget": {"maxHourlySpend": 5, "maxDailySpend": 60},
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def console_script(name: str) -> str:
+    """The console script next to this interpreter (never ``python -m`` from the root)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found: run `make demo` (it installs the package)")
+    return found
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+class Stack:
+    """The running pieces, stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.cluster: RunningCluster | None = None
+        self.vastai: VastaiServer | None = None
+        self.children: dict[str, asyncio.subprocess.Process] = {}
+
+    async def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.children[name] = await asyncio.create_subprocess_exec(
+            *argv, env=env, start_new_session=True
+        )
+
+    async def stop(self) -> None:
+        for proc in self.children.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for name, proc in self.children.items():
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=15)
+            except TimeoutError:
+                say(f"{name} did not stop in 15 s; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self.vastai is not None:
+            await self.vastai.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
+
+
+async def wait_http(url: str, *, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(timeout=2) as http:
+        while True:
+            try:
+                if (await http.get(url)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            if loop.time() > deadline:
+                raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+async def show_progress(stack: Stack, *, studio: str) -> None:
+    """Print instance phase changes; say when the pool is Ready; watch the children."""
+    assert stack.cluster is not None
+    seen: dict[str, str] = {}
+    announced = False
+    while True:
+        for name, proc in stack.children.items():
+            if proc.returncode is not None:
+                raise SystemExit(f"{name} exited with code {proc.returncode}")
+        for inst in stack.cluster.list(API, "GpuInstance", "default"):
+            status = inst.get("status") or {}
+            phase = status.get("phase", "Pending")
+            name = inst["metadata"]["name"]
+            if seen.get(name) != phase:
+                seen[name] = phase
+                detail = status.get("message") or status.get("reason") or ""
+                gpu = status.get("gpuName") or ""
+                say(f"  instance {name}: {phase} {gpu} {detail}".rstrip())
+        pool = stack.cluster.get(API, "GpuPool", "sdxl", "default") or {}
+        ready = (pool.get("status") or {}).get("readyReplicas", 0)
+        if ready and not announced:
+            announced = True
+            say(f"pool sdxl is Ready ({ready} warm instance). Generate at {studio}")
+        await asyncio.sleep(1.0)
+
+
+def prepare_state_dir() -> Path:
+    """``.warmpool/`` in the working directory, with the artifact store inside."""
+    state = Path(".warmpool").resolve()
+    (state / "artifacts").mkdir(parents=True, exist_ok=True)
+    return state
+
+
+async def serve(*, studio_port: int, time_scale: float, kubeconfig: str) -> None:
+    """Run the stack until interrupted."""
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    state = prepare_state_dir()
+    stack = Stack()
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, lambda: main_task.cancel() if main_task else None)
+    try:
+        stack.cluster = await start_cluster()
+        config = stack.cluster.write_kubeconfig(kubeconfig).resolve()
+        api_key = secrets.token_hex(16)
+        stack.vastai = await start_vastai(api_key=api_key, time_scale=time_scale)
+        say(f"emulated Kubernetes API  {stack.cluster.url}  (kubeconfig {config})")
+        say(f"simulated Vast.ai        {stack.vastai.url}  (time x{time_scale:g})")
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(config),
+            "WARMPOOL_KUBECONFIG": str(config),
+            "WARMPOOL_VASTAI_URL": stack.vastai.url,
+            "WARMPOOL_VASTAI_API_KEY": api_key,
+            "WARMPOOL_ARTIFACTS_URL": f"file://{state / 'artifacts'}",
+            "WARMPOOL_RECONCILE_INTERVAL": "2",
+            "WARMPOOL_HEALTH_PORT": str(free_port()),
+            "WARMPOOL_STUDIO_AUTH": "none",
+            "WARMPOOL_STUDIO_NAMESPACE": "default",
+        }
+        await stack.spawn("operator", [console_script("warmpool-operator")], env)
+        await stack.spawn(
+            "studio",
+            [console_script("warmpool-studio"), "--host", "127.0.0.1", "--port", str(studio_port),
+             "--log-level", "warning"],
+            env,
+        )  # fmt: skip
+        studio = f"http://127.0.0.1:{studio_port}/"
+        await wait_http(f"{studio}healthz")
+        if stack.cluster.get(API, "GpuPool", "sdxl", "default") is None:
+            stack.cluster.create(SAMPLE_POOL)
+        say(f"studio                   {studio}")
+        say(f"kubectl:  KUBECONFIG={config} .venv/bin/kubectl get warmpool")
+        say("warming up pool sdxl (1 instance) ... Ctrl-C stops everything")
+        await show_progress(stack, studio=studio)
+    except asyncio.CancelledError:
+        say("stopping ...")
+    finally:
+        await stack.stop()
+        say("stopped")
