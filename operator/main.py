@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -110,6 +111,10 @@ async def kopf_operator(
 ) -> None:
     import kopf
 
+    # With peering, replicas must differ in priority: Kopf pauses every operator that
+    # sees a peer of equal priority, so two replicas of one priority both stand still.
+    # The highest random priority runs; the others stand by until it is gone.
+    priority = secrets.randbelow(2**31) if settings.peering else 0
     await kopf.operator(
         registry=registry,
         memo=deps,
@@ -117,7 +122,7 @@ async def kopf_operator(
         namespaces=namespaces,
         standalone=settings.peering is None,
         peering_name=settings.peering,
-        priority=0,
+        priority=priority,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )
