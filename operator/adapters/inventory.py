@@ -104,7 +104,7 @@ class Inventory:
         self.fetches += 1
         try:
             rows = tuple(await self._client.list_instances())
-        except Exception as exc:  # noqa: BLE001 - handed to every waiter
+        except Exception as exc:  # handed to every waiter
             return exc
         finally:
             if self._inflight is asyncio.current_task():
