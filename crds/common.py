@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP = "warmpool.dev"
@@ -80,8 +80,9 @@ def with_rules(*rules: dict[str, str]) -> ConfigDict:
     The same rules must be enforced by a pydantic validator on the model, so that the
     studio and the operator refuse what the API server refuses.
     """
+    validations: list[JsonValue] = [cast("JsonValue", dict(rule)) for rule in rules]
     return ConfigDict(
-        **CamelModel.model_config, json_schema_extra={"x-kubernetes-validations": list(rules)}
+        **CamelModel.model_config, json_schema_extra={"x-kubernetes-validations": validations}
     )
 
 

@@ -58,7 +58,9 @@ async def run_probe(
     )  # fmt: skip
     if not result.ready:
         reason = result.reason.value if result.reason else "unknown"
-        stage = "models" if result.reason is comfy.ProbeReason.MODEL_MISSING else "answering"
+        stage: lifecycle.ProbeStage = (
+            "models" if result.reason is comfy.ProbeReason.MODEL_MISSING else "answering"
+        )
         if stage == "models" and not inst.status.answering_at:
             stamps["answeringAt"] = common.iso(now)
         return lifecycle.ProbeView(ok=False, stage=stage, reason=reason,
