@@ -34,7 +34,9 @@ boundary (chained with ``from``) into these classes and decide nothing else.
     │   └── KubeUnavailableError               5xx, 429, connection errors (temporary)
     └── ArtifactError                          artifact store failures
         ├── ArtifactNotFoundError
-        └── ArtifactKeyError                   key refused: traversal, charset, empty
+        ├── ArtifactKeyError                   key refused: traversal, charset, empty
+        ├── ArtifactInvalidError               output empty, undecodable or one flat colour
+        └── ArtifactUnavailableError           store unreachable or failing (temporary)
 """
 
 from __future__ import annotations
@@ -244,3 +246,19 @@ class ArtifactNotFoundError(ArtifactError):
 
 class ArtifactKeyError(ArtifactError, ValueError):
     """The key is not acceptable: empty, absolute, ``..``, or characters outside the set."""
+
+
+class ArtifactInvalidError(ArtifactError):
+    """An output is not a real result: ``reason`` is ``empty``, ``undecodable`` or ``flat``."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ArtifactUnavailableError(ArtifactError, kopf.TemporaryError):
+    """The store could not be reached or failed; worth retrying later."""
+
+    def __init__(self, message: str) -> None:
+        ArtifactError.__init__(self, message)
+        kopf.TemporaryError.__init__(self, message, delay=5.0)

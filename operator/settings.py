@@ -30,6 +30,14 @@ class OperatorSettings(BaseSettings):
         "file://.warmpool/artifacts",
         description="Artifact store: file:///dir or s3://bucket/prefix.",
     )
+    artifacts_s3_endpoint: str | None = Field(
+        None,
+        description="S3-compatible endpoint URL (MinIO, R2...); AWS when unset. "
+        "Credentials come from the standard AWS_* environment variables only.",
+    )
+    artifacts_s3_region: str | None = Field(
+        None, description="S3 region; AWS_REGION / AWS_DEFAULT_REGION or us-east-1 when unset."
+    )
     reconcile_interval: float = Field(
         10.0, gt=0, description="Seconds between timer reconciles of each pool."
     )
