@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from warmpool.operator import errors
-from warmpool.operator.adapters import kube
+from warmpool.operator.adapters import kube, kubeconfig
 
 SERVER = "https://kube.test"
 TOKEN = "eyJhbGciOi-SECRET-token-0123456789"
@@ -46,7 +46,8 @@ def _close_stray_loop(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[kube.KubeClient]:
-    async with httpx.AsyncClient() as http:
+    # respx answers every request: verify=False only skips loading CA certificates (0.2 s).
+    async with httpx.AsyncClient(verify=False) as http:
         yield kube.KubeClient(SERVER, client=http, read_attempts=1)
 
 
@@ -163,7 +164,7 @@ async def test_reads_are_retried_on_transient_errors(mock: respx.MockRouter) -> 
     route = mock.get(kube.GPUPOOLS.path("ns", "p")).mock(
         side_effect=[_status(503, "ServiceUnavailable"), httpx.Response(200, json={"a": 1})]
     )
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=False) as http:
         c = kube.KubeClient(SERVER, client=http, read_attempts=3)
         assert await c.get(kube.GPUPOOLS, "p", "ns") == {"a": 1}
     assert route.call_count == 2
@@ -171,7 +172,7 @@ async def test_reads_are_retried_on_transient_errors(mock: respx.MockRouter) -> 
 
 async def test_writes_are_not_retried(client: kube.KubeClient, mock: respx.MockRouter) -> None:
     route = mock.post(kube.GPUPOOLS.path("ns")).mock(return_value=_status(503, "X"))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=False) as http:
         c = kube.KubeClient(SERVER, client=http, read_attempts=3)
         with pytest.raises(errors.KubeUnavailableError):
             await c.create(kube.GPUPOOLS, {"metadata": {"name": "p"}}, "ns")
@@ -419,7 +420,7 @@ def test_in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "8443")
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", tmp_path)
+    monkeypatch.setattr(kubeconfig, "SERVICE_ACCOUNT_DIR", tmp_path)
     config = kube.load_config()
     assert config.server == "https://10.0.0.1:8443"
     assert config.namespace == "warmpool-system"
@@ -435,3 +436,68 @@ def test_nothing_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(errors.ConfigurationError):
         kube.load_config()
+
+
+# ---------------------------------------------------------------- the emulated API
+
+
+def _pool(name: str, replicas: int = 1) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"team": "a"}}, "spec": {"replicas": replicas}}
+
+
+async def _first(events: AsyncIterator[kube.WatchEvent]) -> kube.WatchEvent:
+    async for event in events:
+        return event
+    raise AssertionError("the watch ended without an event")
+
+
+async def test_round_trip_against_emulated_api(cluster: Any, tmp_path: Path) -> None:
+    path = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    async with kube.KubeClient.from_config(path) as client:
+        created = await client.create(kube.GPUPOOLS, _pool("sdxl"), "default")
+        assert created["metadata"]["name"] == "sdxl"
+        assert created["spec"]["idleTimeout"] == "15m", "the CRD default was not applied"
+        await client.create(kube.GPUPOOLS, _pool("flux"), "default")
+        with pytest.raises(errors.KubeConflictError):
+            await client.create(kube.GPUPOOLS, _pool("sdxl"), "default")
+        with pytest.raises(errors.KubeInvalidError) as info:
+            await client.create(kube.GPUPOOLS, _pool("bad", replicas=-1), "default")
+        assert "replicas" in str(info.value) + json.dumps(info.value.causes)
+
+        items, version = await client.list_with_version(
+            kube.GPUPOOLS, "default", label_selector="team=a"
+        )
+        assert sorted(i["metadata"]["name"] for i in items) == ["flux", "sdxl"]
+        assert {i["kind"] for i in items} == {"GpuPool"}
+
+        patched = await client.patch(kube.GPUPOOLS, "sdxl", "default", {"spec": {"paused": True}})
+        assert patched["spec"]["paused"] is True
+        status = await client.patch(
+            kube.GPUPOOLS, "sdxl", "default", {"status": {"readyReplicas": 1}}, subresource="status"
+        )
+        assert status["status"]["readyReplicas"] == 1
+        stale = dict(created)  # the resourceVersion of before the patches
+        with pytest.raises(errors.KubeConflictError):
+            await client.replace(kube.GPUPOOLS, "sdxl", "default", stale)
+
+        events = client.watch(kube.GPUPOOLS, "default", resource_version=version)
+        await client.patch(kube.GPUPOOLS, "flux", "default", {"spec": {"replicas": 3}})
+        event = await asyncio.wait_for(_first(events), timeout=10)
+        await events.aclose()  # type: ignore[attr-defined]
+        assert (event.type, event.object["metadata"]["name"]) in {
+            ("MODIFIED", "sdxl"),
+            ("MODIFIED", "flux"),
+        }
+
+        posted = await client.post_event(patched, reason="Paused", message="paused by test")
+        assert posted is not None
+        assert posted["involvedObject"]["name"] == "sdxl"
+
+        assert await client.delete(kube.GPUPOOLS, "flux", "default") is True
+        assert await client.get(kube.GPUPOOLS, "flux", "default") is None
+        assert await client.delete(kube.GPUPOOLS, "flux", "default") is False
+        secret = {"metadata": {"name": "tok"}, "type": "Opaque", "data": {"t": "eA=="}}
+        await client.create(kube.SECRETS, secret, "default")
+        got = await client.get(kube.SECRETS, "tok", "default")
+        assert got is not None
+        assert got["data"] == {"t": "eA=="}
