@@ -22,23 +22,17 @@ from warmpool.api.limits import RateLimiter
 from warmpool.api.routes import generations, health, library, muses, session
 from warmpool.api.settings import StudioSettings
 from warmpool.api.state import Studio
-from warmpool.api.uploads import ArtifactStore, Uploads
+from warmpool.api.uploads import Uploads
 from warmpool.operator import errors
+from warmpool.operator.adapters import artifacts
 from warmpool.operator.adapters import kube as kube_adapter
-
-
-def _open_store(url: str) -> ArtifactStore:
-    from warmpool.operator.adapters import artifacts  # type: ignore[attr-defined,unused-ignore]
-
-    store: ArtifactStore = artifacts.open_store(url)
-    return store
 
 
 def create_app(
     settings: StudioSettings | None = None,
     *,
     kube: kube_adapter.KubeClient | None = None,
-    store: ArtifactStore | None = None,
+    store: artifacts.ArtifactStore | None = None,
 ) -> FastAPI:
     """The studio. ``kube`` and ``store`` are made from the settings when not given
     (given ones are not closed by the app)."""
@@ -47,7 +41,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = kube or kube_adapter.KubeClient.from_config(settings.kubeconfig)
-        artifact_store = store or _open_store(settings.artifacts_url)
+        artifact_store = store or artifacts.open_store(settings.artifacts_url)
         hub = Hub(client, settings.studio_namespace)
         app.state.studio = Studio(
             settings=settings,

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from warmpool.operator import errors
@@ -27,12 +27,17 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 64
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobEvent:
-    """One observed change of a job: the watch event type and the object."""
+    """One observed change of a job: the watch event type and the object.
+
+    ``memo`` lets the listeners of one job compute what they send once per change,
+    not once per listener (500 listeners parse one object, not 500).
+    """
 
     type: str  # ADDED, MODIFIED, DELETED
     object: dict[str, Any]
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 class Listener:

@@ -1,7 +1,8 @@
 """Reference image uploads, output downloads and thumbnails, on the artifact store.
 
-Keys are always made by the server: uploads go under ``uploads/<owner>/<random>.<ext>``
-and a client-given key is accepted only if it has exactly that shape for the caller.
+Keys are always made by the server: uploads go under ``uploads/<owner>/<sha256>.<ext>``
+(content-addressed), and a client-given key is accepted only if it has exactly that
+shape for the caller.
 Outputs are found through their job (name + index), never through a client path.
 Thumbnails are made with Pillow on first request and cached in the store under
 ``thumbnails/<sha256 of the output>-<size>.webp``.
@@ -10,46 +11,24 @@ Thumbnails are made with Pillow on first request and cached in the store under
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import re
-import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from warmpool.api.auth import User
 from warmpool.api.problems import FieldError
 from warmpool.operator import errors
+from warmpool.operator.adapters import artifacts
 
 UPLOAD_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 _UPLOAD_KEY = re.compile(
-    r"^uploads/([A-Za-z0-9][-A-Za-z0-9_.]{0,62})/[0-9a-f]{32}\.(png|jpg|webp)$"
+    r"^uploads/([A-Za-z0-9][-A-Za-z0-9_.]{0,62})/[0-9a-f]{64}\.(png|jpg|webp)$"
 )
 THUMBNAIL_TYPE = "image/webp"
 MAX_PIXELS = 64_000_000
-
-
-def sniff(data: bytes) -> str | None:
-    """The image type by magic bytes: PNG, JPEG or WEBP (anything else: None)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-class ArtifactStore(Protocol):
-    """What the studio needs of ``warmpool.operator.adapters.artifacts`` stores."""
-
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> object: ...
-
-    async def get_bytes(self, key: str) -> bytes: ...
-
-    def get_stream(self, key: str) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -59,11 +38,6 @@ class Stored:
     size: int
     width: int | None
     height: int | None
-
-
-def _dimensions(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.size
 
 
 def _thumbnail(data: bytes, size: int) -> bytes:
@@ -80,7 +54,7 @@ def _thumbnail(data: bytes, size: int) -> bytes:
 class Uploads:
     """The studio's view of the artifact store."""
 
-    def __init__(self, store: ArtifactStore, *, max_bytes: int, thumb_size: int) -> None:
+    def __init__(self, store: artifacts.ArtifactStore, *, max_bytes: int, thumb_size: int) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self.thumb_size = thumb_size
@@ -97,21 +71,24 @@ class Uploads:
             raise FieldError(
                 loc, f"the image is larger than {self.max_bytes} bytes", type="too_large"
             )
-        content_type = sniff(data)
-        if content_type is None:
+        content_type = artifacts.sniff_content_type(data[:64])
+        if content_type not in UPLOAD_TYPES:
             raise FieldError(loc, "only PNG, JPEG and WEBP images are accepted", type="bad_type")
         try:
-            width, height = await asyncio.to_thread(_dimensions, data)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+            facts = await asyncio.to_thread(artifacts.image_facts, data)
+        except errors.ArtifactInvalidError as e:
             raise FieldError(loc, "the image cannot be read", type="bad_image") from e
-        key = f"uploads/{user.label}/{secrets.token_hex(16)}.{UPLOAD_TYPES[content_type]}"
+        width, height = facts.width, facts.height
+        digest = hashlib.sha256(data).hexdigest()
+        key = artifacts.upload_key(user.label, digest, UPLOAD_TYPES[content_type])
         await self.store.put_bytes(key, data, content_type=content_type)
         return Stored(key, content_type, len(data), width, height)
 
     # ------------------------------------------------------------ outputs
 
-    def stream(self, key: str) -> AsyncIterator[bytes]:
-        return self.store.get_stream(key)
+    async def open(self, key: str) -> artifacts.ObjectStream:
+        """The output's bytes as a stream (404 before any byte is sent when missing)."""
+        return await self.store.get_stream(key)
 
     async def thumbnail(self, key: str, sha256: str) -> bytes:
         """The cached thumbnail of an output, made on first use."""

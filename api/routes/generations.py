@@ -124,10 +124,13 @@ async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> Eve
                 while not deleted and (last is None or last["phase"] not in TERMINAL_PHASES):
                     change = await listener.queue.get()
                     deleted = change.type == "DELETED"
-                    snap = _snapshot(change.object, deleted=deleted)
+                    if "snapshot" not in change.memo:
+                        snap = _snapshot(change.object, deleted=deleted)
+                        change.memo["snapshot"] = (snap, json.dumps(snap))
+                    snap, text = change.memo["snapshot"]
                     if snap != last:
                         last = snap
-                        yield ServerSentEvent(json.dumps(snap), event="progress")
+                        yield ServerSentEvent(text, event="progress")
                 yield ServerSentEvent(
                     json.dumps({"name": name, "phase": (last or {}).get("phase", "Cancelled")}),
                     event="done",
@@ -163,12 +166,13 @@ async def download_output(
 ) -> StreamingResponse:
     job, output = await _output(studio, user, name, index)
     ext = _EXTENSIONS.get(output.content_type, "bin")
+    stream = await studio.uploads.open(output.key)
     return StreamingResponse(
-        studio.uploads.stream(output.key),
+        stream.chunks,
         media_type=output.content_type,
         headers={
             "Content-Disposition": f'{disposition}; filename="{job}-{index}.{ext}"',
-            "Content-Length": str(output.size),
+            "Content-Length": str(stream.size),
             "Cache-Control": "private, max-age=31536000, immutable",
             "X-Content-Type-Options": "nosniff",
         },

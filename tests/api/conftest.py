@@ -18,8 +18,7 @@ from PIL import Image
 
 from warmpool.api.app import create_app
 from warmpool.api.settings import StudioSettings
-from warmpool.api.uploads import ArtifactStore
-from warmpool.operator.adapters import kube
+from warmpool.operator.adapters import artifacts, kube
 from warmpool.sim.cluster import RunningCluster, start_cluster
 
 T = TypeVar("T")
@@ -49,13 +48,6 @@ def png_bytes(size: tuple[int, int] = (64, 48), color: str = "purple") -> bytes:
     return out.getvalue()
 
 
-def open_test_store(url: str) -> ArtifactStore:
-    from warmpool.operator.adapters import artifacts  # type: ignore[attr-defined,unused-ignore]
-
-    store: ArtifactStore = artifacts.open_store(url)
-    return store
-
-
 @pytest.fixture
 async def kube_client(cluster: RunningCluster) -> AsyncIterator[kube.KubeClient]:
     async with kube.KubeClient(cluster.url) as client:
@@ -63,35 +55,9 @@ async def kube_client(cluster: RunningCluster) -> AsyncIterator[kube.KubeClient]
         yield client
 
 
-class MemoryStore:
-    """Stand-in until the artifacts adapter lands."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, tuple[bytes, str]] = {}
-
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> object:
-        self.data[key] = (data, content_type)
-        return None
-
-    async def get_bytes(self, key: str) -> bytes:
-        from warmpool.operator import errors
-
-        if key not in self.data:
-            raise errors.ArtifactNotFoundError(key)
-        return self.data[key][0]
-
-    async def get_stream(self, key: str) -> AsyncIterator[bytes]:
-        data = await self.get_bytes(key)
-        for i in range(0, len(data), 4096):
-            yield data[i : i + 4096]
-
-
 @pytest.fixture
-def store(tmp_path: Any) -> ArtifactStore:
-    try:
-        return open_test_store(f"file://{tmp_path}/artifacts")
-    except ImportError:
-        return MemoryStore()
+def store(tmp_path: Any) -> artifacts.ArtifactStore:
+    return artifacts.open_store(f"file://{tmp_path}/artifacts")
 
 
 Studio = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -99,7 +65,7 @@ Studio = Callable[..., Awaitable[httpx.AsyncClient]]
 
 @pytest.fixture
 async def studio(
-    kube_client: kube.KubeClient, store: ArtifactStore
+    kube_client: kube.KubeClient, store: artifacts.ArtifactStore
 ) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
     """``await studio(**settings)`` → an httpx client on a running app (lifespan entered)."""
     stack: list[Any] = []
@@ -129,7 +95,7 @@ async def studio(
 class Driver:
     """What the operator would do, done by hand: status patches and stored outputs."""
 
-    def __init__(self, client: kube.KubeClient, store: ArtifactStore) -> None:
+    def __init__(self, client: kube.KubeClient, store: artifacts.ArtifactStore) -> None:
         self.kube = client
         self.store = store
 
@@ -162,7 +128,7 @@ class Driver:
 
 
 @pytest.fixture
-def drive(kube_client: kube.KubeClient, store: ArtifactStore) -> Driver:
+def drive(kube_client: kube.KubeClient, store: artifacts.ArtifactStore) -> Driver:
     return Driver(kube_client, store)
 
 
@@ -193,10 +159,7 @@ class Served:
         self.kube = kube.KubeClient(self.cluster.url)
         await self.kube.create(kube.GPUPOOLS, POOL, NS)
         self.tmp = tempfile.TemporaryDirectory(prefix="warmpool-studio-")
-        try:
-            self.store = open_test_store(f"file://{self.tmp.name}/artifacts")
-        except ImportError:
-            self.store = MemoryStore()
+        self.store = artifacts.open_store(f"file://{self.tmp.name}/artifacts")
         self.drive = Driver(self.kube, self.store)
         settings = StudioSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
         app = create_app(settings, kube=self.kube, store=self.store)
