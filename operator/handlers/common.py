@@ -6,9 +6,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from warmpool.crds.common import POOL_LABEL
+import kopf
+
+from warmpool.crds.common import API_VERSION, POOL_LABEL
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 
@@ -55,6 +57,17 @@ def owner_reference(body: Any, *, controller: bool = True) -> dict[str, Any]:
         "controller": controller,
         "blockOwnerDeletion": True,
     }
+
+
+def event(kind: str, meta: Any, reason: str, message: str, *, warning: bool = False) -> None:
+    """A Kubernetes Event with a stable reason on a warmpool object (posted by Kopf)."""
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
+    }
+    post = kopf.warn if warning else kopf.info
+    post(cast(kopf.Body, body), reason=reason, message=message[:1000])
 
 
 def pool_selector(pool: str) -> str:

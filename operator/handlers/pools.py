@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import dataclasses
+from typing import Any, cast
 
 import kopf
 
@@ -77,6 +78,30 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     now = deps.now()
     bodies = await deps.kube.list(kube.GPUINSTANCES, ns, label_selector=common.pool_selector(name))
     views = [renting.instance_view(b) for b in bodies]
+    # Jobs placed by this process count even before the instance's status.jobs says so
+    # (the job dispatcher's ledger is authoritative): a busy instance is never released.
+    if deps.dispatcher is not None:
+        views = [dataclasses.replace(v, jobs=max(v.jobs, deps.dispatcher.jobs_on(ns, v.name)))
+                 for v in views]  # fmt: skip
+    # Instances that could not rent because of the budget hold no rental: they go, and
+    # the policy (which sees the budget) decides again. Instances still choosing an offer
+    # count at the expected price, so one reconcile cannot out-create the budget.
+    expected = renting.cheapest_offer(deps, pool) or pool.spec.offer.max_price_per_hour or 0.0
+    blocked = {
+        b["metadata"]["name"]
+        for b in bodies
+        if (b.get("status") or {}).get("reason") == "BudgetBlocked"
+        and not (b.get("status") or {}).get("contractId")
+    }
+    for name_blocked in sorted(blocked):
+        await deps.kube.delete(kube.GPUINSTANCES, name_blocked, ns)
+    views = [
+        dataclasses.replace(v, price_per_hour=expected)
+        if v.phase in ("Pending", "Renting") and not v.price_per_hour
+        else v
+        for v in views
+        if v.name not in blocked
+    ]
     queued, running = await count_jobs(deps, ns, name)
     spent = budget.spend_today(pool.status.spend, views, now=now)
     plan = policy.plan_pool(
@@ -88,10 +113,12 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         breaker_until=common.parse_time(pool.status.breaker_until),
         spend_today=spent,
         now=now,
+        rental_price=expected or None,
     )
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
-        log.info("Renting %s for the pool (%s).", created, rent.reason)
+        common.event("GpuPool", pool.metadata, "Renting",
+                     f"{created}: {rent.reason} {rent.message}".strip())  # fmt: skip
     for drain in plan.drains:
         await common.patch_status(deps.kube, kube.GPUINSTANCES, ns, drain.name,
                                   {"phase": "Draining", "reason": drain.reason,
@@ -106,10 +133,10 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
                 deps,
                 GpuInstance.from_body(target),
                 reason=release.reason,
-                message="released by the pool",
+                message=release.message or "released by the pool",
             )
     for reason, message in plan.events:
-        kopf.info(body, reason=reason, message=message)
+        kopf.info(cast(kopf.Body, body), reason=reason, message=message)
     live = [v for v in views if not v.deleting and v.phase not in ("Terminating", "Failed")]
     ready = [v for v in live if v.phase == "Ready"]
     hourly = sum(v.price_per_hour for v in live)
@@ -137,7 +164,14 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
 
 
 async def count_jobs(deps: Deps, namespace: str, pool: str) -> tuple[int, int]:
-    """Queued and placed/running jobs of the pool."""
+    """Queued and placed/running jobs of the pool.
+
+    From the job dispatcher's in-memory indexes once they are populated (no LIST of
+    every job per reconcile); from the API before that.
+    """
+    counted = deps.dispatcher.job_counts(namespace, pool) if deps.dispatcher else None
+    if counted is not None:
+        return int(counted[0]), int(counted[1])
     jobs = await deps.kube.list(kube.GENERATIONJOBS, namespace)
     queued = running = 0
     for job in jobs:

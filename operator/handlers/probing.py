@@ -145,6 +145,9 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["lastProbe"] = {"time": common.iso(now), "ok": probe.ok, "reason": probe.reason,
                               "message": probe.message[:300]}  # fmt: skip
         patch["probeFailures"] = 0 if probe.ok else s.probe_failures + 1
+        if probe.reason == "model_missing" and s.last_probe.reason != "model_missing":
+            common.event("GpuInstance", inst.metadata, "ModelMissing", probe.message,
+                         warning=True)  # fmt: skip
     running_at = common.parse_time(patch.get("runningAt") or s.running_at)
     decision = lifecycle.decide_instance(
         phase=s.phase,
@@ -169,7 +172,8 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
     patch["cost"] = _cost(s.price_per_hour, common.parse_time(s.rented_at), now)
     await common.patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     if decision.terminate:
-        log.warning("Terminating: %s: %s", decision.reason, decision.message)
+        common.event("GpuInstance", inst.metadata, decision.reason, decision.message,
+                     warning=True)  # fmt: skip
         await record_failure(deps, inst, pool, decision.reason, decision.message, now)
         from warmpool.operator.handlers import instances
 
@@ -208,8 +212,12 @@ async def _became_ready(
         a, b = common.parse_time(start), common.parse_time(end)
         if a is not None and b is not None:
             metrics.READY_PHASE_SECONDS.labels(pool_name, step).observe((b - a).total_seconds())
-    log.info("Ready: ComfyUI answers, models present, canary done (%s).",
-             inst.status.gpu_name)  # fmt: skip
+    common.event(
+        "GpuInstance",
+        inst.metadata,
+        "Ready",
+        f"ComfyUI answers, models present, canary done ({inst.status.gpu_name})",
+    )
     await record_outcome(deps, pool, inst.metadata.name, ok=True, reason="", now=now)
 
 

@@ -26,7 +26,9 @@ from warmpool.operator.decisions import budget, offers, policy
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers import common
 
-#: Offers tried per rental step before giving up for this step.
+#: Offers considered per rental step (best score first; over budget ones are skipped).
+OFFER_CANDIDATES = 12
+#: Offers actually tried (create calls) per rental step.
 OFFER_TRIES = 3
 
 
@@ -129,6 +131,13 @@ async def search(deps: Deps, pool: GpuPool) -> list[Offer]:
     return list(found)
 
 
+def cheapest_offer(deps: Deps, pool: GpuPool) -> float | None:
+    """$/hour of the cheapest offer last found for the pool (None: no search yet)."""
+    cached = deps.offer_cache.get(f"{pool.metadata.namespace}/{pool.metadata.name}")
+    prices = [o.dph_total for o in (cached[1] if cached else []) if o.dph_total is not None]
+    return min(prices) if prices else None
+
+
 def _forget_offer(deps: Deps, pool: GpuPool, offer_id: int) -> None:
     key = f"{pool.metadata.namespace}/{pool.metadata.name}"
     cached = deps.offer_cache.get(key)
@@ -158,7 +167,9 @@ def create_request(pool: GpuPool, *, label: str, token: str) -> CreateInstanceRe
 async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logger) -> None:
     """Take over a rental that already carries our label (crash between create and status)."""
     ns = inst.metadata.namespace or "default"
-    log.info("Adopted rental %s carrying this instance's label.", rental.id)
+    common.event("GpuInstance", inst.metadata, "Adopted",
+                 f"rental {rental.id} already carried this instance's label; adopted it, "
+                 "not rented again")  # fmt: skip
     await common.patch_status(
         deps.kube,
         kube.GPUINSTANCES,
@@ -211,13 +222,26 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
         chosen = offers.choose_offers(
             found,
             pool.spec.offer,
-            count=OFFER_TRIES,
+            count=OFFER_CANDIDATES,
             ledger=pool.status.host_failures,
             unavailable=pool.status.unavailable_offers,
             busy_machines={v.machine_id for v in live if v.machine_id is not None},
             cooldown=parse_duration(pool.spec.failure_policy.host_cooldown),
             now=now,
         )
+        cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)
+        cooling = [
+            (o, hit)
+            for o in found
+            if offers.matches(o, pool.spec.offer)
+            and (hit := offers.cooling_down(o, pool.status.host_failures, cooldown=cooldown,
+                                            now=now)) is not None
+        ]  # fmt: skip
+        if cooling and inst.status.reason != "HostCoolingDown":
+            machines = ", ".join(sorted({f"{o.machine_id} ({h.reason})" for o, h in cooling}))
+            common.event("GpuInstance", inst.metadata, "HostCoolingDown",
+                         f"skipped {len(cooling)} offer(s) on machines that failed recently: "
+                         f"{machines}")  # fmt: skip
         if not chosen:
             await _pending(
                 deps,
@@ -230,7 +254,11 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
         by_id = {o.id: o for o in await search(deps, pool)}
         token = await ensure_token(deps, inst, _owner_body(inst))
         request = create_request(pool, label=label, token=token)
+        blocked: budget.BudgetVerdict | None = None
+        tries = 0
         for choice in chosen:
+            if tries >= OFFER_TRIES:
+                break
             verdict = budget.may_rent(
                 choice.price_per_hour,
                 pool.spec.budget,
@@ -239,9 +267,9 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
                 hours_left_today=budget.hours_left_today(now),
             )
             if not verdict.allowed:
-                await _pending(deps, inst, "BudgetBlocked", verdict.message)
-                log.warning("Budget blocks renting: %s", verdict.message)
-                return
+                blocked = blocked or verdict  # a cheaper offer may still fit
+                continue
+            tries += 1
             await common.patch_status(
                 deps.kube,
                 kube.GPUINSTANCES,
@@ -260,7 +288,8 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
             except errors.VastaiOfferUnavailableError:
                 _forget_offer(deps, pool, choice.id)
                 await _mark_unavailable(deps, pool, choice.id)
-                log.info("Offer %s was gone when renting it; trying another.", choice.id)
+                gone = f"offer {choice.id} was gone when renting it; trying another"
+                common.event("GpuInstance", inst.metadata, "OfferUnavailable", gone)
                 continue
             except (errors.VastaiServerError, errors.VastaiTimeoutError) as exc:
                 # Ambiguous: the rental may exist. Reconcile by label, never re-create blindly.
@@ -293,7 +322,10 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
                 },
             )
             metrics.RENTALS.labels(pool.metadata.name, inst.spec.reason or "Warm").inc()
-            log.info(
+            common.event("GpuInstance", inst.metadata, "Rented",
+                         f"offer {choice.id} as contract {created.instance_id}: {choice.gpu_name}, "
+                         f"${choice.price_per_hour:.3f}/h")  # fmt: skip
+            log.debug(
                 "Rented offer %s as contract %s (%s, $%.3f/h, %s).",
                 choice.id,
                 created.instance_id,
@@ -301,6 +333,9 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
                 choice.price_per_hour,
                 offer.geolocation if offer else "",
             )
+            return
+        if blocked is not None and tries == 0:
+            await _pending(deps, inst, "BudgetBlocked", blocked.message)
             return
         await _pending(deps, inst, "OfferUnavailable", "every chosen offer was taken; retrying")
 
@@ -315,6 +350,9 @@ def _owner_body(inst: GpuInstance) -> dict[str, Any]:
 
 async def _pending(deps: Deps, inst: GpuInstance, reason: str, message: str) -> None:
     ns = inst.metadata.namespace or "default"
+    if inst.status.reason != reason:
+        common.event("GpuInstance", inst.metadata, reason, message,
+                     warning=reason in ("BudgetBlocked", "NoOffers"))  # fmt: skip
     if inst.status.reason != reason or inst.status.message != message:
         await common.patch_status(
             deps.kube,
