@@ -1,4 +1,14 @@
-"""GenerationJob handlers: queue on creation (scheduling comes with the jobs issue)."""
+"""GenerationJob handlers: Kopf indexes and events feeding the dispatcher.
+
+Three in-memory indexes, by (namespace, pool): the non-terminal GenerationJobs,
+the GpuInstances and the GpuPools (:mod:`.dispatch` turns bodies into facts).
+Kopf fills every index from the initial listing before it calls any other handler,
+so the first ``on.event`` call opens the dispatcher's gate with complete facts.
+Every event of a job, an instance or a pool wakes that pool's dispatcher; the
+placement itself, the runners and the ledger live in :mod:`.dispatch` and
+:mod:`.running`. No Kopf changing handler is registered for jobs, so Kopf writes
+nothing on them (no finalizer, no annotations): the only writes are the runner's.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +16,79 @@ from typing import Any
 
 import kopf
 
+from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common
-from warmpool.operator.handlers.registry import GENERATIONJOBS, registry
+from warmpool.operator.handlers import dispatch
+from warmpool.operator.handlers.registry import (
+    GENERATIONJOBS,
+    GPUINSTANCES,
+    GPUPOOLS,
+    registry,
+)
 
 
-@kopf.on.create(*GENERATIONJOBS, registry=registry, id="queue")
-async def on_create_job(
-    body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: Deps, **_: Any
-) -> None:
-    """A new job is Queued; its pool is woken (queued jobs are scale-up demand)."""
-    if not (body.get("status") or {}).get("phase"):
-        patch.status["phase"] = "Queued"
-        patch.status["queuedAt"] = common.iso(memo.now())
-    memo.wake(body.metadata.namespace or "default", spec.get("pool", ""))
+def dispatcher(memo: Deps) -> dispatch.Dispatcher:
+    """The memo's dispatcher, created on first use."""
+    if memo.dispatcher is None:
+        memo.dispatcher = dispatch.Dispatcher(memo)
+    found: dispatch.Dispatcher = memo.dispatcher
+    return found
+
+
+@kopf.on.startup(registry=registry, id="jobs-startup")
+async def on_startup_jobs(memo: Deps, **kwargs: Any) -> None:
+    """Create the dispatcher and keep references to the (still empty) indexes."""
+    dispatcher(memo).bind(kwargs)
+
+
+@kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_jobs")
+async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, dispatch.JobFacts]:
+    """Non-terminal jobs by (namespace, pool)."""
+    phase = (body.get("status") or {}).get("phase") or "Queued"
+    if phase in TERMINAL_PHASES:
+        return {}  # drops the object from the index (None would keep its last value)
+    facts = dispatch.job_facts(body)
+    return {(facts.namespace, facts.pool): facts}
+
+
+@kopf.index(*GPUINSTANCES, registry=registry, id="warmpool_instances")
+async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[Any, dispatch.InstanceFacts]:
+    """Every GpuInstance by (namespace, pool)."""
+    facts = dispatch.instance_facts(body)
+    return {(facts.namespace, facts.pool): facts}
+
+
+@kopf.index(*GPUPOOLS, registry=registry, id="warmpool_pools")
+async def warmpool_pools(body: kopf.Body, **_: Any) -> dict[Any, dispatch.PoolFacts]:
+    """Every GpuPool's job settings by (namespace, name)."""
+    facts = dispatch.pool_facts(body)
+    return {(facts.namespace, facts.name): facts}
+
+
+@kopf.on.event(*GENERATIONJOBS, registry=registry, id="job-event")
+async def on_event_job(
+    body: kopf.Body, type: str | None, memo: Deps, **kwargs: Any
+) -> None:  # fmt: skip
+    """A job appeared, changed or went away: its pool dispatches now."""
+    d = dispatcher(memo)
+    d.bind(kwargs)
+    d.open()
+    d.job_event(body, type or "")
+
+
+@kopf.on.event(*GPUINSTANCES, registry=registry, id="instance-event")
+async def on_event_instance(body: kopf.Body, memo: Deps, **kwargs: Any) -> None:
+    """An instance became Ready (or went away): its pool dispatches now."""
+    d = dispatcher(memo)
+    d.bind(kwargs)
+    d.open()
+    d.wake((body.metadata.namespace or "default", body.spec.get("pool", "")))
+
+
+@kopf.on.event(*GPUPOOLS, registry=registry, id="pool-event")
+async def on_event_pool(body: kopf.Body, memo: Deps, **kwargs: Any) -> None:
+    """A pool's job settings may have changed (concurrency, attempts)."""
+    d = dispatcher(memo)
+    d.bind(kwargs)
+    d.open()
+    d.wake((body.metadata.namespace or "default", body.metadata.name or ""))

@@ -49,6 +49,10 @@ async def open_deps(deps: Deps) -> None:
         deps.inventory = inventory.Inventory(deps.vastai, refresh_seconds=s.inventory_refresh)
     if deps.kube is None:
         deps.kube = kube.KubeClient.from_config()
+    if deps.artifacts is None:  # job outputs (handlers/outputs.py)
+        from warmpool.operator.adapters import artifacts
+
+        deps.artifacts = artifacts.from_settings(s)
 
 
 async def close_deps(deps: Deps) -> None:

@@ -1,0 +1,77 @@
+"""Storing one output of a job: stream it from ``/view`` into the artifact store.
+
+The bytes stream through the store (which hashes them: the sha256 recorded is of
+what was stored) and are kept for the checks: an empty file, one that is not a
+decodable image or animation, or a single flat colour is refused
+(:class:`BadOutputError`: the job is retried elsewhere). Next to each output goes
+its metadata record (:class:`artifacts.OutputRecord`), so that the gallery can list
+outputs without reading the job objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from warmpool.crds.generationjob import Output
+from warmpool.operator import errors
+from warmpool.operator.adapters import artifacts, comfy
+from warmpool.operator.deps import Deps
+
+
+class BadOutputError(Exception):
+    """The output is empty, not decodable, or a single flat colour."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    output: Output
+    record_key: str
+
+
+async def store(
+    deps: Deps,
+    client: comfy.ComfyClient,
+    file: comfy.OutputFile,
+    *,
+    index: int,
+    record: dict[str, Any],
+) -> Stored:
+    """Stream ``file`` into ``outputs/<ns>/<job>/<index>.<ext>``, check it, write its
+    record; the :class:`Output` for ``status.outputs``."""
+    ctype = artifacts.content_type_for_key(file.filename)
+    key = artifacts.output_key(str(record["namespace"]), str(record["job"]), index,
+                               artifacts.extension_for(ctype))  # fmt: skip
+    buffer = bytearray()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        stream = client.fetch_output(file)
+        try:
+            async for chunk in stream:
+                buffer.extend(chunk)
+                yield chunk
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    stored = await deps.artifacts.put_stream(key, chunks(), content_type=ctype)
+    facts: artifacts.ImageFacts | None = None
+    if not buffer:
+        raise BadOutputError(f"{file.filename} is empty")
+    if ctype.startswith("image/"):
+        try:
+            facts = artifacts.check_output(bytes(buffer))
+        except errors.ArtifactInvalidError as exc:
+            raise BadOutputError(f"{file.filename}: {exc}") from None
+    output = Output(
+        key=key, content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
+        width=facts.width if facts else None, height=facts.height if facts else None,
+        frames=facts.frames if facts and facts.frames > 1 else None,
+    )  # fmt: skip
+    meta = artifacts.OutputRecord.model_validate({
+        **record, "key": key, "index": index, "contentType": output.content_type,
+        "size": output.size, "sha256": output.sha256, "width": output.width,
+        "height": output.height, "frames": output.frames,
+    })  # fmt: skip
+    written = await deps.artifacts.put_record(meta)
+    return Stored(output, written.key)

@@ -1,0 +1,512 @@
+"""Running one placed job on its instance's ComfyUI, and writing what happened.
+
+:func:`run_job` is the task the dispatcher starts per placed job: build the graph
+(muse prompt composed, reference image uploaded), write ``Scheduled`` (with the
+lease and a finalizer), submit with the instance's token, write ``Running``,
+follow over the websocket with throttled progress writes and a watchdog, store
+the outputs, write ``Succeeded``; or ask :func:`scheduler.decide_failure` whether
+to requeue or fail. The slot is released only after the outcome is written.
+
+Status writes per job: Scheduled, Running, progress at most once per
+:data:`PROGRESS_INTERVAL` (and only when the percent moved), the outcome — about
+six for a job of a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from warmpool.crds.common import parse_duration
+from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.gpupool import GpuPool, HostFailure
+from warmpool.crds.muse import Muse
+from warmpool.operator import errors, metrics
+from warmpool.operator.adapters import comfy, kube
+from warmpool.operator.decisions import offers, prompts, scheduler, workflows
+from warmpool.operator.handlers import common, outputs
+from warmpool.operator.handlers.dispatch import (
+    FINALIZER,
+    Dispatcher,
+    Held,
+    JobFacts,
+    PoolFacts,
+    lease_end,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two progress writes of one job (at most).
+PROGRESS_INTERVAL = 1.0
+#: Time-out of best-effort calls (interrupts, cleanup) on a possibly dead instance.
+QUICK = 3.0
+
+
+class BuildError(Exception):
+    """The job cannot be turned into a graph (missing muse, reference image...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+async def run_job(d: Dispatcher, held: Held, pool: PoolFacts, *, resume: bool) -> None:
+    """The runner task of one placed job (see the module docstring)."""
+    run = Run(d, held, pool)
+    finished = False
+    try:
+        finished = await run.attempt(resume=resume)
+    except asyncio.CancelledError:
+        # The operator is stopping: the job keeps its lease; the next process resumes it.
+        raise
+    except Exception as exc:
+        logger.exception("job %s/%s: runner failed", held.job.namespace, held.job.name)
+        with contextlib.suppress(Exception):
+            finished = await run.failed("instance_lost", f"operator error: {exc}"[:300])
+    finally:
+        d.release(held, finished=finished)
+
+
+class Run:
+    """One attempt of one job on one instance."""
+
+    def __init__(self, d: Dispatcher, held: Held, pool: PoolFacts) -> None:
+        self.d, self.held, self.pool = d, held, pool
+        self.deps = d.deps
+        self.job: JobFacts = held.job
+        self.inst = held.instance
+        self.ns = self.job.namespace
+        self.spec = GenerationJobSpec.model_validate(self.job.body.get("spec") or {})
+        self.status: dict[str, Any] = dict(self.job.body.get("status") or {})
+        self.prompt_id = self.job.prompt_id or str(uuid.uuid4())
+        self.client_id = f"warmpool-{self.job.uid}"
+        self.attempts = self.job.attempts
+        self.client: comfy.ComfyClient | None = None
+        self.last_activity = time.monotonic()
+        self.last_write = 0.0
+        self.last_percent = -1
+        self.exec_started: float | None = None
+        self.accepted: float | None = None
+        self.flow: workflows.Workflow | None = None
+        self.finalizers = list(self.job.finalizers)
+
+    # ------------------------------------------------------------- the attempt
+    async def attempt(self, *, resume: bool) -> bool:
+        """Run to an outcome; True when the job reached a terminal phase."""
+        self.client = comfy.ComfyClient(self.deps.http, self.inst.comfy_url, await self.token(),
+                                        timeout=self.deps.settings.comfy_timeout)  # fmt: skip
+        if resume:
+            started = common.parse_time(self.status.get("startedAt"))
+            self.accepted = time.monotonic() - (
+                (self.deps.now() - started).total_seconds() if started else 0.0
+            )
+        else:
+            try:
+                self.flow = await self.build()
+            except (BuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
+                reason = exc.reason if isinstance(exc, BuildError) else "InvalidSpec"
+                return await self.finish("Failed", reason, str(exc)[:500])
+            except errors.ComfyError as exc:
+                return await self.failed("instance_lost", f"uploading the reference: {exc}")
+            if not await self.place():
+                return False
+            if self.held.stop.is_set():
+                return await self.stopped()
+            try:
+                await self.client.submit_prompt(self.flow.graph, self.client_id,
+                                                prompt_id=self.prompt_id)  # fmt: skip
+            except errors.ComfyValidationError as exc:
+                return await self.failed("validation", str(exc))
+            except errors.ComfyError as exc:
+                return await self.failed("instance_lost", f"submitting: {exc}")
+            self.accepted = time.monotonic()
+            now = self.deps.now()
+            metrics.JOB_QUEUE_WAIT.labels(self.pool.name).observe(
+                max((now - self.job.created).total_seconds(), 0.0)
+            )
+            await self.write({"phase": "Running", "startedAt": common.iso(now)})
+        return await self.follow()
+
+    async def place(self) -> bool:
+        """Write Scheduled (lease, attempt, estimate) and add the finalizer; False if gone."""
+        assert self.flow is not None
+        now = self.deps.now()
+        self.attempts = self.job.attempts + 1
+        estimate = workflows.estimate(self.spec, price_per_hour=self.inst.price_per_hour)
+        status = {
+            "phase": "Scheduled", "reason": "", "message": "",
+            "instance": self.inst.name, "gpuName": self.inst.gpu_name,
+            "promptId": self.prompt_id, "seed": self.flow.seed,
+            "queuedAt": self.status.get("queuedAt") or common.iso(self.job.created),
+            "scheduledAt": common.iso(now), "startedAt": None, "finishedAt": None,
+            "leaseExpiresAt": common.iso(lease_end(now, self.pool)),
+            "attempts": self.attempts, "progress": {"value": 0, "max": 0, "percent": 0},
+            "estimatedCost": estimate.dollars, "estimatedSeconds": estimate.seconds,
+        }  # fmt: skip
+        written, finalized = await asyncio.gather(
+            self.write(status), self.add_finalizer(), return_exceptions=True
+        )
+        if isinstance(written, BaseException) or isinstance(finalized, BaseException):
+            error = written if isinstance(written, BaseException) else finalized
+            if isinstance(error, errors.KubeError):
+                logger.info("job %s/%s vanished while placing: %s", self.ns, self.job.name, error)
+                return False
+            assert isinstance(error, Exception)
+            raise error
+        return bool(written) and bool(finalized)
+
+    async def follow(self) -> bool:
+        assert self.client is not None
+        timeout = parse_duration(self.spec.timeout).total_seconds()
+        elapsed = time.monotonic() - (self.accepted or time.monotonic())
+        follow = asyncio.create_task(
+            self.client.follow_prompt(self.prompt_id, self.client_id, on_progress=self.on_progress,
+                                      deadline=max(timeout - elapsed, 1.0), poll_interval=0.5)
+        )  # fmt: skip
+        watchdog = asyncio.create_task(self.watch())
+        stopper = asyncio.create_task(self.held.stop.wait())
+        tasks = {follow, watchdog, stopper}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if stopper in done or self.held.stop.is_set():
+            return await self.stopped()
+        if watchdog in done:
+            kind, message = watchdog.result()
+            return await self.failed(kind, message)
+        try:
+            result = follow.result()
+        except errors.ComfyOutOfMemoryError as exc:
+            return await self.failed("oom", _node_message(exc))
+        except errors.ComfyExecutionError as exc:
+            return await self.failed("execution", _node_message(exc))
+        except errors.ComfyInterruptedError as exc:
+            return await self.failed("interrupted", str(exc))
+        except errors.ComfyUnavailableError as exc:
+            if exc.reason == "deadline":
+                return await self.failed("timeout", f"not finished within {self.spec.timeout}")
+            return await self.failed("instance_lost", str(exc))
+        except errors.ComfyError as exc:
+            return await self.failed("instance_lost", str(exc))
+        return await self.succeed(result)
+
+    # ------------------------------------------------------------- graph
+    async def build(self) -> workflows.Workflow:
+        spec = self.spec
+        positive = negative = None
+        if spec.muse_ref:
+            body = await self.deps.kube.get(kube.MUSES, spec.muse_ref, self.ns)
+            if body is None:
+                raise BuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
+            muse = Muse.from_body(body).spec
+            composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
+            positive, negative = composed.positive, composed.negative
+            update: dict[str, Any] = {}
+            if spec.model is None and muse.preferred_model:
+                update["model"] = muse.preferred_model
+            if spec.reference_image is None and muse.reference_images and spec.kind == "image":
+                update["reference_image"] = muse.reference_images[0]
+            spec = spec.model_copy(update=update)
+        if spec.seed < 0 and self.status.get("seed") is not None:
+            spec = spec.model_copy(update={"seed": int(self.status["seed"])})  # same on retry
+        upload = None
+        if spec.reference_image:
+            assert self.client is not None
+            data = await self.deps.artifacts.get_bytes(spec.reference_image)
+            name = f"warmpool-{self.job.uid}-{spec.reference_image.rsplit('/', 1)[-1]}"
+            upload = await self.client.upload_image(data, name)
+        self.spec = spec
+        return workflows.build_workflow(spec, namespace=self.ns, job=self.job.name,
+                                        rng=random.Random(), positive=positive, negative=negative,
+                                        reference_upload=upload)  # fmt: skip
+
+    # ------------------------------------------------------------- progress and watchdog
+    async def on_progress(self, event: comfy.ProgressEvent) -> None:
+        now = time.monotonic()
+        self.last_activity = now
+        self.d.activity[(self.ns, self.inst.name)] = now
+        if event.kind == "started" and self.exec_started is None:
+            self.exec_started = now
+        if event.kind != "progress" or event.max <= 0:
+            return
+        if self.exec_started is None:
+            self.exec_started = now
+        percent = min(99, event.value * 100 // event.max)
+        lease_due = now - self.last_write >= self.pool.jobs.lease_seconds / 3
+        if (percent != self.last_percent and now - self.last_write >= PROGRESS_INTERVAL) or (
+            lease_due
+        ):
+            self.last_percent = percent
+            await self.write({
+                "progress": {"value": event.value, "max": event.max, "percent": percent},
+                "leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool)),
+            })  # fmt: skip
+
+    async def watch(self) -> tuple[scheduler.FailureKind, str]:
+        """A silent websocket and an unchanged ComfyUI queue for ``stallTimeout`` → stall."""
+        assert self.client is not None
+        stall = parse_duration(self.pool.jobs.stall_timeout).total_seconds()
+        tick = min(max(stall / 5, 0.05), 1.0)
+        snapshot: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        key = (self.ns, self.inst.name)
+        while True:
+            await asyncio.sleep(tick)
+            if self.last_write and time.monotonic() - self.last_write >= (
+                self.pool.jobs.lease_seconds / 3
+            ):
+                await self.write(
+                    {"leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool))}
+                )
+            silent = time.monotonic() - max(self.last_activity, self.d.activity.get(key, 0.0))
+            if silent < stall / 2:
+                snapshot = None
+                continue
+            try:
+                queue = await asyncio.wait_for(self.client.queue_state(), QUICK)
+            except (errors.ComfyError, TimeoutError) as exc:
+                if silent >= stall:
+                    return "instance_lost", f"ComfyUI stopped answering: {exc}"
+                continue
+            if self.prompt_id not in queue.running and self.prompt_id not in queue.pending:
+                if silent >= stall:
+                    return "instance_lost", "the prompt is neither queued nor running any more"
+                continue
+            state = (queue.running, queue.pending)
+            if snapshot != state:
+                if snapshot is not None:
+                    self.last_activity = time.monotonic()
+                snapshot = state
+            elif silent >= stall:
+                return "stalled", f"no progress for {self.pool.jobs.stall_timeout}"
+
+    # ------------------------------------------------------------- outcomes
+    async def succeed(self, result: comfy.PromptResult) -> bool:
+        assert self.client is not None
+        gpu_seconds = time.monotonic() - (self.exec_started or self.accepted or time.monotonic())
+        files = [f for f in result.outputs if f.type == "output"]
+        if not files:
+            return await self.failed("bad_output", "the prompt produced no output")
+        stored: list[outputs.Stored] = []
+        for index, file in enumerate(files):
+            try:
+                item = await outputs.store(self.deps, self.client, file, index=index,
+                                           record=self.record())  # fmt: skip
+            except outputs.BadOutputError as exc:
+                return await self.failed("bad_output", str(exc))
+            except errors.ComfyError as exc:
+                return await self.failed("instance_lost", f"fetching outputs: {exc}")
+            except errors.ArtifactError as exc:  # the store is down: try again later
+                return await self.failed("interrupted", f"storing outputs: {exc}")
+            stored.append(item)
+        cost = round(gpu_seconds * self.inst.price_per_hour / 3600.0, 6)
+        pool, gpu = self.pool.name, self.inst.gpu_name or "unknown"
+        metrics.JOB_RUN.labels(pool).observe(time.monotonic() - (self.accepted or 0.0))
+        for item in stored:
+            metrics.OUTPUT_BYTES.labels(pool).inc(item.output.size)
+        if self.spec.kind == "video":
+            fps = self.spec.fps or workflows.DEFAULT_FPS
+            seconds = sum((s.output.frames or 1) for s in stored) / fps
+            metrics.OUTPUT_COST.labels(pool, gpu, "video").observe(cost / max(seconds, 1e-9))
+        else:
+            per = cost / max(len(stored), 1)
+            for _ in stored:
+                metrics.OUTPUT_COST.labels(pool, gpu, "image").observe(per)
+        extra = {
+            "outputs": [s.output.model_dump(mode="json", by_alias=True, exclude_none=True)
+                        for s in stored],
+            "actualCost": cost,
+            "progress": {"value": 100, "max": 100, "percent": 100},
+        }  # fmt: skip
+        return await self.finish("Succeeded", "Succeeded", f"{len(stored)} output(s)", extra)
+
+    def record(self) -> dict[str, Any]:
+        """The metadata stored next to each output (the gallery lists these)."""
+        return {
+            "namespace": self.ns, "job": self.job.name, "kind": self.spec.kind,
+            "owner": self.spec.owner or None, "pool": self.pool.name,
+            "muse": self.spec.muse_ref, "prompt": self.spec.prompt,
+            "negativePrompt": self.spec.negative_prompt,
+            "model": self.spec.model or workflows.DEFAULT_CHECKPOINT,
+            "created": self.deps.now(), "tags": list(self.spec.tags),
+        }  # fmt: skip
+
+    async def stopped(self) -> bool:
+        reason = self.held.stop_reason
+        if reason == "gone":
+            return False
+        await self.interrupt()
+        if reason == "cancelled":
+            return await self.finish("Cancelled", "Deleted", "the job was deleted while placed")
+        return await self.failed("instance_lost", f"instance {self.inst.name} went away")
+
+    async def failed(self, kind: scheduler.FailureKind, message: str) -> bool:
+        """Requeue or fail after this attempt; True when the job is now terminal."""
+        gpus = {*self.pool.gpu_names, *(i.gpu_name for i in self.d._store(
+            self.d.instances, (self.ns, self.pool.name)) if i.gpu_name)}  # fmt: skip
+        verdict = scheduler.decide_failure(
+            kind, attempts=max(self.attempts, 1), max_attempts=self.pool.jobs.max_attempts,
+            gpu_name=self.inst.gpu_name, pool_gpus=gpus, excluded_gpus=self.job.excluded_gpus,
+        )  # fmt: skip
+        metrics.JOB_FAILURES.labels(self.pool.name, verdict.reason).inc()
+        if kind in ("stalled", "timeout", "bad_output", "interrupted"):
+            await self.interrupt()
+        if verdict.record_host:
+            await record_host_failure(self.d, self.pool, self.inst.machine_id, verdict.reason,
+                                      message)  # fmt: skip
+        outcome = "requeued" if verdict.requeue else "failed"
+        logger.info("job %s/%s on %s: %s (%s): %s", self.ns, self.job.name, self.inst.name,
+                    verdict.reason, outcome, message)  # fmt: skip
+        if not verdict.requeue:
+            return await self.finish("Failed", verdict.reason, message[:1000])
+        hosts = set(self.job.excluded_hosts)
+        if verdict.exclude_host and self.inst.machine_id is not None:
+            hosts.add(self.inst.machine_id)
+        gpus_out = set(self.job.excluded_gpus)
+        if verdict.exclude_gpu and self.inst.gpu_name:
+            gpus_out.add(self.inst.gpu_name)
+        await self.write({
+            "phase": "Queued", "reason": verdict.reason, "message": message[:1000],
+            "instance": "", "promptId": "", "leaseExpiresAt": None, "startedAt": None,
+            "progress": {"value": 0, "max": 0, "percent": 0},
+            "excludedHosts": sorted(hosts), "excludedGpus": sorted(gpus_out),
+        })  # fmt: skip
+        return False
+
+    async def finish(
+        self, phase: str, reason: str, message: str, extra: dict[str, Any] | None = None
+    ) -> bool:
+        """Write a terminal phase, then drop the finalizer."""
+        status = {"phase": phase, "reason": reason, "message": message,
+                  "finishedAt": common.iso(self.deps.now()), "leaseExpiresAt": None,
+                  "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
+        await self.write(status)
+        await remove_finalizer(self.d, self.job, self.finalizers)
+        metrics.JOBS_FINISHED.labels(self.pool.name, phase).inc()
+        return True
+
+    # ------------------------------------------------------------- I/O helpers
+    async def write(self, status: dict[str, Any]) -> bool:
+        """A merge patch of the job's status; False when the job is gone."""
+        self.last_write = time.monotonic()
+        try:
+            await self.deps.kube.patch(kube.GENERATIONJOBS, self.job.name, self.ns,
+                                       {"status": status}, subresource="status")  # fmt: skip
+        except errors.KubeNotFoundError:
+            return False
+        return True
+
+    async def add_finalizer(self) -> bool:
+        if FINALIZER in self.finalizers:
+            return True
+        ops: list[dict[str, Any]] = (
+            [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
+            if self.finalizers
+            else [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
+        )
+        try:
+            await self.deps.kube.patch(kube.GENERATIONJOBS, self.job.name, self.ns, ops)
+        except errors.KubeNotFoundError:
+            return False
+        self.finalizers.append(FINALIZER)
+        return True
+
+    async def token(self) -> str | None:
+        key = (self.ns, self.inst.name)
+        if key not in self.d.tokens:
+            name = self.inst.token_secret or f"{self.inst.name}-comfy-token"
+            secret = await self.deps.kube.get(kube.SECRETS, name, self.ns)
+            if secret is None:
+                return None
+            self.d.tokens[key] = base64.b64decode(secret["data"]["token"]).decode()
+        return self.d.tokens[key]
+
+    async def interrupt(self) -> None:
+        """Best effort: drop the prompt from the queue, interrupt it if it runs."""
+        if self.client is None:
+            return
+        quick = comfy.ComfyClient(self.deps.http, self.inst.comfy_url, await self.token(),
+                                  timeout=QUICK, attempts=1)  # fmt: skip
+        with contextlib.suppress(errors.ComfyError, TimeoutError):
+            await asyncio.wait_for(quick.cancel(self.prompt_id), QUICK * 2)
+
+
+def _node_message(exc: errors.ComfyExecutionError) -> str:
+    where = f"node {exc.node_id} ({exc.node_type})" if exc.node_id else "a node"
+    return f"{where}: {exc.exception_type or 'error'}: {str(exc).strip()}"[:1000]
+
+
+# ---------------------------------------------------------------- jobs not held by a runner
+
+
+async def requeue_orphan(d: Dispatcher, job: JobFacts, why: str) -> None:
+    """A job Scheduled/Running with no runner here (lease expired, instance gone,
+    operator restarted before it ran): back to the queue."""
+    logger.info("job %s/%s: requeued (%s)", job.namespace, job.name, why)
+    with contextlib.suppress(errors.KubeNotFoundError):
+        await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, {"status": {
+            "phase": "Queued", "reason": why, "message": f"requeued: {why}",
+            "instance": "", "promptId": "", "leaseExpiresAt": None, "startedAt": None,
+        }}, subresource="status")  # fmt: skip
+    d.released.add(job.uid)
+
+
+async def cancel_unplaced(d: Dispatcher, job: JobFacts) -> None:
+    """A job being deleted that no runner here holds: Cancelled, finalizer removed."""
+    if job.phase not in ("Succeeded", "Failed", "Cancelled"):
+        with contextlib.suppress(errors.KubeNotFoundError):
+            await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, {"status": {
+                "phase": "Cancelled", "reason": "Deleted", "message": "deleted before it ran",
+                "finishedAt": common.iso(d.deps.now()),
+            }}, subresource="status")  # fmt: skip
+    await remove_finalizer(d, job, list(job.finalizers))
+
+
+async def remove_finalizer(d: Dispatcher, job: JobFacts, finalizers: list[str]) -> None:
+    """Drop our finalizer (a JSON patch guarded by ``test``; re-read on a mismatch)."""
+    for _ in range(3):
+        if FINALIZER not in finalizers:
+            return
+        index = finalizers.index(FINALIZER)
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        try:
+            await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, ops)
+            return
+        except errors.KubeNotFoundError:
+            return
+        except errors.KubeError:
+            body = await d.deps.kube.get(kube.GENERATIONJOBS, job.name, job.namespace)
+            if body is None:
+                return
+            finalizers = list(body["metadata"].get("finalizers") or [])
+
+
+async def record_host_failure(
+    d: Dispatcher, pool: PoolFacts, machine: int | None, reason: str, message: str
+) -> None:
+    """The host goes into the pool's failure ledger (it is not rented again for a while)."""
+    if machine is None:
+        return
+    now: datetime = d.deps.now()
+
+    def mutate(status: dict[str, Any]) -> dict[str, Any]:
+        current = GpuPool.model_validate({"status": status}).status.host_failures
+        ledger = offers.prune_ledger(current, cooldown=pool.host_cooldown, now=now)
+        ledger.append(HostFailure(machine_id=machine, reason=reason, message=message[:300],
+                                  time=common.iso(now) or ""))  # fmt: skip
+        return {"hostFailures": [h.model_dump(by_alias=True) for h in ledger]}
+
+    with contextlib.suppress(errors.KubeError):
+        await common.update_status(d.deps.kube, kube.GPUPOOLS, pool.namespace, pool.name, mutate)
