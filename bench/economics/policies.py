@@ -1,0 +1,142 @@
+"""The policies compared, and the clairvoyant oracle.
+
+Every policy but the oracle is a :class:`GpuPoolSpec` run through the operator's own
+:func:`warmpool.operator.decisions.policy.plan_pool` by :mod:`engine`; they differ
+only in their settings:
+
+``fixed-1``
+    The simple approach most people run: one machine, started when a job arrives
+    and nothing runs, shut down after 15 minutes without a job. Never more than one
+    machine; jobs queue on it in order. As a spec: ``replicas 0, maxReplicas 1,
+    idleTimeout 15m``.
+``on-demand``
+    Rent one machine per waiting job when it arrives, release each machine the
+    moment it has no job: ``replicas 0, maxReplicas 100, idleTimeout 0s``.
+``warmpool``
+    warmpool's policy with the CRD's defaults (``idleTimeout``, ``hedge``, readiness,
+    failure policy, ...) and, for these traces, ``replicas 1, maxReplicas 4``: one
+    machine always warm, demand-driven scale-up to four when jobs queue.
+``warmpool-hedged``
+    The same with ``hedge 1``: a cold start rents one extra candidate and keeps the
+    first that becomes ready.
+``oracle``
+    Knows every arrival, run time and boot time in advance and rents each machine
+    exactly its boot time before the job that needs it, at the cheapest offer's
+    price, never a rental that would fail: no job waits. A machine whose next job
+    comes sooner than a new machine would boot is kept, otherwise released and
+    rented again just in time. Each job takes the machine that freed most recently.
+    This is the lower bound of the cost of zero waiting; on a spike of 50 jobs it
+    needs 50 machines, so policies that let jobs queue can spend less than it there.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from demand import Trace
+from engine import Result, Simulation
+from supply import SupplyModel, catalogue, draw_rental
+
+from warmpool.crds.gpupool import GpuPoolSpec
+from warmpool.operator.decisions import offers
+
+
+@dataclass(frozen=True)
+class PolicyDef:
+    name: str
+    settings: dict[str, Any] | None
+    """GpuPool spec fields (camelCase, as in a manifest); None for the oracle."""
+    recent_arrivals: bool = False
+    """Pass the recent job arrivals to ``plan_pool`` (``recent_arrivals=``)."""
+
+    def spec(self) -> GpuPoolSpec:
+        return GpuPoolSpec.model_validate(self.settings or {})
+
+
+WARMPOOL = {"replicas": 1, "maxReplicas": 4}
+
+POLICIES: tuple[PolicyDef, ...] = (
+    PolicyDef("fixed-1", {"replicas": 0, "maxReplicas": 1, "idleTimeout": "15m"}),
+    PolicyDef("on-demand", {"replicas": 0, "maxReplicas": 100, "idleTimeout": "0s"}),
+    PolicyDef("warmpool", WARMPOOL),
+    PolicyDef("warmpool-hedged", {**WARMPOOL, "hedge": 1}),
+    PolicyDef("oracle", None),
+)
+
+
+def run_policy(
+    definition: PolicyDef,
+    trace: Trace,
+    *,
+    supply: SupplyModel,
+    seed: int = 0,
+    market: Sequence[offers.OfferView] | None = None,
+) -> Result:
+    """One policy through one trace (the same ``seed`` gives every policy the same draws)."""
+    if definition.settings is None:
+        return run_oracle(trace, supply=supply, seed=seed, market=market)
+    sim = Simulation(
+        definition.name,
+        definition.spec(),
+        trace,
+        supply=supply,
+        seed=seed,
+        market=market,
+        recent_arrivals=definition.recent_arrivals,
+    )
+    return sim.run()
+
+
+@dataclass
+class _Machine:
+    free_at: float
+
+
+def run_oracle(
+    trace: Trace,
+    *,
+    supply: SupplyModel,
+    seed: int = 0,
+    market: Sequence[offers.OfferView] | None = None,
+) -> Result:
+    """The clairvoyant schedule (see the module docstring)."""
+    spec = GpuPoolSpec()
+    found = [
+        o for o in (market if market is not None else catalogue()) if offers.matches(o, spec.offer)
+    ]
+    price = min(offers.effective_price(o, spec.offer) for o in found)
+    rng = random.Random(seed)
+    r = Result("oracle", trace.name, jobs=len(trace.jobs))
+    machines: list[_Machine] = []
+    billed = booting = 0.0
+    for job in sorted(trace.jobs, key=lambda j: j.at):
+        boot = draw_rental(supply, rng).boot_s
+        free = [m for m in machines if m.free_at <= job.at]
+        if free:
+            machine = max(free, key=lambda m: m.free_at)
+            gap = job.at - machine.free_at
+            if gap <= boot:
+                billed += gap
+            else:
+                billed += boot
+                booting += boot
+                r.rentals += 1
+        else:
+            machine = _Machine(job.at)
+            machines.append(machine)
+            billed += boot
+            booting += boot
+            r.rentals += 1
+        billed += job.seconds
+        r.gpu_hours_busy += job.seconds / 3600.0
+        machine.free_at = job.at + job.seconds
+        r.waits.append(0.0)
+        r.jobs_done += 1
+        r.images += job.images
+    r.gpu_hours_billed = billed / 3600.0
+    r.gpu_hours_booting = booting / 3600.0
+    r.dollars = price * r.gpu_hours_billed
+    return r

@@ -1,0 +1,244 @@
+"""Scaling economics: five policies through three days of demand, in virtual time.
+
+    .venv/bin/python bench/economics/run.py [--seeds 3] [--out bench/results/economics.json]
+
+Prints a table per trace, writes every figure as JSON and a PNG of dollars against
+the 95th percentile of job wait. Figures are means over ``--seeds`` supply seeds
+(boot times, failures, machines lost); the traces are the committed files in
+``bench/economics/traces/`` (regenerated from their seeds when missing).
+
+The hedging figure pools every cold start (a rental made while no instance of the
+pool is Ready, until the first becomes Ready) of ``warmpool`` and ``warmpool-hedged``
+over all traces and seeds, plus ``--cold-trials`` dedicated cold starts of an empty
+pool; its spend figure is the sum of dollars over all traces and seeds.
+
+See README.md in this folder for the definitions and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # run as a script, this folder is already there
+    sys.path.insert(0, str(HERE))
+
+import demand  # noqa: E402
+import policies  # noqa: E402
+from engine import Result, percentile  # noqa: E402
+from supply import SupplyModel  # noqa: E402
+
+RESULTS = HERE.parent / "results"
+NUMERIC = (
+    "dollars",
+    "gpu_hours_billed",
+    "gpu_hours_busy",
+    "gpu_hours_idle",
+    "gpu_hours_booting",
+    "rentals",
+    "failed_rentals",
+    "hedge_rentals",
+    "jobs_done",
+    "images",
+    "wait_p50_s",
+    "wait_p95_s",
+    "wait_p99_s",
+    "wait_max_s",
+    "jobs_waited_for_cold_start",
+    "cold_starts",
+    "dollars_per_1000_images",
+)
+
+
+def mean_summary(results: list[Result]) -> dict[str, Any]:
+    """Mean of each figure over seeds (percentiles: mean of the per-seed percentiles)."""
+    rows = [r.summary() for r in results]
+    out: dict[str, Any] = {
+        "policy": rows[0]["policy"],
+        "trace": rows[0]["trace"],
+        "jobs": rows[0]["jobs"],
+        "seeds": len(rows),
+    }
+    for key in NUMERIC:
+        out[key] = round(statistics.fmean(float(r[key]) for r in rows), 4)
+    colds = [c for r in results for c in r.cold_starts]
+    out["cold_start_ready_p95_s"] = round(percentile(colds, 95), 1)
+    return out
+
+
+def cold_trials(trials: int, supply: SupplyModel) -> dict[str, dict[str, float]]:
+    """Cold starts of an empty pool: one job at t=0, 30 simulated minutes, many seeds."""
+    trace = demand.Trace(
+        "cold",
+        0,
+        "one job into an empty pool",
+        demand.START,
+        0.5,
+        (demand.Job("cold-0", 0.0, "medium", 1, demand.run_seconds("medium", 1)),),
+    )
+    figures = {}
+    for definition in policies.POLICIES:
+        if definition.name not in ("warmpool", "warmpool-hedged"):
+            continue
+        colds, dollars = [], []
+        for seed in range(trials):
+            r = policies.run_policy(definition, trace, supply=supply, seed=10_000 + seed)
+            colds += r.cold_starts[:1]
+            dollars.append(r.dollars)
+        figures[definition.name] = {
+            "trials": trials,
+            "ready_p50_s": round(percentile(colds, 50), 1),
+            "ready_p95_s": round(percentile(colds, 95), 1),
+        }
+    return figures
+
+
+def verdicts(rows: list[dict[str, Any]], pooled: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goal, checked figure by figure."""
+    by = {(r["policy"], r["trace"]): r for r in rows}
+    out: dict[str, Any] = {}
+    for trace in sorted({r["trace"] for r in rows}):
+        w, o, f = by[("warmpool", trace)], by[("oracle", trace)], by[("fixed-1", trace)]
+        ratio = w["dollars"] / o["dollars"] if o["dollars"] else math.inf
+        entry: dict[str, Any] = {
+            "cost_vs_oracle": round(ratio, 3),
+            "cost_ok": ratio <= 1.25,
+            "wait_p95_s": w["wait_p95_s"],
+        }
+        if trace == "bursty":
+            entry["wait_ok"] = w["wait_p95_s"] < f["wait_p95_s"]
+            entry["fixed_1_wait_p95_s"] = f["wait_p95_s"]
+        else:
+            entry["wait_ok"] = w["wait_p95_s"] <= 60.0
+        out[trace] = entry
+    out["hedge"] = pooled
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'trace':8} {'policy':16} {'$':>8} {'$/1k img':>9} {'idle h':>7} {'boot h':>7}"
+        f" {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'cold':>5} {'rent':>5} {'fail':>4}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['trace']:8} {r['policy']:16} {r['dollars']:8.2f}"
+            f" {r['dollars_per_1000_images']:9.2f}"
+            f" {r['gpu_hours_idle']:7.2f} {r['gpu_hours_booting']:7.2f} {r['wait_p50_s']:7.1f}"
+            f" {r['wait_p95_s']:7.1f} {r['wait_p99_s']:7.1f}"
+            f" {r['jobs_waited_for_cold_start']:5.1f} {r['rentals']:5.1f}"
+            f" {r['failed_rentals']:4.1f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traces = sorted({r["trace"] for r in rows})
+    fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 4.5))
+    markers = {
+        "fixed-1": "s",
+        "on-demand": "^",
+        "warmpool": "o",
+        "warmpool-hedged": "D",
+        "oracle": "*",
+    }
+    for ax, trace in zip(axes, traces, strict=True):
+        for r in (r for r in rows if r["trace"] == trace):
+            ax.scatter(
+                max(r["wait_p95_s"], 1.0),
+                r["dollars"],
+                s=80,
+                marker=markers.get(r["policy"], "x"),
+                label=r["policy"],
+            )
+            ax.annotate(
+                r["policy"],
+                (max(r["wait_p95_s"], 1.0), r["dollars"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("job wait p95, seconds (log; 0 drawn at 1)")
+        ax.set_ylabel("dollars per day")
+        ax.set_title(trace)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("warmpool scaling economics: cost against p95 wait")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="supply seeds per trace")
+    parser.add_argument("--cold-trials", type=int, default=200, help="dedicated cold starts")
+    parser.add_argument("--traces", type=Path, default=HERE / "traces")
+    parser.add_argument("--out", type=Path, default=RESULTS / "economics.json")
+    parser.add_argument("--png", type=Path, default=RESULTS / "economics.png")
+    args = parser.parse_args(argv)
+    supply = SupplyModel()
+    rows: list[dict[str, Any]] = []
+    raw: dict[str, list[Result]] = {}
+    for trace in demand.ensure(args.traces):
+        for definition in policies.POLICIES:
+            results = [
+                policies.run_policy(definition, trace, supply=supply, seed=s)
+                for s in range(args.seeds)
+            ]
+            raw.setdefault(definition.name, []).extend(results)
+            rows.append(mean_summary(results))
+    colds = {
+        name: [c for r in raw[name] for c in r.cold_starts]
+        for name in ("warmpool", "warmpool-hedged")
+    }
+    spend = {name: sum(r.dollars for r in raw[name]) for name in colds}
+    trials = cold_trials(args.cold_trials, supply) if args.cold_trials else {}
+    p95 = {name: percentile(c, 95) for name, c in colds.items()}
+    pooled = {
+        "cold_starts": {n: len(c) for n, c in colds.items()},
+        "day_cold_start_ready_p95_s": {n: round(v, 1) for n, v in p95.items()},
+        "trials": trials,
+        "spend_ratio": round(spend["warmpool-hedged"] / spend["warmpool"], 3),
+    }
+    if trials:
+        cut = 1 - trials["warmpool-hedged"]["ready_p95_s"] / trials["warmpool"]["ready_p95_s"]
+        pooled["trial_p95_cut"] = round(cut, 3)
+    if p95["warmpool"]:
+        pooled["day_p95_cut"] = round(1 - p95["warmpool-hedged"] / p95["warmpool"], 3)
+    goal = verdicts(rows, pooled)
+    print(table(rows))
+    print(json.dumps(goal, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "supply": vars(supply) | {"sigma": supply.sigma},
+        "policies": {p.name: p.settings for p in policies.POLICIES},
+        "traces": {
+            t.name: {"jobs": len(t.jobs), "description": t.description}
+            for t in demand.ensure(args.traces)
+        },
+        "results": rows,
+        "goal": goal,
+    }
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    plot(rows, args.png)
+    print(f"wrote {args.out} and {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
