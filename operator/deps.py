@@ -48,6 +48,8 @@ class Deps:
     #: Per-pool offer search results: (monotonic time, offers).
     offer_cache: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
 
+    #: Rentals being made right now, per pool then instance (``renting.Reservation``).
+    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -196,10 +197,22 @@ def _started(rental: Instance, now: datetime) -> datetime:
     return min(now, datetime.fromtimestamp(rental.start_date, UTC))
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """An offer being rented right now (between choosing it and writing the status)."""
+
+    machine_id: int
+    price_per_hour: float
+
+
 async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -> None:
-    """Rent a machine for ``inst``: adopt by label, else budget check, choose, create."""
+    """Rent a machine for ``inst``: adopt by label, else budget check, choose, create.
+
+    Choosing an offer and checking the budget happen under the pool's lock and end with
+    a reservation (machine and price), so concurrent rentals of one pool never pick the
+    same machine nor together cross the budget; the create call itself runs unlocked.
+    """
     ns = inst.metadata.namespace or "default"
-    name = inst.metadata.name
     label = common.rental_label(ns, pool.metadata.name, inst.metadata.uid or "")
     existing = await deps.vastai.find_instances_by_label(label)
     if existing:
@@ -208,6 +221,30 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
     if pool.spec.paused:
         await _pending(deps, inst, "PoolPaused", "the pool is paused; nothing is rented")
         return
+    token = await ensure_token(deps, inst, _owner_body(inst))
+    request = create_request(pool, label=label, token=token)
+    reserved = deps.reservations.setdefault(f"{ns}/{pool.metadata.name}", {})
+    for _ in range(OFFER_TRIES):
+        pick = await reserve(deps, inst, pool, reserved)
+        if isinstance(pick, tuple):
+            await _pending(deps, inst, *pick)
+            return
+        try:
+            if await create(deps, inst, pool, pick, request, label, log):
+                return
+        finally:
+            reserved.pop(inst.metadata.name, None)
+    await _pending(deps, inst, "OfferUnavailable", "every chosen offer was taken; retrying")
+
+
+async def reserve(
+    deps: Deps, inst: GpuInstance, pool: GpuPool, reserved: dict[str, Reservation]
+) -> offers.OfferView | tuple[str, str]:
+    """Under the pool's lock: the best offer that fits the budget, reserved for ``inst``.
+
+    Returns (reason, message) when nothing can be rented now.
+    """
+    ns, name = inst.metadata.namespace or "default", inst.metadata.name
     now = deps.now()
     async with deps.lock(ns, pool.metadata.name):
         siblings = await deps.kube.list(
@@ -215,50 +252,31 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
         )
         views = [instance_view(b) for b in siblings if b["metadata"]["name"] != name]
         live = [v for v in views if v.phase in LIVE_PHASES and not v.deleting]
-        # Every object costs money until its rental is destroyed, deleting ones too.
-        current_hourly = budget.current_hourly(views)
+        others = [r for n, r in reserved.items() if n != name]
+        # Every object costs money until its rental is destroyed, deleting ones too; so do
+        # the rentals other instances of the pool are making right now.
+        current_hourly = budget.current_hourly(views) + sum(r.price_per_hour for r in others)
         spent = budget.spend_today(pool.status.spend, views, now=now)
+        busy = {v.machine_id for v in live if v.machine_id is not None}
+        busy |= {r.machine_id for r in others}
         found = [offer_view(o) for o in await search(deps, pool)]
+        cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)
         chosen = offers.choose_offers(
             found,
             pool.spec.offer,
             count=OFFER_CANDIDATES,
             ledger=pool.status.host_failures,
             unavailable=pool.status.unavailable_offers,
-            busy_machines={v.machine_id for v in live if v.machine_id is not None},
-            cooldown=parse_duration(pool.spec.failure_policy.host_cooldown),
+            busy_machines=busy,
+            cooldown=cooldown,
             now=now,
         )
-        cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)
-        cooling = [
-            (o, hit)
-            for o in found
-            if offers.matches(o, pool.spec.offer)
-            and (hit := offers.cooling_down(o, pool.status.host_failures, cooldown=cooldown,
-                                            now=now)) is not None
-        ]  # fmt: skip
-        if cooling and inst.status.reason != "HostCoolingDown":
-            machines = ", ".join(sorted({f"{o.machine_id} ({h.reason})" for o, h in cooling}))
-            common.event("GpuInstance", inst.metadata, "HostCoolingDown",
-                         f"skipped {len(cooling)} offer(s) on machines that failed recently: "
-                         f"{machines}")  # fmt: skip
+        _report_cooling(inst, pool, found, cooldown=cooldown, now=now)
         if not chosen:
-            await _pending(
-                deps,
-                inst,
-                "NoOffers",
-                "no Vast.ai offer matches the pool's filters "
-                "(outside cool-down and not already rented)",
-            )
-            return
-        by_id = {o.id: o for o in await search(deps, pool)}
-        token = await ensure_token(deps, inst, _owner_body(inst))
-        request = create_request(pool, label=label, token=token)
+            return ("NoOffers", "no Vast.ai offer matches the pool's filters "
+                    "(outside cool-down and not already rented)")  # fmt: skip
         blocked: budget.BudgetVerdict | None = None
-        tries = 0
         for choice in chosen:
-            if tries >= OFFER_TRIES:
-                break
             verdict = budget.may_rent(
                 choice.price_per_hour,
                 pool.spec.budget,
@@ -266,78 +284,94 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
                 spend_today=spent,
                 hours_left_today=budget.hours_left_today(now),
             )
-            if not verdict.allowed:
-                blocked = blocked or verdict  # a cheaper offer may still fit
-                continue
-            tries += 1
-            await common.patch_status(
-                deps.kube,
-                kube.GPUINSTANCES,
-                ns,
-                name,
-                {
-                    "phase": "Renting",
-                    "label": label,
-                    "tokenSecret": token_secret_name(name),
-                    "reason": "Renting",
-                    "message": f"renting offer {choice.id}",
-                },
-            )
-            try:
-                created = await deps.vastai.create_instance(choice.id, request)
-            except errors.VastaiOfferUnavailableError:
-                _forget_offer(deps, pool, choice.id)
-                await _mark_unavailable(deps, pool, choice.id)
-                gone = f"offer {choice.id} was gone when renting it; trying another"
-                common.event("GpuInstance", inst.metadata, "OfferUnavailable", gone)
-                continue
-            except (errors.VastaiServerError, errors.VastaiTimeoutError) as exc:
-                # Ambiguous: the rental may exist. Reconcile by label, never re-create blindly.
-                deps.inventory.invalidate()
-                again = await deps.vastai.find_instances_by_label(label)
-                if again:
-                    await adopt(deps, inst, again[0], log)
-                    return
-                raise kopf.TemporaryError(f"create failed ambiguously: {exc}", delay=5) from exc
-            _forget_offer(deps, pool, choice.id)
-            deps.inventory.invalidate()
-            offer = by_id.get(choice.id)
-            await common.patch_status(
-                deps.kube,
-                kube.GPUINSTANCES,
-                ns,
-                name,
-                {
-                    "phase": "Provisioning",
-                    "reason": "Rented",
-                    "message": f"rented offer {choice.id} ({choice.gpu_name}, "
-                    f"${choice.price_per_hour:.3f}/h)",
-                    "contractId": created.instance_id,
-                    "machineId": choice.machine_id,
-                    "hostId": choice.host_id,
-                    "gpuName": choice.gpu_name,
-                    "pricePerHour": choice.price_per_hour,
-                    "rentedAt": common.iso(deps.now()),
-                    "label": label,
-                },
-            )
-            metrics.RENTALS.labels(pool.metadata.name, inst.spec.reason or "Warm").inc()
-            common.event("GpuInstance", inst.metadata, "Rented",
-                         f"offer {choice.id} as contract {created.instance_id}: {choice.gpu_name}, "
-                         f"${choice.price_per_hour:.3f}/h")  # fmt: skip
-            log.debug(
-                "Rented offer %s as contract %s (%s, $%.3f/h, %s).",
-                choice.id,
-                created.instance_id,
-                choice.gpu_name,
-                choice.price_per_hour,
-                offer.geolocation if offer else "",
-            )
-            return
-        if blocked is not None and tries == 0:
-            await _pending(deps, inst, "BudgetBlocked", blocked.message)
-            return
-        await _pending(deps, inst, "OfferUnavailable", "every chosen offer was taken; retrying")
+            if verdict.allowed:
+                reserved[name] = Reservation(choice.machine_id, choice.price_per_hour)
+                return choice
+            blocked = blocked or verdict  # a cheaper offer may still fit
+        assert blocked is not None
+        return ("BudgetBlocked", blocked.message)
+
+
+def _report_cooling(
+    inst: GpuInstance,
+    pool: GpuPool,
+    found: list[offers.OfferView],
+    *,
+    cooldown: timedelta,
+    now: datetime,
+) -> None:
+    """An event naming the machines skipped because they failed recently."""
+    if inst.status.reason == "HostCoolingDown":
+        return
+    cooling = [
+        (o, hit)
+        for o in found
+        if offers.matches(o, pool.spec.offer)
+        and (hit := offers.cooling_down(o, pool.status.host_failures, cooldown=cooldown,
+                                        now=now)) is not None
+    ]  # fmt: skip
+    if cooling:
+        machines = ", ".join(sorted({f"{o.machine_id} ({h.reason})" for o, h in cooling}))
+        common.event("GpuInstance", inst.metadata, "HostCoolingDown",
+                     f"skipped {len(cooling)} offer(s) on machines that failed recently: "
+                     f"{machines}")  # fmt: skip
+
+
+async def create(
+    deps: Deps,
+    inst: GpuInstance,
+    pool: GpuPool,
+    choice: offers.OfferView,
+    request: CreateInstanceRequest,
+    label: str,
+    log: kopf.Logger,
+) -> bool:
+    """One create call. True when the instance has a rental now; False: try another offer."""
+    ns, name = inst.metadata.namespace or "default", inst.metadata.name
+    await common.patch_status(
+        deps.kube, kube.GPUINSTANCES, ns, name,
+        {"phase": "Renting", "label": label, "tokenSecret": token_secret_name(name),
+         "reason": "Renting", "message": f"renting offer {choice.id}"},
+    )  # fmt: skip
+    try:
+        created = await deps.vastai.create_instance(choice.id, request)
+    except errors.VastaiOfferUnavailableError:
+        _forget_offer(deps, pool, choice.id)
+        await _mark_unavailable(deps, pool, choice.id)
+        gone = f"offer {choice.id} was gone when renting it; trying another"
+        common.event("GpuInstance", inst.metadata, "OfferUnavailable", gone)
+        return False
+    except (errors.VastaiServerError, errors.VastaiTimeoutError) as exc:
+        # Ambiguous: the rental may exist. Reconcile by label, never re-create blindly.
+        deps.inventory.invalidate()
+        again = await deps.vastai.find_instances_by_label(label)
+        if again:
+            await adopt(deps, inst, again[0], log)
+            return True
+        raise kopf.TemporaryError(f"create failed ambiguously: {exc}", delay=5) from exc
+    _forget_offer(deps, pool, choice.id)
+    deps.inventory.invalidate()
+    await common.patch_status(
+        deps.kube, kube.GPUINSTANCES, ns, name,
+        {
+            "phase": "Provisioning",
+            "reason": "Rented",
+            "message": f"rented offer {choice.id} ({choice.gpu_name}, "
+            f"${choice.price_per_hour:.3f}/h)",
+            "contractId": created.instance_id,
+            "machineId": choice.machine_id,
+            "hostId": choice.host_id,
+            "gpuName": choice.gpu_name,
+            "pricePerHour": choice.price_per_hour,
+            "rentedAt": common.iso(deps.now()),
+            "label": label,
+        },
+    )  # fmt: skip
+    metrics.RENTALS.labels(pool.metadata.name, inst.spec.reason or "Warm").inc()
+    common.event("GpuInstance", inst.metadata, "Rented",
+                 f"offer {choice.id} as contract {created.instance_id}: {choice.gpu_name}, "
+                 f"${choice.price_per_hour:.3f}/h")  # fmt: skip
+    return True
 
 
 def _owner_body(inst: GpuInstance) -> dict[str, Any]:
