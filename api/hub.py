@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,8 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()
         self.watches_started = 0
+        #: name → (owner, phase) of every job seen: per-user counts without a list call.
+        self.jobs: dict[str, tuple[str, str]] = {}
 
     @property
     def listener_count(self) -> int:
@@ -103,7 +105,23 @@ class Hub:
                 if not group:
                     del self._listeners[name]
 
+    def note(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
+        """Record a job's owner and phase (also called right after a create, so a
+        burst of submissions is counted before the watch reports them)."""
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        if deleted:
+            self.jobs.pop(name, None)
+        else:
+            owner = str((obj.get("spec") or {}).get("owner") or "")
+            phase = str((obj.get("status") or {}).get("phase") or "Queued")
+            self.jobs[name] = (owner, phase)
+
+    def unfinished(self, owner: str, terminal: Collection[str]) -> int:
+        """Jobs of ``owner`` not in a terminal phase, as last seen by the watch."""
+        return sum(1 for o, phase in self.jobs.values() if o == owner and phase not in terminal)
+
     def publish(self, event: JobEvent) -> None:
+        self.note(event.object, deleted=event.type == "DELETED")
         name = str((event.object.get("metadata") or {}).get("name") or "")
         for listener in tuple(self._listeners.get(name, ())):
             listener.offer(event)
@@ -116,6 +134,7 @@ class Hub:
                     items, version = await self._kube.list_with_version(
                         kube.GENERATIONJOBS, self._namespace
                     )
+                    self.jobs.clear()
                     for item in items:
                         self.publish(JobEvent("MODIFIED", item))
                     self.synced.set()

@@ -180,7 +180,11 @@ def estimate_of(
 # ---------------------------------------------------------------- writing
 
 
-async def unfinished_count(studio: Studio, user: User) -> int:
+async def unfinished_count(studio: Studio, user: User, *, exact: bool = False) -> int:
+    """The caller's jobs not yet finished: from the hub's watch cache once it is synced
+    (no list call per submission), else — or when ``exact`` — by listing."""
+    if studio.hub.synced.is_set() and not exact:
+        return studio.hub.unfinished(user.name, TERMINAL_PHASES)
     items = await studio.kube.list(
         kube.GENERATIONJOBS,
         studio.settings.studio_namespace,
@@ -194,9 +198,18 @@ async def unfinished_count(studio: Studio, user: User) -> int:
     )
 
 
+async def over_queue_limit(studio: Studio, user: User) -> bool:
+    """The cache answers the common case; a refusal is confirmed by listing, so a job
+    that finished a moment ago (not yet seen by the watch) never blocks a submission."""
+    limit = studio.settings.studio_max_queued_jobs
+    if await unfinished_count(studio, user) < limit:
+        return False
+    return await unfinished_count(studio, user, exact=True) >= limit
+
+
 async def create(studio: Studio, user: User, req: GenerationRequest) -> GenerationOut:
     req, pool, muse = await checked(studio, user, req)
-    if await unfinished_count(studio, user) >= studio.settings.studio_max_queued_jobs:
+    if await over_queue_limit(studio, user):
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail=f"at most {studio.settings.studio_max_queued_jobs} unfinished generations "
@@ -214,6 +227,7 @@ async def create(studio: Studio, user: User, req: GenerationRequest) -> Generati
         "spec": spec,
     }
     obj = await studio.kube.create(kube.GENERATIONJOBS, body, studio.settings.studio_namespace)
+    studio.hub.note(obj)
     return to_out(obj, estimate)
 
 
