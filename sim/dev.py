@@ -172,6 +172,7 @@ async def serve(*, studio_port: int, time_scale: float, kubeconfig: str) -> None
             "WARMPOOL_ARTIFACTS_URL": f"file://{state / 'artifacts'}",
             "WARMPOOL_RECONCILE_INTERVAL": "2",
             "WARMPOOL_HEALTH_PORT": str(free_port()),
+            "WARMPOOL_LOG_LEVEL": os.environ.get("WARMPOOL_LOG_LEVEL", "WARNING"),
             "WARMPOOL_STUDIO_AUTH": "none",
             "WARMPOOL_STUDIO_NAMESPACE": "default",
         }

@@ -1,0 +1,73 @@
+"""`warmpool-sim dev` (what `make demo` runs) as a user runs it: start, create, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+from waiting import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    binary = Path(sys.executable).parent / "warmpool-sim"
+    proc = await asyncio.create_subprocess_exec(
+        str(binary), "dev", "--studio-port", str(port), "--time-scale", "60",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace").rstrip())
+
+    reader = asyncio.create_task(read())
+    children: list[psutil.Process] = []
+    try:
+        await eventually(lambda: any("pool sdxl is Ready" in ln for ln in lines),
+                         timeout=120, what="the sample pool Ready")  # fmt: skip
+        assert any(f"http://127.0.0.1:{port}/" in ln for ln in lines)
+        assert (tmp_path / ".warmpool" / "kubeconfig").exists()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2  # the operator and the studio
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            made = await http.post("/api/v1/generations",
+                                   json={"pool": "sdxl", "prompt": "a red kite over dunes",
+                                         "quality": "low"})  # fmt: skip
+            assert made.status_code in (200, 201), made.text
+            name = made.json()["name"]
+
+            async def succeeded() -> dict[str, object] | None:
+                job = (await http.get(f"/api/v1/generations/{name}")).json()
+                return job if job["phase"] == "Succeeded" else None
+
+            job = await eventually(succeeded, timeout=60, what="the generation Succeeded")
+            output = (await http.get(f"/api/v1/generations/{name}/outputs/0")).content
+            assert output.startswith(b"\x89PNG")
+            assert job["status"]["outputs"][0]["size"] == len(output)  # type: ignore[index]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), timeout=40)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    assert code == 0, "\n".join(lines[-30:])
+    assert any(ln == "stopped" for ln in lines)
+    leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not leftovers, f"processes left behind: {leftovers}"
