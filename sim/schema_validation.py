@@ -203,7 +203,14 @@ class Node:
         has_old: bool = False,
         root: bool = False,
     ) -> None:
-        """Append a :class:`Cause` for every violation in ``value`` (at ``path``)."""
+        """Append a :class:`Cause` for every violation in ``value`` (at ``path``).
+
+        On updates, a value equal to the stored one is not validated again (validation
+        ratcheting, as API servers do since Kubernetes 1.30): it keeps a status write cheap and
+        never fails an update over a field it does not touch.
+        """
+        if has_old and not root and value == old:
+            return
         before = len(causes)
         if value is None:
             if not self.nullable:

@@ -222,3 +222,17 @@ def test_pruned_paths_are_reported(schema: StructuralSchema) -> None:
 def test_several_violations_are_all_reported(schema: StructuralSchema) -> None:
     _, errors = run(schema, {"size": -1, "mode": "z"})
     assert len(errors) == 2
+
+
+def test_unchanged_values_are_not_validated_again(schema: StructuralSchema) -> None:
+    """Ratcheting: an update that leaves an invalid stored value alone is not refused for it."""
+    old = {"apiVersion": "x/v1", "kind": "X", "metadata": {}, "spec": {"size": 99}}
+    new = {
+        "apiVersion": "x/v1",
+        "kind": "X",
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"size": 99},
+    }
+    assert schema.validate(new, old) == []
+    changed = {"apiVersion": "x/v1", "kind": "X", "metadata": {}, "spec": {"size": 98}}
+    assert len(schema.validate(changed, old)) == 1
