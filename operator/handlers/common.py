@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -82,14 +84,14 @@ async def update_status(
     name: str,
     mutate: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None] | dict[str, Any] | None],
     *,
-    attempts: int = 5,
+    attempts: int = 12,
 ) -> dict[str, Any] | None:
     """Read-modify-write of ``status`` with optimistic concurrency (409 → retry).
 
     ``mutate`` gets the current status (a copy) and returns the fields to write, or
     None to write nothing. Returns the object after the write, None if it is gone.
     """
-    for _ in range(attempts):
+    for attempt in range(attempts):
         obj = await client.get(res, name, namespace)
         if obj is None:
             return None
@@ -109,6 +111,8 @@ async def update_status(
             )
             return written
         except errors.KubeConflictError:
+            # Many writers (e.g. 50 instances becoming Ready at once): spread the retries.
+            await asyncio.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
             continue
         except errors.KubeNotFoundError:
             return None
