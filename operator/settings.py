@@ -50,6 +50,9 @@ class OperatorSettings(BaseSettings):
     orphan_grace: float = Field(
         120.0, ge=0, description="Seconds before an unowned rental with our label is destroyed."
     )
+    watch_timeout: float = Field(
+        300.0, gt=0, description="Seconds a Kubernetes watch request stays open (server side)."
+    )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
     namespace: str | None = Field(
         None, description="Watch only this namespace; cluster-wide when unset."

@@ -31,8 +31,8 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     )
     settings.persistence.finalizer = "warmpool.dev/kopf-finalizer"
     settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    settings.watching.server_timeout = memo.settings.watch_timeout
+    settings.watching.client_timeout = memo.settings.watch_timeout + 30
     settings.networking.request_timeout = 30
     settings.background.cancellation_polling = 1
     await open_deps(memo)

@@ -40,7 +40,7 @@ def run_operator(kubeconfig: Path, tmp_path: Path) -> OperatorRunner:
     """``async with run_operator(vastai_url=...) as settings:`` runs the operator."""
 
     @contextlib.asynccontextmanager
-    async def runner(**overrides: Any) -> AsyncIterator[OperatorSettings]:
+    async def runner(*, health: bool = False, **overrides: Any) -> AsyncIterator[OperatorSettings]:
         values: dict[str, Any] = {
             "vastai_url": "http://127.0.0.1:9",
             "vastai_api_key": SecretStr(API_KEY),
@@ -52,12 +52,13 @@ def run_operator(kubeconfig: Path, tmp_path: Path) -> OperatorRunner:
             "offer_cache": 0.5,
             "orphan_grace": 2.0,
             "artifacts_url": f"file://{tmp_path / 'artifacts'}",
+            "watch_timeout": 2.0,  # Kopf's shutdown waits for open watches to end
             **overrides,
         }
         settings = OperatorSettings(**values)
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(main.run(settings, stop_flag=stop, ready_flag=ready,
-                                            health=False))  # fmt: skip
+                                            health=health))  # fmt: skip
         try:
             await eventually(lambda: ready.is_set() or task.done(), what="operator ready")
             if task.done():

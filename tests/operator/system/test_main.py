@@ -1,0 +1,67 @@
+"""The operator process: liveness and metrics endpoints, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from typing import Any
+
+import httpx
+import pytest
+from waiting import eventually
+
+from warmpool.operator import main
+from warmpool.operator.settings import OperatorSettings
+from warmpool.sim.cluster import RunningCluster
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_liveness_and_metrics_endpoints(cluster: RunningCluster, run_operator: Any) -> None:
+    port = free_port()
+    cluster.create({"apiVersion": "warmpool.dev/v1alpha1", "kind": "GpuPool",
+                    "metadata": {"name": "seen", "namespace": "default"},
+                    "spec": {"replicas": 0}})  # fmt: skip
+    async with (
+        run_operator(health_port=port, health=True),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        health = await eventually(lambda: _get(http, "/healthz"), what="/healthz")
+        assert health.json() == {"status": "ok"}
+
+        async def exported() -> httpx.Response | None:
+            response = await http.get("/metrics")
+            ok = 'warmpool_pool_desired_replicas{pool="seen"}' in response.text
+            return response if ok else None
+
+        metrics = await eventually(exported, what="pool metrics exported")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert "warmpool_vastai_requests_total" in metrics.text
+
+
+async def _get(http: httpx.AsyncClient, path: str) -> httpx.Response | None:
+    try:
+        response = await http.get(path)
+    except httpx.TransportError:
+        return None
+    return response if response.status_code == 200 else None
+
+
+def test_json_logs_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        main.configure_logging(OperatorSettings(log_format="json"))
+        logging.getLogger("warmpool.test").info("renting %s", "offer 7")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    record = json.loads(line)
+    assert record["message"] == "renting offer 7"
+    assert record["levelname"] == "INFO"
+    assert record["name"] == "warmpool.test"
