@@ -205,6 +205,24 @@ class JobsSpec(CamelModel):
     )
 
 
+class WarmupSpec(CamelModel):
+    """Predictive warm-up: keep instances ready while jobs keep arriving.
+
+    While at least ``minArrivalsPerHour`` jobs arrived per hour over the last
+    ``window``, the pool keeps ``replicas`` of this object ready (on top of nothing:
+    the larger of it and the pool's ``replicas``); when arrivals slow down, the extra
+    instances are released after ``idleTimeout`` like any other demand.
+    """
+
+    replicas: int = Field(
+        1, ge=0, le=500, description="Instances kept ready while jobs keep arriving."
+    )
+    min_arrivals_per_hour: float = Field(
+        1.0, ge=0, description="Arrival rate (jobs/hour over the window) that keeps them warm."
+    )
+    window: Duration = Field("1h", description="How far back arrivals are counted.")
+
+
 _POOL_RULES = [
     {
         "rule": "!has(self.maxReplicas) || self.maxReplicas >= self.replicas",
@@ -245,6 +263,9 @@ class GpuPoolSpec(CamelModel):
         0, ge=0, le=5, description="On a cold start, rent this many extra candidates at once."
     )
     jobs: JobsSpec = Field(default_factory=JobsSpec, description="Job placement settings.")
+    warmup: WarmupSpec | None = Field(
+        None, description="Predictive warm-up from the recent job arrival rate (unset: off)."
+    )
 
     @model_validator(mode="after")
     def _max_covers_replicas(self) -> GpuPoolSpec:

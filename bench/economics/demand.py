@@ -73,7 +73,8 @@ def _pick(rng: random.Random, table: tuple[tuple[object, float], ...]) -> object
 
 def _poisson(rng: random.Random, rate: Callable[[float], float], peak: float) -> list[float]:
     """Arrival times of a non-homogeneous Poisson process (thinning), rate in jobs/hour."""
-    times, t = [], 0.0
+    times: list[float] = []
+    t = 0.0
     while True:
         t += rng.expovariate(peak / 3600.0)
         if t >= DAY_S:
@@ -108,8 +109,8 @@ def generate(name: str, seed: int | None = None) -> Trace:
         raise ValueError(f"unknown trace {name!r}")
     jobs = []
     for n, at in enumerate(sorted(times)):
-        quality = str(_pick(rng, QUALITIES))  # type: ignore[arg-type]
-        images = int(_pick(rng, BATCHES))  # type: ignore[arg-type, call-overload]
+        quality = str(_pick(rng, QUALITIES))
+        images = int(str(_pick(rng, BATCHES)))
         jobs.append(
             Job(f"{name}-{n:04d}", round(at, 3), quality, images, run_seconds(quality, images))
         )

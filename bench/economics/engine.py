@@ -272,8 +272,8 @@ class Simulation:
         elif kind == "finish":
             self.finish(now, key)
         elif kind == "tick":
-            for inst in list(self.instances.values()):
-                self.step_instance(inst, now)
+            for each in list(self.instances.values()):
+                self.step_instance(each, now)
         elif kind == "wake":
             self.wakeups.discard(now)
         elif kind == "milestone":

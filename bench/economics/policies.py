@@ -13,12 +13,18 @@ only in their settings:
     Rent one machine per waiting job when it arrives, release each machine the
     moment it has no job: ``replicas 0, maxReplicas 100, idleTimeout 0s``.
 ``warmpool``
-    warmpool's policy with the CRD's defaults (``idleTimeout``, ``hedge``, readiness,
-    failure policy, ...) and, for these traces, ``replicas 1, maxReplicas 4``: one
-    machine always warm, demand-driven scale-up to four when jobs queue.
+    warmpool's policy with the CRD's defaults (``idleTimeout 15m``, ``hedge 0``,
+    readiness, failure policy, ...) and, for these traces, ``replicas 0,
+    maxReplicas 4`` plus predictive warm-up at its defaults (``warmup: {replicas: 1,
+    minArrivalsPerHour: 1, window: 1h}``): one machine kept ready while at least one
+    job arrived in the last hour, demand-driven scale-up to four when jobs queue,
+    nothing rented after an hour without jobs.
 ``warmpool-hedged``
     The same with ``hedge 1``: a cold start rents one extra candidate and keeps the
     first that becomes ready.
+``warmpool-always-warm``
+    The policy before predictive warm-up (and its settings without ``warmup``):
+    ``replicas 1, maxReplicas 4``, one machine ready around the clock.
 ``oracle``
     Knows every arrival, run time and boot time in advance and rents each machine
     exactly its boot time before the job that needs it, at the cheapest offer's
@@ -56,13 +62,14 @@ class PolicyDef:
         return GpuPoolSpec.model_validate(self.settings or {})
 
 
-WARMPOOL = {"replicas": 1, "maxReplicas": 4}
+WARMPOOL: dict[str, Any] = {"replicas": 0, "maxReplicas": 4, "warmup": {"replicas": 1}}
 
 POLICIES: tuple[PolicyDef, ...] = (
     PolicyDef("fixed-1", {"replicas": 0, "maxReplicas": 1, "idleTimeout": "15m"}),
     PolicyDef("on-demand", {"replicas": 0, "maxReplicas": 100, "idleTimeout": "0s"}),
-    PolicyDef("warmpool", WARMPOOL),
-    PolicyDef("warmpool-hedged", {**WARMPOOL, "hedge": 1}),
+    PolicyDef("warmpool", WARMPOOL, recent_arrivals=True),
+    PolicyDef("warmpool-hedged", {**WARMPOOL, "hedge": 1}, recent_arrivals=True),
+    PolicyDef("warmpool-always-warm", {"replicas": 1, "maxReplicas": 4}),
     PolicyDef("oracle", None),
 )
 

@@ -123,13 +123,13 @@ def verdicts(rows: list[dict[str, Any]], pooled: dict[str, Any]) -> dict[str, An
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'trace':8} {'policy':16} {'$':>8} {'$/1k img':>9} {'idle h':>7} {'boot h':>7}"
+        f"{'trace':8} {'policy':20} {'$':>8} {'$/1k img':>9} {'idle h':>7} {'boot h':>7}"
         f" {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'cold':>5} {'rent':>5} {'fail':>4}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['trace']:8} {r['policy']:16} {r['dollars']:8.2f}"
+            f"{r['trace']:8} {r['policy']:20} {r['dollars']:8.2f}"
             f" {r['dollars_per_1000_images']:9.2f}"
             f" {r['gpu_hours_idle']:7.2f} {r['gpu_hours_booting']:7.2f} {r['wait_p50_s']:7.1f}"
             f" {r['wait_p95_s']:7.1f} {r['wait_p99_s']:7.1f}"
@@ -148,6 +148,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     traces = sorted({r["trace"] for r in rows})
     fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 4.5))
     markers = {
+        "warmpool-always-warm": "v",
         "fixed-1": "s",
         "on-demand": "^",
         "warmpool": "o",

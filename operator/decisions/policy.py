@@ -226,6 +226,24 @@ def idle_since(instance: InstanceView) -> datetime:
     return max(times)
 
 
+def arrival_rate(arrivals: Sequence[datetime], *, window: timedelta, now: datetime) -> float:
+    """Jobs per hour that arrived in ``(now - window, now]``."""
+    hours = window.total_seconds() / 3600.0
+    if hours <= 0:
+        return 0.0
+    return sum(1 for t in arrivals if now - window < t <= now) / hours
+
+
+def warm_floor(spec: GpuPoolSpec, recent_arrivals: Sequence[datetime], *, now: datetime) -> int:
+    """Instances to keep ready without queued jobs: ``replicas``, or ``warmup.replicas``
+    while at least ``warmup.minArrivalsPerHour`` jobs arrived per hour over its window."""
+    warmup = spec.warmup
+    if warmup is None or warmup.replicas <= spec.replicas:
+        return spec.replicas
+    rate = arrival_rate(recent_arrivals, window=parse_duration(warmup.window), now=now)
+    return warmup.replicas if rate >= warmup.min_arrivals_per_hour else spec.replicas
+
+
 def plan_pool(
     *,
     spec: GpuPoolSpec,
@@ -237,11 +255,14 @@ def plan_pool(
     spend_today: float,
     now: datetime,
     rental_price: float | None = None,
+    recent_arrivals: Sequence[datetime] = (),
 ) -> PoolPlan:
     """What to rent, release and drain now, the conditions, and the breaker time.
 
     ``rental_price`` is the expected $/hour of one new rental (the best matching
     offer); default ``spec.offer.maxPricePerHour``, or 0 when neither is known.
+    ``recent_arrivals`` are the times jobs of the pool were submitted, at least
+    ``warmup.window`` back (only ``spec.warmup`` reads them).
 
     Rules, in order:
 
@@ -250,8 +271,10 @@ def plan_pool(
        are released when idle or drained when running a job (``Drifted``); draining
        ones are released once their jobs are done (``Drained``).
     3. The *active* instances are the others that are Ready or on their way
-       (Pending..Starting). ``desired = min(ceiling, max(replicas, ceil((queued + jobs
-       on active) / concurrencyPerInstance)))``. On a cold start (no active instance
+       (Pending..Starting). ``desired = min(ceiling, max(floor, ceil((queued + jobs
+       on active) / concurrencyPerInstance)))``, where ``floor`` is ``replicas``, or
+       ``warmup.replicas`` while jobs arrive at ``warmup.minArrivalsPerHour`` or more
+       (predictive warm-up, :func:`warm_floor`). On a cold start (no active instance
        Ready) the pool may hold ``desired + hedge`` active instances.
     4. Above that allowance, not-ready instances are released first (least progressed,
        most expensive, newest first: ``Surplus``; this releases hedge losers once one
@@ -260,7 +283,7 @@ def plan_pool(
        ``idleTimeout`` without a job (``Idle``), idle-most-expensive-newest first.
        An instance running a job is never released, except when paused.
     5. Below ``desired``, one :class:`Rent` per missing instance: ``Warm`` up to
-       ``replicas``, ``Demand`` beyond; on a cold start ``hedge`` extra ``Hedge``
+       ``floor``, ``Demand`` beyond; on a cold start ``hedge`` extra ``Hedge``
        rentals; up to the number of failed/drifted instances they are labelled
        ``Replacement``. Each passes the breaker (open: none; half-open: one trial when
        no rental started since the breaker expired) and :func:`budget.may_rent`,
@@ -318,7 +341,8 @@ def plan_pool(
     concurrency = spec.jobs.concurrency_per_instance
     busy = sum(i.jobs for i in active)
     demand = math.ceil((max(queued_jobs, 0) + busy) / concurrency)
-    desired = min(spec.ceiling, max(spec.replicas, demand))
+    floor = warm_floor(spec, recent_arrivals, now=now)
+    desired = min(spec.ceiling, max(floor, demand))
     cold = not ready
     allowance = desired + (spec.hedge if cold and desired > 0 else 0)
 
@@ -358,7 +382,7 @@ def plan_pool(
 
     # 5. Rentals.
     missing = max(desired - len(active), 0)
-    warm = min(max(min(spec.replicas, desired) - len(active), 0), missing)
+    warm = min(max(min(floor, desired) - len(active), 0), missing)
     reasons = [WARM] * warm + [DEMAND] * (missing - warm)
     if cold and missing > 0:
         reasons += [HEDGE] * max(min(spec.hedge, allowance - len(active) - missing), 0)

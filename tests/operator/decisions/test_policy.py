@@ -923,3 +923,79 @@ def test_idle_since_is_the_latest_activity() -> None:
         last_job_at=NOW - 3 * MIN,
     )
     assert policy.idle_since(worked) == NOW - 3 * MIN
+
+
+WARMUP = {"replicas": 1, "minArrivalsPerHour": 2, "window": "1h"}
+
+
+def arrivals(*minutes_ago: int) -> list[datetime]:
+    return [NOW - m * MIN for m in minutes_ago]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=3, warmup=WARMUP),
+             "recent_arrivals": arrivals(5, 40)},
+            rent("Warm"),
+            id="arrivals-warm-one-up",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=3, warmup=WARMUP),
+             "recent_arrivals": arrivals(5, 61, 90)},
+            [],
+            id="arrivals-outside-the-window-do-not-count",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=3, warmup=WARMUP)},
+            [],
+            id="no-arrivals-passed-is-replicas",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=3, warmup=WARMUP),
+             "instances": [inst("a", idle=30 * MIN)], "recent_arrivals": arrivals(31, 45)},
+            [],
+            id="warm-instance-kept-while-jobs-arrive",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=3, warmup=WARMUP),
+             "instances": [inst("a", idle=30 * MIN)], "recent_arrivals": arrivals(31)},
+            [release("a", "Idle")],
+            id="warm-instance-idle-released-when-arrivals-slow",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=2, maxReplicas=3, warmup=WARMUP),
+             "instances": [inst("a")], "recent_arrivals": []},
+            rent("Warm"),
+            id="replicas-stay-the-floor",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=0, warmup=WARMUP),
+             "recent_arrivals": arrivals(1, 2, 3)},
+            [],
+            id="warmup-capped-by-the-ceiling",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=3, warmup=WARMUP), "queued_jobs": 2,
+             "recent_arrivals": arrivals(1, 2)},
+            rent("Warm") + rent("Demand"),
+            id="warm-then-demand-labels",
+        ),
+    ],
+)  # fmt: skip
+def test_predictive_warmup(overrides: dict[str, Any], expected: list[Intent]) -> None:
+    assert intents(plan(**overrides)) == expected
+
+
+@pytest.mark.parametrize(
+    ("minutes_ago", "window", "expected"),
+    [
+        pytest.param([], timedelta(hours=1), 0.0, id="none"),
+        pytest.param([0, 59, 60, 61], timedelta(hours=1), 2.0, id="half-open-window"),
+        pytest.param([1, 2, 3], timedelta(minutes=30), 6.0, id="per-hour"),
+        pytest.param([1], timedelta(0), 0.0, id="empty-window"),
+    ],
+)
+def test_arrival_rate(minutes_ago: list[int], window: timedelta, expected: float) -> None:
+    assert policy.arrival_rate(arrivals(*minutes_ago), window=window, now=NOW) == expected

@@ -1,0 +1,95 @@
+"""The economics simulator on a tiny trace: invariants of its accounting, not timings."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "economics"
+
+
+@pytest.fixture(scope="module")
+def econ() -> Iterator[dict[str, ModuleType]]:
+    """The bench modules, imported from their folder (not the repository root)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(BENCH))
+        names = ("supply", "demand", "engine", "policies")
+        yield {n: importlib.import_module(n) for n in names}
+        for n in names:
+            sys.modules.pop(n, None)
+
+
+def tiny_trace(demand: Any) -> Any:
+    """Four jobs over 45 simulated minutes, two of them at once."""
+    jobs = [
+        demand.Job(f"t-{n}", at, "medium", 1, demand.run_seconds("medium", 1))
+        for n, at in enumerate([60.0, 900.0, 900.0, 2400.0])
+    ]
+    return demand.Trace("tiny", 0, "test", demand.START, 0.75, tuple(jobs))
+
+
+@pytest.mark.parametrize("deterministic", [True, False], ids=["fixed-boot", "random-boot"])
+def test_every_policy_accounts_for_every_job(
+    econ: dict[str, ModuleType], deterministic: bool
+) -> None:
+    supply = econ["supply"].SupplyModel(deterministic=deterministic)
+    trace = tiny_trace(econ["demand"])
+    for definition in econ["policies"].POLICIES:
+        r = econ["policies"].run_policy(definition, trace, supply=supply, seed=3)
+        assert r.jobs == 4
+        assert r.jobs_done == 4, f"{definition.name} lost a job"
+        assert len(r.waits) == 4
+        assert min(r.waits) >= 0.0
+        assert r.images == 4
+        assert r.dollars >= 0.0
+        assert r.gpu_hours_busy <= r.gpu_hours_billed + 1e-9, definition.name
+        assert r.gpu_hours_booting <= r.gpu_hours_billed + 1e-9, definition.name
+        assert r.cold_waits <= r.jobs_done
+
+
+def test_oracle_is_cheapest_on_spaced_jobs(econ: dict[str, ModuleType]) -> None:
+    """Jobs that never overlap: zero waiting costs no more than any policy spends."""
+    supply = econ["supply"].SupplyModel(deterministic=True)
+    demand = econ["demand"]
+    jobs = tuple(
+        demand.Job(f"s-{n}", 60.0 + 700.0 * n, "low", 1, demand.run_seconds("low", 1))
+        for n in range(4)
+    )
+    trace = demand.Trace("spaced", 0, "test", demand.START, 0.75, jobs)
+    costs = {
+        d.name: econ["policies"].run_policy(d, trace, supply=supply).dollars
+        for d in econ["policies"].POLICIES
+    }
+    oracle = costs.pop("oracle")
+    assert oracle > 0.0
+    for name, dollars in costs.items():
+        assert oracle <= dollars + 1e-9, f"{name} spent ${dollars:.4f} < oracle ${oracle:.4f}"
+
+
+def test_no_instance_is_billed_outside_its_rental(econ: dict[str, ModuleType]) -> None:
+    engine = econ["engine"]
+    trace = tiny_trace(econ["demand"])
+    spans: list[tuple[float, float]] = []
+
+    class Recording(engine.Simulation):  # type: ignore[misc, name-defined]
+        def release(self, inst: Any, now: float) -> None:
+            spans.append((inst.rented_at, now))
+            super().release(inst, now)
+
+    spec = econ["policies"].POLICIES[2].spec()
+    sim = Recording(
+        "warmpool", spec, trace, supply=econ["supply"].SupplyModel(), seed=5, recent_arrivals=True
+    )
+    result = sim.run()
+    assert spans
+    assert len(spans) == result.rentals
+    assert all(0.0 <= rented <= released for rented, released in spans)
+    billed = sum(released - rented for rented, released in spans) / 3600.0
+    assert billed == pytest.approx(result.gpu_hours_billed)
+    assert not sim.instances, "an instance outlived the simulation"
