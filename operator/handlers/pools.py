@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from datetime import datetime
 from typing import Any, cast
 
 import kopf
 
-from warmpool.crds.common import POOL_LABEL
+from warmpool.crds.common import POOL_LABEL, parse_duration
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import metrics
@@ -114,6 +115,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         spend_today=spent,
         now=now,
         rental_price=expected or None,
+        recent_arrivals=await recent_arrivals(deps, pool) if pool.spec.warmup else (),
     )
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
@@ -161,6 +163,20 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     await common.patch_status(deps.kube, kube.GPUPOOLS, ns, name, status)
     publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
                     conditions=conditions)  # fmt: skip
+
+
+async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
+    """When the pool's jobs were submitted, over the warm-up window (predictive warm-up)."""
+    assert pool.spec.warmup is not None
+    since = deps.now() - parse_duration(pool.spec.warmup.window)
+    times = []
+    for job in await deps.kube.list(kube.GENERATIONJOBS, pool.metadata.namespace):
+        if (job.get("spec") or {}).get("pool") != pool.metadata.name:
+            continue
+        created = common.parse_time(job["metadata"].get("creationTimestamp"))
+        if created is not None and created >= since:
+            times.append(created)
+    return times
 
 
 async def count_jobs(deps: Deps, namespace: str, pool: str) -> tuple[int, int]:
