@@ -71,10 +71,14 @@ OPERATOR_CALLS: dict[Call, str] = {
     **_kopf_kind("generationjobs"),
     **_kopf_kind("muses"),
     (WP, "gpupools", "get"): CODE,
+    (WP, "gpuinstances", "get"): CODE,  # each instance step reads its object fresh
     (WP, "gpuinstances", "list"): CODE,
     (WP, "gpuinstances", "create"): CODE,
     (WP, "gpuinstances", "delete"): CODE,
+    (WP, "generationjobs", "get"): CODE,
     (WP, "generationjobs", "list"): CODE,
+    (WP, "generationjobs", "delete"): CODE,  # finished jobs past their TTL
+    (WP, "muses", "get"): CODE,  # a job's muse, composed into its prompt
     (WP, "gpupools/finalizers", "update"): OWNER_REF,  # GpuInstances are owned by their pool
     (WP, "gpuinstances/finalizers", "update"): OWNER_REF,  # token Secrets by their instance
     ("", "secrets", "get"): CODE,
@@ -98,7 +102,10 @@ def operator_peering(resource: str) -> dict[Call, str]:
 STUDIO_CALLS: dict[Call, str] = {
     (WP, "generationjobs", "create"): CODE,
     (WP, "generationjobs", "get"): CODE,
+    (WP, "generationjobs", "get"): CODE,
     (WP, "generationjobs", "list"): CODE,
+    (WP, "generationjobs", "delete"): CODE,  # finished jobs past their TTL
+    (WP, "muses", "get"): CODE,  # a job's muse, composed into its prompt
     (WP, "generationjobs", "watch"): CODE,  # one shared watch feeds the SSE progress streams
     (WP, "generationjobs", "delete"): CODE,  # cancel
     (WP, "muses", "create"): CODE,
