@@ -8,7 +8,9 @@ simulator; the test waits on conditions with deadlines, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,15 @@ OperatorRunner = Callable[..., contextlib.AbstractAsyncContextManager[OperatorSe
 
 
 @pytest.fixture
-def run_operator(kubeconfig: Path, tmp_path: Path) -> OperatorRunner:
-    """``async with run_operator(vastai_url=...) as settings:`` runs the operator."""
+def run_operator(
+    kubeconfig: Path, tmp_path: Path, cluster: RunningCluster, caplog: pytest.LogCaptureFixture
+) -> OperatorRunner:
+    """``async with run_operator(vastai_url=...) as settings:`` runs the operator.
+
+    When it stops, its logs are checked for secrets: the Vast.ai key and every
+    per-instance ComfyUI token must never appear in them.
+    """
+    caplog.set_level(logging.DEBUG, logger="warmpool")
 
     @contextlib.asynccontextmanager
     async def runner(*, health: bool = False, **overrides: Any) -> AsyncIterator[OperatorSettings]:
@@ -67,8 +76,19 @@ def run_operator(kubeconfig: Path, tmp_path: Path) -> OperatorRunner:
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=30)
+            assert_no_secrets(caplog.text, cluster)
 
     return runner
+
+
+def assert_no_secrets(logs: str, cluster: RunningCluster) -> None:
+    """Neither the API key nor any instance token appears in the logs."""
+    secrets = [API_KEY]
+    for secret in cluster.list("v1", "Secret", "default"):
+        for value in (secret.get("data") or {}).values():
+            secrets.append(base64.b64decode(value).decode(errors="replace"))
+    leaked = [s[:4] + "…" for s in secrets if s and s in logs]
+    assert not leaked, f"secrets in the operator's logs: {leaked}"
 
 
 @pytest.fixture
