@@ -23,6 +23,8 @@ POOL_LABEL = "warmpool.dev/pool"
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+MAX_DURATION_DAYS = 3650
+MAX_DURATION_SECONDS = MAX_DURATION_DAYS * 86400.0
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -34,6 +36,8 @@ def parse_duration(text: str) -> timedelta:
     if not isinstance(text, str) or not re.fullmatch(DURATION_PATTERN, text.strip()):
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 1h30m)")
     seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text.strip()))
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"not a duration: {text!r} is longer than {MAX_DURATION_DAYS} days")
     return timedelta(seconds=seconds)
 
 

@@ -51,7 +51,9 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "15", "m", "1x", "-5m", "1h 30m", "15 m"])
+@pytest.mark.parametrize(
+    "text", ["", "15", "m", "1x", "-5m", "1h 30m", "15 m", "2213700204d218917273ms", "3651d"]
+)
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
