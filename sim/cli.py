@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--studio-port", type=int, default=8000)
     p.add_argument("--time-scale", type=float, default=20.0)
     p.add_argument("--kubeconfig", default=".warmpool/kubeconfig")
+    p.add_argument(
+        "--comfy-step-seconds",
+        type=float,
+        default=None,
+        help="simulated seconds per sampler step in the ComfyUI simulators (default 0.15)",
+    )
     return parser
 
 
@@ -69,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     studio_port=args.studio_port,
                     time_scale=args.time_scale,
                     kubeconfig=args.kubeconfig,
+                    comfy_step_seconds=args.comfy_step_seconds,
                 )
             )
     except KeyboardInterrupt:

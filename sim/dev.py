@@ -146,7 +146,13 @@ def prepare_state_dir() -> Path:
     return state
 
 
-async def serve(*, studio_port: int, time_scale: float, kubeconfig: str) -> None:
+async def serve(
+    *,
+    studio_port: int,
+    time_scale: float,
+    kubeconfig: str,
+    comfy_step_seconds: float | None = None,
+) -> None:
     """Run the stack until interrupted."""
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     state = prepare_state_dir()
@@ -160,7 +166,10 @@ async def serve(*, studio_port: int, time_scale: float, kubeconfig: str) -> None
         stack.cluster = await start_cluster()
         config = stack.cluster.write_kubeconfig(kubeconfig).resolve()
         api_key = secrets.token_hex(16)
-        stack.vastai = await start_vastai(api_key=api_key, time_scale=time_scale)
+        comfy = {} if comfy_step_seconds is None else {"step_seconds": comfy_step_seconds}
+        stack.vastai = await start_vastai(
+            api_key=api_key, time_scale=time_scale, comfy_options=comfy
+        )
         say(f"emulated Kubernetes API  {stack.cluster.url}  (kubeconfig {config})")
         say(f"simulated Vast.ai        {stack.vastai.url}  (time x{time_scale:g})")
         env = {

@@ -6,9 +6,11 @@ Vast.ai simulator (a ComfyUI simulator behind the rental), the operator and the 
 watches the progress bar move (real progress from the ComfyUI simulator's websocket, written
 by the operator), sees the image, finds it in the gallery and downloads it.
 
-Timing: at ``--time-scale 20`` the sample pool is Ready in ~20 s; an ``ultra`` image with 150
-steps is 150 x 0.15 s x 2.25 megapixels ~= 50 simulated seconds, 2.5 s of wall time, while the
-operator writes progress at most once a second: the page sees intermediate values.
+Timing: at ``--time-scale 20`` the sample pool is Ready in ~20 s; with
+``--comfy-step-seconds 0.4`` an ``ultra`` image with 150 steps is 150 x 0.4 s x 2.25
+megapixels ~= 135 simulated seconds, about 7 s of wall time, while the operator writes
+progress at most once a second: the page sees intermediate values even on a loaded machine
+(at the simulator's default 0.15 s a loaded machine could show 0 then 100).
 
 Screenshots go to ``test-artifacts/e2e-*.png`` (git-ignored).
 """
@@ -92,7 +94,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     port = free_port()
     cwd = tmp_path_factory.mktemp("dev-stack")
     binary = Path(sys.executable).parent / "warmpool-sim"
-    argv = [str(binary), "dev", "--studio-port", str(port), "--time-scale", str(TIME_SCALE)]
+    argv = [str(binary), "dev", "--studio-port", str(port), "--time-scale", str(TIME_SCALE),
+            "--comfy-step-seconds", "0.4"]  # fmt: skip
     proc = subprocess.Popen(
         argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
