@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit install tools browser crds bench clean typing-links
 
-demo: $(STAMP)
+demo: $(STAMP) tools
 	$(BIN)/warmpool-sim dev
 
 test: $(STAMP) tools browser
