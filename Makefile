@@ -51,8 +51,10 @@ lint: $(STAMP) typing-links
 typecheck: $(STAMP) typing-links
 	cd .typing && ../$(BIN)/mypy --config-file ../pyproject.toml -p warmpool.crds -p warmpool.operator -p warmpool.api -p warmpool.sim
 
+# Three workers on two cores: the system tests mostly wait on simulated time. A file's
+# tests stay in one worker (module-scoped stacks are started once).
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 crds: $(STAMP)
 	$(BIN)/python -m warmpool.crds
