@@ -15,10 +15,9 @@ import kopf
 
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
-from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common, probing, renting
+from warmpool.operator.handlers import probing, renting
 from warmpool.operator.handlers.registry import GPUINSTANCES, registry
 
 logger = logging.getLogger(__name__)
@@ -56,11 +55,11 @@ async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
     pool_body = await deps.kube.get(kube.GPUPOOLS, inst.spec.pool, ns)
     if pool_body is None:
         log.info("Pool %s is gone; terminating.", inst.spec.pool)
-        await terminate(deps, inst, reason="PoolGone", message="the pool no longer exists")
+        await renting.terminate(deps, inst, reason="PoolGone", message="the pool no longer exists")
         return False
     pool = GpuPool.from_body(pool_body)
     if inst.status.phase in ("Terminating", "Failed"):
-        await terminate(
+        await renting.terminate(
             deps, inst, reason=inst.status.reason or "Failed", message=inst.status.message
         )
         return False
@@ -68,26 +67,6 @@ async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
         await renting.rent(deps, inst, pool, log)
         return False
     return await probing.follow(deps, inst, pool, log)
-
-
-async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str) -> None:
-    """Mark the instance Terminating and delete it: the finalizer destroys the rental."""
-    ns = inst.metadata.namespace or "default"
-    if inst.status.phase != "Terminating":
-        await common.patch_status(
-            deps.kube,
-            kube.GPUINSTANCES,
-            ns,
-            inst.metadata.name,
-            {
-                "phase": "Terminating",
-                "reason": reason,
-                "message": message,
-                "terminatedAt": common.iso(deps.now()),
-            },
-        )
-        metrics.TERMINATIONS.labels(inst.spec.pool, reason).inc()
-    await deps.kube.delete(kube.GPUINSTANCES, inst.metadata.name, ns)
 
 
 @kopf.on.delete(*GPUINSTANCES, registry=registry, id="destroy")

@@ -17,6 +17,7 @@ import kopf
 
 from warmpool.crds.common import POOL_LABEL, parse_duration
 from warmpool.crds.generationjob import TERMINAL_PHASES
+from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
@@ -128,10 +129,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     for release in plan.releases:
         target = next((b for b in bodies if b["metadata"]["name"] == release.name), None)
         if target is not None:
-            from warmpool.crds.gpuinstance import GpuInstance
-            from warmpool.operator.handlers import instances
-
-            await instances.terminate(
+            await renting.terminate(
                 deps,
                 GpuInstance.from_body(target),
                 reason=release.reason,

@@ -175,9 +175,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         common.event("GpuInstance", inst.metadata, decision.reason, decision.message,
                      warning=True)  # fmt: skip
         await record_failure(deps, inst, pool, decision.reason, decision.message, now)
-        from warmpool.operator.handlers import instances
-
-        await instances.terminate(deps, inst, reason=decision.reason, message=decision.message)
+        await renting.terminate(deps, inst, reason=decision.reason, message=decision.message)
         return False
     return decision.phase == "Ready"
 

@@ -434,8 +434,30 @@ async def close_spend(deps: Deps, inst: GpuInstance) -> None:
     metrics.SPEND.labels(inst.spec.pool).inc(cost)
     ns = inst.metadata.namespace or "default"
 
+    today = budget.cost_today(inst.status.price_per_hour, rented, now=now)
+
     def mutate(status: dict[str, Any]) -> dict[str, Any]:
         closed = GpuPool.model_validate({"status": status}).status.spend
-        return {"spend": budget.close_spend(closed, cost, now=now).model_dump(by_alias=True)}
+        return {"spend": budget.close_spend(closed, today, now=now).model_dump(by_alias=True)}
 
     await common.update_status(deps.kube, kube.GPUPOOLS, ns, inst.spec.pool, mutate)
+
+
+async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str) -> None:
+    """Mark the instance Terminating and delete it: the finalizer destroys the rental."""
+    ns = inst.metadata.namespace or "default"
+    if inst.status.phase != "Terminating":
+        await common.patch_status(
+            deps.kube,
+            kube.GPUINSTANCES,
+            ns,
+            inst.metadata.name,
+            {
+                "phase": "Terminating",
+                "reason": reason,
+                "message": message,
+                "terminatedAt": common.iso(deps.now()),
+            },
+        )
+        metrics.TERMINATIONS.labels(inst.spec.pool, reason).inc()
+    await deps.kube.delete(kube.GPUINSTANCES, inst.metadata.name, ns)
