@@ -102,10 +102,7 @@ def operator_peering(resource: str) -> dict[Call, str]:
 STUDIO_CALLS: dict[Call, str] = {
     (WP, "generationjobs", "create"): CODE,
     (WP, "generationjobs", "get"): CODE,
-    (WP, "generationjobs", "get"): CODE,
     (WP, "generationjobs", "list"): CODE,
-    (WP, "generationjobs", "delete"): CODE,  # finished jobs past their TTL
-    (WP, "muses", "get"): CODE,  # a job's muse, composed into its prompt
     (WP, "generationjobs", "watch"): CODE,  # one shared watch feeds the SSE progress streams
     (WP, "generationjobs", "delete"): CODE,  # cancel
     (WP, "muses", "create"): CODE,
