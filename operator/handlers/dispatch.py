@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from warmpool.crds.common import parse_duration
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.crds.gpupool import JobsSpec
@@ -186,6 +188,8 @@ class Dispatcher:
         self.held: dict[str, Held] = {}  # by job uid
         #: Jobs whose runner here ended: their stale Scheduled/Running facts hold nothing.
         self.released: set[str] = set()
+        self.deleted: set[str] = set()  # held jobs whose DELETED event came
+        self.lost: set[str] = set()  # runner ended here without writing an outcome
         self.busy: set[str] = set()  # job uids with a cleanup/requeue write in flight
         self.adopted: set[PoolKey] = set()  # pools whose orphans were resumed at start
         self.checkpoints: dict[tuple[str, str], str] = {}
@@ -198,9 +202,26 @@ class Dispatcher:
         self._seq = itertools.count()
         self.seen: dict[str, int] = {}
         self.instance_dirty: dict[tuple[str, str], asyncio.Event] = {}
+        #: One small HTTP pool per ComfyUI: httpcore scans every pooled connection on
+        #: each request, so one big shared pool costs CPU in proportion to the fleet.
+        self.clients: dict[str, httpx.AsyncClient] = {}
         self.last_job_at: dict[tuple[str, str], datetime] = {}
 
     # ------------------------------------------------------------- wiring
+    def http_for(self, url: str) -> httpx.AsyncClient:
+        """The HTTP client for one ComfyUI base URL (its own small connection pool)."""
+        client = self.clients.get(url)
+        if client is None:
+            limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
+            client = self.clients[url] = httpx.AsyncClient(limits=limits)
+        return client
+
+    async def close(self) -> None:
+        """Close the per-instance HTTP clients (operator shutdown)."""
+        clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
     def bind(self, indices: Any) -> None:
         """Keep references to Kopf's live indexes (from any handler's kwargs)."""
         if self.jobs is None:
@@ -290,7 +311,8 @@ class Dispatcher:
             facts = by_uid.get(uid)
             inst = instances.get(held.instance.name)
             if facts is None:
-                held.halt("gone")
+                if uid in self.deleted:  # (not merely absent from the index for a moment)
+                    held.halt("gone")
             elif facts.deleting:
                 held.halt("cancelled")
             elif inst is None or inst.deleting or inst.phase not in SERVING:
@@ -328,10 +350,13 @@ class Dispatcher:
                 assert inst is not None
                 self._start(running.run_job, job, inst, pool, resume=True)
                 occupied[inst.name] += 1
-            elif job.uid in expired or adopt or not alive:
+            elif job.uid in expired or adopt or not alive or job.uid in self.lost:
                 why = "LeaseExpired" if job.uid in expired else "OperatorRestarted"
                 if not alive:
                     why = "InstanceLost"
+                if job.uid in self.lost:
+                    why = "RunnerLost"
+                    self.lost.discard(job.uid)
                 self._spawn_cleanup(running.requeue_orphan(self, job, why), job.uid)
             else:
                 occupied[job.instance] += 1
@@ -357,6 +382,14 @@ class Dispatcher:
                     for j in queued
                 ]  # fmt: skip
                 placement = scheduler.plan_placement(views, slots)
+                logger.debug(
+                    "pool %s/%s: %d queued, %d free slots, %d placed",
+                    ns,
+                    pool_name,
+                    len(views),
+                    sum(s.free for s in slots),
+                    len(placement.assignments),
+                )
                 for a in placement.assignments:
                     job = by_uid[a.job]
                     inst = instances[a.instance]
@@ -383,11 +416,18 @@ class Dispatcher:
         self.deps.tasks[task_key] = held.task
         held.task.add_done_callback(lambda _: self.deps.tasks.pop(task_key, None))
 
-    def release(self, held: Held, *, finished: bool) -> None:
-        """The runner is done with the job: the slot is free, the pool dispatches again."""
+    def release(self, held: Held, *, finished: bool, clean: bool = True) -> None:
+        """The runner is done with the job: the slot is free, the pool dispatches again.
+
+        ``clean``: its outcome (terminal or requeued) was written. Otherwise the job,
+        if it still exists, is requeued at the next dispatch (``lost``)."""
         if self.held.get(held.job.uid) is held:
             del self.held[held.job.uid]
-        self.released.add(held.job.uid)
+        self.deleted.discard(held.job.uid)
+        if clean:
+            self.released.add(held.job.uid)
+        else:
+            self.lost.add(held.job.uid)
         if finished:
             self.last_job_at[(held.instance.namespace, held.instance.name)] = self.deps.now()
         self.mark_instance(held.instance.namespace, held.instance.name)
@@ -415,7 +455,10 @@ class Dispatcher:
         self.sequence(uid)
         if event_type == "DELETED" or phase in TERMINAL_PHASES or phase == "Queued":
             self.released.discard(uid)
+            self.lost.discard(uid)
         if event_type == "DELETED":
+            if uid in self.held:
+                self.deleted.add(uid)
             self.seen.pop(uid, None)
             self.terminal.pop(uid, None)
             handle = self.expiring.pop(uid, None)

@@ -41,6 +41,13 @@ async def on_startup_jobs(memo: Deps, **kwargs: Any) -> None:
     dispatcher(memo).bind(kwargs)
 
 
+@kopf.on.cleanup(registry=registry, id="jobs-cleanup")
+async def on_cleanup_jobs(memo: Deps, **_: Any) -> None:
+    """Close the dispatcher's per-instance HTTP clients."""
+    if memo.dispatcher is not None:
+        await memo.dispatcher.close()
+
+
 @kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_jobs")
 async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, dispatch.JobFacts]:
     """Non-terminal jobs by (namespace, pool)."""

@@ -20,9 +20,8 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from warmpool.crds.common import parse_duration
 from warmpool.crds.generationjob import GenerationJobSpec
@@ -71,7 +70,9 @@ async def run_job(d: Dispatcher, held: Held, pool: PoolFacts, *, resume: bool) -
         with contextlib.suppress(Exception):
             finished = await run.failed("instance_lost", f"operator error: {exc}"[:300])
     finally:
-        d.release(held, finished=finished)
+        d.release(held, finished=finished, clean=finished or run.requeued)
+    if finished:  # off the slot's critical path: the outcome is already written
+        await remove_finalizer(d, held.job, run.finalizers)
 
 
 class Run:
@@ -85,7 +86,7 @@ class Run:
         self.ns = self.job.namespace
         self.spec = GenerationJobSpec.model_validate(self.job.body.get("spec") or {})
         self.status: dict[str, Any] = dict(self.job.body.get("status") or {})
-        self.prompt_id = self.job.prompt_id or str(uuid.uuid4())
+        self.prompt_id = self.job.prompt_id
         self.client_id = f"warmpool-{self.job.uid}"
         self.attempts = self.job.attempts
         self.client: comfy.ComfyClient | None = None
@@ -96,11 +97,14 @@ class Run:
         self.accepted: float | None = None
         self.flow: workflows.Workflow | None = None
         self.finalizers = list(self.job.finalizers)
+        self.chain: asyncio.Task[bool] | None = None  # status writes, in order
+        self.requeued = False
 
     # ------------------------------------------------------------- the attempt
     async def attempt(self, *, resume: bool) -> bool:
         """Run to an outcome; True when the job reached a terminal phase."""
-        self.client = comfy.ComfyClient(self.deps.http, self.inst.comfy_url, await self.token(),
+        http = self.d.http_for(self.inst.comfy_url)
+        self.client = comfy.ComfyClient(http, self.inst.comfy_url, await self.token(),
                                         timeout=self.deps.settings.comfy_timeout)  # fmt: skip
         if resume:
             started = common.parse_time(self.status.get("startedAt"))
@@ -115,24 +119,25 @@ class Run:
                 return await self.finish("Failed", reason, str(exc)[:500])
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"uploading the reference: {exc}")
-            if not await self.place():
-                return False
-            if self.held.stop.is_set():
-                return await self.stopped()
-            try:
-                await self.client.submit_prompt(self.flow.graph, self.client_id,
-                                                prompt_id=self.prompt_id)  # fmt: skip
-            except errors.ComfyValidationError as exc:
-                return await self.failed("validation", str(exc))
-            except errors.ComfyError as exc:
-                return await self.failed("instance_lost", f"submitting: {exc}")
-            self.accepted = time.monotonic()
-            now = self.deps.now()
-            metrics.JOB_QUEUE_WAIT.labels(self.pool.name).observe(
-                max((now - self.job.created).total_seconds(), 0.0)
-            )
-            await self.write({"phase": "Running", "startedAt": common.iso(now)})
-        return await self.follow()
+            # Scheduled + finalizer and the submission go in parallel (dispatch latency);
+            # if the job turns out to be gone, the prompt is interrupted (stopper below).
+            # The websocket opens before the prompt is submitted (run_prompt), so that
+            # its end cannot be announced before ComfyUI knows the socket; the runner
+            # learns the prompt id, and that ComfyUI accepted it, from the first event.
+            self.prompt_id = ""
+            self.chain = asyncio.create_task(self.place())
+            return await self.follow(self.flow.graph)
+        return await self.follow(None)
+
+    def accepted_now(self, prompt_id: str) -> None:
+        """ComfyUI accepted the prompt: Running (written in order after Scheduled)."""
+        self.prompt_id = prompt_id
+        self.accepted = time.monotonic()
+        now = self.deps.now()
+        metrics.JOB_QUEUE_WAIT.labels(self.pool.name).observe(
+            max((now - self.job.created).total_seconds(), 0.0)
+        )
+        self.enqueue({"phase": "Running", "startedAt": common.iso(now), "promptId": prompt_id})
 
     async def place(self) -> bool:
         """Write Scheduled (lease, attempt, estimate) and add the finalizer; False if gone."""
@@ -143,7 +148,7 @@ class Run:
         status = {
             "phase": "Scheduled", "reason": "", "message": "",
             "instance": self.inst.name, "gpuName": self.inst.gpu_name,
-            "promptId": self.prompt_id, "seed": self.flow.seed,
+            "promptId": "", "seed": self.flow.seed,
             "queuedAt": self.status.get("queuedAt") or common.iso(self.job.created),
             "scheduledAt": common.iso(now), "startedAt": None, "finishedAt": None,
             "leaseExpiresAt": common.iso(lease_end(now, self.pool)),
@@ -155,20 +160,27 @@ class Run:
         )
         if isinstance(written, BaseException) or isinstance(finalized, BaseException):
             error = written if isinstance(written, BaseException) else finalized
-            if isinstance(error, errors.KubeError):
-                logger.info("job %s/%s vanished while placing: %s", self.ns, self.job.name, error)
-                return False
-            assert isinstance(error, Exception)
-            raise error
-        return bool(written) and bool(finalized)
+            logger.info("job %s/%s vanished while placing: %s", self.ns, self.job.name, error)
+            self.held.halt("gone")
+            return False
+        if not (written and finalized):
+            self.held.halt("gone")
+            return False
+        return True
 
-    async def follow(self) -> bool:
+    async def follow(self, graph: dict[str, Any] | None) -> bool:
+        """Submit ``graph`` and follow it (or follow the known prompt when None)."""
         assert self.client is not None
         timeout = parse_duration(self.spec.timeout).total_seconds()
         elapsed = time.monotonic() - (self.accepted or time.monotonic())
+        deadline = max(timeout - elapsed, 1.0)
         follow = asyncio.create_task(
-            self.client.follow_prompt(self.prompt_id, self.client_id, on_progress=self.on_progress,
-                                      deadline=max(timeout - elapsed, 1.0), poll_interval=0.5)
+            self.client.run_prompt(graph, client_id=self.client_id, on_progress=self.on_progress,
+                                   deadline=deadline, poll_interval=0.5)
+            if graph is not None
+            else self.client.follow_prompt(self.prompt_id, self.client_id,
+                                           on_progress=self.on_progress, deadline=deadline,
+                                           poll_interval=0.5)
         )  # fmt: skip
         watchdog = asyncio.create_task(self.watch())
         stopper = asyncio.create_task(self.held.stop.wait())
@@ -179,13 +191,24 @@ class Run:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        logger.debug(
+            "job %s: follow ended (%s)",
+            self.job.name,
+            "follow" if follow in done else "watchdog" if watchdog in done else "stop",
+        )
         if stopper in done or self.held.stop.is_set():
             return await self.stopped()
         if watchdog in done:
             kind, message = watchdog.result()
-            return await self.failed(kind, message)
+            if kind != "finished":
+                return await self.failed(cast(scheduler.FailureKind, kind), message)
+            again = self.client.follow_prompt(self.prompt_id, self.client_id, deadline=QUICK * 10)
+            follow = asyncio.create_task(again)
+            await asyncio.wait([follow])
         try:
             result = follow.result()
+        except errors.ComfyValidationError as exc:
+            return await self.failed("validation", str(exc))
         except errors.ComfyOutOfMemoryError as exc:
             return await self.failed("oom", _node_message(exc))
         except errors.ComfyExecutionError as exc:
@@ -232,6 +255,8 @@ class Run:
 
     # ------------------------------------------------------------- progress and watchdog
     async def on_progress(self, event: comfy.ProgressEvent) -> None:
+        if self.accepted is None and event.prompt_id:
+            self.accepted_now(event.prompt_id)
         now = time.monotonic()
         self.last_activity = now
         self.d.activity[(self.ns, self.inst.name)] = now
@@ -247,16 +272,22 @@ class Run:
             lease_due
         ):
             self.last_percent = percent
-            await self.write({
+            self.enqueue({
                 "progress": {"value": event.value, "max": event.max, "percent": percent},
                 "leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool)),
             })  # fmt: skip
 
-    async def watch(self) -> tuple[scheduler.FailureKind, str]:
-        """A silent websocket and an unchanged ComfyUI queue for ``stallTimeout`` → stall."""
+    async def watch(self) -> tuple[str, str]:
+        """A silent websocket and an unchanged ComfyUI queue for ``stallTimeout`` → stall.
+
+        Also ``("finished", "")`` when the prompt is in the history but its end never
+        came over the websocket: ComfyUI registers a socket only after the handshake,
+        so a prompt ending in that instant is announced to nobody.
+        """
         assert self.client is not None
         stall = parse_duration(self.pool.jobs.stall_timeout).total_seconds()
-        tick = min(max(stall / 5, 0.05), 1.0)
+        tick = min(max(stall / 5, 0.05), 0.5)
+        early = min(1.0, stall / 2)
         snapshot: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         key = (self.ns, self.inst.name)
         while True:
@@ -264,11 +295,11 @@ class Run:
             if self.last_write and time.monotonic() - self.last_write >= (
                 self.pool.jobs.lease_seconds / 3
             ):
-                await self.write(
-                    {"leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool))}
-                )
+                self.enqueue({"leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool))})
             silent = time.monotonic() - max(self.last_activity, self.d.activity.get(key, 0.0))
-            if silent < stall / 2:
+            if not self.prompt_id:  # not accepted yet (run_prompt's own time-outs apply)
+                continue
+            if silent < early:
                 snapshot = None
                 continue
             try:
@@ -278,8 +309,13 @@ class Run:
                     return "instance_lost", f"ComfyUI stopped answering: {exc}"
                 continue
             if self.prompt_id not in queue.running and self.prompt_id not in queue.pending:
+                with contextlib.suppress(errors.ComfyError, TimeoutError):
+                    if await asyncio.wait_for(self.client.history(self.prompt_id), QUICK):
+                        return "finished", ""
                 if silent >= stall:
                     return "instance_lost", "the prompt is neither queued nor running any more"
+                continue
+            if silent < stall / 2:
                 continue
             state = (queue.running, queue.pending)
             if snapshot != state:
@@ -342,9 +378,9 @@ class Run:
 
     async def stopped(self) -> bool:
         reason = self.held.stop_reason
+        await self.interrupt()
         if reason == "gone":
             return False
-        await self.interrupt()
         if reason == "cancelled":
             return await self.finish("Cancelled", "Deleted", "the job was deleted while placed")
         return await self.failed("instance_lost", f"instance {self.inst.name} went away")
@@ -374,7 +410,8 @@ class Run:
         gpus_out = set(self.job.excluded_gpus)
         if verdict.exclude_gpu and self.inst.gpu_name:
             gpus_out.add(self.inst.gpu_name)
-        await self.write({
+        await self.flush()
+        self.requeued = await self.write({
             "phase": "Queued", "reason": verdict.reason, "message": message[:1000],
             "instance": "", "promptId": "", "leaseExpiresAt": None, "startedAt": None,
             "progress": {"value": 0, "max": 0, "percent": 0},
@@ -385,25 +422,60 @@ class Run:
     async def finish(
         self, phase: str, reason: str, message: str, extra: dict[str, Any] | None = None
     ) -> bool:
-        """Write a terminal phase, then drop the finalizer."""
+        """Write a terminal phase (the runner drops the finalizer once the slot is free)."""
         status = {"phase": phase, "reason": reason, "message": message,
                   "finishedAt": common.iso(self.deps.now()), "leaseExpiresAt": None,
                   "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
+        await self.flush()
         await self.write(status)
-        await remove_finalizer(self.d, self.job, self.finalizers)
         metrics.JOBS_FINISHED.labels(self.pool.name, phase).inc()
         return True
 
     # ------------------------------------------------------------- I/O helpers
     async def write(self, status: dict[str, Any]) -> bool:
-        """A merge patch of the job's status; False when the job is gone."""
+        """A merge patch of the job's status; False when the job is gone.
+
+        Transient API failures are retried a few times (a lost outcome would leave the
+        job Scheduled until its lease expires)."""
         self.last_write = time.monotonic()
-        try:
-            await self.deps.kube.patch(kube.GENERATIONJOBS, self.job.name, self.ns,
-                                       {"status": status}, subresource="status")  # fmt: skip
-        except errors.KubeNotFoundError:
-            return False
+        for delay in (0.2, 0.5, 1.0, None):
+            try:
+                await self.deps.kube.patch(kube.GENERATIONJOBS, self.job.name, self.ns,
+                                           {"status": status}, subresource="status")  # fmt: skip
+                return True
+            except errors.KubeNotFoundError:
+                return False
+            except errors.KubeUnavailableError:
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
         return True
+
+    def enqueue(self, status: dict[str, Any]) -> None:
+        """Write soon, after the writes already queued (the caller does not wait)."""
+        previous = self.chain
+        self.last_write = time.monotonic()
+
+        async def step() -> bool:
+            if previous is not None:
+                try:
+                    if not await previous:
+                        return False  # the job is gone
+                except errors.KubeError:
+                    pass  # logged by flush(); later writes still go
+            return await self.write(status)
+
+        self.chain = asyncio.create_task(step())
+
+    async def flush(self) -> bool:
+        """Wait for the queued writes; False when the job turned out to be gone."""
+        if self.chain is None:
+            return True
+        try:
+            return await self.chain
+        except errors.KubeError as exc:
+            logger.warning("job %s/%s: a status write failed: %s", self.ns, self.job.name, exc)
+            return True
 
     async def add_finalizer(self) -> bool:
         if FINALIZER in self.finalizers:
@@ -432,9 +504,10 @@ class Run:
 
     async def interrupt(self) -> None:
         """Best effort: drop the prompt from the queue, interrupt it if it runs."""
-        if self.client is None:
+        if self.client is None or not self.prompt_id:
             return
-        quick = comfy.ComfyClient(self.deps.http, self.inst.comfy_url, await self.token(),
+        http = self.d.http_for(self.inst.comfy_url)
+        quick = comfy.ComfyClient(http, self.inst.comfy_url, await self.token(),
                                   timeout=QUICK, attempts=1)  # fmt: skip
         with contextlib.suppress(errors.ComfyError, TimeoutError):
             await asyncio.wait_for(quick.cancel(self.prompt_id), QUICK * 2)

@@ -24,6 +24,8 @@ from warmpool.sim.vastai_state import Timing
 API = "warmpool.dev/v1alpha1"
 API_KEY = "sim-key-jobs-0123456789"
 GPU = "RTX 4090"
+#: The GPU models the default pool accepts (the simulator's catalogue has ~25 such offers).
+GPUS = ["RTX 4090", "RTX 3090", "RTX 5090", "RTX A6000"]
 
 
 async def start_jobs_vastai(*, step_seconds: float = 0.15, time_scale: float = 240.0,
@@ -36,13 +38,16 @@ async def start_jobs_vastai(*, step_seconds: float = 0.15, time_scale: float = 2
                               comfy_options=options)  # fmt: skip
 
 
-def pool_body(name: str, *, replicas: int, **spec: Any) -> dict[str, Any]:
-    """A pool of one GPU model, short timeouts, a one-step canary."""
+def pool_body(
+    name: str, *, replicas: int, gpus: list[str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A pool of a few GPU models (or ``gpus``), short timeouts, a one-step canary."""
     jobs = {"concurrencyPerInstance": 1, "stallTimeout": "2s", "maxAttempts": 3,
             **spec.pop("jobs", {})}  # fmt: skip
     body: dict[str, Any] = {
         "replicas": replicas, "idleTimeout": "1s",
-        "offer": {"gpuNames": [GPU], "maxPricePerHour": 5.0, "minReliability": 0.9},
+        "offer": {"gpuNames": gpus or GPUS, "maxPricePerHour": 5.0, "minReliability": 0.9,
+                  "verifiedOnly": False},
         "template": {"diskGb": 50},
         "readiness": {"timeout": "60s", "initialBackoff": "100ms", "maxBackoff": "300ms",
                       "canary": {"enabled": True, "steps": 1, "size": 64, "timeout": "30s"}},

@@ -1,0 +1,226 @@
+"""Benchmark: N generation jobs over a pool of ready simulated instances (issue 6).
+
+Figures, printed and written to ``bench/results/jobs.json``:
+- dispatch latency: the job object created (the POST answered) → ComfyUI accepted the
+  prompt (``status.startedAt``, written right after ``POST /prompt`` answered), p50/p99;
+- operator CPU milliseconds per job over its whole life (the operator runs as its own
+  process, as in a cluster; CPU measured from the first job created to the last done);
+- API-server writes (POST/PUT/PATCH/DELETE) per job, in all and on the job object itself,
+  counted from the emulated API's request log over the same window;
+- throughput (jobs per second) and wall time.
+
+Jobs are created one every ``--gap`` seconds (default 20 ms), so that latency is measured
+under a steady arrival rate rather than one burst; ``--gap 0`` creates them all at once.
+
+Run: ``.venv/bin/python bench/jobs.py [--jobs 1000] [--instances 10]``. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from warmpool.sim.cluster import start_cluster
+from warmpool.sim.vastai import start_vastai
+from warmpool.sim.vastai_catalogue import generate_machines
+from warmpool.sim.vastai_state import Timing
+
+API = "warmpool.dev/v1alpha1"
+RESULTS = Path(__file__).parent / "results"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+DONE = ("Succeeded", "Failed", "Cancelled")
+
+
+async def wait_until(probe: Any, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not probe():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"benchmark condition not reached: {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> dict[str, Any]:
+    cluster = await start_cluster()
+    machines = generate_machines(5, count=max(40, instances + 20))
+    key = secrets.token_hex(8)
+    timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
+    sim = await start_vastai(api_key=key, time_scale=time_scale, seed=5, machines=machines,
+                             timing=timing, comfy_options={"load_seconds": 1.0})  # fmt: skip
+    workdir = Path(f"/tmp/warmpool-bench-jobs-{os.getpid()}")
+    kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "WARMPOOL_VASTAI_URL": sim.url,
+        "WARMPOOL_VASTAI_API_KEY": key,
+        "WARMPOOL_RECONCILE_INTERVAL": "2",
+        "WARMPOOL_INVENTORY_REFRESH": "2",
+        "WARMPOOL_PROBE_INTERVAL": "0.5",
+        "WARMPOOL_HEALTH_PORT": "0",
+        "WARMPOOL_LOG_LEVEL": "WARNING",
+        "WARMPOOL_ARTIFACTS_URL": f"file://{workdir / 'artifacts'}",
+    }
+    binary = str(Path(sys.executable).parent / "warmpool-operator")
+    proc = await asyncio.create_subprocess_exec(binary, env=env)
+    ps = psutil.Process(proc.pid)
+    names = [f"bench-{i:04}" for i in range(jobs)]
+    created: dict[str, float] = {}
+    try:
+        cluster.create({
+            "apiVersion": API, "kind": "GpuPool",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {"replicas": instances, "idleTimeout": "1h",
+                     "offer": {"maxPricePerHour": 50, "minReliability": 0.5,
+                               "verifiedOnly": False},
+                     "template": {"diskGb": 20},
+                     "readiness": {"canary": {"steps": 1, "size": 64}}},
+        })  # fmt: skip
+
+        def ready() -> bool:
+            pool = cluster.get(API, "GpuPool", "bench", "default") or {}
+            return bool((pool.get("status") or {}).get("readyReplicas", 0) >= instances)
+
+        await wait_until(ready, 300, "instances ready")
+        await asyncio.sleep(2.0)  # the pool settles (not measured)
+        log = cluster.emulator._requests
+        first_request = len(log)
+        cpu0 = sum(ps.cpu_times()[:2])
+        own0 = time.process_time()
+        start = time.monotonic()
+        async with httpx.AsyncClient(base_url=cluster.url, timeout=30) as http:
+            for name in names:
+                body = {
+                    "apiVersion": API,
+                    "kind": "GenerationJob",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": {
+                        "pool": "bench",
+                        "prompt": f"a lighthouse ({name})",
+                        "quality": "low",
+                        "width": 64,
+                        "height": 64,
+                        "steps": 4,
+                    },
+                }
+                response = await http.post(
+                    f"/apis/{API}/namespaces/default/generationjobs", json=body)  # fmt: skip
+                response.raise_for_status()
+                created[name] = time.time()
+                if gap:
+                    await asyncio.sleep(gap)
+
+        def done() -> bool:
+            return all(
+                ((cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}).get(
+                    "phase"
+                )
+                in DONE
+                for n in names[-20:] + names[:: max(jobs // 50, 1)]
+            ) and all(
+                ((cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}).get(
+                    "phase"
+                )
+                in DONE
+                for n in names
+            )
+
+        await wait_until(done, 900, "all jobs done")
+        wall = time.monotonic() - start
+        await asyncio.sleep(1.0)  # trailing writes (instance job counts) land
+        cpu = sum(ps.cpu_times()[:2]) - cpu0
+        own = time.process_time() - own0
+        requests = list(log)[first_request:]
+        writes = [r for r in requests if r.method in WRITES]
+        by_target: Counter[str] = Counter()
+        for r in writes:
+            resource = getattr(r.resource, "plural", None) or str(r.resource)
+            by_target[f"{r.method} {resource}{'/' + r.subresource if r.subresource else ''}"] += 1
+        job_writes = [r for r in writes
+                      if "generationjobs" in str(r.url) and r.method != "POST"]  # fmt: skip
+        status_writes = [r for r in job_writes if str(r.url).rstrip("/").endswith("/status")]
+        latencies, runs, placed_to_started, phases = [], [], [], Counter()
+        timeline: dict[str, list[tuple[float, float]]] = {}
+        for n in names:
+            st = (cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}
+            phases[st.get("phase")] += 1
+            if st.get("startedAt") and st.get("finishedAt"):
+                started, finished = stamp(st["startedAt"]), stamp(st["finishedAt"])
+                latencies.append((started - created[n]) * 1000.0)
+                runs.append((finished - started) * 1000.0)
+                placed_to_started.append((started - stamp(st["scheduledAt"])) * 1000.0)
+                timeline.setdefault(st["instance"], []).append((stamp(st["scheduledAt"]),
+                                                                finished))  # fmt: skip
+        gaps = [b[0] - a[1] for spans in timeline.values()
+                for a, b in zip(sorted(spans), sorted(spans)[1:], strict=False)
+                if b[0] >= a[1]]  # fmt: skip
+        return {
+            "jobs": jobs,
+            "instances": instances,
+            "arrival_gap_ms": gap * 1000,
+            "phases": dict(phases),
+            "wall_seconds": round(wall, 2),
+            "jobs_per_second": round(jobs / wall, 1),
+            "dispatch_ms_p50": round(statistics.median(latencies), 1),
+            "dispatch_ms_p99": round(percentile(latencies, 99), 1),
+            "dispatch_ms_max": round(max(latencies), 1),
+            "run_ms_p50 (accepted→outputs stored, Succeeded)": round(statistics.median(runs), 1),
+            "slot_turnaround_ms_p50 (finished→next placed)": round(statistics.median(gaps), 1)
+            if gaps
+            else None,
+            "operator_cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
+            "simulators_and_api_cpu_ms_per_job": round(own * 1000 / jobs, 2),
+            "dispatch_to_accepted_ms_p50 (scheduledAt→startedAt)": round(
+                statistics.median(placed_to_started), 1
+            ),
+            "api_writes_per_job": round(len(writes) / jobs, 2),
+            "job_object_writes_per_job": round(len(job_writes) / jobs, 2),
+            "job_status_writes_per_job": round(len(status_writes) / jobs, 2),
+            "api_writes_by_target": dict(by_target.most_common()),
+        }
+    finally:
+        proc.terminate()
+        await proc.wait()
+        await sim.stop()
+        await cluster.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--instances", type=int, default=10)
+    parser.add_argument("--gap", type=float, default=0.02, help="seconds between creations")
+    parser.add_argument("--time-scale", type=float, default=240.0)
+    args = parser.parse_args()
+    result = await run(args.jobs, args.instances, gap=args.gap, time_scale=args.time_scale)
+    print(f"\n== {result['jobs']} jobs over {result['instances']} ready instances")
+    for key, value in result.items():
+        print(f"  {key:30} {value}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "jobs.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

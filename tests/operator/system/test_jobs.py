@@ -1,0 +1,214 @@
+"""Jobs end to end: the real operator (Kopf) against the emulated API, the Vast.ai
+simulator and the ComfyUI simulators behind its rentals; short time scales."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jobsys
+import pytest
+from jobsys import API, job_body, phase, pool_body, ready_instances, status
+from waiting import eventually
+
+from warmpool.operator.adapters import artifacts
+from warmpool.sim.cluster import RunningCluster
+from warmpool.sim.vastai import VastaiServer
+
+DONE = ("Succeeded", "Failed", "Cancelled")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[VastaiServer]:
+    """Fast jobs: a 4-step job takes a few milliseconds of simulated GPU time."""
+    server = await jobsys.start_jobs_vastai()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slow_sim() -> AsyncIterator[VastaiServer]:
+    """Slow steps (about 80 ms each): a 30-step job runs for about 2.5 s."""
+    server = await jobsys.start_jobs_vastai(step_seconds=20.0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def artifacts_url(tmp_path: Path) -> str:
+    return f"file://{tmp_path / 'artifacts'}"
+
+
+async def ready(cluster: RunningCluster, count: int) -> list[dict[str, Any]]:
+    return await eventually(lambda: len(ready_instances(cluster)) >= count and
+                            ready_instances(cluster), timeout=60,
+                            what=f"{count} ready instances")  # fmt: skip
+
+
+def all_done(cluster: RunningCluster, names: list[str]) -> bool:
+    return all(phase(cluster, n) in DONE for n in names)
+
+
+def phases(cluster: RunningCluster, names: list[str]) -> dict[str, int]:
+    return dict(Counter(phase(cluster, n) for n in names))
+
+
+def written_files(sim: VastaiServer) -> dict[str, str]:
+    """sha256 of every output file the ComfyUI simulators wrote, by file name."""
+    found: dict[str, str] = {}
+    for rental in [*sim.state.rentals.values(), *sim.state.destroyed]:
+        if rental.comfy is not None:
+            for f in rental.comfy.files:  # type: ignore[attr-defined]
+                if f["type"] == "output":
+                    found[f["name"]] = f["sha256"]
+    return found
+
+
+async def test_200_jobs_over_5_instances_all_stored(
+    cluster: RunningCluster, kubeconfig: Path, sim: VastaiServer, artifacts_url: str
+) -> None:
+    cluster.create(pool_body("sdxl", replicas=5))
+    names = [f"batch-{i:03}" for i in range(200)]
+    async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)) as deps:
+        await ready(cluster, 5)
+        for name in names:
+            cluster.create(job_body(name, "sdxl"))
+        try:
+            await eventually(lambda: all_done(cluster, names), timeout=90, what="200 jobs done")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; phases: {phases(cluster, names)}") from None
+        files = written_files(sim)
+        store = deps.artifacts
+        for name in names:
+            st = status(cluster, name)
+            assert st["phase"] == "Succeeded", (name, st.get("reason"), st.get("message"))
+            (out,) = st["outputs"]
+            data = await store.get_bytes(out["key"])
+            assert hashlib.sha256(data).hexdigest() == out["sha256"]
+            assert out["sha256"] in files.values()  # byte for byte what ComfyUI wrote
+            assert (out["width"], out["height"]) == (64, 64)
+            assert st["actualCost"] >= 0 and st["attempts"] == 1
+            record = await store.get_record(out["key"])
+            assert record is not None and record.job == name and record.pool == "sdxl"
+        used = {status(cluster, n)["instance"] for n in names}
+        assert len(used) == 5
+        await eventually(lambda: all((i.get("status") or {}).get("jobs") == 0
+                                     for i in ready_instances(cluster)),
+                         what="instances record no job left")  # fmt: skip
+
+
+async def test_priority_order_is_respected(
+    cluster: RunningCluster, kubeconfig: Path, sim: VastaiServer, artifacts_url: str
+) -> None:
+    """Jobs queued before any instance is ready start by priority, then age."""
+    cluster.create(pool_body("one", replicas=1))
+    names = {f"low-{i}": -5 for i in range(4)} | {f"mid-{i}": 0 for i in range(4)}
+    names |= {f"high-{i}": 50 for i in range(4)}
+    for name, priority in names.items():
+        cluster.create(job_body(name, "one", priority=priority))
+    async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)):
+        await eventually(lambda: all_done(cluster, list(names)), timeout=60, what="all done")
+    started = sorted(names, key=lambda n: status(cluster, n)["startedAt"])
+    assert [names[n] for n in started] == sorted(names.values(), reverse=True)
+    assert all(phase(cluster, n) == "Succeeded" for n in names)
+
+
+async def test_crash_mid_job_completes_elsewhere(
+    cluster: RunningCluster, kubeconfig: Path, slow_sim: VastaiServer, artifacts_url: str
+) -> None:
+    cluster.create(pool_body("pair", replicas=2))
+    async with jobsys.operator(jobsys.settings(artifacts_url, slow_sim.url)):
+        await ready(cluster, 2)
+        cluster.create(job_body("fragile", "pair", steps=30))
+        await eventually(lambda: phase(cluster, "fragile") == "Running", what="running")
+        first = status(cluster, "fragile")["instance"]
+        victim = next(i for i in ready_instances(cluster) if i["metadata"]["name"] == first)
+        await jobsys.comfy_of(slow_sim, victim).crash()
+        await eventually(lambda: phase(cluster, "fragile") in DONE, timeout=60, what="done")
+    st = status(cluster, "fragile")
+    assert st["phase"] == "Succeeded", st
+    assert st["attempts"] == 2
+    assert st["instance"] != first
+
+
+async def test_out_of_memory_fails_with_the_reason(
+    cluster: RunningCluster, kubeconfig: Path, sim: VastaiServer, artifacts_url: str
+) -> None:
+    """The pool has one GPU model: nowhere else to try, so the job fails at once."""
+    cluster.create(pool_body("small", replicas=1, gpus=[jobsys.GPU]))
+    async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)):
+        (inst,) = await ready(cluster, 1)
+        jobsys.comfy_of(sim, inst).out_of_memory()
+        cluster.create(job_body("huge", "small"))
+        await eventually(lambda: phase(cluster, "huge") in DONE, what="done")
+    st = status(cluster, "huge")
+    assert (st["phase"], st["reason"], st["attempts"]) == ("Failed", "OutOfMemory", 1)
+    assert "OutOfMemoryError" in st["message"] and "KSampler" in st["message"]
+
+
+async def test_invalid_graph_input_fails_naming_the_node(
+    cluster: RunningCluster, kubeconfig: Path, sim: VastaiServer, artifacts_url: str
+) -> None:
+    cluster.create(pool_body("strict", replicas=1))
+    cluster.create(job_body("typo", "strict", sampler="euler_typo"))
+    async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)):
+        await eventually(lambda: phase(cluster, "typo") in DONE, timeout=60, what="done")
+    st = status(cluster, "typo")
+    assert (st["phase"], st["reason"]) == ("Failed", "InvalidGraph")
+    assert "KSampler" in st["message"] and "sampler_name" in st["message"]
+
+
+async def test_deleting_a_running_job_interrupts_it(
+    cluster: RunningCluster,
+    cluster_http: httpx.AsyncClient,
+    kubeconfig: Path,
+    slow_sim: VastaiServer,
+    artifacts_url: str,
+) -> None:
+    cluster.create(pool_body("del", replicas=1))
+    async with jobsys.operator(jobsys.settings(artifacts_url, slow_sim.url)):
+        (inst,) = await ready(cluster, 1)
+        comfy = jobsys.comfy_of(slow_sim, inst)
+        cluster.create(job_body("doomed", "del", steps=60))
+        await eventually(lambda: phase(cluster, "doomed") == "Running", what="running")
+        before = comfy.interrupts_seen
+        response = await cluster_http.delete(
+            f"/apis/{API}/namespaces/default/generationjobs/doomed"
+        )
+        assert response.status_code in (200, 202)
+        await eventually(lambda: not jobsys.job(cluster, "doomed"), what="job gone")
+        assert comfy.interrupts_seen > before
+        await eventually(lambda: comfy.running is None, what="the GPU is free again")
+
+
+async def test_queued_jobs_scale_the_pool_up_then_down(
+    cluster: RunningCluster, kubeconfig: Path, sim: VastaiServer, artifacts_url: str
+) -> None:
+    cluster.create(pool_body("elastic", replicas=0, maxReplicas=2))
+    names = [f"burst-{i}" for i in range(6)]
+    for name in names:
+        cluster.create(job_body(name, "elastic"))
+    async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)):
+        await eventually(lambda: cluster.list(API, "GpuInstance", "default"), what="scale-up")
+        await eventually(lambda: all_done(cluster, names), timeout=60, what="burst done")
+        assert all(phase(cluster, n) == "Succeeded" for n in names)
+        rented = {status(cluster, n)["instance"] for n in names}
+        assert 1 <= len(rented) <= 2
+        await eventually(lambda: not cluster.list(API, "GpuInstance", "default"), timeout=30,
+                         what="idle instances released")  # fmt: skip
+    assert not [r for r in sim.state.rentals.values() if r.destroyed_at is None]
+
+
+def test_output_keys_are_artifact_keys() -> None:
+    """Regression guard: the runner stores outputs under the adapter's key scheme."""
+    assert artifacts.output_key("default", "batch-001", 0, "png") == (
+        "outputs/default/batch-001/0.png"
+    )
