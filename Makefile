@@ -46,7 +46,7 @@ typing-links:
 lint: $(STAMP) typing-links
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd .typing && PYTHONPATH=. ../$(BIN)/lint-imports --config ../.importlinter
+	cd .typing && PYTHONPATH=. ../$(BIN)/lint-imports ../.importlinter
 
 typecheck: $(STAMP) typing-links
 	cd .typing && ../$(BIN)/mypy --config-file ../pyproject.toml -p warmpool.crds -p warmpool.operator -p warmpool.api -p warmpool.sim
