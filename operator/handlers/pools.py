@@ -30,6 +30,10 @@ PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining",
           "Failed")  # fmt: skip
 
 
+#: Shortest time between two reconciles of one pool, seconds.
+MIN_GAP = 0.5
+
+
 @kopf.daemon(*GPUPOOLS, registry=registry, id="pool", cancellation_timeout=10)
 async def on_daemon_pool(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any
@@ -37,15 +41,22 @@ async def on_daemon_pool(
     """Reconcile the pool now, whenever something changes, and every interval."""
     ns, name = body.metadata.namespace or "default", body.metadata.name or ""
     wake = memo.wakeups.setdefault(f"{ns}/{name}", asyncio.Event())
+    loop = asyncio.get_running_loop()
     while not stopped:
         wake.clear()
         if body.metadata.get("deletionTimestamp"):
             return
+        started = loop.time()
         try:
             await reconcile(memo, dict(body), logger)
         except kopf.TemporaryError as exc:
             logger.warning("Reconcile failed, will retry: %s", exc)
         await wait_for_wake(wake, stopped, memo.settings.reconcile_interval)
+        # Wake-ups come in bursts (fifty instances changing phase): coalesce them, at
+        # most one reconcile per MIN_GAP seconds, so the work stays linear in the pool.
+        gap = MIN_GAP - (loop.time() - started)
+        if gap > 0 and not stopped:
+            await stopped.wait(gap)
 
 
 async def wait_for_wake(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
