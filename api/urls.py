@@ -21,3 +21,12 @@ def output(name: str, index: int) -> str:
 
 def thumbnail(name: str, index: int) -> str:
     return f"{output(name, index)}/thumbnail"
+
+
+def gallery_output(job: str, index: int) -> str:
+    """An output found through its metadata record: works after the job is deleted."""
+    return f"{PREFIX}/gallery/{quote(job, safe='')}/{index}"
+
+
+def gallery_thumbnail(job: str, index: int) -> str:
+    return f"{gallery_output(job, index)}/thumbnail"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
 
 from warmpool.api import gallery, jobs
 from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.schemas import GalleryPage, PoolOut, UploadOut
+from warmpool.api.schemas import OBJECT_NAME_PATTERN, GalleryPage, PoolOut, UploadOut
 from warmpool.crds.generationjob import JobKind
 from warmpool.crds.gpupool import GpuPool
-from warmpool.operator.adapters import kube
+from warmpool.operator.adapters import artifacts, kube
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
+
+Job = Annotated[str, Path(max_length=253, pattern=OBJECT_NAME_PATTERN)]
+Index = Annotated[int, Path(ge=0, le=1000)]
 
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, summary="Upload a reference image")
@@ -45,13 +49,60 @@ async def list_gallery(
     limit: Annotated[int, Query(ge=1, le=200)] = 24,
     all: Annotated[bool, Query(description="Admins: everyone's outputs.")] = False,
 ) -> GalleryPage:
-    found = await gallery.items(studio, user, muse=muse, kind=kind, tag=tag, everyone=all)
+    """Read from the outputs' metadata records: outputs stay listed after their
+    GenerationJob is deleted. Each item links to the gallery's own download and
+    thumbnail routes, which work without the job object."""
+    found = await gallery.records(studio, user, muse=muse, kind=kind, tag=tag, everyone=all)
     return GalleryPage(
-        items=found[offset : offset + limit],
+        items=[gallery.item_of(r) for r in found[offset : offset + limit]],
         total=len(found),
         offset=offset,
         limit=limit,
         next_offset=offset + limit if offset + limit < len(found) else None,
+    )
+
+
+@router.get(
+    "/gallery/{job}/{index}",
+    summary="Download an output of the gallery",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}}},
+)
+async def download_gallery_output(
+    studio: StudioDep,
+    user: UserDep,
+    job: Job,
+    index: Index,
+    disposition: Literal["attachment", "inline"] = "attachment",
+) -> StreamingResponse:
+    """Output ``index`` of generation ``job``, found through its metadata record (the
+    job object may be gone); 404 when missing or someone else's."""
+    record = await gallery.record_of(studio, user, job, index)
+    stream = await studio.uploads.open(record.key)  # gone meanwhile: 404
+    ext = artifacts.extension_for(record.content_type)
+    return StreamingResponse(
+        stream.chunks,
+        media_type=record.content_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{job}-{index}.{ext}"',
+            "Content-Length": str(stream.size),
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.get(
+    "/gallery/{job}/{index}/thumbnail",
+    summary="Thumbnail of an output of the gallery (WEBP)",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+)
+async def gallery_thumbnail(studio: StudioDep, user: UserDep, job: Job, index: Index) -> Response:
+    record = await gallery.record_of(studio, user, job, index)
+    data = await studio.uploads.thumbnail(record.key, record.sha256)
+    return Response(
+        data, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"}
     )
 
 

@@ -9,6 +9,7 @@ import io
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -103,22 +104,44 @@ class Driver:
         patch = {"status": status}
         await self.kube.patch(kube.GENERATIONJOBS, name, NS, patch, subresource="status")
 
-    async def succeed(self, name: str, *images: bytes, content_type: str = "image/png") -> None:
-        """Store the images as the job's outputs and mark it Succeeded."""
+    async def succeed(
+        self,
+        name: str,
+        *images: bytes,
+        content_type: str = "image/png",
+        created: datetime | None = None,
+    ) -> None:
+        """Store the images as the job's outputs with their metadata records (as the
+        operator does) and mark it Succeeded."""
+        obj = await self.kube.get(kube.GENERATIONJOBS, name, NS)
+        assert obj is not None, name
+        spec = obj["spec"]
         outputs = []
         for i, data in enumerate(images):
             key = f"outputs/{NS}/{name}/{i}.png"
             await self.store.put_bytes(key, data, content_type=content_type)
-            outputs.append(
-                {
-                    "key": key,
-                    "contentType": content_type,
-                    "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "width": 64,
-                    "height": 48,
-                }
-            )
+            output = {
+                "key": key,
+                "contentType": content_type,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "width": 64,
+                "height": 48,
+            }
+            outputs.append(output)
+            record = {
+                **output,
+                "namespace": NS,
+                "job": name,
+                "index": i,
+                "kind": spec.get("kind", "image"),
+                "owner": spec.get("owner"),
+                "muse": spec.get("museRef"),
+                "prompt": spec.get("prompt", ""),
+                "tags": spec.get("tags", []),
+                "created": created or datetime.now(UTC),
+            }
+            await self.store.put_record(artifacts.OutputRecord.model_validate(record))
         status = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "outputs": outputs}
         await self.set_status(name, status)
 

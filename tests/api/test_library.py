@@ -80,8 +80,8 @@ async def test_gallery_newest_first_with_filters(studio: Studio, drive: Driver, 
     page = (await http.get("/api/v1/gallery")).json()
     assert [(i["job"], i["index"]) for i in page["items"]] == [(b, 0), (a, 0), (a, 1)]
     item = page["items"][0]
-    assert item["url"] == f"/api/v1/generations/{b}/outputs/0"
-    assert item["thumbnailUrl"] == f"/api/v1/generations/{b}/outputs/0/thumbnail"
+    assert item["url"] == f"/api/v1/gallery/{b}/0"
+    assert item["thumbnailUrl"] == f"/api/v1/gallery/{b}/0/thumbnail"
     assert item["muse"] == muse["name"]
 
     by_muse = (await http.get("/api/v1/gallery", params={"muse": muse["name"]})).json()
