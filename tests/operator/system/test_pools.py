@@ -60,7 +60,8 @@ async def test_scale_zero_two_one_zero(
         await eventually(lambda: not rentals(vastai_sim), timeout=30, what="no rentals")
         await eventually(lambda: not cluster.list(API, "GpuInstance", "default"),
                          timeout=30, what="no GpuInstances")  # fmt: skip
-    assert pool_status(cluster, "sdxl")["replicas"] == 0
+        await eventually(lambda: pool_status(cluster, "sdxl")["replicas"] == 0,
+                         what="status.replicas back to 0")  # fmt: skip
 
 
 def instances(cluster: RunningCluster) -> list[dict[str, Any]]:
