@@ -13,7 +13,8 @@ access. The control API under ``/_sim/`` needs no token.
 
 Faults (``POST /_sim/faults`` or methods of :class:`ComfyServer`): slow start,
 missing model (at validation or at run time), crash mid-job, node failure and
-out-of-memory, stalled progress, websocket drop, HTTP errors on a route.
+out-of-memory, stalled progress, a flat-colour output, websocket drop, HTTP errors
+on a route.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Faults:
     runtime_missing: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     crash_after_steps: int | None = None
     stall_after_steps: int | None = None
+    flat_output: bool = False  # the next saved image is a single flat colour
     fail: dict[str, Any] | None = None  # node_type, after_steps, exception_type, message
     route_errors: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # path→[st, n]
 
@@ -95,6 +97,7 @@ class Faults:
             "runtime_missing": sorted(f"{f}/{n}" for f, n in self.runtime_missing),
             "crash_after_steps": self.crash_after_steps,
             "stall_after_steps": self.stall_after_steps,
+            "flat_output": self.flat_output,
             "fail": self.fail,
             "route_errors": self.route_errors,
         }
@@ -202,6 +205,15 @@ class ComfyServer:
     def stall_progress(self, after_steps: int = 1) -> None:
         """Progress stops at that step until interrupted or the fault is cleared."""
         self.faults.stall_after_steps = after_steps
+
+    def flat_output(self) -> None:
+        """The next saved image (or video) is a single flat colour (once)."""
+        self.faults.flat_output = True
+
+    def take_flat_output(self) -> bool:
+        """Whether this save is the flat one (clears the fault)."""
+        flat, self.faults.flat_output = self.faults.flat_output, False
+        return flat
 
     def fail_node(
         self,

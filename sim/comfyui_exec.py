@@ -314,6 +314,8 @@ class PromptRun:
         frames = [
             images.render(pics.fp, pics.width, pics.height, frame=i) for i in range(pics.batch)
         ]
+        if not temp and self.server.take_flat_output():
+            frames = [images.flat(pics.width, pics.height) for _ in frames]
         entries: list[dict[str, str]] = []
         if cls in ("SaveImage", "PreviewImage"):
             for i, frame in enumerate(frames):

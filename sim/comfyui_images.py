@@ -47,6 +47,11 @@ def render(fingerprint: str, width: int, height: int, *, frame: int = 0) -> Imag
     return canvas.resize((width, height), Image.Resampling.BILINEAR)
 
 
+def flat(width: int, height: int) -> Image.Image:
+    """A single flat colour (the ``flat_output`` fault: what a broken GPU may save)."""
+    return Image.new("RGB", (width, height), (90, 90, 90))
+
+
 def png_bytes(image: Image.Image, metadata: Mapping[str, Any]) -> bytes:
     """PNG with ComfyUI's text chunks (``prompt`` and every ``extra_pnginfo`` key)."""
     info = PngImagePlugin.PngInfo()

@@ -279,7 +279,7 @@ def _register_control(app: web.Application, s: ComfyServer) -> None:
 
     async def faults(request: web.Request) -> web.Response:
         """Body keys: slow_start (seconds), missing_model {folder, name, at_runtime},
-        crash_after_steps, stall_after_steps, oom {node_type, after_steps},
+        crash_after_steps, stall_after_steps, flat_output, oom {node_type, after_steps},
         fail {node_type, exception_type, message, after_steps}, drop_websockets,
         route_error {path, status, count}, crash, clear."""
         body = await _json_or_empty(request)
@@ -296,6 +296,8 @@ def _register_control(app: web.Application, s: ComfyServer) -> None:
             s.faults.crash_after_steps = body["crash_after_steps"]
         if "stall_after_steps" in body:
             s.faults.stall_after_steps = body["stall_after_steps"]
+        if body.get("flat_output"):
+            s.flat_output()
         if "oom" in body:
             s.out_of_memory(**(body["oom"] if isinstance(body["oom"], dict) else {}))
         if "fail" in body:

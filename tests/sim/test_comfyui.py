@@ -397,6 +397,24 @@ async def test_interrupt_stops_a_stalled_prompt(
     assert state["requests"]["POST /interrupt"] == 1
 
 
+async def test_flat_output_fault_saves_one_flat_colour_once(
+    comfy_sim: ComfyServer, comfy_http: httpx.AsyncClient
+) -> None:
+    await comfy_http.post("/_sim/faults", json={"flat_output": True})
+    assert (await comfy_http.get("/_sim/state")).json()["faults"]["flat_output"] is True
+    colours = []
+    for seed in (1, 2):
+        async with socket(comfy_sim, "c") as ws:
+            r = await comfy_http.post("/prompt", json={"prompt": txt2img(seed), "client_id": "c"})
+            pid = r.json()["prompt_id"]
+            await events_until_end(ws, pid)
+        out = (await comfy_http.get(f"/history/{pid}")).json()[pid]["outputs"]["9"]["images"][0]
+        picture = Image.open(io.BytesIO((await comfy_http.get("/view", params=out)).content))
+        colours.append(len(picture.convert("RGB").getcolors(maxcolors=4) or [None] * 5))
+    assert colours[0] == 1 and colours[1] > 1  # the fault fires once
+    assert (await comfy_http.get("/_sim/state")).json()["faults"]["flat_output"] is False
+
+
 async def test_reset_forgets_counts_and_history(
     comfy_sim: ComfyServer, comfy_http: httpx.AsyncClient
 ) -> None:
