@@ -1,4 +1,5 @@
-"""ComfyUI client: readiness probe, node catalogue, models, prompts, progress, outputs.
+"""ComfyUI client: node catalogue, models, prompts, progress, outputs; the readiness
+probe lives in :mod:`.comfy_probe` (re-exported here, ``comfy.probe`` builds the client).
 
 Wire protocol: ``contracts/comfyui-api.md``. HTTP goes through one chokepoint,
 :meth:`ComfyClient._request`, on an injected shared ``httpx.AsyncClient``: time-out,
@@ -16,7 +17,6 @@ falls back to polling ``/history/{id}`` and ``/queue``.
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import json
 import logging
@@ -29,23 +29,34 @@ from typing import Any
 import httpx
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception_type,
-    retry_if_result,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential_jitter,
 )
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from warmpool.operator import errors, metrics
+from warmpool.operator import errors
+from warmpool.operator.adapters.comfy_probe import (
+    ProbeReason,
+    ProbeResult,
+    ProbeTarget,
+    probe_once,
+    probe_with,
+)
+
+__all__ = [
+    "ComfyClient", "OutputFile", "ProbeReason", "ProbeResult", "ProbeTarget", "ProgressCallback",
+    "ProgressEvent", "PromptResult", "QueueState", "Submitted", "execution_error",
+    "is_out_of_memory", "outputs_from", "probe", "probe_once", "probe_with", "validation_error",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 OOM_TIPS = "This error means you ran out of memory on your GPU."
 WS_MAX_SIZE = 32 * 1024 * 1024
+WS_GREETING_TIMEOUT = 5.0  # for the first status, sent once the server registered the socket
 
 
 # ---------------------------------------------------------------- values
@@ -422,6 +433,7 @@ class _Follower:
             async with asyncio.timeout(self.deadline):
                 try:
                     async with self.client.connect(self.client_id) as ws:
+                        early = await self._registered(ws)
                         if graph is not None:
                             sub = await self.client.submit_prompt(graph, self.client_id)
                             self.prompt_id = sub.prompt_id
@@ -430,7 +442,7 @@ class _Follower:
                             entry = await self.client.history(self.prompt_id)
                             if entry is not None:
                                 return await self._from_history(entry)
-                        return await self._listen(ws)
+                        return await self._listen(ws, early)
                 except InvalidStatus as exc:
                     if exc.response.status_code in (401, 403):
                         raise errors.ComfyAuthError("GET /ws: token refused") from exc
@@ -446,52 +458,77 @@ class _Follower:
                 reason="deadline",
             ) from exc
 
-    async def _listen(self, ws: ClientConnection) -> PromptResult:
-        pid = self.prompt_id
+    async def _registered(self, ws: ClientConnection) -> list[str]:
+        """Wait (briefly) for the first ``status``: ComfyUI registers a socket only after
+        the handshake, then greets it (``sid``); an end announced before goes to nobody.
+        Messages arriving before the greeting are returned for :meth:`_listen`."""
+        early: list[str] = []
+        try:
+            async with asyncio.timeout(WS_GREETING_TIMEOUT):
+                async for raw in ws:
+                    if isinstance(raw, bytes):
+                        continue
+                    if json.loads(raw).get("type") == "status":
+                        return early
+                    early.append(raw)
+        except TimeoutError:
+            logger.info("no status greeting within %gs; going on", WS_GREETING_TIMEOUT)
+            return early
+        raise WebSocketException("socket closed")
+
+    async def _listen(self, ws: ClientConnection, early: Iterable[str] = ()) -> PromptResult:
+        for text in early:
+            if (result := await self._on_message(text)) is not None:
+                return result
         async for raw in ws:
             if isinstance(raw, bytes):
                 continue  # previews
-            message = json.loads(raw)
-            kind, data = message.get("type"), message.get("data") or {}
-            if kind == "status" and not self.started:
-                remaining = data.get("status", {}).get("exec_info", {}).get("queue_remaining")
-                await self.emit(ProgressEvent("queued", pid, queue_remaining=remaining))
-                continue
-            if data.get("prompt_id") != pid:
-                continue
-            if kind == "execution_start":
-                self.started = True
-                await self.emit(ProgressEvent("started", pid))
-            elif kind == "execution_cached":
-                nodes = tuple(str(n) for n in data.get("nodes", []))
-                await self.emit(ProgressEvent("cached", pid, nodes=nodes))
-            elif kind == "executing" and data.get("node") is None:
-                entry = await self._history_after_end()
-                if entry is not None:
-                    return await self._from_history(entry)
-                return PromptResult(pid, outputs_from(self.outputs))
-            elif kind == "executing":
-                await self.emit(ProgressEvent("executing", pid, node=str(data["node"])))
-            elif kind == "progress":
-                await self.emit(ProgressEvent("progress", pid, node=data.get("node"),
-                                              value=int(data.get("value", 0)),
-                                              max=int(data.get("max", 0))))  # fmt: skip
-            elif kind == "executed":
-                node = str(data.get("node"))
-                if data.get("output") is not None:
-                    self.outputs[node] = data["output"]
-                await self.emit(
-                    ProgressEvent("executed", pid, node=node, output=data.get("output"))
-                )
-            elif kind == "execution_success":
-                await self.emit(ProgressEvent("success", pid))
-            elif kind == "execution_error":
-                await self.emit(ProgressEvent("error", pid, node=data.get("node_id")))
-                raise execution_error(data)
-            elif kind == "execution_interrupted":
-                await self.emit(ProgressEvent("interrupted", pid, node=data.get("node_id")))
-                raise errors.ComfyInterruptedError(f"prompt {pid} was interrupted")
+            if (result := await self._on_message(raw)) is not None:
+                return result
         raise WebSocketException("socket closed")
+
+    async def _on_message(self, raw: str) -> PromptResult | None:
+        """Handle one text message; the result once the prompt ended, else None."""
+        pid = self.prompt_id
+        message = json.loads(raw)
+        kind, data = message.get("type"), message.get("data") or {}
+        if kind == "status" and not self.started:
+            remaining = data.get("status", {}).get("exec_info", {}).get("queue_remaining")
+            await self.emit(ProgressEvent("queued", pid, queue_remaining=remaining))
+            return None
+        if data.get("prompt_id") != pid:
+            return None
+        if kind == "execution_start":
+            self.started = True
+            await self.emit(ProgressEvent("started", pid))
+        elif kind == "execution_cached":
+            nodes = tuple(str(n) for n in data.get("nodes", []))
+            await self.emit(ProgressEvent("cached", pid, nodes=nodes))
+        elif kind == "executing" and data.get("node") is None:
+            entry = await self._history_after_end()
+            if entry is not None:
+                return await self._from_history(entry)
+            return PromptResult(pid, outputs_from(self.outputs))
+        elif kind == "executing":
+            await self.emit(ProgressEvent("executing", pid, node=str(data["node"])))
+        elif kind == "progress":
+            await self.emit(ProgressEvent("progress", pid, node=data.get("node"),
+                                          value=int(data.get("value", 0)),
+                                          max=int(data.get("max", 0))))  # fmt: skip
+        elif kind == "executed":
+            node = str(data.get("node"))
+            if data.get("output") is not None:
+                self.outputs[node] = data["output"]
+            await self.emit(ProgressEvent("executed", pid, node=node, output=data.get("output")))
+        elif kind == "execution_success":
+            await self.emit(ProgressEvent("success", pid))
+        elif kind == "execution_error":
+            await self.emit(ProgressEvent("error", pid, node=data.get("node_id")))
+            raise execution_error(data)
+        elif kind == "execution_interrupted":
+            await self.emit(ProgressEvent("interrupted", pid, node=data.get("node_id")))
+            raise errors.ComfyInterruptedError(f"prompt {pid} was interrupted")
+        return None
 
     async def _history_after_end(self) -> dict[str, Any] | None:
         """History is written before the end marker, but be lenient (contract §14.1)."""
@@ -547,74 +584,6 @@ class _Follower:
 # ---------------------------------------------------------------- readiness probe
 
 
-class ProbeReason(enum.StrEnum):
-    """Why one probe attempt failed (the ``reason`` label of the metric)."""
-
-    REFUSED = "refused"
-    TIMED_OUT = "timed_out"
-    HTTP_ERROR = "http_error"
-    NOT_JSON = "not_json"
-    NO_DEVICE = "no_device"
-    MODEL_MISSING = "model_missing"
-    AUTH = "auth"
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """The outcome of :func:`probe` (the last attempt's when not ready)."""
-
-    ready: bool
-    reason: ProbeReason | None = None
-    message: str = ""
-    attempts: int = 1
-    device: str | None = None
-    comfyui_version: str | None = None
-    missing_models: tuple[str, ...] = ()
-
-
-async def probe_once(
-    client: ComfyClient, required_models: Iterable[tuple[str, str]] = ()
-) -> ProbeResult:
-    """One attempt: ``/system_stats`` answers JSON with a device, every model is listed."""
-    try:
-        stats = await client.system_stats(retry=False)
-        devices = stats.get("devices")
-        device = devices[0].get("name") if isinstance(devices, list) and devices else None
-        version = (stats.get("system") or {}).get("comfyui_version")
-        if not device:
-            return ProbeResult(False, ProbeReason.NO_DEVICE, "no device reported")
-        wanted: dict[str, list[str]] = {}
-        for folder, name in required_models:
-            wanted.setdefault(folder, []).append(name)
-        missing: list[str] = []
-        for folder, names in wanted.items():
-            try:
-                present = set(await client.list_models(folder, retry=False))
-            except errors.ComfyUnavailableError:
-                raise
-            except errors.ComfyAuthError:
-                raise
-            except errors.ComfyError:
-                present = set()
-            missing += [f"{folder}/{n}" for n in names if n not in present]
-        if missing:
-            return ProbeResult(False, ProbeReason.MODEL_MISSING, "missing: " + ", ".join(missing),
-                               device=device, comfyui_version=version,
-                               missing_models=tuple(missing))  # fmt: skip
-        return ProbeResult(True, None, "ready", device=device, comfyui_version=version)
-    except errors.ComfyAuthError as exc:
-        return ProbeResult(False, ProbeReason.AUTH, str(exc))
-    except errors.ComfyUnavailableError as exc:
-        reason = {"refused": ProbeReason.REFUSED, "timed_out": ProbeReason.TIMED_OUT}.get(
-            exc.reason, ProbeReason.HTTP_ERROR
-        )
-        return ProbeResult(False, reason, str(exc))
-    except (errors.ComfyMalformedResponseError, AttributeError) as exc:
-        return ProbeResult(False, ProbeReason.NOT_JSON, str(exc) or "not JSON")
-    except errors.ComfyError as exc:
-        return ProbeResult(False, ProbeReason.HTTP_ERROR, str(exc))
-
-
 async def probe(
     http: httpx.AsyncClient,
     base_url: str,
@@ -627,40 +596,8 @@ async def probe(
     attempt_timeout: float = 5.0,
     sleep: Sleep = asyncio.sleep,
 ) -> ProbeResult:
-    """Probe until ready or ``deadline`` seconds passed (an auth failure stops at once).
-
-    Attempts are spaced by exponential backoff with jitter; every failed attempt
-    counts in ``warmpool_comfy_probe_failures_total{reason}``.
-    """
+    """Probe one server until ready or ``deadline`` seconds passed (see :mod:`.comfy_probe`)."""
     client = ComfyClient(http, base_url, token, timeout=attempt_timeout, attempts=1)
-    models = tuple(required_models)
-
-    def failed(result: ProbeResult) -> bool:
-        return not result.ready and result.reason is not ProbeReason.AUTH
-
-    def last(state: RetryCallState) -> ProbeResult:
-        assert state.outcome is not None
-        result: ProbeResult = state.outcome.result()
-        return result
-
-    attempts = 0
-
-    async def attempt() -> ProbeResult:
-        nonlocal attempts
-        attempts += 1
-        result = await probe_once(client, models)
-        if result.reason is not None:
-            metrics.COMFY_PROBE_FAILURES.labels(reason=result.reason.value).inc()
-            logger.debug("probe attempt %d: %s (%s)", attempts, result.reason, result.message)
-        return result
-
-    retrying = AsyncRetrying(
-        stop=stop_before_delay(deadline),
-        wait=wait_exponential_jitter(multiplier=initial_backoff, max=max_backoff),
-        retry=retry_if_result(failed),
-        retry_error_callback=last,
-        sleep=sleep,
-    )
-    result: ProbeResult = await retrying(attempt)
-    return ProbeResult(result.ready, result.reason, result.message, attempts, result.device,
-                       result.comfyui_version, result.missing_models)  # fmt: skip
+    return await probe_with(client, required_models=required_models, deadline=deadline,
+                            initial_backoff=initial_backoff, max_backoff=max_backoff,
+                            sleep=sleep)  # fmt: skip

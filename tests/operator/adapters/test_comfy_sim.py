@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from comfy_api_simplified import ComfyApiWrapper
 from PIL import Image
 
@@ -199,3 +200,33 @@ async def test_third_party_client_works_unchanged(comfy_server: ComfyServer) -> 
     assert Image.open(io.BytesIO(data)).format == "PNG"
     stats = await asyncio.to_thread(api.get_system_stats)
     assert stats["devices"]
+
+
+async def test_a_prompt_ending_during_the_handshake_is_still_seen_on_the_socket(
+    client: comfy.ComfyClient, comfy_server: ComfyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression story: ComfyUI registers a websocket only after the handshake. A job
+    runner opened the socket, submitted at once, and its prompt (all nodes cached, so
+    instant) ended in that gap: the end was announced to nobody and the job hung until
+    its deadline. Same for following a prompt whose history was checked too early.
+    The client now waits for the server's first ``status`` (sent once the socket is
+    registered) before submitting or checking history. Here the simulator's gap is
+    widened, and every prompt must still be followed to its end on the socket."""
+    original = web.WebSocketResponse.prepare
+
+    async def slow_prepare(self: web.WebSocketResponse, request: web.BaseRequest) -> Any:
+        writer = await original(self, request)
+        await asyncio.sleep(0.15)  # the handshake is done; registration comes later
+        return writer
+
+    flow = graph(seed=123)
+    await client.run_prompt(flow, deadline=20)  # warm: every node is cached from now on
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", slow_prepare)
+    for n in range(4):
+        result = await client.run_prompt(flow, deadline=5, poll_interval=0.05)
+        assert (result.via, len(result.outputs)) == ("websocket", 1), n
+        submitted = await client.submit_prompt(flow, f"follower-{n}")
+        followed = await client.follow_prompt(
+            submitted.prompt_id, f"follower-{n}", deadline=5, poll_interval=0.05
+        )
+        assert (followed.via, len(followed.outputs)) == ("websocket", 1), n
