@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from warmpool.api import jobs, metrics
+from warmpool.api import files, jobs, metrics
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import not_found
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
@@ -148,9 +148,6 @@ async def _output(studio: StudioDep, user: UserDep, name: str, index: int) -> tu
     return job.metadata.name, job.status.outputs[index]
 
 
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
-
-
 @router.get(
     "/generations/{name}/outputs/{index}",
     summary="Download an output",
@@ -165,18 +162,10 @@ async def download_output(
     disposition: Literal["attachment", "inline"] = "attachment",
 ) -> StreamingResponse:
     job, output = await _output(studio, user, name, index)
-    ext = _EXTENSIONS.get(output.content_type, "bin")
-    stream = await studio.uploads.open(output.key)
-    return StreamingResponse(
-        stream.chunks,
-        media_type=output.content_type,
-        headers={
-            "Content-Disposition": f'{disposition}; filename="{job}-{index}.{ext}"',
-            "Content-Length": str(stream.size),
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return await files.download(
+        studio, key=output.key, content_type=output.content_type, job=job, index=index,
+        disposition=disposition,
+    )  # fmt: skip
 
 
 @router.get(
@@ -187,7 +176,4 @@ async def download_output(
 )
 async def output_thumbnail(studio: StudioDep, user: UserDep, name: Name, index: Index) -> Response:
     _, output = await _output(studio, user, name, index)
-    data = await studio.uploads.thumbnail(output.key, output.sha256)
-    return Response(
-        data, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"}
-    )
+    return await files.thumbnail(studio, key=output.key, sha256=output.sha256)

@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
-from warmpool.api import gallery, jobs
+from warmpool.api import files, gallery, jobs
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, GalleryPage, PoolOut, UploadOut
 from warmpool.crds.generationjob import JobKind
 from warmpool.crds.gpupool import GpuPool
-from warmpool.operator.adapters import artifacts, kube
+from warmpool.operator.adapters import kube
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
 
@@ -78,18 +78,10 @@ async def download_gallery_output(
     """Output ``index`` of generation ``job``, found through its metadata record (the
     job object may be gone); 404 when missing or someone else's."""
     record = await gallery.record_of(studio, user, job, index)
-    stream = await studio.uploads.open(record.key)  # gone meanwhile: 404
-    ext = artifacts.extension_for(record.content_type)
-    return StreamingResponse(
-        stream.chunks,
-        media_type=record.content_type,
-        headers={
-            "Content-Disposition": f'{disposition}; filename="{job}-{index}.{ext}"',
-            "Content-Length": str(stream.size),
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return await files.download(
+        studio, key=record.key, content_type=record.content_type, job=job, index=index,
+        disposition=disposition,
+    )  # fmt: skip
 
 
 @router.get(
@@ -100,10 +92,7 @@ async def download_gallery_output(
 )
 async def gallery_thumbnail(studio: StudioDep, user: UserDep, job: Job, index: Index) -> Response:
     record = await gallery.record_of(studio, user, job, index)
-    data = await studio.uploads.thumbnail(record.key, record.sha256)
-    return Response(
-        data, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"}
-    )
+    return await files.thumbnail(studio, key=record.key, sha256=record.sha256)
 
 
 @router.get("/pools", summary="The pools I may use")
