@@ -1,7 +1,7 @@
 """ "What do I rent right now": one Vast.ai listing per refresh interval for everyone.
 
 Every pool and every instance handler asks the :class:`Inventory`; however many
-callers ask at the same time, at most one ``list_instances()`` call is in flight
+callers ask at the same time, at most one ``list_all_instances()`` call is in flight
 (single-flight) and its answer serves all callers until it is ``refresh_seconds``
 old or :meth:`Inventory.invalidate` is called (after a create or a destroy).
 """
@@ -19,7 +19,7 @@ LABEL_ROOT = "warmpool"
 
 
 class InstanceLister(Protocol):
-    async def list_instances(self) -> list[Instance]: ...
+    async def list_all_instances(self) -> list[Instance]: ...
 
 
 def pool_label_prefix(namespace: str, pool: str, *, root: str = LABEL_ROOT) -> str:
@@ -103,7 +103,7 @@ class Inventory:
         started = self._clock()
         self.fetches += 1
         try:
-            rows = tuple(await self._client.list_instances())
+            rows = tuple(await self._client.list_all_instances())
         except Exception as exc:  # handed to every waiter
             return exc
         finally:

@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 SEARCH: Final = "POST /api/v0/bundles/"
 CREATE: Final = "PUT /api/v0/asks/{id}/"
 LIST_V1: Final = "GET /api/v1/instances/"
+LIST_ALL: Final = "GET /api/v0/instances/"
 SHOW: Final = "GET /api/v0/instances/{id}/"
 LABEL: Final = "PUT /api/v0/instances/{id}/"
 DESTROY: Final = "DELETE /api/v0/instances/{id}/"
@@ -176,6 +177,7 @@ class VastaiClient:
         self._backoff = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
         self._sleep: Sleep = sleep or _asyncio_sleep
         self._clock = clock
+        self._single_listing = True
 
     @classmethod
     def from_settings(cls, http: httpx.AsyncClient, settings: OperatorSettings) -> VastaiClient:
@@ -252,6 +254,29 @@ class VastaiClient:
         if wanted:  # the server filters; re-check in case it ignored the filter
             out = [i for i in out if i.label in wanted]
         return out
+
+    async def list_all_instances(self) -> list[Instance]:
+        """Every instance of the account in ONE request (``GET /api/v0/instances/?owner=me``).
+
+        The inventory lists once per refresh interval for every pool; the paginated v1
+        listing would cost one request per 25 instances. The v0 listing answers all rows
+        at once (it is what Vast.ai's own reaper uses). If the server refuses it (404,
+        400), this client falls back to :meth:`list_instances` for good.
+        """
+        if self._single_listing:
+            try:
+                data = await self._request(LIST_ALL, "/api/v0/instances/", params={"owner": "me"})
+            except (errors.VastaiNotFoundError, errors.VastaiBadRequestError):
+                logger.info("%s refused; listing with the paginated v1 endpoint", LIST_ALL)
+                self._single_listing = False
+            else:
+                rows = _field(data, "instances", LIST_ALL) or []
+                if not isinstance(rows, list):
+                    raise errors.VastaiMalformedResponseError(
+                        f"{LIST_ALL}: 'instances' is not a list", endpoint=LIST_ALL
+                    )
+                return [_parse(Instance, row, LIST_ALL) for row in rows]
+        return await self.list_instances()
 
     async def find_instances_by_label(self, label: str) -> list[Instance]:
         """The rentals carrying ``label`` (reconciliation after an ambiguous create)."""

@@ -16,7 +16,7 @@ class FakeLister:
         self.gate: asyncio.Event | None = None
         self.fail: Exception | None = None
 
-    async def list_instances(self) -> list[vastai.Instance]:
+    async def list_all_instances(self) -> list[vastai.Instance]:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()

@@ -340,3 +340,32 @@ async def test_offer_query_from_the_real_crd_model() -> None:
     assert query["gpu_ram"] == {"gte": 24000}
     assert query["geolocation"] == {"notin": ["CN"]}
     assert query["type"] == "on-demand"
+
+
+async def test_list_all_instances_is_one_request_however_many(
+    vastai_client: vastai.VastaiClient, vastai_mock: respx.MockRouter
+) -> None:
+    """The inventory's listing: one request for 60 instances (v1 would take three pages)."""
+    rows = [{**INSTANCE_ROW, "id": n} for n in range(60)]
+    route = vastai_mock.get("/api/v0/instances/").respond(
+        200, json={"instances_found": 60, "instances": rows}
+    )
+    found = await vastai_client.list_all_instances()
+    assert [i.id for i in found] == list(range(60))
+    assert route.call_count == 1
+    assert route.calls.last.request.url.params["owner"] == "me"
+
+
+async def test_list_all_instances_falls_back_to_v1_for_good(
+    vastai_client: vastai.VastaiClient, vastai_mock: respx.MockRouter
+) -> None:
+    legacy = vastai_mock.get("/api/v0/instances/").respond(
+        404, json={"success": False, "error": "not_found", "msg": "gone"}
+    )
+    v1 = vastai_mock.get("/api/v1/instances/").respond(
+        200, json={"instances": [INSTANCE_ROW], "next_token": None}
+    )
+    assert [i.id for i in await vastai_client.list_all_instances()] == [25103377]
+    assert [i.id for i in await vastai_client.list_all_instances()] == [25103377]
+    assert legacy.call_count == 1  # not asked again once refused
+    assert v1.call_count == 2
