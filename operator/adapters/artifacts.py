@@ -299,6 +299,9 @@ class ArtifactStore:
         self._store = store
         self.url = url  # never holds credentials: they come from the environment
         self._attributes = isinstance(store, S3Store)  # the local store keeps none
+        #: Parsed records by key, with the version (e_tag or mtime+size) they were read at:
+        #: a listing re-reads only records that are new or were rewritten (a retried job).
+        self._records: dict[str, tuple[str, OutputRecord]] = {}
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -399,6 +402,19 @@ class ArtifactStore:
             raise _translate(e, "list", prefix) from e
         return sorted(keys)
 
+    async def _versions(self, prefix: str) -> dict[str, str]:
+        """Every key under the prefix with a version tag (e_tag, else mtime and size)."""
+        versions: dict[str, str] = {}
+        checked = _prefix(prefix)
+        try:
+            async for batch in self._store.list(checked):
+                for meta in batch:
+                    tag = meta.get("e_tag") or f"{meta.get('last_modified')}/{meta.get('size')}"
+                    versions[meta["path"]] = str(tag)
+        except Exception as e:
+            raise _translate(e, "list", prefix) from e
+        return versions
+
     async def put_json(self, key: str, obj: Any) -> StoredObject:
         data = json.dumps(obj, sort_keys=True, default=str).encode()
         return await self.put_bytes(key, data, content_type="application/json")
@@ -428,20 +444,27 @@ class ArtifactStore:
         deleted meanwhile or unreadable are skipped."""
         if prefix.rstrip("/").split("/")[0] != RECORDS:
             raise errors.ArtifactKeyError(f"records live under {RECORDS}/")
-        keys = [k for k in await self.list(prefix) if k.endswith(".json")]
+        versions = {k: v for k, v in (await self._versions(prefix)).items() if k.endswith(".json")}
         gate = asyncio.Semaphore(RECORD_READS)
 
         async def read(key: str) -> OutputRecord | None:
+            cached = self._records.get(key)
+            if cached is not None and cached[0] == versions[key]:
+                return cached[1]
             async with gate:
                 try:
-                    return OutputRecord.model_validate(await self.get_json(key))
+                    record = OutputRecord.model_validate(await self.get_json(key))
                 except errors.ArtifactNotFoundError:
                     return None
                 except (errors.ArtifactError, ValidationError) as e:
                     logger.warning("skipping unreadable record %s: %s", key, type(e).__name__)
                     return None
+            self._records[key] = (versions[key], record)
+            return record
 
-        found = [r for r in await asyncio.gather(*map(read, keys)) if r is not None]
+        found = [r for r in await asyncio.gather(*map(read, versions)) if r is not None]
+        for gone in [k for k in self._records if k.startswith(prefix) and k not in versions]:
+            del self._records[gone]
         mine = [r for r in found if owner is None or r.owner == owner]
         mine.sort(key=lambda r: (r.created or _EPOCH, r.key), reverse=True)
         return mine[:limit] if limit is not None else mine

@@ -392,3 +392,18 @@ async def test_s3_unreachable_is_temporary_and_secret_free(aws_env: None) -> Non
         await store.put_bytes("outputs/ns/j/0.png", b"x")
     assert AWS_SECRET not in str(info.value)
     assert AWS_KEY_ID not in str(info.value)
+
+
+async def test_records_listing_sees_rewrites_and_deletions_despite_its_cache(
+    store: artifacts.ArtifactStore,
+) -> None:
+    """Listings re-read only new or rewritten records; a retried job rewrites its record
+    (new sha256), and the gallery must show the new one, never the cached old one."""
+    key = artifacts.output_key("ns", "job-r", 0, "png")
+    await store.put_record(_record(key, "alice", minutes=1))
+    assert [r.sha256 for r in await store.list_records("alice")] == ["0" * 64]
+    rewritten = _record(key, "alice", minutes=2).model_copy(update={"sha256": "f" * 64})
+    await store.put_record(rewritten)
+    assert [r.sha256 for r in await store.list_records("alice")] == ["f" * 64]
+    await store.delete(artifacts.record_key(key))
+    assert await store.list_records("alice") == []
