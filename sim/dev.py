@@ -154,7 +154,8 @@ async def serve(
     comfy_step_seconds: float | None = None,
 ) -> None:
     """Run the stack until interrupted."""
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for noisy in ("aiohttp.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     state = prepare_state_dir()
     stack = Stack()
     loop = asyncio.get_running_loop()
