@@ -38,6 +38,9 @@ def test_no_server_errors(served: Any) -> None:
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
             database=None,
+            # The same examples on every run: CI stays reproducible; widen by hand with
+            # a larger EXAMPLES and derandomize off when hunting for new failures.
+            derandomize=True,
         )
         @given(case=operation.as_strategy())
         def exercise(case: Any) -> None:
