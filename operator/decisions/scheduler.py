@@ -165,6 +165,7 @@ FailureKind = Literal[
     "bad_output",  # empty, undecodable or flat-colour output
     "instance_lost",  # the instance went away, or ComfyUI stopped answering / crashed
     "interrupted",  # interrupted on ComfyUI by someone else
+    "store_unavailable",  # the artifact store refused the outputs
 ]
 
 
@@ -188,6 +189,7 @@ _REASONS: dict[str, str] = {
     "bad_output": "BadOutput",
     "instance_lost": "InstanceLost",
     "interrupted": "Interrupted",
+    "store_unavailable": "ArtifactStoreUnavailable",
 }
 
 
@@ -212,7 +214,8 @@ def decide_failure(
     - a stall or a bad output is retried on another machine, and recorded against
       the host in the pool's failure ledger;
     - a lost instance or crashed ComfyUI is retried on another machine;
-    - an interruption nobody here asked for is retried (anywhere).
+    - an interruption nobody here asked for, or an artifact store that refused the
+      outputs, is retried (anywhere).
 
     Every retry is bounded by ``max_attempts``; past it the job fails with the reason
     of the last attempt.

@@ -342,7 +342,7 @@ class Run:
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"fetching outputs: {exc}")
             except errors.ArtifactError as exc:  # the store is down: try again later
-                return await self.failed("interrupted", f"storing outputs: {exc}")
+                return await self.failed("store_unavailable", f"storing outputs: {exc}")
             stored.append(item)
         cost = round(gpu_seconds * self.inst.price_per_hour / 3600.0, 6)
         pool, gpu = self.pool.name, self.inst.gpu_name or "unknown"

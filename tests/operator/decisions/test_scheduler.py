@@ -267,6 +267,10 @@ GPUS = ("RTX 4090", "RTX 3090")
             id="lost-out-of-attempts",
         ),
         pytest.param("interrupted", 1, GPUS, (), Verdict(True, "Interrupted"), id="interrupted"),
+        pytest.param(
+            "store_unavailable", 1, GPUS, (), Verdict(True, "ArtifactStoreUnavailable"),
+            id="artifact-store-down-retried-anywhere",
+        ),
     ],
 )  # fmt: skip
 def test_decide_failure(
