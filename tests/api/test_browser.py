@@ -7,31 +7,19 @@ writing the output into the artifact store. Screenshots go to ``test-artifacts/`
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
 from PIL import Image
 
 from warmpool.operator.adapters import kube
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 NS = "default"
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (make test installs it)"
-)
+pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 
 
 @pytest.fixture

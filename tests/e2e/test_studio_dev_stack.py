@@ -35,27 +35,16 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TIME_SCALE = 20
 READY_LINE = "pool sdxl is Ready"
 #: ultra is 1536 x 1536; with the most steps the schema allows a generation lasts seconds.
 QUALITY, STEPS, SIDE = "ultra", 150, 1536
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (make test installs it)"
-)
+pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 
 
 def free_port() -> int:

@@ -117,3 +117,16 @@ async def operator(settings: OperatorSettings, *, artifacts: Any = None) -> Asyn
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+#: Terminal phases of a GenerationJob.
+DONE = ("Succeeded", "Failed", "Cancelled")
+
+
+async def ready(cluster: RunningCluster, count: int) -> list[dict[str, Any]]:
+    """Wait for at least ``count`` Ready instances; return them."""
+    found: list[dict[str, Any]] = await eventually(
+        lambda: len(ready_instances(cluster)) >= count and ready_instances(cluster),
+        timeout=60, what=f"{count} ready instances",
+    )  # fmt: skip
+    return found

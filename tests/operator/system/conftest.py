@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import jobsys
 import pytest
 from pydantic import SecretStr
 from waiting import eventually
@@ -99,3 +100,28 @@ async def vastai_sim() -> AsyncIterator[VastaiServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[VastaiServer]:
+    """For job tests, fast: a 4-step job takes milliseconds of simulated GPU time."""
+    server = await jobsys.start_jobs_vastai()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slow_sim() -> AsyncIterator[VastaiServer]:
+    """For job tests, slow steps (about 80 ms each): a 30-step job runs about 2.5 s."""
+    server = await jobsys.start_jobs_vastai(step_seconds=20.0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def artifacts_url(tmp_path: Path) -> str:
+    return f"file://{tmp_path / 'artifacts'}"

@@ -5,52 +5,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jobsys
-import pytest
-from jobsys import API, job_body, phase, pool_body, ready_instances, status
+from jobsys import API, DONE, job_body, phase, pool_body, ready, ready_instances, status
 from waiting import eventually
 
 from warmpool.operator.adapters import artifacts
 from warmpool.sim.cluster import RunningCluster
 from warmpool.sim.vastai import VastaiServer
-
-DONE = ("Succeeded", "Failed", "Cancelled")
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[VastaiServer]:
-    """Fast jobs: a 4-step job takes a few milliseconds of simulated GPU time."""
-    server = await jobsys.start_jobs_vastai()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slow_sim() -> AsyncIterator[VastaiServer]:
-    """Slow steps (about 80 ms each): a 30-step job runs for about 2.5 s."""
-    server = await jobsys.start_jobs_vastai(step_seconds=20.0)
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-def artifacts_url(tmp_path: Path) -> str:
-    return f"file://{tmp_path / 'artifacts'}"
-
-
-async def ready(cluster: RunningCluster, count: int) -> list[dict[str, Any]]:
-    return await eventually(lambda: len(ready_instances(cluster)) >= count and
-                            ready_instances(cluster), timeout=60,
-                            what=f"{count} ready instances")  # fmt: skip
 
 
 def all_done(cluster: RunningCluster, names: list[str]) -> bool:
