@@ -92,7 +92,7 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
         cluster.create({
             "apiVersion": API, "kind": "GpuPool",
             "metadata": {"name": "bench", "namespace": "default"},
-            "spec": {"replicas": instances, "idleTimeout": "1h",
+            "spec": {"replicas": instances, "idleTimeout": "1h", "hedge": 0,
                      "offer": {"maxPricePerHour": 50, "minReliability": 0.5,
                                "verifiedOnly": False},
                      "template": {"diskGb": 20},

@@ -75,7 +75,7 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
         cluster.create({
             "apiVersion": API, "kind": "GpuPool",
             "metadata": {"name": "bench", "namespace": "default"},
-            "spec": {"replicas": 0, "maxReplicas": size, "idleTimeout": "1h",
+            "spec": {"replicas": 0, "maxReplicas": size, "idleTimeout": "1h", "hedge": 0,
                      "offer": {"maxPricePerHour": 50, "minReliability": 0.5},
                      "template": {"diskGb": 20},
                      "readiness": {"canary": {"steps": 1, "size": 64}}},

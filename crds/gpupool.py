@@ -250,7 +250,11 @@ class GpuPoolSpec(CamelModel):
         False, description="Safe mode: terminate every instance and rent nothing while true."
     )
     idle_timeout: Duration = Field(
-        "15m", description="An instance above replicas with no job for this long is released."
+        "4m",
+        description=(
+            "An instance above the warm floor with no job for this long is released "
+            "(default about one boot: idling longer costs more than renting again)."
+        ),
     )
     offer: OfferSpec = Field(default_factory=OfferSpec, description="Vast.ai offer filters.")
     template: TemplateSpec = Field(default_factory=TemplateSpec, description="The machine image.")
@@ -260,7 +264,13 @@ class GpuPoolSpec(CamelModel):
     )
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
     hedge: int = Field(
-        0, ge=0, le=5, description="On a cold start, rent this many extra candidates at once."
+        1,
+        ge=0,
+        le=5,
+        description=(
+            "On a cold start (no instance Ready), rent this many extra candidates at once "
+            "and keep the first that becomes ready."
+        ),
     )
     jobs: JobsSpec = Field(default_factory=JobsSpec, description="Job placement settings.")
     warmup: WarmupSpec | None = Field(

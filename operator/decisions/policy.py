@@ -39,6 +39,10 @@ BACKOFF_MAX = timedelta(minutes=30)
 #: Outcomes older than this are forgotten by :func:`record_outcome`.
 OUTCOME_MAX_AGE = timedelta(days=1)
 
+DEFAULT_BOOT = timedelta(minutes=5)
+"""Expected rent → Ready time while no instance of the pool has shown its own (a
+Vast.ai rental pulls the image and loads the models: minutes)."""
+
 #: Phases before Ready, least progressed first (released first when not needed).
 _PROGRESS: dict[str, int] = {"Pending": 0, "Renting": 1, "Provisioning": 2, "Starting": 3}
 
@@ -244,6 +248,28 @@ def warm_floor(spec: GpuPoolSpec, recent_arrivals: Sequence[datetime], *, now: d
     return warmup.replicas if rate >= warmup.min_arrivals_per_hour else spec.replicas
 
 
+def expected_boot(instances: Sequence[InstanceView]) -> timedelta:
+    """Median rent → Ready time of the pool's instances that got there (or the default)."""
+    boots = sorted(
+        i.ready_at - (i.rented_at or i.created_at) for i in instances if i.ready_at is not None
+    )
+    return boots[len(boots) // 2] if boots else DEFAULT_BOOT
+
+
+def worth_having(ready: int, queued_seconds: float, *, concurrency: int, boot: timedelta) -> int:
+    """Instances (Ready or coming) worth having for ``queued_seconds`` of queued work.
+
+    A rental made now serves only after a boot (``boot``, :func:`expected_boot`);
+    the ``ready`` instances absorb a boot's worth of work per slot before it could.
+    Only the work beyond that is worth more instances: one per boot's worth of it per
+    slot, so the queue drains within about two boots instead of the rentals arriving
+    after it is empty.
+    """
+    per_instance = max(boot.total_seconds(), 1.0) * concurrency
+    beyond = max(queued_seconds, 0.0) - ready * per_instance
+    return ready + (math.ceil(beyond / per_instance) if beyond > 0 else 0)
+
+
 def plan_pool(
     *,
     spec: GpuPoolSpec,
@@ -256,13 +282,16 @@ def plan_pool(
     now: datetime,
     rental_price: float | None = None,
     recent_arrivals: Sequence[datetime] = (),
+    queued_seconds: float | None = None,
 ) -> PoolPlan:
     """What to rent, release and drain now, the conditions, and the breaker time.
 
     ``rental_price`` is the expected $/hour of one new rental (the best matching
     offer); default ``spec.offer.maxPricePerHour``, or 0 when neither is known.
     ``recent_arrivals`` are the times jobs of the pool were submitted, at least
-    ``warmup.window`` back (only ``spec.warmup`` reads them).
+    ``warmup.window`` back (only ``spec.warmup`` reads them). ``queued_seconds`` is
+    the expected run time of the queued jobs, summed (None: unknown, one instance
+    per queued job).
 
     Rules, in order:
 
@@ -272,7 +301,10 @@ def plan_pool(
        ones are released once their jobs are done (``Drained``).
     3. The *active* instances are the others that are Ready or on their way
        (Pending..Starting). ``desired = min(ceiling, max(floor, ceil((queued + jobs
-       on active) / concurrencyPerInstance)))``, where ``floor`` is ``replicas``, or
+       on active) / concurrencyPerInstance)))``, the demand term capped by the
+       instances worth having for ``queued_seconds`` of work (:func:`worth_having`:
+       no rental that would boot after the Ready ones drained the queue), where
+       ``floor`` is ``replicas``, or
        ``warmup.replicas`` while jobs arrive at ``warmup.minArrivalsPerHour`` or more
        (predictive warm-up, :func:`warm_floor`). On a cold start (no active instance
        Ready) the pool may hold ``desired + hedge`` active instances.
@@ -341,6 +373,10 @@ def plan_pool(
     concurrency = spec.jobs.concurrency_per_instance
     busy = sum(i.jobs for i in active)
     demand = math.ceil((max(queued_jobs, 0) + busy) / concurrency)
+    if queued_seconds is not None:
+        boot = expected_boot(alive)
+        worth = worth_having(len(ready), queued_seconds, concurrency=concurrency, boot=boot)
+        demand = min(demand, worth)
     floor = warm_floor(spec, recent_arrivals, now=now)
     desired = min(spec.ceiling, max(floor, demand))
     cold = not ready

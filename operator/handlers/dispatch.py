@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pydantic
 
 from warmpool.crds.common import parse_duration
-from warmpool.crds.generationjob import TERMINAL_PHASES
+from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJobSpec
 from warmpool.crds.gpupool import JobsSpec
 from warmpool.operator import metrics
 from warmpool.operator.decisions import scheduler, workflows
@@ -71,7 +72,9 @@ class JobFacts:
     deleting: bool
     finalizers: tuple[str, ...]
     finished_at: datetime | None
-    body: dict[str, Any] = field(compare=False, repr=False)
+    seconds: float = 0.0
+    """Expected run time (the workflow estimate on the reference GPU)."""
+    body: dict[str, Any] = field(compare=False, repr=False, default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,23 @@ def job_facts(body: Any) -> JobFacts:
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
         finished_at=common.parse_time(status.get("finishedAt")),
+        seconds=job_seconds(spec),
         body=dict(body),
     )
+
+
+#: Seconds assumed for a job whose spec cannot be estimated (the CRD schema admits
+#: nothing the estimate refuses; this is for objects written around it).
+UNKNOWN_JOB_SECONDS = 60.0
+
+
+def job_seconds(spec: Any) -> float:
+    """Expected run time of a job spec on the reference GPU (:func:`workflows.estimate`)."""
+    try:
+        parsed = GenerationJobSpec.model_validate(spec)
+        return workflows.estimate(parsed, price_per_hour=0.0).seconds
+    except (pydantic.ValidationError, KeyError, ValueError):
+        return UNKNOWN_JOB_SECONDS
 
 
 def instance_facts(body: Any) -> InstanceFacts:
@@ -157,6 +175,17 @@ def pool_facts(body: Any) -> PoolFacts:
 
 
 # ---------------------------------------------------------------- the ledger
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """A pool's jobs as its reconcile needs them."""
+
+    queued: int = 0
+    running: int = 0
+    """Placed (Scheduled) or Running."""
+    queued_seconds: float = 0.0
+    """Expected run time of the queued jobs, summed (:func:`job_seconds`)."""
 
 
 @dataclass
@@ -198,7 +227,7 @@ class Dispatcher:
         self.terminal: dict[str, tuple[PoolKey, str, datetime | None, str]] = {}
         self.expiring: dict[str, asyncio.TimerHandle] = {}
         self.waiting: dict[PoolKey, int] = {}
-        self.counts: dict[PoolKey, tuple[int, int]] = {}
+        self.counts: dict[PoolKey, JobCounts] = {}
         self._seq = itertools.count()
         self.seen: dict[str, int] = {}
         self.instance_dirty: dict[tuple[str, str], asyncio.Event] = {}
@@ -286,11 +315,11 @@ class Dispatcher:
             if h.instance.namespace == namespace and h.instance.name == instance
         )
 
-    def job_counts(self, namespace: str, pool: str) -> tuple[int, int] | None:
-        """(queued, placed or running) of a pool; None until the indexes are populated."""
+    def job_counts(self, namespace: str, pool: str) -> JobCounts | None:
+        """Queued and placed/running jobs of a pool; None until the indexes are populated."""
         if not self.gate.is_set():
             return None
-        return self.counts.get((namespace, pool), (0, 0))
+        return self.counts.get((namespace, pool), JobCounts())
 
     # ------------------------------------------------------------- one dispatch
     def dispatch(self, key: PoolKey) -> None:
@@ -361,7 +390,7 @@ class Dispatcher:
             else:
                 occupied[job.instance] += 1
 
-        placed = 0
+        placed: set[str] = set()
         if pool is not None and queued:
             concurrency = pool.jobs.concurrency_per_instance
             slots = [
@@ -395,10 +424,11 @@ class Dispatcher:
                     inst = instances[a.instance]
                     self.checkpoints[(ns, inst.name)] = job.checkpoint
                     self._start(running.run_job, job, inst, pool, resume=False)
-                    placed += 1
-        waiting = len(queued) - placed
+                    placed.add(job.uid)
+        left = [j for j in queued if j.uid not in placed]
+        waiting = len(left)
         mine = sum(1 for h in self.held.values() if (h.job.namespace, h.job.pool) == key)
-        self.counts[key] = (waiting, mine)
+        self.counts[key] = JobCounts(waiting, mine, sum(j.seconds for j in left))
         if self.waiting.get(key) != waiting:
             if waiting > self.waiting.get(key, 0):
                 self.deps.wake(ns, pool_name)  # scale-up demand

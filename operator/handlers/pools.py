@@ -23,7 +23,7 @@ from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.decisions import budget, policy
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common, renting
+from warmpool.operator.handlers import common, dispatch, renting
 from warmpool.operator.handlers.registry import GPUPOOLS, registry
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
@@ -115,7 +115,8 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         for v in views
         if v.name not in blocked
     ]
-    queued, running = await count_jobs(deps, ns, name)
+    counts = await count_jobs(deps, ns, name)
+    queued, running = counts.queued, counts.running
     spent = budget.spend_today(pool.status.spend, views, now=now)
     plan = policy.plan_pool(
         spec=pool.spec,
@@ -128,6 +129,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         now=now,
         rental_price=expected or None,
         recent_arrivals=await recent_arrivals(deps, pool) if pool.spec.warmup else (),
+        queued_seconds=counts.queued_seconds,
     )
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
@@ -188,26 +190,30 @@ async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
     return times
 
 
-async def count_jobs(deps: Deps, namespace: str, pool: str) -> tuple[int, int]:
+async def count_jobs(deps: Deps, namespace: str, pool: str) -> dispatch.JobCounts:
     """Queued and placed/running jobs of the pool.
 
     From the job dispatcher's in-memory indexes once they are populated (no LIST of
     every job per reconcile); from the API before that.
     """
-    counted = deps.dispatcher.job_counts(namespace, pool) if deps.dispatcher else None
+    counted: dispatch.JobCounts | None = (
+        deps.dispatcher.job_counts(namespace, pool) if deps.dispatcher else None
+    )
     if counted is not None:
-        return int(counted[0]), int(counted[1])
+        return counted
     jobs = await deps.kube.list(kube.GENERATIONJOBS, namespace)
     queued = running = 0
+    seconds = 0.0
     for job in jobs:
         if (job.get("spec") or {}).get("pool") != pool:
             continue
         phase = (job.get("status") or {}).get("phase") or "Queued"
         if phase == "Queued":
             queued += 1
+            seconds += dispatch.job_seconds(job.get("spec") or {})
         elif phase not in TERMINAL_PHASES:
             running += 1
-    return queued, running
+    return dispatch.JobCounts(queued, running, seconds)
 
 
 async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str) -> str:

@@ -19,7 +19,7 @@ def econ() -> Iterator[dict[str, ModuleType]]:
     """The bench modules, imported from their folder (not the repository root)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(BENCH))
-        names = ("supply", "demand", "engine", "policies")
+        names = ("supply", "demand", "engine", "policies", "bound")
         yield {n: importlib.import_module(n) for n in names}
         for n in names:
             sys.modules.pop(n, None)
@@ -93,3 +93,38 @@ def test_no_instance_is_billed_outside_its_rental(econ: dict[str, ModuleType]) -
     billed = sum(released - rented for rented, released in spans) / 3600.0
     assert billed == pytest.approx(result.gpu_hours_billed)
     assert not sim.instances, "an instance outlived the simulation"
+
+
+def test_bound_on_a_constant_rate_is_the_covered_share_of_the_day(
+    econ: dict[str, ModuleType],
+) -> None:
+    bound, supply = econ["bound"], econ["supply"].SupplyModel(deterministic=True)
+    assert bound.p_fast(supply, 60.0) == 0.0  # every boot takes 4 minutes
+    hours = bound.billed_hours_bound(lambda h: 3.0, supply, wait_s=60.0, quantile=0.95)
+    assert hours == pytest.approx(0.95 * 24.0, rel=1e-3)
+
+
+def test_bound_covers_the_busiest_hours_first(econ: dict[str, ModuleType]) -> None:
+    """Half the arrivals in one hour: covering 95 % needs that hour and most of the rest."""
+    bound, supply = econ["bound"], econ["supply"].SupplyModel(deterministic=True)
+
+    def rate(hour: float) -> float:
+        return 23.0 if 12.0 <= hour < 13.0 else 1.0
+
+    hours = bound.billed_hours_bound(rate, supply, wait_s=60.0, quantile=0.95)
+    # 46 jobs/day: 0.95 × 46 = 43.7 = 23 (the busy hour) + 20.7 one-per-hour hours.
+    assert hours == pytest.approx(1.0 + 20.7, rel=1e-3)
+    assert hours < bound.billed_hours_bound(lambda h: 46 / 24, supply, wait_s=60.0)
+
+
+def test_bound_shrinks_with_fast_boots_and_looser_targets(econ: dict[str, ModuleType]) -> None:
+    bound, model = econ["bound"], econ["supply"].SupplyModel
+    slow, fast = model(), model(boot_median_s=30.0, boot_p95_s=90.0)
+    assert 0.0 < bound.p_fast(slow, 60.0) < 0.05
+    assert bound.p_fast(fast, 60.0) > 0.5
+    flat = lambda hour: 3.0  # noqa: E731
+    assert bound.billed_hours_bound(flat, fast) < bound.billed_hours_bound(flat, slow)
+    assert bound.billed_hours_bound(flat, slow, quantile=0.5) < bound.billed_hours_bound(
+        flat, slow, quantile=0.95
+    )
+    assert bound.billed_hours_bound(lambda hour: 0.0, slow) == 0.0

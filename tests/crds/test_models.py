@@ -101,8 +101,12 @@ def test_invalid_specs_are_refused(
 
 
 def test_defaults_follow_design() -> None:
+    """The design's defaults, except idleTimeout and hedge: bench/economics measured
+    them (15m → 4m cut the bursty day's cost 9 % at the same waits; hedge 1 cut the
+    p95 rent → Ready of a cold start by > 40 % for < 2 % more spend)."""
     spec = GpuPoolSpec()
-    assert spec.idle_timeout == "15m"
+    assert spec.idle_timeout == "4m"
+    assert spec.hedge == 1
     assert spec.template.disk_gb == 250
     assert spec.readiness.timeout == "10m"
     assert spec.readiness.canary.enabled is True

@@ -187,4 +187,4 @@ async def test_defaults_are_applied(cluster_http: httpx.AsyncClient) -> None:
     spec = response.json()["spec"]
     assert spec["replicas"] == 1
     assert spec["paused"] is False
-    assert spec["idleTimeout"] == "15m"
+    assert spec["idleTimeout"] == "4m"

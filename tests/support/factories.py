@@ -10,6 +10,7 @@ def pool_body(name: str, **spec: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "replicas": 0,
         "idleTimeout": "1s",
+        "hedge": 0,
         "offer": {"maxPricePerHour": 5.0, "minReliability": 0.9},
         "template": {"diskGb": 50},
         "readiness": {"timeout": "60s", "initialBackoff": "100ms", "maxBackoff": "500ms",

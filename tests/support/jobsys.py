@@ -45,7 +45,7 @@ def pool_body(
     jobs = {"concurrencyPerInstance": 1, "stallTimeout": "2s", "maxAttempts": 3,
             **spec.pop("jobs", {})}  # fmt: skip
     body: dict[str, Any] = {
-        "replicas": replicas, "idleTimeout": "1s",
+        "replicas": replicas, "idleTimeout": "1s", "hedge": 0,
         "offer": {"gpuNames": gpus or GPUS, "maxPricePerHour": 5.0, "minReliability": 0.9,
                   "verifiedOnly": False},
         "template": {"diskGb": 50},

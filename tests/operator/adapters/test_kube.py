@@ -456,7 +456,7 @@ async def test_round_trip_against_emulated_api(cluster: Any, tmp_path: Path) -> 
     async with kube.KubeClient.from_config(path) as client:
         created = await client.create(kube.GPUPOOLS, _pool("sdxl"), "default")
         assert created["metadata"]["name"] == "sdxl"
-        assert created["spec"]["idleTimeout"] == "15m", "the CRD default was not applied"
+        assert created["spec"]["idleTimeout"] == "4m", "the CRD default was not applied"
         await client.create(kube.GPUPOOLS, _pool("flux"), "default")
         with pytest.raises(errors.KubeConflictError):
             await client.create(kube.GPUPOOLS, _pool("sdxl"), "default")

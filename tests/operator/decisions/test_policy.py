@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,7 +67,8 @@ def outcome(name: str, ok: bool, ago: timedelta, reason: str = "LoadingTimeout")
 
 
 def spec(**fields: Any) -> GpuPoolSpec:
-    return GpuPoolSpec.model_validate(fields)
+    """A pool spec; unhedged unless ``hedge`` is given (the tables count rentals)."""
+    return GpuPoolSpec.model_validate({"hedge": 0, **fields})
 
 
 def plan(**overrides: Any) -> PoolPlan:
@@ -229,7 +231,7 @@ def drain(name: str, reason: str) -> Intent:
         pytest.param(
             {
                 "spec": spec(replicas=1, maxReplicas=3),
-                "instances": [inst("a", idle=14 * MIN), inst("b", idle=14 * MIN)],
+                "instances": [inst("a", idle=3 * MIN), inst("b", idle=3 * MIN)],
             },
             [],
             id="not-idle-long-enough",
@@ -237,7 +239,7 @@ def drain(name: str, reason: str) -> Intent:
         pytest.param(
             {
                 "spec": spec(replicas=1, maxReplicas=3),
-                "instances": [inst("a", idle=15 * MIN), inst("b", idle=1 * MIN)],
+                "instances": [inst("a", idle=4 * MIN), inst("b", idle=1 * MIN)],
             },
             [release("a", "Idle")],
             id="idle-exactly-timeout",
@@ -999,3 +1001,112 @@ def test_predictive_warmup(overrides: dict[str, Any], expected: list[Intent]) ->
 )
 def test_arrival_rate(minutes_ago: list[int], window: timedelta, expected: float) -> None:
     assert policy.arrival_rate(arrivals(*minutes_ago), window=window, now=NOW) == expected
+
+
+# ---------------------------------------------------------------- work-aware scale-up
+
+
+def booted(name: str, boot: timedelta, *, jobs: int = 0) -> InstanceView:
+    """A Ready instance that took ``boot`` from rent to Ready."""
+    created = NOW - 60 * MIN
+    return dataclasses.replace(inst(name, jobs=jobs), ready_at=created + boot)
+
+
+@pytest.mark.parametrize(
+    ("instances", "expected"),
+    [
+        pytest.param([], policy.DEFAULT_BOOT, id="none-default"),
+        pytest.param([inst("p", "Provisioning")], policy.DEFAULT_BOOT, id="none-ready-default"),
+        pytest.param([booted("a", 2 * MIN), booted("b", 10 * MIN), booted("c", 4 * MIN)],
+                     4 * MIN, id="median"),
+        pytest.param([booted("a", 2 * MIN), inst("p", "Starting")], 2 * MIN,
+                     id="only-those-that-got-there"),
+    ],
+)  # fmt: skip
+def test_expected_boot(instances: list[InstanceView], expected: timedelta) -> None:
+    assert policy.expected_boot(instances) == expected
+
+
+@pytest.mark.parametrize(
+    ("ready", "seconds", "concurrency", "expected"),
+    [
+        pytest.param(0, 0.0, 1, 0, id="cold-no-work"),
+        pytest.param(0, 20.0, 1, 1, id="cold-any-work-one"),
+        pytest.param(0, 300.0, 1, 1, id="cold-one-boot-of-work-one"),
+        pytest.param(0, 301.0, 1, 2, id="cold-more-than-a-boot-two"),
+        pytest.param(1, 20.0, 1, 1, id="ready-absorbs-short-work"),
+        pytest.param(1, 300.0, 1, 1, id="ready-absorbs-a-boot-of-work"),
+        pytest.param(1, 800.0, 1, 3, id="spike-beyond-a-boot"),
+        pytest.param(2, 800.0, 1, 3, id="two-ready-spike"),
+        pytest.param(1, 900.0, 2, 2, id="slots-absorb-more"),
+        pytest.param(1, -5.0, 1, 1, id="negative-work-is-none"),
+    ],
+)
+def test_worth_having(ready: int, seconds: float, concurrency: int, expected: int) -> None:
+    got = policy.worth_having(ready, seconds, concurrency=concurrency, boot=5 * MIN)
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(
+            {"spec": spec(replicas=1, maxReplicas=4), "instances": [inst("a", jobs=1)],
+             "queued_jobs": 1},
+            rent("Demand"),
+            id="unknown-work-one-per-job",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=1, maxReplicas=4), "instances": [inst("a", jobs=1)],
+             "queued_jobs": 1, "queued_seconds": 20.0},
+            [],
+            id="short-job-waits-for-the-busy-instance",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=1, maxReplicas=10), "instances": [inst("a", jobs=1)],
+             "queued_jobs": 50, "queued_seconds": 800.0},
+            rent("Demand", 2),
+            id="spike-rents-what-drains-it",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=1, maxReplicas=2), "instances": [inst("a", jobs=1)],
+             "queued_jobs": 50, "queued_seconds": 800.0},
+            rent("Demand"),
+            id="spike-still-capped-by-the-ceiling",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=4), "queued_jobs": 3,
+             "queued_seconds": 30.0},
+            rent("Demand"),
+            id="cold-small-queue-one-rental",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=0, maxReplicas=4, hedge=1), "queued_jobs": 3,
+             "queued_seconds": 30.0},
+            rent("Demand") + rent("Hedge"),
+            id="cold-small-queue-hedged",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=1, maxReplicas=4),
+             "instances": [booted("a", 1 * MIN, jobs=1)], "queued_jobs": 3,
+             "queued_seconds": 200.0},
+            rent("Demand", 3),
+            id="fast-boots-make-rentals-worth-it",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=1, maxReplicas=4),
+             "instances": [inst("a", jobs=1), inst("b", "Provisioning", age=2 * MIN)],
+             "queued_jobs": 1, "queued_seconds": 20.0},
+            [release("b", "Surplus")],
+            id="booting-instance-no-longer-worth-it-released",
+        ),
+        pytest.param(
+            {"spec": spec(replicas=3, maxReplicas=4), "instances": [inst("a")],
+             "queued_seconds": 0.0},
+            rent("Warm", 2),
+            id="the-floor-holds-without-work",
+        ),
+    ],
+)  # fmt: skip
+def test_work_aware_scale_up(overrides: dict[str, Any], expected: list[Intent]) -> None:
+    assert intents(plan(**overrides)) == expected

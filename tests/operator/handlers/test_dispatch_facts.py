@@ -1,0 +1,50 @@
+"""What the dispatcher keeps of a job: its expected run time feeds the pool's scale-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.operator.decisions import workflows
+from warmpool.operator.handlers import dispatch
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "j", "namespace": "default", "uid": "u1"},
+        "spec": {"pool": "p", "prompt": "a lighthouse", **spec},
+    }
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"quality": "ultra", "batchSize": 4}, id="heavy"),
+        pytest.param({"kind": "video", "quality": "low"}, id="video"),
+    ],
+)
+def test_job_facts_carry_the_workflow_estimate(spec: dict[str, Any]) -> None:
+    facts = dispatch.job_facts(body(**spec))
+    parsed = GenerationJobSpec.model_validate(body(**spec)["spec"])
+    assert facts.seconds == workflows.estimate(parsed, price_per_hour=0.0).seconds
+    assert facts.seconds > 0
+
+
+def test_heavier_jobs_weigh_more() -> None:
+    light = dispatch.job_facts(body(quality="low")).seconds
+    heavy = dispatch.job_facts(body(quality="ultra", batchSize=4)).seconds
+    assert heavy > light
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({"quality": "absurd"}, id="unknown-preset"),
+        pytest.param({"batchSize": "many"}, id="wrong-type"),
+    ],
+)
+def test_unreadable_spec_counts_as_a_minute(spec: dict[str, Any]) -> None:
+    assert dispatch.job_facts(body(**spec)).seconds == dispatch.UNKNOWN_JOB_SECONDS
