@@ -89,6 +89,24 @@ def diurnal_rate(hour: float) -> float:
     return 1.0 + 23.0 * day**2
 
 
+def bursty_base_rate(hour: float) -> float:
+    """Jobs/hour of the bursty day's Poisson part (the spikes come on top)."""
+    return 6.0 if 8.0 <= hour < 22.0 else 0.0
+
+
+def sparse_rate(hour: float) -> float:
+    """Jobs/hour of the sparse day."""
+    return 3.0
+
+
+#: The Poisson arrival rate (jobs/hour at an hour of the day) each trace is drawn from.
+RATES: dict[str, Callable[[float], float]] = {
+    "diurnal": diurnal_rate,
+    "bursty": bursty_base_rate,
+    "sparse": sparse_rate,
+}
+
+
 def generate(name: str, seed: int | None = None) -> Trace:
     """The trace ``name`` from ``seed`` (default: the committed trace's seed)."""
     seed = SEEDS[name] if seed is None else seed
@@ -97,13 +115,13 @@ def generate(name: str, seed: int | None = None) -> Trace:
         times = _poisson(rng, diurnal_rate, 24.0)
         description = "quiet diurnal day: ~1 job/h at night, up to 24 jobs/h mid-afternoon"
     elif name == "bursty":
-        times = _poisson(rng, lambda h: 6.0 if 8.0 <= h < 22.0 else 0.0, 6.0)
+        times = _poisson(rng, bursty_base_rate, 6.0)
         for hour in sorted(rng.uniform(9.0, 21.0) for _ in range(6)):
             start = hour * 3600.0
             times += [start + rng.uniform(0.0, 60.0) for _ in range(50)]
         description = "bursty day: 6 jobs/h 08-22h plus six spikes of 50 jobs within a minute"
     elif name == "sparse":
-        times = _poisson(rng, lambda h: 3.0, 3.0)
+        times = _poisson(rng, sparse_rate, 3.0)
         description = "sparse day: 3 jobs/h around the clock"
     else:
         raise ValueError(f"unknown trace {name!r}")

@@ -7,9 +7,10 @@ functions:
 
 - job dispatch: :func:`scheduler.plan_placement` puts waiting jobs on free slots of
   Ready instances (one job per instance, ``concurrencyPerInstance`` 1);
-- the pool reconcile: :func:`policy.plan_pool` with the waiting jobs, every
-  instance, the recent rental outcomes, the breaker and :func:`budget.spend_today`;
-  each :class:`policy.Rent` picks an offer with :func:`offers.choose_offers`
+- the pool reconcile: :func:`policy.plan_pool` with the waiting jobs (and their
+  expected run time, for the policies that pass it), every instance, the recent
+  rental outcomes, the breaker and :func:`budget.spend_today`; each
+  :class:`policy.Rent` picks an offer with :func:`offers.choose_offers`
   (machines already rented and hosts in cool-down are skipped);
 - the instance daemon: :func:`lifecycle.decide_instance` on what the simulated
   Vast.ai reports (loading, running, a failure status message, offline) and what a
@@ -181,6 +182,7 @@ class Simulation:
         seed: int = 0,
         market: Sequence[offers.OfferView] | None = None,
         recent_arrivals: bool = False,
+        queued_seconds: bool = False,
     ) -> None:
         self.spec = spec
         self.trace = trace
@@ -188,6 +190,7 @@ class Simulation:
         self.rng = random.Random(seed)
         self.market = list(market) if market is not None else catalogue()
         self.pass_arrivals = recent_arrivals
+        self.pass_work = queued_seconds
         self.result = Result(name, trace.name, jobs=len(trace.jobs))
         self.jobs = {j.id: SimJob(j.id, j.at, j.seconds, j.images) for j in trace.jobs}
         self.queue: list[SimJob] = []
@@ -353,6 +356,7 @@ class Simulation:
             spend_today=budget.spend_today(self.spend, views, now=when),
             now=when,
             rental_price=best.price_per_hour if best else None,
+            queued_seconds=sum(j.seconds for j in self.queue) if self.pass_work else None,
             **extra,
         )
         self.breaker_until = plan.breaker_until

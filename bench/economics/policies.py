@@ -8,23 +8,28 @@ only in their settings:
     The simple approach most people run: one machine, started when a job arrives
     and nothing runs, shut down after 15 minutes without a job. Never more than one
     machine; jobs queue on it in order. As a spec: ``replicas 0, maxReplicas 1,
-    idleTimeout 15m``.
+    idleTimeout 15m, hedge 0``.
 ``on-demand``
     Rent one machine per waiting job when it arrives, release each machine the
-    moment it has no job: ``replicas 0, maxReplicas 100, idleTimeout 0s``.
+    moment it has no job: ``replicas 0, maxReplicas 100, idleTimeout 0s, hedge 0``.
 ``warmpool``
-    warmpool's policy with the CRD's defaults (``idleTimeout 15m``, ``hedge 0``,
-    readiness, failure policy, ...) and, for these traces, ``replicas 0,
-    maxReplicas 4`` plus predictive warm-up at its defaults (``warmup: {replicas: 1,
+    warmpool's policy as the operator runs it: the CRD's defaults (``idleTimeout
+    4m``, ``hedge 1``, readiness, failure policy, ...), the queued jobs' expected
+    run time passed to ``plan_pool`` (work-aware scale-up: no rental that would boot
+    after the queue drained) and, for these traces, ``replicas 0, maxReplicas 4``
+    plus predictive warm-up at its defaults (``warmup: {replicas: 1,
     minArrivalsPerHour: 1, window: 1h}``): one machine kept ready while at least one
-    job arrived in the last hour, demand-driven scale-up to four when jobs queue,
+    job arrived in the last hour, scale-up to four when queued work needs it,
     nothing rented after an hour without jobs.
-``warmpool-hedged``
-    The same with ``hedge 1``: a cold start rents one extra candidate and keeps the
-    first that becomes ready.
+``warmpool-unhedged``
+    The same with ``hedge 0`` (the hedging figure compares the two).
+``warmpool-before``
+    The policy of the first landing, for the before/after figures: ``idleTimeout
+    15m``, ``hedge 0``, one rental per queued job (no run times passed), with the
+    same warm-up.
 ``warmpool-always-warm``
-    The policy before predictive warm-up (and its settings without ``warmup``):
-    ``replicas 1, maxReplicas 4``, one machine ready around the clock.
+    Without ``warmup`` at the CRD defaults otherwise: ``replicas 1, maxReplicas 4``,
+    one machine ready around the clock (what the default ``replicas 1`` does).
 ``oracle``
     Knows every arrival, run time and boot time in advance and rents each machine
     exactly its boot time before the job that needs it, at the cheapest offer's
@@ -57,21 +62,36 @@ class PolicyDef:
     """GpuPool spec fields (camelCase, as in a manifest); None for the oracle."""
     recent_arrivals: bool = False
     """Pass the recent job arrivals to ``plan_pool`` (``recent_arrivals=``)."""
+    queued_seconds: bool = False
+    """Pass the queued jobs' expected run time to ``plan_pool`` (as the operator does)."""
 
     def spec(self) -> GpuPoolSpec:
         return GpuPoolSpec.model_validate(self.settings or {})
 
 
 WARMPOOL: dict[str, Any] = {"replicas": 0, "maxReplicas": 4, "warmup": {"replicas": 1}}
+BEFORE: dict[str, Any] = {**WARMPOOL, "idleTimeout": "15m", "hedge": 0}
 
 POLICIES: tuple[PolicyDef, ...] = (
-    PolicyDef("fixed-1", {"replicas": 0, "maxReplicas": 1, "idleTimeout": "15m"}),
-    PolicyDef("on-demand", {"replicas": 0, "maxReplicas": 100, "idleTimeout": "0s"}),
-    PolicyDef("warmpool", WARMPOOL, recent_arrivals=True),
-    PolicyDef("warmpool-hedged", {**WARMPOOL, "hedge": 1}, recent_arrivals=True),
-    PolicyDef("warmpool-always-warm", {"replicas": 1, "maxReplicas": 4}),
+    PolicyDef("fixed-1", {"replicas": 0, "maxReplicas": 1, "idleTimeout": "15m", "hedge": 0}),
+    PolicyDef("on-demand", {"replicas": 0, "maxReplicas": 100, "idleTimeout": "0s", "hedge": 0}),
+    PolicyDef("warmpool", WARMPOOL, recent_arrivals=True, queued_seconds=True),
+    PolicyDef(
+        "warmpool-unhedged", {**WARMPOOL, "hedge": 0}, recent_arrivals=True, queued_seconds=True
+    ),
+    PolicyDef("warmpool-before", BEFORE, recent_arrivals=True),
+    PolicyDef("warmpool-always-warm", {"replicas": 1, "maxReplicas": 4}, queued_seconds=True),
     PolicyDef("oracle", None),
 )
+
+
+def cheapest_price(market: Sequence[offers.OfferView] | None = None) -> float:
+    """$/hour of the cheapest offer the default pool accepts (what the oracle pays)."""
+    spec = GpuPoolSpec()
+    found = [
+        o for o in (market if market is not None else catalogue()) if offers.matches(o, spec.offer)
+    ]
+    return min(offers.effective_price(o, spec.offer) for o in found)
 
 
 def run_policy(
@@ -93,6 +113,7 @@ def run_policy(
         seed=seed,
         market=market,
         recent_arrivals=definition.recent_arrivals,
+        queued_seconds=definition.queued_seconds,
     )
     return sim.run()
 
@@ -110,11 +131,7 @@ def run_oracle(
     market: Sequence[offers.OfferView] | None = None,
 ) -> Result:
     """The clairvoyant schedule (see the module docstring)."""
-    spec = GpuPoolSpec()
-    found = [
-        o for o in (market if market is not None else catalogue()) if offers.matches(o, spec.offer)
-    ]
-    price = min(offers.effective_price(o, spec.offer) for o in found)
+    price = cheapest_price(market)
     rng = random.Random(seed)
     r = Result("oracle", trace.name, jobs=len(trace.jobs))
     machines: list[_Machine] = []

@@ -1,4 +1,4 @@
-"""Scaling economics: five policies through three days of demand, in virtual time.
+"""Scaling economics: warmpool's policy and the alternatives through three days of demand.
 
     .venv/bin/python bench/economics/run.py [--seeds 3] [--out bench/results/economics.json]
 
@@ -8,9 +8,13 @@ the 95th percentile of job wait. Figures are means over ``--seeds`` supply seeds
 ``bench/economics/traces/`` (regenerated from their seeds when missing).
 
 The hedging figure pools every cold start (a rental made while no instance of the
-pool is Ready, until the first becomes Ready) of ``warmpool`` and ``warmpool-hedged``
-over all traces and seeds, plus ``--cold-trials`` dedicated cold starts of an empty
-pool; its spend figure is the sum of dollars over all traces and seeds.
+pool is Ready, until the first becomes Ready) of ``warmpool`` (``hedge 1``, the
+default) and ``warmpool-unhedged`` over all traces and seeds, plus ``--cold-trials``
+dedicated cold starts of an empty pool; its spend figure is the sum of dollars over
+all traces and seeds.
+
+The bound (:mod:`bound`) is the least any online policy can expect to spend for the
+wait target on a trace's arrival rate; a cost target below it cannot be met.
 
 See README.md in this folder for the definitions and the figures.
 """
@@ -29,12 +33,17 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # run as a script, this folder is already there
     sys.path.insert(0, str(HERE))
 
+import bound  # noqa: E402
 import demand  # noqa: E402
 import policies  # noqa: E402
 from engine import Result, percentile  # noqa: E402
 from supply import SupplyModel  # noqa: E402
 
 RESULTS = HERE.parent / "results"
+HEDGE_PAIR = ("warmpool", "warmpool-unhedged")
+"""Hedged (the default, ``hedge 1``) and unhedged."""
+COST_LIMIT = 1.25
+WAIT_LIMIT_S = 60.0
 NUMERIC = (
     "dollars",
     "gpu_hours_billed",
@@ -84,7 +93,7 @@ def cold_trials(trials: int, supply: SupplyModel) -> dict[str, dict[str, float]]
     )
     figures = {}
     for definition in policies.POLICIES:
-        if definition.name not in ("warmpool", "warmpool-hedged"):
+        if definition.name not in HEDGE_PAIR:
             continue
         colds, dollars = [], []
         for seed in range(trials):
@@ -99,23 +108,38 @@ def cold_trials(trials: int, supply: SupplyModel) -> dict[str, dict[str, float]]
     return figures
 
 
-def verdicts(rows: list[dict[str, Any]], pooled: dict[str, Any]) -> dict[str, Any]:
-    """The issue's goal, checked figure by figure."""
+def verdicts(
+    rows: list[dict[str, Any]], pooled: dict[str, Any], supply: SupplyModel
+) -> dict[str, Any]:
+    """The issue's goal, checked figure by figure, with the online bound beside it."""
     by = {(r["policy"], r["trace"]): r for r in rows}
+    price = policies.cheapest_price()
     out: dict[str, Any] = {}
     for trace in sorted({r["trace"] for r in rows}):
         w, o, f = by[("warmpool", trace)], by[("oracle", trace)], by[("fixed-1", trace)]
+        before = by.get(("warmpool-before", trace))
         ratio = w["dollars"] / o["dollars"] if o["dollars"] else math.inf
         entry: dict[str, Any] = {
             "cost_vs_oracle": round(ratio, 3),
-            "cost_ok": ratio <= 1.25,
+            "cost_ok": ratio <= COST_LIMIT,
             "wait_p95_s": w["wait_p95_s"],
         }
+        if before is not None and o["dollars"]:
+            entry["before_cost_vs_oracle"] = round(before["dollars"] / o["dollars"], 3)
+            entry["before_wait_p95_s"] = before["wait_p95_s"]
         if trace == "bursty":
             entry["wait_ok"] = w["wait_p95_s"] < f["wait_p95_s"]
             entry["fixed_1_wait_p95_s"] = f["wait_p95_s"]
         else:
-            entry["wait_ok"] = w["wait_p95_s"] <= 60.0
+            entry["wait_ok"] = w["wait_p95_s"] <= WAIT_LIMIT_S
+            rate = demand.RATES.get(trace)
+            if rate is not None and o["dollars"]:
+                hours = bound.billed_hours_bound(rate, supply, wait_s=WAIT_LIMIT_S)
+                least = hours * price
+                entry["online_bound_gpu_hours"] = round(hours, 2)
+                entry["online_bound_dollars"] = round(least, 2)
+                entry["online_bound_vs_oracle"] = round(least / o["dollars"], 3)
+                entry["both_reachable"] = least <= COST_LIMIT * o["dollars"]
         out[trace] = entry
     out["hedge"] = pooled
     return out
@@ -139,7 +163,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], goal: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,7 +176,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         "fixed-1": "s",
         "on-demand": "^",
         "warmpool": "o",
-        "warmpool-hedged": "D",
+        "warmpool-unhedged": "D",
+        "warmpool-before": "P",
         "oracle": "*",
     }
     for ax, trace in zip(axes, traces, strict=True):
@@ -171,6 +196,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 xytext=(4, 4),
                 textcoords="offset points",
             )
+        oracle = next(r["dollars"] for r in rows if r["trace"] == trace and r["policy"] == "oracle")
+        ax.axhline(COST_LIMIT * oracle, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"{COST_LIMIT}x oracle", (1.0, COST_LIMIT * oracle), fontsize=7,
+                    xytext=(2, 2), textcoords="offset points", color="grey")  # fmt: skip
+        least = goal.get(trace, {}).get("online_bound_dollars")
+        if least is not None:
+            ax.axhline(least, color="firebrick", linestyle="--", linewidth=1)
+            ax.axvline(WAIT_LIMIT_S, color="firebrick", linestyle=":", linewidth=1)
+            ax.annotate(f"least any online policy spends for p95 <= {WAIT_LIMIT_S:.0f} s",
+                        (1.0, least), fontsize=7, xytext=(2, 2), textcoords="offset points",
+                        color="firebrick")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("job wait p95, seconds (log; 0 drawn at 1)")
         ax.set_ylabel("dollars per day")
@@ -184,15 +220,78 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+SWEEP: tuple[tuple[str, dict[str, Any], bool], ...] = (
+    ("idleTimeout 15m", {"idleTimeout": "15m"}, True),
+    ("idleTimeout 10m", {"idleTimeout": "10m"}, True),
+    ("idleTimeout 5m", {"idleTimeout": "5m"}, True),
+    ("idleTimeout 4m (default)", {}, True),
+    ("idleTimeout 3m", {"idleTimeout": "3m"}, True),
+    ("hedge 0", {"hedge": 0}, True),
+    ("hedge 2", {"hedge": 2}, True),
+    ("one rental per queued job", {}, False),
+    ("warmup 2/h over 1h", {"warmup": {"replicas": 1, "minArrivalsPerHour": 2}}, True),
+    ("warmup 1.5/h over 2h", {"warmup": {"replicas": 1, "minArrivalsPerHour": 1.5,
+                                         "window": "2h"}}, True),
+)  # fmt: skip
+"""The settings around the defaults: each line changes one thing of ``warmpool``."""
+
+
+def sweep(traces: list[demand.Trace], supply: SupplyModel, seeds: int) -> list[dict[str, Any]]:
+    """Cost against the oracle and p95 wait per trace for each line of :data:`SWEEP`."""
+    oracle = {
+        t.name: statistics.fmean(
+            policies.run_oracle(t, supply=supply, seed=s).dollars for s in range(seeds)
+        )
+        for t in traces
+    }
+    rows = []
+    for label, change, work in SWEEP:
+        definition = policies.PolicyDef(
+            label, {**policies.WARMPOOL, **change}, recent_arrivals=True, queued_seconds=work
+        )
+        row: dict[str, Any] = {"settings": label}
+        for t in traces:
+            results = [policies.run_policy(definition, t, supply=supply, seed=s)
+                       for s in range(seeds)]  # fmt: skip
+            dollars = statistics.fmean(r.dollars for r in results)
+            row[t.name] = {
+                "cost_vs_oracle": round(dollars / oracle[t.name], 3),
+                "wait_p95_s": round(statistics.fmean(percentile(r.waits, 95) for r in results), 1),
+            }
+        rows.append(row)
+        print(
+            f"{label:28}"
+            + "".join(
+                f"  {t.name} {row[t.name]['cost_vs_oracle']:5.2f}x p95 "
+                f"{row[t.name]['wait_p95_s']:6.0f} s"
+                for t in traces
+            ),
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="supply seeds per trace")
-    parser.add_argument("--cold-trials", type=int, default=200, help="dedicated cold starts")
+    parser.add_argument("--cold-trials", type=int, default=1000, help="dedicated cold starts")
     parser.add_argument("--traces", type=Path, default=HERE / "traces")
     parser.add_argument("--out", type=Path, default=RESULTS / "economics.json")
     parser.add_argument("--png", type=Path, default=RESULTS / "economics.png")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: warmpool with one setting changed at a time (economics-sweep.json)",
+    )
     args = parser.parse_args(argv)
     supply = SupplyModel()
+    if args.sweep:
+        rows = sweep(demand.ensure(args.traces), supply, args.seeds)
+        out = args.out.with_name("economics-sweep.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=1) + "\n")
+        print(f"wrote {out}")
+        return 0
     rows: list[dict[str, Any]] = []
     raw: dict[str, list[Result]] = {}
     for trace in demand.ensure(args.traces):
@@ -203,10 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             raw.setdefault(definition.name, []).extend(results)
             rows.append(mean_summary(results))
-    colds = {
-        name: [c for r in raw[name] for c in r.cold_starts]
-        for name in ("warmpool", "warmpool-hedged")
-    }
+    colds = {name: [c for r in raw[name] for c in r.cold_starts] for name in HEDGE_PAIR}
     spend = {name: sum(r.dollars for r in raw[name]) for name in colds}
     trials = cold_trials(args.cold_trials, supply) if args.cold_trials else {}
     p95 = {name: percentile(c, 95) for name, c in colds.items()}
@@ -214,14 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         "cold_starts": {n: len(c) for n, c in colds.items()},
         "day_cold_start_ready_p95_s": {n: round(v, 1) for n, v in p95.items()},
         "trials": trials,
-        "spend_ratio": round(spend["warmpool-hedged"] / spend["warmpool"], 3),
+        "spend_ratio": round(spend["warmpool"] / spend["warmpool-unhedged"], 3),
     }
     if trials:
-        cut = 1 - trials["warmpool-hedged"]["ready_p95_s"] / trials["warmpool"]["ready_p95_s"]
+        cut = 1 - trials["warmpool"]["ready_p95_s"] / trials["warmpool-unhedged"]["ready_p95_s"]
         pooled["trial_p95_cut"] = round(cut, 3)
-    if p95["warmpool"]:
-        pooled["day_p95_cut"] = round(1 - p95["warmpool-hedged"] / p95["warmpool"], 3)
-    goal = verdicts(rows, pooled)
+    if p95["warmpool-unhedged"]:
+        pooled["day_p95_cut"] = round(1 - p95["warmpool"] / p95["warmpool-unhedged"], 3)
+    goal = verdicts(rows, pooled, supply)
     print(table(rows))
     print(json.dumps(goal, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": goal,
     }
     args.out.write_text(json.dumps(document, indent=1) + "\n")
-    plot(rows, args.png)
+    plot(rows, goal, args.png)
     print(f"wrote {args.out} and {args.png}")
     return 0
 
