@@ -8,7 +8,9 @@ how an admin terminates one machine now).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
@@ -23,7 +25,15 @@ from warmpool.operator.handlers.registry import GPUINSTANCES, registry
 logger = logging.getLogger(__name__)
 
 
-@kopf.daemon(*GPUINSTANCES, registry=registry, id="instance", cancellation_timeout=10)
+#: After the daemon is asked to stop (the object is being deleted, the operator exits),
+#: how long a step in flight may finish before it is cancelled here, quietly. Kopf's
+#: ``cancellation_backoff`` waits a little longer before it cancels the daemon itself
+#: (logging a warning for every instance deleted while starting: every hedge loser).
+STEP_GRACE_S = 3.0
+
+
+@kopf.daemon(*GPUINSTANCES, registry=registry, id="instance",
+             cancellation_backoff=STEP_GRACE_S + 2, cancellation_timeout=10)  # fmt: skip
 async def on_daemon_instance(
     stopped: kopf.DaemonStopped,
     body: kopf.Body,
@@ -40,12 +50,39 @@ async def on_daemon_instance(
         if fresh is None:
             return
         try:
-            ready = await step(memo, fresh, logger)
+            outcome = await step_until_stopped(step(memo, fresh, logger), stopped)
         except kopf.TemporaryError as exc:
             logger.warning("Will retry: %s", exc)
-            ready = False
+            outcome = False
+        if outcome is None:
+            return
+        ready = outcome
         settings = memo.settings
         await stopped.wait(settings.reconcile_interval if ready else settings.probe_interval)
+
+
+async def step_until_stopped(
+    work: Coroutine[Any, Any, bool], stopped: kopf.DaemonStopped
+) -> bool | None:
+    """The step's result; None when the daemon was stopped and the step did not end
+    within :data:`STEP_GRACE_S` (it is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=STEP_GRACE_S)
+    except BaseException:  # cancelled from outside: the step goes too
+        task.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
 
 
 async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
