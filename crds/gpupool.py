@@ -212,6 +212,12 @@ class WarmupSpec(CamelModel):
     ``window``, the pool keeps ``replicas`` of this object ready (on top of nothing:
     the larger of it and the pool's ``replicas``); when arrivals slow down, the extra
     instances are released after ``idleTimeout`` like any other demand.
+
+    With ``coverage`` above 0 (default 0.95), the pool also learns the shape of the
+    day: it counts arrivals per UTC hour over the last ``days`` days and, once a whole
+    day is known and while jobs came in the last 24 hours, keeps ``replicas`` ready
+    during the busiest hours that together held ``coverage`` of them (from ``lead``
+    before each) instead of following the last ``window``.
     """
 
     replicas: int = Field(
@@ -221,6 +227,17 @@ class WarmupSpec(CamelModel):
         1.0, ge=0, description="Arrival rate (jobs/hour over the window) that keeps them warm."
     )
     window: Duration = Field("1h", description="How far back arrivals are counted.")
+    coverage: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description=(
+            "Learned warm-up: keep warm the busiest hours of the day (UTC) that held this "
+            "share of the arrivals over the last `days` (0: the rate rule only)."
+        ),
+    )
+    days: int = Field(7, ge=1, le=28, description="Days of arrivals the learned warm-up keeps.")
+    lead: Duration = Field("10m", description="Warm up this long before a busy hour begins.")
 
 
 _POOL_RULES = [
@@ -322,6 +339,15 @@ class SpendStatus(CamelModel):
     closed: float = Field(0.0, description="Dollars of rentals released on that day.")
 
 
+class ArrivalDay(CamelModel):
+    """Jobs submitted to the pool per UTC hour of one day (learned warm-up)."""
+
+    day: str = Field(description="UTC day (YYYY-MM-DD).")
+    hours: list[int] = Field(
+        min_length=24, max_length=24, description="Jobs submitted in each UTC hour 0..23."
+    )
+
+
 class GpuPoolStatus(CamelModel):
     """Observed state of a pool."""
 
@@ -345,6 +371,11 @@ class GpuPoolStatus(CamelModel):
     )
     breaker_until: str | None = Field(
         None, description="No rentals before this time (circuit breaker open)."
+    )
+    arrivals: list[ArrivalDay] = Field(
+        default_factory=list,
+        description="Jobs submitted per UTC hour: today and the last warmup.days days.",
+        max_length=29,
     )
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
 

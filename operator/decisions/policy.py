@@ -18,8 +18,9 @@ from typing import Literal
 
 from warmpool.crds.common import ConditionStatus, parse_duration
 from warmpool.crds.gpuinstance import Phase
-from warmpool.crds.gpupool import GpuPoolSpec, RentalOutcome
+from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, RentalOutcome
 from warmpool.operator.decisions import budget
+from warmpool.operator.decisions import warmup as learned
 from warmpool.operator.decisions.offers import format_time, parse_time
 
 #: Why an instance was rented (``GpuInstance.spec.reason``).
@@ -238,12 +239,26 @@ def arrival_rate(arrivals: Sequence[datetime], *, window: timedelta, now: dateti
     return sum(1 for t in arrivals if now - window < t <= now) / hours
 
 
-def warm_floor(spec: GpuPoolSpec, recent_arrivals: Sequence[datetime], *, now: datetime) -> int:
+def warm_floor(
+    spec: GpuPoolSpec,
+    recent_arrivals: Sequence[datetime],
+    *,
+    now: datetime,
+    arrival_days: Sequence[ArrivalDay] = (),
+) -> int:
     """Instances to keep ready without queued jobs: ``replicas``, or ``warmup.replicas``
-    while at least ``warmup.minArrivalsPerHour`` jobs arrived per hour over its window."""
+    while at least ``warmup.minArrivalsPerHour`` jobs arrived per hour over its window —
+    or, with ``warmup.coverage``, a whole day of ``arrival_days`` known and a job in the
+    last 24 hours, during the learned busy hours instead (:mod:`.warmup`)."""
     warmup = spec.warmup
     if warmup is None or warmup.replicas <= spec.replicas:
         return spec.replicas
+    if warmup.coverage > 0 and learned.arrived_since(arrival_days, now - timedelta(days=1)):
+        busy = learned.busy_hours(arrival_days, coverage=warmup.coverage, today=now.date())
+        if busy is not None:
+            lead = parse_duration(warmup.lead)
+            warm = learned.learned_warm(busy, now=now, lead=lead)
+            return warmup.replicas if warm else spec.replicas
     rate = arrival_rate(recent_arrivals, window=parse_duration(warmup.window), now=now)
     return warmup.replicas if rate >= warmup.min_arrivals_per_hour else spec.replicas
 
@@ -283,6 +298,7 @@ def plan_pool(
     rental_price: float | None = None,
     recent_arrivals: Sequence[datetime] = (),
     queued_seconds: float | None = None,
+    arrival_days: Sequence[ArrivalDay] = (),
 ) -> PoolPlan:
     """What to rent, release and drain now, the conditions, and the breaker time.
 
@@ -291,7 +307,8 @@ def plan_pool(
     ``recent_arrivals`` are the times jobs of the pool were submitted, at least
     ``warmup.window`` back (only ``spec.warmup`` reads them). ``queued_seconds`` is
     the expected run time of the queued jobs, summed (None: unknown, one instance
-    per queued job).
+    per queued job). ``arrival_days`` are the pool's arrivals per hour of day
+    (``status.arrivals``, only ``warmup.coverage`` reads them).
 
     Rules, in order:
 
@@ -305,9 +322,10 @@ def plan_pool(
        instances worth having for ``queued_seconds`` of work (:func:`worth_having`:
        no rental that would boot after the Ready ones drained the queue), where
        ``floor`` is ``replicas``, or
-       ``warmup.replicas`` while jobs arrive at ``warmup.minArrivalsPerHour`` or more
-       (predictive warm-up, :func:`warm_floor`). On a cold start (no active instance
-       Ready) the pool may hold ``desired + hedge`` active instances.
+       ``warmup.replicas`` while jobs arrive at ``warmup.minArrivalsPerHour`` or more,
+       or during the learned busy hours (predictive warm-up, :func:`warm_floor`). On a
+       cold start (no active instance Ready) the pool may hold ``desired + hedge``
+       active instances.
     4. Above that allowance, not-ready instances are released first (least progressed,
        most expensive, newest first: ``Surplus``; this releases hedge losers once one
        is Ready). Ready instances above the ceiling are released when idle or drained
@@ -377,7 +395,7 @@ def plan_pool(
         boot = expected_boot(alive)
         worth = worth_having(len(ready), queued_seconds, concurrency=concurrency, boot=boot)
         demand = min(demand, worth)
-    floor = warm_floor(spec, recent_arrivals, now=now)
+    floor = warm_floor(spec, recent_arrivals, now=now, arrival_days=arrival_days)
     desired = min(spec.ceiling, max(floor, demand))
     cold = not ready
     allowance = desired + (spec.hedge if cold and desired > 0 else 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import kopf
@@ -21,7 +21,7 @@ from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
-from warmpool.operator.decisions import budget, policy
+from warmpool.operator.decisions import budget, policy, warmup
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers import common, dispatch, renting
 from warmpool.operator.handlers.registry import GPUPOOLS, registry
@@ -118,6 +118,12 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     counts = await count_jobs(deps, ns, name)
     queued, running = counts.queued, counts.running
     spent = budget.spend_today(pool.status.spend, views, now=now)
+    arrivals = await recent_arrivals(deps, pool) if pool.spec.warmup else []
+    days = (
+        warmup.record_arrivals(pool.status.arrivals, arrivals, now=now, keep=pool.spec.warmup.days)
+        if pool.spec.warmup and pool.spec.warmup.coverage > 0
+        else []
+    )
     plan = policy.plan_pool(
         spec=pool.spec,
         instances=views,
@@ -128,8 +134,9 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         spend_today=spent,
         now=now,
         rental_price=expected or None,
-        recent_arrivals=await recent_arrivals(deps, pool) if pool.spec.warmup else (),
+        recent_arrivals=arrivals,
         queued_seconds=counts.queued_seconds,
+        arrival_days=days,
     )
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
@@ -171,15 +178,22 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         "breakerUntil": common.iso(plan.breaker_until),
         "conditions": conditions,
     }
+    if days:
+        status["arrivals"] = [d.model_dump(by_alias=True) for d in days]
     await common.patch_status(deps.kube, kube.GPUPOOLS, ns, name, status)
     publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
                     conditions=conditions)  # fmt: skip
 
 
 async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
-    """When the pool's jobs were submitted, over the warm-up window (predictive warm-up)."""
+    """When the pool's jobs were submitted, over the warm-up window (predictive warm-up),
+    and since the start of yesterday (UTC) for the learned warm-up's hourly counts."""
     assert pool.spec.warmup is not None
-    since = deps.now() - parse_duration(pool.spec.warmup.window)
+    now = deps.now()
+    since = now - parse_duration(pool.spec.warmup.window)
+    if pool.spec.warmup.coverage > 0:
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        since = min(since, midnight - timedelta(days=1))
     times = []
     for job in await deps.kube.list(kube.GENERATIONJOBS, pool.metadata.namespace):
         if (job.get("spec") or {}).get("pool") != pool.metadata.name:

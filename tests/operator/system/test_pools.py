@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -337,6 +338,47 @@ async def test_hedged_cold_start_keeps_the_first_ready(
             timeout=60, what="the loser released",
         )  # fmt: skip
     assert all_rentals_ever(vastai_sim) == 2
+
+
+def learned_history(now: datetime) -> list[dict[str, Any]]:
+    """Two whole days on which jobs came in this UTC hour and the next, and nothing else."""
+    days = []
+    for back in (2, 1):
+        hours = [0] * 24
+        hours[now.hour] = hours[(now.hour + 1) % 24] = 10
+        days.append({"day": (now - timedelta(days=back)).date().isoformat(), "hours": hours})
+    return days
+
+
+async def test_learned_warm_up_keeps_the_usual_busy_hour_warm(
+    cluster: RunningCluster,
+    cluster_http: httpx.AsyncClient,
+    vastai_sim: VastaiServer,
+    run_operator: Any,
+) -> None:
+    """A pool whose history says this hour is busy is warmed up with no job in sight;
+    the same history with the learned warm-up off (coverage 0) rents nothing."""
+    history = learned_history(datetime.now(UTC))
+    for name, coverage in (("learned", 0.95), ("rate-only", 0)):
+        cluster.create(pool_body(name, maxReplicas=2,
+                                 warmup={"replicas": 1, "coverage": coverage}))  # fmt: skip
+        response = await cluster_http.patch(
+            f"/apis/warmpool.dev/v1alpha1/namespaces/default/gpupools/{name}/status",
+            json={"status": {"arrivals": history}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        response.raise_for_status()
+    async with run_operator(vastai_url=vastai_sim.url):
+        await eventually(lambda: pool_status(cluster, "learned").get("readyReplicas") == 1,
+                         timeout=60, what="the learned busy hour warmed up")  # fmt: skip
+        # A reconcile creates its instances before it writes the pool's status.
+        await eventually(lambda: pool_status(cluster, "rate-only").get("observedGeneration"),
+                         what="the rate-only pool reconciled")  # fmt: skip
+        assert not [i for i in instances(cluster) if i["spec"]["pool"] == "rate-only"]
+    kept = [d["day"] for d in pool_status(cluster, "learned")["arrivals"]]
+    assert kept[:2] == [d["day"] for d in history], "the operator dropped the history"
+    warm = instances(cluster)
+    assert [i["spec"]["reason"] for i in warm] == ["Warm"]
 
 
 async def test_deleting_the_pool_destroys_every_rental_and_object(
