@@ -107,8 +107,16 @@ RATES: dict[str, Callable[[float], float]] = {
 }
 
 
+WEEK_DAYS = 7
+WEEKS = tuple(f"{name}-week" for name in SEEDS)
+"""Seven days of each load (each day drawn from its own seed): the learned warm-up
+learns from the first days and is measured on the others."""
+
+
 def generate(name: str, seed: int | None = None) -> Trace:
     """The trace ``name`` from ``seed`` (default: the committed trace's seed)."""
+    if name.endswith("-week"):
+        return generate_week(name.removesuffix("-week"), seed)
     seed = SEEDS[name] if seed is None else seed
     rng = random.Random(seed)
     if name == "diurnal":
@@ -133,6 +141,20 @@ def generate(name: str, seed: int | None = None) -> Trace:
             Job(f"{name}-{n:04d}", round(at, 3), quality, images, run_seconds(quality, images))
         )
     return Trace(name, seed, description, START, 24.0, tuple(jobs))
+
+
+def generate_week(name: str, seed: int | None = None, days: int = WEEK_DAYS) -> Trace:
+    """``days`` days of ``name`` back to back, day ``d`` drawn from ``seed * 100 + d``."""
+    seed = SEEDS[name] if seed is None else seed
+    jobs: list[Job] = []
+    for d in range(days):
+        one = generate(name, seed * 100 + d)
+        jobs += [
+            Job(f"{name}-w{d}-{n:04d}", round(j.at + d * DAY_S, 3), j.quality, j.images, j.seconds)
+            for n, j in enumerate(one.jobs)
+        ]
+    description = f"{days} days of: {generate(name, seed).description}"
+    return Trace(f"{name}-week", seed, description, START, 24.0 * days, tuple(jobs))
 
 
 def save(trace: Trace, path: Path) -> None:

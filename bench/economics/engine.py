@@ -23,6 +23,7 @@ an instance that fails are requeued (their wait then includes the lost attempt).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
@@ -37,8 +38,14 @@ from supply import RentalDraw, SupplyModel, catalogue, draw_rental
 
 from warmpool.crds.common import parse_duration
 from warmpool.crds.gpuinstance import Phase
-from warmpool.crds.gpupool import GpuPoolSpec, HostFailure, RentalOutcome, SpendStatus
-from warmpool.operator.decisions import budget, lifecycle, offers, policy, scheduler
+from warmpool.crds.gpupool import (
+    ArrivalDay,
+    GpuPoolSpec,
+    HostFailure,
+    RentalOutcome,
+    SpendStatus,
+)
+from warmpool.operator.decisions import budget, lifecycle, offers, policy, scheduler, warmup
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 TICK_S = 60.0
@@ -196,6 +203,7 @@ class Simulation:
         self.queue: list[SimJob] = []
         self.instances: dict[str, SimInstance] = {}
         self.arrived: list[datetime] = []
+        self.days: list[ArrivalDay] = []
         self.events: list[tuple[float, int, str, str]] = []
         self.seq = itertools.count()
         self.names = itertools.count()
@@ -336,6 +344,16 @@ class Simulation:
         extra: dict[str, Any] = {}
         if self.pass_arrivals:
             extra["recent_arrivals"] = self.arrived[-200:]
+            warm = self.spec.warmup
+            if warm is not None and warm.coverage > 0:
+                # What the pool handler does: count the jobs since yesterday 00:00 into
+                # status.arrivals (by hour, never twice) and pass them on.
+                yesterday = when.replace(hour=0, minute=0, second=0, microsecond=0)
+                since = bisect.bisect_left(self.arrived, yesterday - timedelta(days=1))
+                self.days = warmup.record_arrivals(
+                    self.days, self.arrived[since:], now=when, keep=warm.days
+                )
+                extra["arrival_days"] = self.days
         busy = self.busy_machines()
         best = next(
             (

@@ -14,7 +14,9 @@ only in their settings:
     moment it has no job: ``replicas 0, maxReplicas 100, idleTimeout 0s, hedge 0``.
 ``warmpool``
     warmpool's policy as the operator runs it: the CRD's defaults (``idleTimeout
-    4m``, ``hedge 1``, readiness, failure policy, ...), the queued jobs' expected
+    4m``, ``hedge 1``, learned warm-up ``coverage 0.95`` — which needs a whole day of
+    history, so on the one-day traces the rate rule decides —, readiness, failure
+    policy, ...), the queued jobs' expected
     run time passed to ``plan_pool`` (work-aware scale-up: no rental that would boot
     after the queue drained) and, for these traces, ``replicas 0, maxReplicas 4``
     plus predictive warm-up at its defaults (``warmup: {replicas: 1,
@@ -70,7 +72,12 @@ class PolicyDef:
 
 
 WARMPOOL: dict[str, Any] = {"replicas": 0, "maxReplicas": 4, "warmup": {"replicas": 1}}
-BEFORE: dict[str, Any] = {**WARMPOOL, "idleTimeout": "15m", "hedge": 0}
+BEFORE: dict[str, Any] = {
+    **WARMPOOL,
+    "warmup": {"replicas": 1, "coverage": 0},
+    "idleTimeout": "15m",
+    "hedge": 0,
+}
 
 POLICIES: tuple[PolicyDef, ...] = (
     PolicyDef("fixed-1", {"replicas": 0, "maxReplicas": 1, "idleTimeout": "15m", "hedge": 0}),
@@ -83,6 +90,18 @@ POLICIES: tuple[PolicyDef, ...] = (
     PolicyDef("warmpool-always-warm", {"replicas": 1, "maxReplicas": 4}, queued_seconds=True),
     PolicyDef("oracle", None),
 )
+
+RATE_ONLY: dict[str, Any] = {**WARMPOOL, "warmup": {"replicas": 1, "coverage": 0}}
+
+WEEK_POLICIES: tuple[PolicyDef, ...] = (
+    PolicyDef("fixed-1", POLICIES[0].settings),
+    PolicyDef("on-demand", POLICIES[1].settings),
+    PolicyDef("warmpool", WARMPOOL, recent_arrivals=True, queued_seconds=True),
+    PolicyDef("warmpool-rate-only", RATE_ONLY, recent_arrivals=True, queued_seconds=True),
+    PolicyDef("oracle", None),
+)
+"""On the seven-day traces: the learned warm-up (the default, ``coverage 0.95``) against
+the rate rule alone (``coverage 0``); both follow the rate rule on the first day."""
 
 
 def cheapest_price(market: Sequence[offers.OfferView] | None = None) -> float:

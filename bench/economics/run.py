@@ -145,6 +145,23 @@ def verdicts(
     return out
 
 
+def week_verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Learned warm-up against the rate rule alone, per seven-day trace."""
+    by = {(r["policy"], r["trace"]): r for r in rows}
+    out: dict[str, Any] = {}
+    for trace in sorted({r["trace"] for r in rows}):
+        o = by[("oracle", trace)]["dollars"]
+        entry: dict[str, Any] = {}
+        for name in ("warmpool", "warmpool-rate-only"):
+            r = by[(name, trace)]
+            entry[name] = {
+                "cost_vs_oracle": round(r["dollars"] / o, 3) if o else math.inf,
+                "wait_p95_s": r["wait_p95_s"],
+            }
+        out[trace] = entry
+    return out
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'trace':8} {'policy':20} {'$':>8} {'$/1k img':>9} {'idle h':>7} {'boot h':>7}"
@@ -279,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "economics.json")
     parser.add_argument("--png", type=Path, default=RESULTS / "economics.png")
     parser.add_argument(
+        "--week-seeds",
+        type=int,
+        default=2,
+        help="supply seeds per seven-day trace (learned warm-up; 0 skips them)",
+    )
+    parser.add_argument(
         "--sweep",
         action="store_true",
         help="instead: warmpool with one setting changed at a time (economics-sweep.json)",
@@ -318,7 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     if p95["warmpool-unhedged"]:
         pooled["day_p95_cut"] = round(1 - p95["warmpool"] / p95["warmpool-unhedged"], 3)
     goal = verdicts(rows, pooled, supply)
+    week_rows: list[dict[str, Any]] = []
+    if args.week_seeds:
+        for trace in demand.ensure(args.traces, demand.WEEKS):
+            for definition in policies.WEEK_POLICIES:
+                results = [
+                    policies.run_policy(definition, trace, supply=supply, seed=s)
+                    for s in range(args.week_seeds)
+                ]
+                week_rows.append(mean_summary(results))
+        goal["week"] = week_verdicts(week_rows)
     print(table(rows))
+    if week_rows:
+        print("\nseven days (the learned warm-up learns from the first):")
+        print(table(week_rows))
     print(json.dumps(goal, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {
@@ -329,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             for t in demand.ensure(args.traces)
         },
         "results": rows,
+        "week_results": week_rows,
         "goal": goal,
     }
     args.out.write_text(json.dumps(document, indent=1) + "\n")
