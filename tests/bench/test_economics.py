@@ -128,3 +128,42 @@ def test_bound_shrinks_with_fast_boots_and_looser_targets(econ: dict[str, Module
         flat, slow, quantile=0.95
     )
     assert bound.billed_hours_bound(lambda hour: 0.0, slow) == 0.0
+
+
+def test_week_traces_are_days_back_to_back(econ: dict[str, ModuleType]) -> None:
+    demand = econ["demand"]
+    week = demand.generate_week("sparse", days=3)
+    assert week.name == "sparse-week" and week.hours == 72.0
+    times = [j.at for j in week.jobs]
+    assert times == sorted(times)
+    assert len({j.id for j in week.jobs}) == len(week.jobs)
+    per_day = [sum(1 for t in times if d * 86400 <= t < (d + 1) * 86400) for d in range(3)]
+    assert all(n > 0 for n in per_day), per_day
+    assert week.jobs != demand.generate_week("sparse", days=3, seed=1).jobs
+
+
+def test_learned_warm_up_runs_from_its_own_history(econ: dict[str, ModuleType]) -> None:
+    """Two days of jobs in the same two hours: on day two the pool is warm before they come."""
+    demand, engine = econ["demand"], econ["engine"]
+    jobs = tuple(
+        demand.Job(f"d{d}-{n}", d * 86400.0 + 10 * 3600.0 + 300.0 * n, "low", 1,
+                   demand.run_seconds("low", 1))
+        for d in range(2) for n in range(12)
+    )  # fmt: skip
+    trace = demand.Trace("two-days", 0, "test", demand.START, 48.0, jobs)
+    supply = econ["supply"].SupplyModel(deterministic=True)
+    waits = {}
+    for coverage in (0.95, 0.0):
+        spec = econ["policies"].PolicyDef(
+            "p", {"replicas": 0, "maxReplicas": 2, "hedge": 0,
+                  "warmup": {"replicas": 1, "coverage": coverage}},
+            recent_arrivals=True, queued_seconds=True,
+        ).spec()  # fmt: skip
+        sim = engine.Simulation("p", spec, trace, supply=supply, recent_arrivals=True,
+                                queued_seconds=True)  # fmt: skip
+        result = sim.run()
+        assert result.jobs_done == len(jobs)
+        waits[coverage] = [sim.jobs[f"d1-{n}"].start - sim.jobs[f"d1-{n}"].arrival
+                           for n in range(12)]  # fmt: skip
+    assert waits[0.95][0] == 0.0, "the learned pool was not warm when day two began"
+    assert waits[0.0][0] > 0.0, "the rate rule alone cannot know day two's first job"
