@@ -237,7 +237,7 @@ class WarmupSpec(CamelModel):
         ),
     )
     days: int = Field(7, ge=1, le=28, description="Days of arrivals the learned warm-up keeps.")
-    lead: Duration = Field("10m", description="Warm up this long before a busy hour begins.")
+    lead: Duration = Field("30m", description="Warm up this long before a busy hour begins.")
 
 
 _POOL_RULES = [

@@ -145,13 +145,19 @@ def verdicts(
     return out
 
 
-def week_verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Learned warm-up against the rate rule alone, per seven-day trace."""
+def week_verdicts(rows: list[dict[str, Any]], supply: SupplyModel) -> dict[str, Any]:
+    """Learned warm-up against the rate rule alone, per seven-day trace, and the bound."""
     by = {(r["policy"], r["trace"]): r for r in rows}
     out: dict[str, Any] = {}
     for trace in sorted({r["trace"] for r in rows}):
         o = by[("oracle", trace)]["dollars"]
         entry: dict[str, Any] = {}
+        base = trace.removesuffix("-week")
+        if base != "bursty" and o:
+            per_day = bound.billed_hours_bound(demand.RATES[base], supply, wait_s=WAIT_LIMIT_S)
+            least = per_day * demand.WEEK_DAYS * policies.cheapest_price()
+            entry["online_bound_dollars"] = round(least, 2)
+            entry["online_bound_vs_oracle"] = round(least / o, 3)
         for name in ("warmpool", "warmpool-rate-only"):
             r = by[(name, trace)]
             entry[name] = {
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--week-seeds",
         type=int,
-        default=2,
+        default=3,
         help="supply seeds per seven-day trace (learned warm-up; 0 skips them)",
     )
     parser.add_argument(
@@ -350,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                     for s in range(args.week_seeds)
                 ]
                 week_rows.append(mean_summary(results))
-        goal["week"] = week_verdicts(week_rows)
+        goal["week"] = week_verdicts(week_rows, supply)
     print(table(rows))
     if week_rows:
         print("\nseven days (the learned warm-up learns from the first):")
