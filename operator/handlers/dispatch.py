@@ -212,6 +212,7 @@ class Dispatcher:
         self.jobs: Any = None  # kopf.Index[PoolKey, JobFacts]
         self.instances: Any = None  # kopf.Index[PoolKey, InstanceFacts]
         self.pools: Any = None  # kopf.Index[PoolKey, PoolFacts]
+        self.arrivals: Any = None  # kopf.Index[PoolKey, datetime]: every job's creation
         self.gate = asyncio.Event()  # every index populated
         self.wakeups: dict[PoolKey, asyncio.Event] = {}
         self.held: dict[str, Held] = {}  # by job uid
@@ -257,6 +258,7 @@ class Dispatcher:
             self.jobs = indices["warmpool_jobs"]
             self.instances = indices["warmpool_instances"]
             self.pools = indices["warmpool_pools"]
+            self.arrivals = indices.get("warmpool_job_arrivals")
 
     def open(self) -> None:
         """Every index is populated: start dispatching every known pool."""
@@ -320,6 +322,12 @@ class Dispatcher:
         if not self.gate.is_set():
             return None
         return self.counts.get((namespace, pool), JobCounts())
+
+    def arrivals_since(self, namespace: str, pool: str, since: datetime) -> list[datetime] | None:
+        """When the pool's jobs were submitted, from ``since``; None until indexed."""
+        if not self.gate.is_set() or self.arrivals is None:
+            return None
+        return [t for t in self._store(self.arrivals, (namespace, pool)) if t >= since]
 
     # ------------------------------------------------------------- one dispatch
     def dispatch(self, key: PoolKey) -> None:

@@ -12,13 +12,14 @@ nothing on them (no finalizer, no annotations): the only writes are the runner's
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import kopf
 
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import dispatch
+from warmpool.operator.handlers import common, dispatch
 from warmpool.operator.handlers.registry import (
     GENERATIONJOBS,
     GPUINSTANCES,
@@ -56,6 +57,17 @@ async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, dispatch.JobFact
         return {}  # drops the object from the index (None would keep its last value)
     facts = dispatch.job_facts(body)
     return {(facts.namespace, facts.pool): facts}
+
+
+@kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_job_arrivals")
+async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[Any, datetime]:
+    """When every job (finished ones too) was submitted, by (namespace, pool): the
+    warm-up's arrivals without listing every job on every pool reconcile."""
+    created = common.parse_time(body.metadata.get("creationTimestamp"))
+    if created is None:
+        return {}
+    pool = (body.get("spec") or {}).get("pool", "")
+    return {(body.metadata.namespace or "default", pool): created}
 
 
 @kopf.index(*GPUINSTANCES, registry=registry, id="warmpool_instances")

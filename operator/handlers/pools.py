@@ -194,6 +194,12 @@ async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
     if pool.spec.warmup.coverage > 0:
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         since = min(since, midnight - timedelta(days=1))
+    ns = pool.metadata.namespace or "default"
+    indexed: list[datetime] | None = (
+        deps.dispatcher.arrivals_since(ns, pool.metadata.name, since) if deps.dispatcher else None
+    )
+    if indexed is not None:
+        return indexed
     times = []
     for job in await deps.kube.list(kube.GENERATIONJOBS, pool.metadata.namespace):
         if (job.get("spec") or {}).get("pool") != pool.metadata.name:

@@ -381,6 +381,33 @@ async def test_learned_warm_up_keeps_the_usual_busy_hour_warm(
     assert [i["spec"]["reason"] for i in warm] == ["Warm"]
 
 
+async def test_a_finished_job_keeps_the_warm_up_going(
+    cluster: RunningCluster,
+    cluster_http: httpx.AsyncClient,
+    vastai_sim: VastaiServer,
+    run_operator: Any,
+) -> None:
+    """The rate rule counts every job submitted in its window, finished ones too (read
+    from the operator's index of job creation times): one Succeeded job a moment ago
+    keeps a machine warm with nothing queued."""
+    cluster.create(pool_body("recent", maxReplicas=2,
+                             warmup={"replicas": 1, "coverage": 0}))  # fmt: skip
+    cluster.create({"apiVersion": API, "kind": "GenerationJob",
+                    "metadata": {"name": "done", "namespace": "default"},
+                    "spec": {"pool": "recent", "prompt": "a lighthouse"}})  # fmt: skip
+    response = await cluster_http.patch(
+        "/apis/warmpool.dev/v1alpha1/namespaces/default/generationjobs/done/status",
+        json={"status": {"phase": "Succeeded"}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    response.raise_for_status()
+    async with run_operator(vastai_url=vastai_sim.url):
+        await eventually(lambda: pool_status(cluster, "recent").get("readyReplicas") == 1,
+                         timeout=60, what="warm after a recent job")  # fmt: skip
+    assert pool_status(cluster, "recent").get("queuedJobs") == 0
+    assert [i["spec"]["reason"] for i in instances(cluster)] == ["Warm"]
+
+
 async def test_deleting_the_pool_destroys_every_rental_and_object(
     cluster: RunningCluster,
     cluster_http: httpx.AsyncClient,
