@@ -20,37 +20,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import statistics
-import sys
 import time
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+from stack import API, POOL, RESULTS, operator_stack, wait_until
 
-from warmpool.sim.cluster import start_cluster
-from warmpool.sim.vastai import start_vastai
-from warmpool.sim.vastai_catalogue import generate_machines
 from warmpool.sim.vastai_state import Timing
 
-API = "warmpool.dev/v1alpha1"
-RESULTS = Path(__file__).parent / "results"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 DONE = ("Succeeded", "Failed", "Cancelled")
-
-
-async def wait_until(probe: Any, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not probe():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"benchmark condition not reached: {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
 
 
 def stamp(text: str) -> float:
@@ -63,51 +45,32 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> dict[str, Any]:
-    cluster = await start_cluster()
-    machines = generate_machines(5, count=max(40, instances + 20))
-    key = secrets.token_hex(8)
     timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
-    sim = await start_vastai(api_key=key, time_scale=time_scale, seed=5, machines=machines,
-                             timing=timing, comfy_options={"load_seconds": 1.0})  # fmt: skip
-    workdir = Path(f"/tmp/warmpool-bench-jobs-{os.getpid()}")
-    kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "WARMPOOL_VASTAI_URL": sim.url,
-        "WARMPOOL_VASTAI_API_KEY": key,
-        "WARMPOOL_RECONCILE_INTERVAL": "2",
-        "WARMPOOL_INVENTORY_REFRESH": "2",
-        "WARMPOOL_PROBE_INTERVAL": "0.5",
-        "WARMPOOL_HEALTH_PORT": "0",
-        "WARMPOOL_LOG_LEVEL": "WARNING",
-        "WARMPOOL_ARTIFACTS_URL": f"file://{workdir / 'artifacts'}",
-    }
-    binary = str(Path(sys.executable).parent / "warmpool-operator")
-    proc = await asyncio.create_subprocess_exec(binary, env=env)
-    ps = psutil.Process(proc.pid)
     names = [f"bench-{i:04}" for i in range(jobs)]
     created: dict[str, float] = {}
-    try:
-        cluster.create({
-            "apiVersion": API, "kind": "GpuPool",
-            "metadata": {"name": "bench", "namespace": "default"},
-            "spec": {"replicas": instances, "idleTimeout": "1h", "hedge": 0,
-                     "offer": {"maxPricePerHour": 50, "minReliability": 0.5,
-                               "verifiedOnly": False},
-                     "template": {"diskGb": 20},
-                     "readiness": {"canary": {"steps": 1, "size": 64}}},
-        })  # fmt: skip
+    async with operator_stack(
+        "jobs",
+        machines=max(40, instances + 20),
+        seed=5,
+        interval=2.0,
+        probe_interval=0.5,
+        vastai_options={"time_scale": time_scale, "timing": timing,
+                        "comfy_options": {"load_seconds": 1.0}},
+    ) as stack:  # fmt: skip
+        cluster = stack.cluster
+        stack.create_pool(replicas=instances, offer={"maxPricePerHour": 50, "minReliability": 0.5,
+                                                     "verifiedOnly": False})  # fmt: skip
 
-        def ready() -> bool:
-            pool = cluster.get(API, "GpuPool", "bench", "default") or {}
-            return bool((pool.get("status") or {}).get("readyReplicas", 0) >= instances)
+        def settled() -> bool:
+            """Exactly ``instances`` GpuInstances, all Ready: nothing is still renting."""
+            found = cluster.list(API, "GpuInstance", "default")
+            phases = [(i.get("status") or {}).get("phase") for i in found]
+            return len(found) == instances and all(p == "Ready" for p in phases)
 
-        await wait_until(ready, 300, "instances ready")
-        await asyncio.sleep(2.0)  # the pool settles (not measured)
+        await wait_until(settled, 300, "instances ready")
         log = cluster.emulator._requests
         first_request = len(log)
-        cpu0 = sum(ps.cpu_times()[:2])
+        cpu0 = stack.cpu_seconds()
         own0 = time.process_time()
         start = time.monotonic()
         async with httpx.AsyncClient(base_url=cluster.url, timeout=30) as http:
@@ -117,7 +80,7 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
                     "kind": "GenerationJob",
                     "metadata": {"name": name, "namespace": "default"},
                     "spec": {
-                        "pool": "bench",
+                        "pool": POOL,
                         "prompt": f"a lighthouse ({name})",
                         "quality": "low",
                         "width": 64,
@@ -132,25 +95,21 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
                 if gap:
                     await asyncio.sleep(gap)
 
-        def done() -> bool:
-            return all(
-                ((cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}).get(
-                    "phase"
-                )
-                in DONE
-                for n in names[-20:] + names[:: max(jobs // 50, 1)]
-            ) and all(
-                ((cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}).get(
-                    "phase"
-                )
-                in DONE
-                for n in names
-            )
+        def phase(name: str) -> Any:
+            return ((cluster.get(API, "GenerationJob", name, "default") or {}).get("status")
+                    or {}).get("phase")  # fmt: skip
 
-        await wait_until(done, 900, "all jobs done")
+        def idle() -> bool:
+            """The instances' job counts are back to 0: the jobs' trailing writes landed."""
+            return all(not (i.get("status") or {}).get("jobs")
+                       for i in cluster.list(API, "GpuInstance", "default"))  # fmt: skip
+
+        # The newest jobs finish last: checked first, so a pending one ends the check early.
+        await wait_until(lambda: all(phase(n) in DONE for n in reversed(names)), 900,
+                         "all jobs done")  # fmt: skip
         wall = time.monotonic() - start
-        await asyncio.sleep(1.0)  # trailing writes (instance job counts) land
-        cpu = sum(ps.cpu_times()[:2]) - cpu0
+        await wait_until(idle, 60, "instance job counts back to 0")
+        cpu = stack.cpu_seconds() - cpu0
         own = time.process_time() - own0
         requests = list(log)[first_request:]
         writes = [r for r in requests if r.method in WRITES]
@@ -200,11 +159,6 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
             "job_status_writes_per_job": round(len(status_writes) / jobs, 2),
             "api_writes_by_target": dict(by_target.most_common()),
         }
-    finally:
-        proc.terminate()
-        await proc.wait()
-        await sim.stop()
-        await cluster.stop()
 
 
 async def main() -> None:

@@ -14,22 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-
-from warmpool.sim.cluster import start_cluster
-from warmpool.sim.vastai import start_vastai
-from warmpool.sim.vastai_catalogue import generate_machines
-
-API = "warmpool.dev/v1alpha1"
-RESULTS = Path(__file__).parent / "results"
+from stack import API, POOL, RESULTS, operator_stack, wait_until
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -40,66 +29,38 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def wait_until(probe: Any, timeout: float) -> float:
-    start = time.monotonic()
-    while not probe():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("benchmark condition not reached")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
-
-
 async def run(size: int, *, time_scale: float, interval: float, window: float) -> dict[str, Any]:
-    cluster = await start_cluster(request_log_limit=1000)
-    machines = generate_machines(3, count=max(40, size + 20))
-    key = secrets.token_hex(8)
-    sim = await start_vastai(api_key=key, time_scale=time_scale, seed=3, machines=machines)
-    workdir = Path(f"/tmp/warmpool-bench-pools-{os.getpid()}")
-    kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "WARMPOOL_VASTAI_URL": sim.url,
-        "WARMPOOL_VASTAI_API_KEY": key,
-        "WARMPOOL_RECONCILE_INTERVAL": str(interval),
-        "WARMPOOL_INVENTORY_REFRESH": str(interval),
-        "WARMPOOL_PROBE_INTERVAL": "1",
-        "WARMPOOL_HEALTH_PORT": "0",
-        "WARMPOOL_LOG_LEVEL": "WARNING",
-        "WARMPOOL_ARTIFACTS_URL": f"file://{workdir / 'artifacts'}",
-    }
-    binary = str(Path(sys.executable).parent / "warmpool-operator")
-    proc = await asyncio.create_subprocess_exec(binary, env=env)
-    ps = psutil.Process(proc.pid)
-    try:
-        cluster.create({
-            "apiVersion": API, "kind": "GpuPool",
-            "metadata": {"name": "bench", "namespace": "default"},
-            "spec": {"replicas": 0, "maxReplicas": size, "idleTimeout": "1h", "hedge": 0,
-                     "offer": {"maxPricePerHour": 50, "minReliability": 0.5},
-                     "template": {"diskGb": 20},
-                     "readiness": {"canary": {"steps": 1, "size": 64}}},
-        })  # fmt: skip
-        await asyncio.sleep(3)  # operator start-up (not measured)
-        cpu0 = sum(ps.cpu_times()[:2])
-        async with httpx.AsyncClient(base_url=cluster.url) as http:
+    async with operator_stack(
+        "pools",
+        machines=max(40, size + 20),
+        seed=3,
+        interval=interval,
+        probe_interval=1.0,
+        cluster_options={"request_log_limit": 1000},
+        vastai_options={"time_scale": time_scale},
+    ) as stack:
+        stack.create_pool(replicas=0, maxReplicas=size)
+        # The operator is up once it has reconciled the pool (start-up is not measured).
+        await wait_until(lambda: stack.pool_status().get("observedGeneration"), 60,
+                         "operator started")  # fmt: skip
+        cpu0 = stack.cpu_seconds()
+        async with httpx.AsyncClient(base_url=stack.cluster.url) as http:
             await http.patch(
-                "/apis/warmpool.dev/v1alpha1/namespaces/default/gpupools/bench/scale",
+                f"/apis/{API}/namespaces/default/gpupools/{POOL}/scale",
                 json={"spec": {"replicas": size}},
                 headers={"Content-Type": "application/merge-patch+json"},
             )
-        requested = await wait_until(lambda: len(sim.state.rentals) >= size, timeout=300)
-
-        def ready() -> bool:
-            pool = cluster.get(API, "GpuPool", "bench", "default") or {}
-            return bool((pool.get("status") or {}).get("readyReplicas", 0) >= size)
-
-        all_ready = await wait_until(ready, timeout=600)
-        cpu_to_ready = sum(ps.cpu_times()[:2]) - cpu0
+        sim = stack.sim
+        requested = await wait_until(lambda: len(sim.state.rentals) >= size, 300,
+                                     "rentals requested")  # fmt: skip
+        all_ready = await wait_until(
+            lambda: stack.pool_status().get("readyReplicas", 0) >= size, 600, "all ready"
+        )
+        cpu_to_ready = stack.cpu_seconds() - cpu0
         before = dict(sim.state.requests)
-        cpu1 = sum(ps.cpu_times()[:2])
+        cpu1 = stack.cpu_seconds()
         await asyncio.sleep(window)  # steady state, measured over a fixed window
-        cpu_steady = sum(ps.cpu_times()[:2]) - cpu1
+        cpu_steady = stack.cpu_seconds() - cpu1
         after = dict(sim.state.requests)
         per_interval = {
             route: round((after.get(route, 0) - before.get(route, 0)) * interval / window, 2)
@@ -114,13 +75,8 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
             "vastai_requests_per_interval": per_interval,
             "operator_cpu_seconds_to_ready": round(cpu_to_ready, 2),
             "operator_cpu_seconds_per_interval_steady": round(cpu_steady * interval / window, 3),
-            "operator_peak_rss_mb": round(peak_rss_mb(proc.pid), 1),
+            "operator_peak_rss_mb": round(peak_rss_mb(stack.operator.pid), 1),
         }
-    finally:
-        proc.terminate()
-        await proc.wait()
-        await sim.stop()
-        await cluster.stop()
 
 
 async def main() -> None:
