@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -29,6 +30,22 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+@pytest.fixture
+def close_stray_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The looptime plugin makes the policy create an event loop for sync tests and
+    nobody closes it: the next async test then fails on an unclosed-socket warning."""
+    yield
+    if not asyncio.iscoroutinefunction(request.function):
+        policy = asyncio.get_event_loop_policy()
+        try:
+            loop = policy.get_event_loop()
+        except RuntimeError:  # none set: nothing to close
+            return
+        if not loop.is_running():
+            loop.close()
+            policy.set_event_loop(None)
 
 
 @pytest.fixture

@@ -28,20 +28,7 @@ AWS_SECRET = "wJalrXUtnFEMI-warmpool-SECRET-0123456789"
 _buckets = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _close_stray_loop(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The looptime plugin makes the policy create an event loop for sync tests and
-    nobody closes it: the next async test then fails on an unclosed-socket warning."""
-    yield
-    if not asyncio.iscoroutinefunction(request.function):
-        policy = asyncio.get_event_loop_policy()
-        try:
-            loop = policy.get_event_loop()
-        except RuntimeError:
-            return
-        if not loop.is_running():
-            loop.close()
-            policy.set_event_loop(None)
+pytestmark = pytest.mark.usefixtures("close_stray_loop")
 
 
 # ---------------------------------------------------------------- images
