@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from warmpool.crds.gpupool import GpuPoolSpec
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "economics"
 
 
@@ -154,11 +156,10 @@ def test_learned_warm_up_runs_from_its_own_history(econ: dict[str, ModuleType]) 
     supply = econ["supply"].SupplyModel(deterministic=True)
     waits = {}
     for coverage in (0.95, 0.0):
-        spec = econ["policies"].PolicyDef(
-            "p", {"replicas": 0, "maxReplicas": 2, "hedge": 0,
-                  "warmup": {"replicas": 1, "coverage": coverage}},
-            recent_arrivals=True, queued_seconds=True,
-        ).spec()  # fmt: skip
+        warm = {"replicas": 1, "coverage": coverage}
+        spec = GpuPoolSpec.model_validate(
+            {"replicas": 0, "maxReplicas": 2, "hedge": 0, "warmup": warm}
+        )
         sim = engine.Simulation("p", spec, trace, supply=supply, recent_arrivals=True,
                                 queued_seconds=True)  # fmt: skip
         result = sim.run()
