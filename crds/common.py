@@ -7,8 +7,9 @@ parsed here and nowhere else (:func:`parse_duration`).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from typing import Annotated, Literal, cast
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -20,6 +21,84 @@ CATEGORY = "warmpool"
 
 #: Label on every GpuInstance (and Vast.ai rental label prefix) naming the pool.
 POOL_LABEL = "warmpool.dev/pool"
+
+#: Vast.ai label of a rental: warmpool.<namespace>.<pool>.<GpuInstance uid>.
+LABEL_ROOT = "warmpool"
+
+
+def rental_label(namespace: str, pool: str, uid: str) -> str:
+    """The idempotency label of the rental behind a GpuInstance."""
+    return f"{LABEL_ROOT}.{namespace}.{pool}.{uid}"
+
+
+def uid_of_label(label: str | None) -> str | None:
+    """The GpuInstance uid in a rental label, None when it is not one of ours."""
+    if not label or not label.startswith(f"{LABEL_ROOT}."):
+        return None
+    parts = label.split(".")
+    return parts[-1] if len(parts) >= 4 else None
+
+
+def pool_selector(pool: str) -> str:
+    """The label selector of a pool's GpuInstances (also its scale selector)."""
+    return f"{POOL_LABEL}={pool}"
+
+
+def owner_reference(body: Mapping[str, Any], *, controller: bool = True) -> dict[str, Any]:
+    """An owner reference to ``body`` (cascading deletion)."""
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, as Kubernetes writes times."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """The inverse of :func:`iso` (tolerates Kubernetes' second-precision form)."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def merge_conditions(
+    existing: list[dict[str, Any]],
+    updates: list[tuple[str, str, str, str]],
+    *,
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Conditions after ``updates`` (type, status, reason, message).
+
+    ``lastTransitionTime`` moves only when a condition's status changes.
+    """
+    by_type = {c.get("type"): dict(c) for c in existing}
+    for ctype, status, reason, message in updates:
+        old = by_type.get(ctype)
+        changed = old is None or old.get("status") != status
+        by_type[ctype] = {
+            "type": ctype,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": iso(now)
+            if changed
+            else old.get("lastTransitionTime")
+            if old
+            else iso(now),
+            "observedGeneration": generation,
+        }
+    return list(by_type.values())
+
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from warmpool.operator.adapters import artifacts, inventory, kube, vastai
+
 if TYPE_CHECKING:
     import httpx
 
@@ -35,7 +37,7 @@ class Deps:
     inventory: Any = None
     kube: Any = None
     artifacts: Any = None
-    #: The job dispatcher and slot ledger (``handlers/dispatch.py``), created by the
+    #: The job dispatcher and slot ledger (``controllers/jobs/loops.py``), created by the
     #: jobs start-up handler.
     dispatcher: Any = None
     #: Background tasks owned by the operator (probes, job runners), by key.
@@ -67,3 +69,30 @@ class Deps:
         """Ask the pool's reconcile loop to run now."""
         event = self.wakeups.setdefault(f"{namespace}/{pool}", asyncio.Event())
         event.set()
+
+
+async def open_deps(deps: Deps) -> None:
+    """Create the clients in the memo (idempotent)."""
+    s = deps.settings
+    if deps.vastai is None:
+        deps.vastai = vastai.VastaiClient.from_settings(deps.http, s)
+    if deps.inventory is None:
+        deps.inventory = inventory.Inventory(deps.vastai, refresh_seconds=s.inventory_refresh)
+    if deps.kube is None:
+        deps.kube = kube.KubeClient.from_config()
+    if deps.artifacts is None:  # job outputs (controllers/jobs/outputs.py)
+        deps.artifacts = artifacts.from_settings(s)
+
+
+async def close_deps(deps: Deps) -> None:
+    """Close what :func:`open_deps` opened."""
+    tasks = list(deps.tasks.values())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    deps.tasks.clear()
+    if deps.inventory is not None:
+        await deps.inventory.aclose()
+    if deps.kube is not None:
+        await deps.kube.close()
+    await deps.http.aclose()

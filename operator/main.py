@@ -21,8 +21,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pythonjsonlogger.json import JsonFormatter
 
-from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import instances, jobs, muses, orphans, pools, startup  # noqa: F401
+from warmpool.operator.controllers.instance import garbage
+from warmpool.operator.deps import Deps, close_deps, open_deps
+from warmpool.operator.handlers import instances, jobs, muses, pools, startup  # noqa: F401
 from warmpool.operator.handlers.registry import registry
 from warmpool.operator.settings import OperatorSettings
 
@@ -84,8 +85,8 @@ async def run(
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     deps = deps or make_deps(settings)
-    await startup.open_deps(deps)
-    deps.tasks["orphans"] = asyncio.create_task(orphans.sweep_forever(deps))
+    await open_deps(deps)
+    deps.tasks["orphans"] = asyncio.create_task(garbage.sweep_forever(deps))
     namespaces = [settings.namespace] if settings.namespace else []
     operator_task = asyncio.create_task(
         kopf_operator(
@@ -98,7 +99,7 @@ async def run(
     finally:
         if runner is not None:
             await runner.cleanup()
-        await startup.close_deps(deps)
+        await close_deps(deps)
 
 
 async def kopf_operator(

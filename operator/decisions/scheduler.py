@@ -1,6 +1,6 @@
 """Job placement: which queued job runs on which ready instance, and what a failure means.
 
-Pure: no I/O, no clock reads. The dispatcher (``handlers/dispatch.py``) gathers the
+Pure: no I/O, no clock reads. The dispatcher (``controllers/jobs/loops.py``) gathers the
 facts — queued jobs, the pool's ready instances with their free slots — and applies
 what these functions return.
 

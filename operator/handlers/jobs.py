@@ -1,13 +1,14 @@
 """GenerationJob handlers: Kopf indexes and events feeding the dispatcher.
 
 Three in-memory indexes, by (namespace, pool): the non-terminal GenerationJobs,
-the GpuInstances and the GpuPools (:mod:`.dispatch` turns bodies into facts).
+the GpuInstances and the GpuPools (:mod:`..controllers.jobs.facts` turns bodies
+into facts).
 Kopf fills every index from the initial listing before it calls any other handler,
 so the first ``on.event`` call opens the dispatcher's gate with complete facts.
 Every event of a job, an instance or a pool wakes that pool's dispatcher; the
-placement itself, the runners and the ledger live in :mod:`.dispatch` and
-:mod:`.running`. No Kopf changing handler is registered for jobs, so Kopf writes
-nothing on them (no finalizer, no annotations): the only writes are the runner's.
+placement itself, the runners and the ledger live in :mod:`..controllers.jobs`.
+No Kopf changing handler is registered for jobs, so Kopf writes nothing on them
+(no finalizer, no annotations): the only writes are the runner's.
 """
 
 from __future__ import annotations
@@ -17,23 +18,17 @@ from typing import Any
 
 import kopf
 
+from warmpool.crds.common import parse_time
 from warmpool.crds.generationjob import TERMINAL_PHASES
+from warmpool.operator.controllers.jobs import facts
+from warmpool.operator.controllers.jobs.loops import dispatcher
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common, dispatch
 from warmpool.operator.handlers.registry import (
     GENERATIONJOBS,
     GPUINSTANCES,
     GPUPOOLS,
     registry,
 )
-
-
-def dispatcher(memo: Deps) -> dispatch.Dispatcher:
-    """The memo's dispatcher, created on first use."""
-    if memo.dispatcher is None:
-        memo.dispatcher = dispatch.Dispatcher(memo)
-    found: dispatch.Dispatcher = memo.dispatcher
-    return found
 
 
 @kopf.on.startup(registry=registry, id="jobs-startup")
@@ -50,20 +45,20 @@ async def on_cleanup_jobs(memo: Deps, **_: Any) -> None:
 
 
 @kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_jobs")
-async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, dispatch.JobFacts]:
+async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, facts.JobFacts]:
     """Non-terminal jobs by (namespace, pool)."""
     phase = (body.get("status") or {}).get("phase") or "Queued"
     if phase in TERMINAL_PHASES:
         return {}  # drops the object from the index (None would keep its last value)
-    facts = dispatch.job_facts(body)
-    return {(facts.namespace, facts.pool): facts}
+    job = facts.job_facts(body)
+    return {(job.namespace, job.pool): job}
 
 
 @kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_job_arrivals")
 async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[Any, datetime]:
     """When every job (finished ones too) was submitted, by (namespace, pool): the
     warm-up's arrivals without listing every job on every pool reconcile."""
-    created = common.parse_time(body.metadata.get("creationTimestamp"))
+    created = parse_time(body.metadata.get("creationTimestamp"))
     if created is None:
         return {}
     pool = (body.get("spec") or {}).get("pool", "")
@@ -71,17 +66,17 @@ async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[Any, datetime
 
 
 @kopf.index(*GPUINSTANCES, registry=registry, id="warmpool_instances")
-async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[Any, dispatch.InstanceFacts]:
+async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[Any, facts.InstanceFacts]:
     """Every GpuInstance by (namespace, pool)."""
-    facts = dispatch.instance_facts(body)
-    return {(facts.namespace, facts.pool): facts}
+    inst = facts.instance_facts(body)
+    return {(inst.namespace, inst.pool): inst}
 
 
 @kopf.index(*GPUPOOLS, registry=registry, id="warmpool_pools")
-async def warmpool_pools(body: kopf.Body, **_: Any) -> dict[Any, dispatch.PoolFacts]:
+async def warmpool_pools(body: kopf.Body, **_: Any) -> dict[Any, facts.PoolFacts]:
     """Every GpuPool's job settings by (namespace, name)."""
-    facts = dispatch.pool_facts(body)
-    return {(facts.namespace, facts.name): facts}
+    pool = facts.pool_facts(body)
+    return {(pool.namespace, pool.name): pool}
 
 
 @kopf.on.event(*GENERATIONJOBS, registry=registry, id="job-event")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import kopf
 
+from warmpool.operator import deps
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.registry import registry
 
@@ -35,35 +35,4 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     settings.watching.client_timeout = memo.settings.watch_timeout + 30
     settings.networking.request_timeout = 30
     settings.background.cancellation_polling = 1
-    await open_deps(memo)
-
-
-async def open_deps(deps: Deps) -> None:
-    """Create the clients in the memo (idempotent)."""
-    from warmpool.operator.adapters import inventory, kube, vastai
-
-    s = deps.settings
-    if deps.vastai is None:
-        deps.vastai = vastai.VastaiClient.from_settings(deps.http, s)
-    if deps.inventory is None:
-        deps.inventory = inventory.Inventory(deps.vastai, refresh_seconds=s.inventory_refresh)
-    if deps.kube is None:
-        deps.kube = kube.KubeClient.from_config()
-    if deps.artifacts is None:  # job outputs (handlers/outputs.py)
-        from warmpool.operator.adapters import artifacts
-
-        deps.artifacts = artifacts.from_settings(s)
-
-
-async def close_deps(deps: Deps) -> None:
-    """Close what :func:`open_deps` opened."""
-    tasks = list(deps.tasks.values())
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    deps.tasks.clear()
-    if deps.inventory is not None:
-        await deps.inventory.aclose()
-    if deps.kube is not None:
-        await deps.kube.close()
-    await deps.http.aclose()
+    await deps.open_deps(memo)

@@ -1,4 +1,6 @@
-"""Renting and destroying rentals: the only code paths that spend money.
+"""Launching an instance: adopt its rental by label, reserve an offer, rent it.
+
+With :mod:`.termination`, the only code paths that spend money.
 
 Every rental first looks for an existing rental carrying the instance's
 idempotency label (adopting it), then checks the pool's budget, and only then
@@ -8,8 +10,6 @@ pick the same machine or both fit under a budget only one fits under.
 
 from __future__ import annotations
 
-import base64
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,107 +17,22 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import iso, parse_duration, pool_selector, rental_label
 from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import kube, vastai
+from warmpool.operator.adapters import kube, secrets, vastai
+from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
-from warmpool.operator.decisions import budget, offers, policy
+from warmpool.operator.controllers.events import event
+from warmpool.operator.controllers.views import instance_view, offer_view
+from warmpool.operator.decisions import budget, offers
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common
 
 #: Offers considered per rental step (best score first; over budget ones are skipped).
 OFFER_CANDIDATES = 12
 #: Offers actually tried (create calls) per rental step.
 OFFER_TRIES = 3
-
-
-def token_secret_name(instance: str) -> str:
-    return f"{instance}-comfy-token"
-
-
-def offer_view(offer: Offer) -> offers.OfferView:
-    """The decision layer's view of a Vast.ai offer."""
-    return offers.OfferView(
-        id=offer.id,
-        machine_id=offer.machine_id or 0,
-        host_id=offer.host_id,
-        gpu_name=offer.gpu_name or "",
-        num_gpus=offer.num_gpus or 1,
-        gpu_ram_gb=(offer.gpu_ram or 0.0) / 1000.0,
-        price_per_hour=offer.dph_total or 0.0,
-        reliability=offer.reliability or 0.0,
-        inet_down_mbps=offer.inet_down or 0.0,
-        direct_ports=offer.direct_port_count or 0,
-        verified=(offer.verification or "verified") == "verified",
-        country=offer.country or "",
-        interruptible_min_bid=offer.min_bid,
-    )
-
-
-def instance_view(body: dict[str, Any]) -> policy.InstanceView:
-    """The decision layer's view of a GpuInstance object."""
-    inst = GpuInstance.from_body(body)
-    s = inst.status
-    created = common.parse_time(inst.metadata.creation_timestamp)
-    return policy.InstanceView(
-        name=inst.metadata.name,
-        phase=s.phase,
-        created_at=created or common.parse_time(s.rented_at) or _epoch(),
-        rented_at=common.parse_time(s.rented_at),
-        ready_at=common.parse_time(s.ready_at),
-        last_job_at=common.parse_time(s.last_job_at),
-        jobs=s.jobs,
-        template_hash=inst.spec.template_hash,
-        price_per_hour=s.price_per_hour
-        or (inst.spec.offer.price_per_hour if inst.spec.offer else 0),
-        machine_id=s.machine_id or (inst.spec.offer.machine_id if inst.spec.offer else None),
-        reason=inst.spec.reason,
-        deleting=bool(inst.metadata.deletion_timestamp),
-    )
-
-
-def _epoch() -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC)
-
-
-async def ensure_token(deps: Deps, inst: GpuInstance, body_owner: dict[str, Any]) -> str:
-    """The per-instance ComfyUI token, kept in a Secret owned by the GpuInstance."""
-    ns = inst.metadata.namespace or "default"
-    name = token_secret_name(inst.metadata.name)
-    existing = await deps.kube.get(kube.SECRETS, name, ns)
-    if existing is not None:
-        return base64.b64decode(existing["data"]["token"]).decode()
-    token = secrets.token_urlsafe(32)
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": ns,
-            "labels": {"app.kubernetes.io/managed-by": "warmpool"},
-            "ownerReferences": [common.owner_reference(body_owner)],
-        },
-        "type": "Opaque",
-        "data": {"token": base64.b64encode(token.encode()).decode()},
-    }
-    try:
-        await deps.kube.create(kube.SECRETS, secret, ns)
-    except errors.KubeConflictError:
-        again = await deps.kube.get(kube.SECRETS, name, ns)
-        if again is None:
-            raise kopf.TemporaryError("token Secret vanished while creating it", delay=2) from None
-        return base64.b64decode(again["data"]["token"]).decode()
-    return token
-
-
-async def read_token(deps: Deps, inst: GpuInstance) -> str | None:
-    ns = inst.metadata.namespace or "default"
-    secret = await deps.kube.get(kube.SECRETS, token_secret_name(inst.metadata.name), ns)
-    if secret is None:
-        return None
-    return base64.b64decode(secret["data"]["token"]).decode()
 
 
 async def search(deps: Deps, pool: GpuPool) -> list[Offer]:
@@ -168,10 +83,10 @@ def create_request(pool: GpuPool, *, label: str, token: str) -> CreateInstanceRe
 async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logger) -> None:
     """Take over a rental that already carries our label (crash between create and status)."""
     ns = inst.metadata.namespace or "default"
-    common.event("GpuInstance", inst.metadata, "Adopted",
+    event("GpuInstance", inst.metadata, "Adopted",
                  f"rental {rental.id} already carried this instance's label; adopted it, "
                  "not rented again")  # fmt: skip
-    await common.patch_status(
+    await patch_status(
         deps.kube,
         kube.GPUINSTANCES,
         ns,
@@ -185,7 +100,7 @@ async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logge
             "hostId": rental.host_id,
             "gpuName": rental.gpu_name or "",
             "pricePerHour": rental.dph_total or 0.0,
-            "rentedAt": inst.status.rented_at or common.iso(_started(rental, deps.now())),
+            "rentedAt": inst.status.rented_at or iso(_started(rental, deps.now())),
         },
     )
 
@@ -213,7 +128,7 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
     same machine nor together cross the budget; the create call itself runs unlocked.
     """
     ns = inst.metadata.namespace or "default"
-    label = common.rental_label(ns, pool.metadata.name, inst.metadata.uid or "")
+    label = rental_label(ns, pool.metadata.name, inst.metadata.uid or "")
     existing = await deps.vastai.find_instances_by_label(label)
     if existing:
         await adopt(deps, inst, existing[0], log)
@@ -221,7 +136,7 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
     if pool.spec.paused:
         await _pending(deps, inst, "PoolPaused", "the pool is paused; nothing is rented")
         return
-    token = await ensure_token(deps, inst, _owner_body(inst))
+    token = await secrets.ensure_token(deps.kube, ns, inst.metadata.name, inst.metadata.uid or "")
     request = create_request(pool, label=label, token=token)
     reserved = deps.reservations.setdefault(f"{ns}/{pool.metadata.name}", {})
     for _ in range(OFFER_TRIES):
@@ -248,7 +163,7 @@ async def reserve(
     now = deps.now()
     async with deps.lock(ns, pool.metadata.name):
         siblings = await deps.kube.list(
-            kube.GPUINSTANCES, ns, label_selector=common.pool_selector(pool.metadata.name)
+            kube.GPUINSTANCES, ns, label_selector=pool_selector(pool.metadata.name)
         )
         views = [instance_view(b) for b in siblings if b["metadata"]["name"] != name]
         live = [v for v in views if v.phase in LIVE_PHASES and not v.deleting]
@@ -312,7 +227,7 @@ def _report_cooling(
     ]  # fmt: skip
     if cooling:
         machines = ", ".join(sorted({f"{o.machine_id} ({h.reason})" for o, h in cooling}))
-        common.event("GpuInstance", inst.metadata, "HostCoolingDown",
+        event("GpuInstance", inst.metadata, "HostCoolingDown",
                      f"skipped {len(cooling)} offer(s) on machines that failed recently: "
                      f"{machines}")  # fmt: skip
 
@@ -328,9 +243,9 @@ async def create(
 ) -> bool:
     """One create call. True when the instance has a rental now; False: try another offer."""
     ns, name = inst.metadata.namespace or "default", inst.metadata.name
-    await common.patch_status(
+    await patch_status(
         deps.kube, kube.GPUINSTANCES, ns, name,
-        {"phase": "Renting", "label": label, "tokenSecret": token_secret_name(name),
+        {"phase": "Renting", "label": label, "tokenSecret": secrets.token_secret_name(name),
          "reason": "Renting", "message": f"renting offer {choice.id}"},
     )  # fmt: skip
     try:
@@ -339,7 +254,7 @@ async def create(
         _forget_offer(deps, pool, choice.id)
         await _mark_unavailable(deps, pool, choice.id)
         gone = f"offer {choice.id} was gone when renting it; trying another"
-        common.event("GpuInstance", inst.metadata, "OfferUnavailable", gone)
+        event("GpuInstance", inst.metadata, "OfferUnavailable", gone)
         return False
     except (errors.VastaiServerError, errors.VastaiTimeoutError) as exc:
         # Ambiguous: the rental may exist. Reconcile by label, never re-create blindly.
@@ -351,7 +266,7 @@ async def create(
         raise kopf.TemporaryError(f"create failed ambiguously: {exc}", delay=5) from exc
     _forget_offer(deps, pool, choice.id)
     deps.inventory.invalidate()
-    await common.patch_status(
+    await patch_status(
         deps.kube, kube.GPUINSTANCES, ns, name,
         {
             "phase": "Provisioning",
@@ -363,32 +278,24 @@ async def create(
             "hostId": choice.host_id,
             "gpuName": choice.gpu_name,
             "pricePerHour": choice.price_per_hour,
-            "rentedAt": common.iso(deps.now()),
+            "rentedAt": iso(deps.now()),
             "label": label,
         },
     )  # fmt: skip
     metrics.RENTALS.labels(pool.metadata.name, inst.spec.reason or "Warm").inc()
-    common.event("GpuInstance", inst.metadata, "Rented",
+    event("GpuInstance", inst.metadata, "Rented",
                  f"offer {choice.id} as contract {created.instance_id}: {choice.gpu_name}, "
                  f"${choice.price_per_hour:.3f}/h")  # fmt: skip
     return True
 
 
-def _owner_body(inst: GpuInstance) -> dict[str, Any]:
-    return {
-        "apiVersion": "warmpool.dev/v1alpha1",
-        "kind": "GpuInstance",
-        "metadata": {"name": inst.metadata.name, "uid": inst.metadata.uid},
-    }
-
-
 async def _pending(deps: Deps, inst: GpuInstance, reason: str, message: str) -> None:
     ns = inst.metadata.namespace or "default"
     if inst.status.reason != reason:
-        common.event("GpuInstance", inst.metadata, reason, message,
+        event("GpuInstance", inst.metadata, reason, message,
                      warning=reason in ("BudgetBlocked", "NoOffers"))  # fmt: skip
     if inst.status.reason != reason or inst.status.message != message:
-        await common.patch_status(
+        await patch_status(
             deps.kube,
             kube.GPUINSTANCES,
             ns,
@@ -405,59 +312,4 @@ async def _mark_unavailable(deps: Deps, pool: GpuPool, offer_id: int) -> None:
         updated = offers.record_unavailable(current, offer_id, now=deps.now())
         return {"unavailableOffers": [u.model_dump(by_alias=True) for u in updated]}
 
-    await common.update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
-
-
-async def destroy(deps: Deps, inst: GpuInstance) -> list[int]:
-    """Destroy every rental of this instance: its contract and anything with its label."""
-    ns = inst.metadata.namespace or "default"
-    contracts: set[int] = set()
-    if inst.status.contract_id is not None:
-        contracts.add(inst.status.contract_id)
-    label = common.rental_label(ns, inst.spec.pool, inst.metadata.uid or "")
-    contracts.update(r.id for r in await deps.vastai.find_instances_by_label(label))
-    destroyed = []
-    for contract in sorted(contracts):
-        if await deps.vastai.destroy_instance(contract):
-            destroyed.append(contract)
-    deps.inventory.invalidate()
-    return destroyed
-
-
-async def close_spend(deps: Deps, inst: GpuInstance) -> None:
-    """Add what the rental cost to the pool's closed spend of the day."""
-    rented = common.parse_time(inst.status.rented_at)
-    if rented is None or not inst.status.price_per_hour:
-        return
-    now = deps.now()
-    cost = inst.status.price_per_hour * max(0.0, (now - rented).total_seconds()) / 3600.0
-    metrics.SPEND.labels(inst.spec.pool).inc(cost)
-    ns = inst.metadata.namespace or "default"
-
-    today = budget.cost_today(inst.status.price_per_hour, rented, now=now)
-
-    def mutate(status: dict[str, Any]) -> dict[str, Any]:
-        closed = GpuPool.model_validate({"status": status}).status.spend
-        return {"spend": budget.close_spend(closed, today, now=now).model_dump(by_alias=True)}
-
-    await common.update_status(deps.kube, kube.GPUPOOLS, ns, inst.spec.pool, mutate)
-
-
-async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str) -> None:
-    """Mark the instance Terminating and delete it: the finalizer destroys the rental."""
-    ns = inst.metadata.namespace or "default"
-    if inst.status.phase != "Terminating":
-        await common.patch_status(
-            deps.kube,
-            kube.GPUINSTANCES,
-            ns,
-            inst.metadata.name,
-            {
-                "phase": "Terminating",
-                "reason": reason,
-                "message": message,
-                "terminatedAt": common.iso(deps.now()),
-            },
-        )
-        metrics.TERMINATIONS.labels(inst.spec.pool, reason).inc()
-    await deps.kube.delete(kube.GPUINSTANCES, inst.metadata.name, ns)
+    await update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.operator.controllers.jobs import facts as dispatch
 from warmpool.operator.decisions import workflows
-from warmpool.operator.handlers import dispatch
 
 
 def body(**spec: Any) -> dict[str, Any]:

@@ -15,30 +15,24 @@ six for a job of a few seconds.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
 import time
-from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import iso, parse_duration, parse_time
 from warmpool.crds.generationjob import GenerationJobSpec
-from warmpool.crds.gpupool import GpuPool, HostFailure
 from warmpool.crds.muse import Muse
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import comfy, kube
-from warmpool.operator.decisions import offers, prompts, scheduler, workflows
-from warmpool.operator.handlers import common, outputs
-from warmpool.operator.handlers.dispatch import (
-    FINALIZER,
-    Dispatcher,
-    Held,
-    JobFacts,
-    PoolFacts,
-    lease_end,
-)
+from warmpool.operator.adapters import comfy, kube, secrets
+from warmpool.operator.controllers.jobs import outcomes, outputs
+from warmpool.operator.controllers.jobs.facts import FINALIZER, JobFacts, PoolFacts, lease_end
+from warmpool.operator.controllers.jobs.ledger import Held
+from warmpool.operator.decisions import prompts, scheduler, workflows
+
+if TYPE_CHECKING:
+    from warmpool.operator.controllers.jobs.loops import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +66,7 @@ async def run_job(d: Dispatcher, held: Held, pool: PoolFacts, *, resume: bool) -
     finally:
         d.release(held, finished=finished, clean=finished or run.requeued)
     if finished:  # off the slot's critical path: the outcome is already written
-        await remove_finalizer(d, held.job, run.finalizers)
+        await outcomes.remove_finalizer(d, held.job, run.finalizers)
 
 
 class Run:
@@ -107,7 +101,7 @@ class Run:
         self.client = comfy.ComfyClient(http, self.inst.comfy_url, await self.token(),
                                         timeout=self.deps.settings.comfy_timeout)  # fmt: skip
         if resume:
-            started = common.parse_time(self.status.get("startedAt"))
+            started = parse_time(self.status.get("startedAt"))
             self.accepted = time.monotonic() - (
                 (self.deps.now() - started).total_seconds() if started else 0.0
             )
@@ -137,7 +131,7 @@ class Run:
         metrics.JOB_QUEUE_WAIT.labels(self.pool.name).observe(
             max((now - self.job.created).total_seconds(), 0.0)
         )
-        self.enqueue({"phase": "Running", "startedAt": common.iso(now), "promptId": prompt_id})
+        self.enqueue({"phase": "Running", "startedAt": iso(now), "promptId": prompt_id})
 
     async def place(self) -> bool:
         """Write Scheduled (lease, attempt, estimate) and add the finalizer; False if gone."""
@@ -149,9 +143,9 @@ class Run:
             "phase": "Scheduled", "reason": "", "message": "",
             "instance": self.inst.name, "gpuName": self.inst.gpu_name,
             "promptId": "", "seed": self.flow.seed,
-            "queuedAt": self.status.get("queuedAt") or common.iso(self.job.created),
-            "scheduledAt": common.iso(now), "startedAt": None, "finishedAt": None,
-            "leaseExpiresAt": common.iso(lease_end(now, self.pool)),
+            "queuedAt": self.status.get("queuedAt") or iso(self.job.created),
+            "scheduledAt": iso(now), "startedAt": None, "finishedAt": None,
+            "leaseExpiresAt": iso(lease_end(now, self.pool)),
             "attempts": self.attempts, "progress": {"value": 0, "max": 0, "percent": 0},
             "estimatedCost": estimate.dollars, "estimatedSeconds": estimate.seconds,
         }  # fmt: skip
@@ -274,7 +268,7 @@ class Run:
             self.last_percent = percent
             self.enqueue({
                 "progress": {"value": event.value, "max": event.max, "percent": percent},
-                "leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool)),
+                "leaseExpiresAt": iso(lease_end(self.deps.now(), self.pool)),
             })  # fmt: skip
 
     async def watch(self) -> tuple[str, str]:
@@ -295,7 +289,7 @@ class Run:
             if self.last_write and time.monotonic() - self.last_write >= (
                 self.pool.jobs.lease_seconds / 3
             ):
-                self.enqueue({"leaseExpiresAt": common.iso(lease_end(self.deps.now(), self.pool))})
+                self.enqueue({"leaseExpiresAt": iso(lease_end(self.deps.now(), self.pool))})
             silent = time.monotonic() - max(self.last_activity, self.d.activity.get(key, 0.0))
             if not self.prompt_id:  # not accepted yet (run_prompt's own time-outs apply)
                 continue
@@ -397,8 +391,8 @@ class Run:
         if kind in ("stalled", "timeout", "bad_output", "interrupted"):
             await self.interrupt()
         if verdict.record_host:
-            await record_host_failure(self.d, self.pool, self.inst.machine_id, verdict.reason,
-                                      message)  # fmt: skip
+            await outcomes.record_host_failure(self.d, self.pool, self.inst.machine_id,
+                                               verdict.reason, message)  # fmt: skip
         outcome = "requeued" if verdict.requeue else "failed"
         logger.info("job %s/%s on %s: %s (%s): %s", self.ns, self.job.name, self.inst.name,
                     verdict.reason, outcome, message)  # fmt: skip
@@ -424,7 +418,7 @@ class Run:
     ) -> bool:
         """Write a terminal phase (the runner drops the finalizer once the slot is free)."""
         status = {"phase": phase, "reason": reason, "message": message,
-                  "finishedAt": common.iso(self.deps.now()), "leaseExpiresAt": None,
+                  "finishedAt": iso(self.deps.now()), "leaseExpiresAt": None,
                   "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
         await self.flush()
         await self.write(status)
@@ -495,11 +489,11 @@ class Run:
     async def token(self) -> str | None:
         key = (self.ns, self.inst.name)
         if key not in self.d.tokens:
-            name = self.inst.token_secret or f"{self.inst.name}-comfy-token"
-            secret = await self.deps.kube.get(kube.SECRETS, name, self.ns)
-            if secret is None:
+            token = await secrets.read_token(self.deps.kube, self.ns, self.inst.name,
+                                             secret=self.inst.token_secret)  # fmt: skip
+            if token is None:
                 return None
-            self.d.tokens[key] = base64.b64decode(secret["data"]["token"]).decode()
+            self.d.tokens[key] = token
         return self.d.tokens[key]
 
     async def interrupt(self) -> None:
@@ -516,70 +510,3 @@ class Run:
 def _node_message(exc: errors.ComfyExecutionError) -> str:
     where = f"node {exc.node_id} ({exc.node_type})" if exc.node_id else "a node"
     return f"{where}: {exc.exception_type or 'error'}: {str(exc).strip()}"[:1000]
-
-
-# ---------------------------------------------------------------- jobs not held by a runner
-
-
-async def requeue_orphan(d: Dispatcher, job: JobFacts, why: str) -> None:
-    """A job Scheduled/Running with no runner here (lease expired, instance gone,
-    operator restarted before it ran): back to the queue."""
-    logger.info("job %s/%s: requeued (%s)", job.namespace, job.name, why)
-    with contextlib.suppress(errors.KubeNotFoundError):
-        await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, {"status": {
-            "phase": "Queued", "reason": why, "message": f"requeued: {why}",
-            "instance": "", "promptId": "", "leaseExpiresAt": None, "startedAt": None,
-        }}, subresource="status")  # fmt: skip
-    d.released.add(job.uid)
-
-
-async def cancel_unplaced(d: Dispatcher, job: JobFacts) -> None:
-    """A job being deleted that no runner here holds: Cancelled, finalizer removed."""
-    if job.phase not in ("Succeeded", "Failed", "Cancelled"):
-        with contextlib.suppress(errors.KubeNotFoundError):
-            await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, {"status": {
-                "phase": "Cancelled", "reason": "Deleted", "message": "deleted before it ran",
-                "finishedAt": common.iso(d.deps.now()),
-            }}, subresource="status")  # fmt: skip
-    await remove_finalizer(d, job, list(job.finalizers))
-
-
-async def remove_finalizer(d: Dispatcher, job: JobFacts, finalizers: list[str]) -> None:
-    """Drop our finalizer (a JSON patch guarded by ``test``; re-read on a mismatch)."""
-    for _ in range(3):
-        if FINALIZER not in finalizers:
-            return
-        index = finalizers.index(FINALIZER)
-        ops = [
-            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
-            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
-        ]
-        try:
-            await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, ops)
-            return
-        except errors.KubeNotFoundError:
-            return
-        except errors.KubeError:
-            body = await d.deps.kube.get(kube.GENERATIONJOBS, job.name, job.namespace)
-            if body is None:
-                return
-            finalizers = list(body["metadata"].get("finalizers") or [])
-
-
-async def record_host_failure(
-    d: Dispatcher, pool: PoolFacts, machine: int | None, reason: str, message: str
-) -> None:
-    """The host goes into the pool's failure ledger (it is not rented again for a while)."""
-    if machine is None:
-        return
-    now: datetime = d.deps.now()
-
-    def mutate(status: dict[str, Any]) -> dict[str, Any]:
-        current = GpuPool.model_validate({"status": status}).status.host_failures
-        ledger = offers.prune_ledger(current, cooldown=pool.host_cooldown, now=now)
-        ledger.append(HostFailure(machine_id=machine, reason=reason, message=message[:300],
-                                  time=common.iso(now) or ""))  # fmt: skip
-        return {"hostFailures": [h.model_dump(by_alias=True) for h in ledger]}
-
-    with contextlib.suppress(errors.KubeError):
-        await common.update_status(d.deps.kube, kube.GPUPOOLS, pool.namespace, pool.name, mutate)

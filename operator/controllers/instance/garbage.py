@@ -11,29 +11,29 @@ import asyncio
 import logging
 import time
 
+from warmpool.crds.common import LABEL_ROOT, uid_of_label
 from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common
 
 logger = logging.getLogger(__name__)
 
 
 async def sweep(deps: Deps) -> list[int]:
     """Destroy rentals labelled by warmpool whose GpuInstance no longer exists."""
-    rentals = await deps.inventory.by_label_prefix(f"{common.LABEL_ROOT}.")
+    rentals = await deps.inventory.by_label_prefix(f"{LABEL_ROOT}.")
     if not rentals:
         return []
     known = {b["metadata"].get("uid") for b in await deps.kube.list(kube.GPUINSTANCES, None)}
     destroyed = []
     now = time.monotonic()
-    orphans = {r.id for r in rentals if common.uid_of_label(r.label) not in known}
+    orphans = {r.id for r in rentals if uid_of_label(r.label) not in known}
     # Grace counts from when this process first saw the rental orphaned: the
     # rental's own start_date is the provider's clock, which need not agree with ours.
     for gone in set(deps.orphans_seen) - orphans:
         del deps.orphans_seen[gone]
     for rental in rentals:
-        if rental.id not in orphans or common.uid_of_label(rental.label) is None:
+        if rental.id not in orphans or uid_of_label(rental.label) is None:
             continue
         seen = deps.orphans_seen.setdefault(rental.id, now)
         if now - seen < deps.settings.orphan_grace:

@@ -11,16 +11,18 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import iso, parse_duration, parse_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool, HostFailure, RentalOutcome
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import comfy, kube
+from warmpool.operator.adapters import comfy, kube, secrets
+from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import Instance
+from warmpool.operator.controllers.events import event
+from warmpool.operator.controllers.instance import termination
 from warmpool.operator.decisions import lifecycle, offers, policy, workflows
 from warmpool.operator.deps import Deps
-from warmpool.operator.handlers import common, renting
 
 #: Probe attempt time-out, seconds (the daemon's cadence spaces the attempts).
 PROBE_TIMEOUT = 5.0
@@ -50,7 +52,9 @@ async def run_probe(
     """
     now = deps.now()
     stamps: dict[str, Any] = {}
-    token = await renting.read_token(deps, inst)
+    token = await secrets.read_token(
+        deps.kube, inst.metadata.namespace or "default", inst.metadata.name
+    )
     models = [(m.folder, m.file) for m in pool.spec.template.models]
     result = await comfy.probe(
         deps.http, url, token, required_models=models, deadline=0.0,
@@ -62,13 +66,13 @@ async def run_probe(
             "models" if result.reason is comfy.ProbeReason.MODEL_MISSING else "answering"
         )
         if stage == "models" and not inst.status.answering_at:
-            stamps["answeringAt"] = common.iso(now)
+            stamps["answeringAt"] = iso(now)
         return lifecycle.ProbeView(ok=False, stage=stage, reason=reason,
                                    message=result.message), stamps  # fmt: skip
     if not inst.status.answering_at:
-        stamps["answeringAt"] = common.iso(now)
+        stamps["answeringAt"] = iso(now)
     if not inst.status.models_at:
-        stamps["modelsAt"] = common.iso(now)
+        stamps["modelsAt"] = iso(now)
     canary = pool.spec.readiness.canary
     if inst.status.ready_at or not canary.enabled:
         return lifecycle.ProbeView(ok=True, stage="canary", reason="", message="ready"), stamps
@@ -131,7 +135,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
             statusMsg=(rec.status_msg or "")[:500] or None,
         )
         if rec.actual_status == "running" and not s.running_at:
-            patch["runningAt"] = common.iso(now)
+            patch["runningAt"] = iso(now)
     url = rec.url_for(port) if rec is not None and rec.actual_status == "running" else None
     if url is None and s.phase in ("Ready", "Draining") and s.comfy_url:
         # Vast.ai says it is not running (offline, unknown...): whether ComfyUI still
@@ -142,21 +146,21 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["comfyUrl"] = url
         probe, stamps = await run_probe(deps, inst, pool, url)
         patch.update(stamps)
-        patch["lastProbe"] = {"time": common.iso(now), "ok": probe.ok, "reason": probe.reason,
+        patch["lastProbe"] = {"time": iso(now), "ok": probe.ok, "reason": probe.reason,
                               "message": probe.message[:300]}  # fmt: skip
         patch["probeFailures"] = 0 if probe.ok else s.probe_failures + 1
         if probe.reason == "model_missing" and s.last_probe.reason != "model_missing":
-            common.event("GpuInstance", inst.metadata, "ModelMissing", probe.message,
+            event("GpuInstance", inst.metadata, "ModelMissing", probe.message,
                          warning=True)  # fmt: skip
-    running_at = common.parse_time(patch.get("runningAt") or s.running_at)
+    running_at = parse_time(patch.get("runningAt") or s.running_at)
     decision = lifecycle.decide_instance(
         phase=s.phase,
         rental=rental_view(rec, port),
         probe=probe,
         probe_failures=patch.get("probeFailures", s.probe_failures),
-        rented_at=common.parse_time(s.rented_at),
+        rented_at=parse_time(s.rented_at),
         running_at=running_at,
-        ready_at=common.parse_time(s.ready_at),
+        ready_at=parse_time(s.ready_at),
         now=now,
         policy=pool.spec.failure_policy,
         readiness=pool.spec.readiness,
@@ -167,15 +171,15 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["message"] = decision.message
     if decision.phase == "Ready" and not s.ready_at:
         now = deps.now()  # after the probe and the canary
-        patch["readyAt"] = common.iso(now)
+        patch["readyAt"] = iso(now)
         await _became_ready(deps, inst, pool, patch, now, log)
-    patch["cost"] = _cost(s.price_per_hour, common.parse_time(s.rented_at), now)
-    await common.patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
+    patch["cost"] = _cost(s.price_per_hour, parse_time(s.rented_at), now)
+    await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     if decision.terminate:
-        common.event("GpuInstance", inst.metadata, decision.reason, decision.message,
+        event("GpuInstance", inst.metadata, decision.reason, decision.message,
                      warning=True)  # fmt: skip
         await record_failure(deps, inst, pool, decision.reason, decision.message, now)
-        await renting.terminate(deps, inst, reason=decision.reason, message=decision.message)
+        await termination.terminate(deps, inst, reason=decision.reason, message=decision.message)
         return False
     return decision.phase == "Ready"
 
@@ -195,7 +199,7 @@ async def _became_ready(
     log: kopf.Logger,
 ) -> None:
     pool_name = pool.metadata.name
-    rented = common.parse_time(inst.status.rented_at)
+    rented = parse_time(inst.status.rented_at)
     if rented is not None:
         metrics.RENT_TO_READY.labels(pool_name).observe((now - rented).total_seconds())
     steps = [
@@ -207,10 +211,10 @@ async def _became_ready(
         ("canary", patch.get("modelsAt") or inst.status.models_at, patch.get("readyAt")),
     ]  # fmt: skip
     for step, start, end in steps:
-        a, b = common.parse_time(start), common.parse_time(end)
+        a, b = parse_time(start), parse_time(end)
         if a is not None and b is not None:
             metrics.READY_PHASE_SECONDS.labels(pool_name, step).observe((b - a).total_seconds())
-    common.event(
+    event(
         "GpuInstance",
         inst.metadata,
         "Ready",
@@ -227,11 +231,11 @@ async def record_outcome(
 
     def mutate(status: dict[str, Any]) -> dict[str, Any]:
         current = GpuPool.model_validate({"status": status}).status.recent_rentals
-        outcome = RentalOutcome(instance=instance, ok=ok, reason=reason, time=common.iso(now) or "")
+        outcome = RentalOutcome(instance=instance, ok=ok, reason=reason, time=iso(now) or "")
         updated = policy.record_outcome(current, outcome, now=now)
         return {"recentRentals": [o.model_dump(by_alias=True) for o in updated]}
 
-    await common.update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
+    await update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
 
 
 async def record_failure(
@@ -249,9 +253,9 @@ async def record_failure(
         if machine is not None:
             ledger.append(HostFailure(machine_id=machine, host_id=inst.status.host_id,
                                       reason=reason, message=message[:300],
-                                      time=common.iso(now) or ""))  # fmt: skip
+                                      time=iso(now) or ""))  # fmt: skip
         outcome = RentalOutcome(instance=inst.metadata.name, ok=False, reason=reason,
-                                time=common.iso(now) or "")  # fmt: skip
+                                time=iso(now) or "")  # fmt: skip
         recent = (
             policy.record_outcome(current.recent_rentals, outcome, now=now)
             if not inst.status.ready_at
@@ -262,4 +266,4 @@ async def record_failure(
             "recentRentals": [o.model_dump(by_alias=True) for o in recent],
         }
 
-    await common.update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
+    await update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)

@@ -1,6 +1,6 @@
-"""The per-pool job dispatcher: an in-memory slot ledger, woken by events.
+"""The per-pool job dispatcher: wake loops over the slot ledger, woken by events.
 
-Facts come from Kopf indexes kept in memory (:mod:`.jobs` registers them): the
+Facts come from Kopf indexes kept in memory (:mod:`..handlers.jobs` registers them): the
 non-terminal GenerationJobs, the GpuInstances and the GpuPools, by pool. The
 ledger (:attr:`Dispatcher.held`) is authoritative for this operator process: a
 job placed here holds a slot from the moment it is placed until its outcome is
@@ -21,187 +21,40 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import httpx
-import pydantic
 
-from warmpool.crds.common import parse_duration
-from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJobSpec
-from warmpool.crds.gpupool import JobsSpec
+from warmpool.crds.common import iso, parse_duration, parse_time
+from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator import metrics
-from warmpool.operator.decisions import scheduler, workflows
-from warmpool.operator.handlers import common
-
-if TYPE_CHECKING:
-    from warmpool.operator.deps import Deps
+from warmpool.operator.adapters import kube
+from warmpool.operator.adapters.status import patch_status
+from warmpool.operator.controllers.jobs import outcomes, runner
+from warmpool.operator.controllers.jobs.facts import (
+    FINALIZER,
+    HELD_PHASES,
+    SERVING,
+    InstanceFacts,
+    JobCounts,
+    JobFacts,
+    PoolFacts,
+    PoolKey,
+)
+from warmpool.operator.controllers.jobs.ledger import Held
+from warmpool.operator.decisions import scheduler
+from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
 
-PoolKey = tuple[str, str]
-#: Finalizer on a job while it has been placed: deleting it interrupts the prompt first.
-FINALIZER = "warmpool.dev/job-running"
-HELD_PHASES = ("Scheduled", "Running")
-#: Instance phases whose running jobs keep going (no new job goes to Draining ones).
-SERVING = ("Ready", "Draining")
 
-
-# ---------------------------------------------------------------- facts (index values)
-
-
-@dataclass(frozen=True)
-class JobFacts:
-    """What placement and the runner need of a GenerationJob object."""
-
-    namespace: str
-    name: str
-    uid: str
-    pool: str
-    phase: str
-    priority: int
-    created: datetime
-    checkpoint: str
-    instance: str
-    prompt_id: str
-    lease_expires_at: datetime | None
-    attempts: int
-    excluded_hosts: frozenset[int]
-    excluded_gpus: frozenset[str]
-    deleting: bool
-    finalizers: tuple[str, ...]
-    finished_at: datetime | None
-    seconds: float = 0.0
-    """Expected run time (the workflow estimate on the reference GPU)."""
-    body: dict[str, Any] = field(compare=False, repr=False, default_factory=dict)
-
-
-@dataclass(frozen=True)
-class InstanceFacts:
-    """What placement and the runner need of a GpuInstance object."""
-
-    namespace: str
-    name: str
-    pool: str
-    phase: str
-    machine_id: int | None
-    gpu_name: str
-    price_per_hour: float
-    checkpoint: str
-    comfy_url: str
-    token_secret: str
-    deleting: bool
-
-
-@dataclass(frozen=True)
-class PoolFacts:
-    """The pool's job settings and the GPU models it may run on."""
-
-    namespace: str
-    name: str
-    jobs: JobsSpec
-    gpu_names: tuple[str, ...]
-    host_cooldown: timedelta
-
-
-def job_facts(body: Any) -> JobFacts:
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
-    return JobFacts(
-        namespace=meta.get("namespace") or "default",
-        name=meta["name"],
-        uid=meta.get("uid") or meta["name"],
-        pool=spec.get("pool", ""),
-        phase=status.get("phase") or "Queued",
-        priority=int(spec.get("priority") or 0),
-        created=common.parse_time(status.get("queuedAt") or meta.get("creationTimestamp"))
-        or datetime.min,
-        checkpoint=spec.get("model") or workflows.DEFAULT_CHECKPOINT,
-        instance=status.get("instance") or "",
-        prompt_id=status.get("promptId") or "",
-        lease_expires_at=common.parse_time(status.get("leaseExpiresAt")),
-        attempts=int(status.get("attempts") or 0),
-        excluded_hosts=frozenset(int(h) for h in status.get("excludedHosts") or []),
-        excluded_gpus=frozenset(status.get("excludedGpus") or []),
-        deleting=bool(meta.get("deletionTimestamp")),
-        finalizers=tuple(meta.get("finalizers") or ()),
-        finished_at=common.parse_time(status.get("finishedAt")),
-        seconds=job_seconds(spec),
-        body=dict(body),
-    )
-
-
-#: Seconds assumed for a job whose spec cannot be estimated (the CRD schema admits
-#: nothing the estimate refuses; this is for objects written around it).
-UNKNOWN_JOB_SECONDS = 60.0
-
-
-def job_seconds(spec: Any) -> float:
-    """Expected run time of a job spec on the reference GPU (:func:`workflows.estimate`)."""
-    try:
-        parsed = GenerationJobSpec.model_validate(spec)
-        return workflows.estimate(parsed, price_per_hour=0.0).seconds
-    except (pydantic.ValidationError, KeyError, ValueError):
-        return UNKNOWN_JOB_SECONDS
-
-
-def instance_facts(body: Any) -> InstanceFacts:
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
-    offer = spec.get("offer") or {}
-    return InstanceFacts(
-        namespace=meta.get("namespace") or "default",
-        name=meta["name"],
-        pool=spec.get("pool", ""),
-        phase=status.get("phase") or "Pending",
-        machine_id=status.get("machineId") or offer.get("machineId"),
-        gpu_name=status.get("gpuName") or offer.get("gpuName") or "",
-        price_per_hour=float(status.get("pricePerHour") or offer.get("pricePerHour") or 0.0),
-        checkpoint=status.get("checkpoint") or "",
-        comfy_url=status.get("comfyUrl") or "",
-        token_secret=status.get("tokenSecret") or "",
-        deleting=bool(meta.get("deletionTimestamp")),
-    )
-
-
-def pool_facts(body: Any) -> PoolFacts:
-    meta, spec = body["metadata"], body.get("spec") or {}
-    return PoolFacts(
-        namespace=meta.get("namespace") or "default",
-        name=meta["name"],
-        jobs=JobsSpec.model_validate(spec.get("jobs") or {}),
-        gpu_names=tuple((spec.get("offer") or {}).get("gpuNames") or ()),
-        host_cooldown=parse_duration((spec.get("failurePolicy") or {}).get("hostCooldown") or "1h"),
-    )
-
-
-# ---------------------------------------------------------------- the ledger
-
-
-@dataclass(frozen=True)
-class JobCounts:
-    """A pool's jobs as its reconcile needs them."""
-
-    queued: int = 0
-    running: int = 0
-    """Placed (Scheduled) or Running."""
-    queued_seconds: float = 0.0
-    """Expected run time of the queued jobs, summed (:func:`job_seconds`)."""
-
-
-@dataclass
-class Held:
-    """A job placed by this process: its instance and the runner task."""
-
-    job: JobFacts
-    instance: InstanceFacts
-    task: asyncio.Task[None] | None = None
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    stop_reason: str = ""
-
-    def halt(self, reason: str) -> None:
-        if not self.stop.is_set():
-            self.stop_reason = reason
-            self.stop.set()
+def dispatcher(memo: Deps) -> Dispatcher:
+    """The memo's dispatcher, created on first use."""
+    if memo.dispatcher is None:
+        memo.dispatcher = Dispatcher(memo)
+    found: Dispatcher = memo.dispatcher
+    return found
 
 
 class Dispatcher:
@@ -332,8 +185,6 @@ class Dispatcher:
     # ------------------------------------------------------------- one dispatch
     def dispatch(self, key: PoolKey) -> None:
         """Place what can be placed now; stop runners whose job or instance went away."""
-        from warmpool.operator.handlers import running  # the runner imports this module
-
         ns, pool_name = key
         pool = self.pool(key)
         jobs = self._store(self.jobs, key)
@@ -367,7 +218,7 @@ class Dispatcher:
                 continue
             if job.deleting:
                 if FINALIZER in job.finalizers:
-                    self._spawn_cleanup(running.cancel_unplaced(self, job), job.uid)
+                    self._spawn_cleanup(outcomes.cancel_unplaced(self, job), job.uid)
                 continue
             if job.phase in HELD_PHASES:
                 if job.uid in self.released:
@@ -385,7 +236,7 @@ class Dispatcher:
             alive = inst is not None and not inst.deleting and inst.phase in SERVING
             if adopt and alive and job.phase == "Running" and job.prompt_id and pool is not None:
                 assert inst is not None
-                self._start(running.run_job, job, inst, pool, resume=True)
+                self._start(runner.run_job, job, inst, pool, resume=True)
                 occupied[inst.name] += 1
             elif job.uid in expired or adopt or not alive or job.uid in self.lost:
                 why = "LeaseExpired" if job.uid in expired else "OperatorRestarted"
@@ -394,7 +245,7 @@ class Dispatcher:
                 if job.uid in self.lost:
                     why = "RunnerLost"
                     self.lost.discard(job.uid)
-                self._spawn_cleanup(running.requeue_orphan(self, job, why), job.uid)
+                self._spawn_cleanup(outcomes.requeue_orphan(self, job, why), job.uid)
             else:
                 occupied[job.instance] += 1
 
@@ -431,7 +282,7 @@ class Dispatcher:
                     job = by_uid[a.job]
                     inst = instances[a.instance]
                     self.checkpoints[(ns, inst.name)] = job.checkpoint
-                    self._start(running.run_job, job, inst, pool, resume=False)
+                    self._start(runner.run_job, job, inst, pool, resume=False)
                     placed.add(job.uid)
         left = [j for j in queued if j.uid not in placed]
         waiting = len(left)
@@ -503,7 +354,7 @@ class Dispatcher:
             if handle is not None:
                 handle.cancel()
         elif phase in TERMINAL_PHASES:
-            finished = common.parse_time(status.get("finishedAt"))
+            finished = parse_time(status.get("finishedAt"))
             self.terminal[uid] = (key, meta["name"], finished, phase)
         if self.gate.is_set():
             self.wake(key)
@@ -521,8 +372,6 @@ class Dispatcher:
         dirty.set()
 
     async def _write_instance(self, key: tuple[str, str], dirty: asyncio.Event) -> None:
-        from warmpool.operator.adapters import kube
-
         ns, name = key
         while True:
             await dirty.wait()
@@ -532,9 +381,9 @@ class Dispatcher:
             if key in self.checkpoints:
                 patch["checkpoint"] = self.checkpoints[key]
             if key in self.last_job_at:
-                patch["lastJobAt"] = common.iso(self.last_job_at[key])
+                patch["lastJobAt"] = iso(self.last_job_at[key])
             try:
-                await common.patch_status(self.deps.kube, kube.GPUINSTANCES, ns, name, patch)
+                await patch_status(self.deps.kube, kube.GPUINSTANCES, ns, name, patch)
             except Exception as exc:  # a write lost here is redone at the next change
                 logger.warning("could not record jobs on %s/%s: %s", ns, name, exc)
 
@@ -552,8 +401,6 @@ class Dispatcher:
             self.expiring[uid] = loop.call_later(delay, self._expire, key[0], name, uid)
 
     def _expire(self, namespace: str, name: str, uid: str) -> None:
-        from warmpool.operator.adapters import kube
-
         async def delete() -> None:
             with contextlib.suppress(Exception):
                 await self.deps.kube.delete(kube.GENERATIONJOBS, name, namespace)
@@ -567,7 +414,3 @@ class Dispatcher:
                 phases[phase] += 1
         for phase in ("Queued", "Scheduled", "Running", *TERMINAL_PHASES):
             metrics.JOBS.labels(key[1], phase).set(phases.get(phase, 0))
-
-
-def lease_end(now: datetime, pool: PoolFacts) -> datetime:
-    return now + timedelta(seconds=pool.jobs.lease_seconds)

@@ -1,0 +1,1 @@
+"""Controllers: gather facts through adapters, call a decision, apply its intents."""

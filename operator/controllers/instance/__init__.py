@@ -1,0 +1,1 @@
+"""The GpuInstance controllers: launch, liveness, termination, garbage collection."""

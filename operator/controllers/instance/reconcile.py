@@ -1,0 +1,96 @@
+"""One GpuInstance's loop: which concern acts now (launch, liveness, termination).
+
+One daemon per GpuInstance walks it through its phases: no contract yet → launch;
+rented → liveness; Terminating/Failed or its pool gone → termination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+import kopf
+
+from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.crds.gpupool import GpuPool
+from warmpool.operator.adapters import kube
+from warmpool.operator.controllers.instance import launch, liveness, termination
+from warmpool.operator.deps import Deps
+
+#: After the daemon is asked to stop (the object is being deleted, the operator exits),
+#: how long a step in flight may finish before it is cancelled here, quietly. Kopf's
+#: ``cancellation_backoff`` waits a little longer before it cancels the daemon itself
+#: (logging a warning for every instance deleted while starting: every hedge loser).
+STEP_GRACE_S = 3.0
+
+
+async def run(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger
+) -> None:
+    """Walk one GpuInstance to Ready and keep it healthy until it is deleted."""
+    while not stopped:
+        if body.metadata.get("deletionTimestamp"):
+            return
+        # The live body lags behind our own status writes: read the object fresh.
+        fresh = await memo.kube.get(kube.GPUINSTANCES, body.metadata.name, body.metadata.namespace)
+        if fresh is None:
+            return
+        try:
+            outcome = await step_until_stopped(step(memo, fresh, logger), stopped)
+        except kopf.TemporaryError as exc:
+            logger.warning("Will retry: %s", exc)
+            outcome = False
+        if outcome is None:
+            return
+        ready = outcome
+        settings = memo.settings
+        await stopped.wait(settings.reconcile_interval if ready else settings.probe_interval)
+
+
+async def step_until_stopped(
+    work: Coroutine[Any, Any, bool], stopped: kopf.DaemonStopped
+) -> bool | None:
+    """The step's result; None when the daemon was stopped and the step did not end
+    within :data:`STEP_GRACE_S` (it is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=STEP_GRACE_S)
+    except BaseException:  # cancelled from outside: the step goes too
+        task.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
+
+
+async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
+    """One pass over one instance. Returns True when it is Ready (slower cadence)."""
+    inst = GpuInstance.from_body(body)
+    ns = inst.metadata.namespace or "default"
+    pool_body = await deps.kube.get(kube.GPUPOOLS, inst.spec.pool, ns)
+    if pool_body is None:
+        log.info("Pool %s is gone; terminating.", inst.spec.pool)
+        await termination.terminate(
+            deps, inst, reason="PoolGone", message="the pool no longer exists"
+        )
+        return False
+    pool = GpuPool.from_body(pool_body)
+    if inst.status.phase in ("Terminating", "Failed"):
+        await termination.terminate(
+            deps, inst, reason=inst.status.reason or "Failed", message=inst.status.message
+        )
+        return False
+    if inst.status.contract_id is None:
+        await launch.rent(deps, inst, pool, log)
+        return False
+    return await liveness.follow(deps, inst, pool, log)

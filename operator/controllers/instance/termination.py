@@ -1,0 +1,80 @@
+"""Terminating an instance: mark it Terminating, delete it; the finalizer destroys its
+rentals and closes the pool's spend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from warmpool.crds.common import iso, parse_time, rental_label
+from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.crds.gpupool import GpuPool
+from warmpool.operator import metrics
+from warmpool.operator.adapters import kube
+from warmpool.operator.adapters.status import patch_status, update_status
+from warmpool.operator.decisions import budget
+from warmpool.operator.deps import Deps
+
+
+async def destroy(deps: Deps, inst: GpuInstance) -> list[int]:
+    """Destroy every rental of this instance: its contract and anything with its label."""
+    ns = inst.metadata.namespace or "default"
+    contracts: set[int] = set()
+    if inst.status.contract_id is not None:
+        contracts.add(inst.status.contract_id)
+    label = rental_label(ns, inst.spec.pool, inst.metadata.uid or "")
+    contracts.update(r.id for r in await deps.vastai.find_instances_by_label(label))
+    destroyed = []
+    for contract in sorted(contracts):
+        if await deps.vastai.destroy_instance(contract):
+            destroyed.append(contract)
+    deps.inventory.invalidate()
+    return destroyed
+
+
+async def close_spend(deps: Deps, inst: GpuInstance) -> None:
+    """Add what the rental cost to the pool's closed spend of the day."""
+    rented = parse_time(inst.status.rented_at)
+    if rented is None or not inst.status.price_per_hour:
+        return
+    now = deps.now()
+    cost = inst.status.price_per_hour * max(0.0, (now - rented).total_seconds()) / 3600.0
+    metrics.SPEND.labels(inst.spec.pool).inc(cost)
+    ns = inst.metadata.namespace or "default"
+
+    today = budget.cost_today(inst.status.price_per_hour, rented, now=now)
+
+    def mutate(status: dict[str, Any]) -> dict[str, Any]:
+        closed = GpuPool.model_validate({"status": status}).status.spend
+        return {"spend": budget.close_spend(closed, today, now=now).model_dump(by_alias=True)}
+
+    await update_status(deps.kube, kube.GPUPOOLS, ns, inst.spec.pool, mutate)
+
+
+async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str) -> None:
+    """Mark the instance Terminating and delete it: the finalizer destroys the rental."""
+    ns = inst.metadata.namespace or "default"
+    if inst.status.phase != "Terminating":
+        await patch_status(
+            deps.kube,
+            kube.GPUINSTANCES,
+            ns,
+            inst.metadata.name,
+            {
+                "phase": "Terminating",
+                "reason": reason,
+                "message": message,
+                "terminatedAt": iso(deps.now()),
+            },
+        )
+        metrics.TERMINATIONS.labels(inst.spec.pool, reason).inc()
+    await deps.kube.delete(kube.GPUINSTANCES, inst.metadata.name, ns)
+
+
+async def finalize(deps: Deps, inst: GpuInstance, log: kopf.Logger) -> None:
+    """The finalizer: destroy the rental (already gone counts as done), close the spend."""
+    for contract in await destroy(deps, inst):
+        log.info("Destroyed rental %s.", contract)
+    await close_spend(deps, inst)
+    deps.wake(inst.metadata.namespace or "default", inst.spec.pool)

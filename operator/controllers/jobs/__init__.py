@@ -1,0 +1,1 @@
+"""The GenerationJob controllers: facts, slot ledger, wake loops, runner, outcomes, outputs."""

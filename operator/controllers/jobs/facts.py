@@ -1,0 +1,163 @@
+"""What the job controllers know of the objects: facts built from bodies (Kopf index values).
+
+Facts come from Kopf indexes kept in memory (:mod:`..handlers.jobs` registers them):
+the non-terminal GenerationJobs, the GpuInstances and the GpuPools, by pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+
+from warmpool.crds.common import parse_duration, parse_time
+from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.gpupool import JobsSpec
+from warmpool.operator.decisions import workflows
+
+PoolKey = tuple[str, str]
+#: Finalizer on a job while it has been placed: deleting it interrupts the prompt first.
+FINALIZER = "warmpool.dev/job-running"
+HELD_PHASES = ("Scheduled", "Running")
+#: Instance phases whose running jobs keep going (no new job goes to Draining ones).
+SERVING = ("Ready", "Draining")
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What placement and the runner need of a GenerationJob object."""
+
+    namespace: str
+    name: str
+    uid: str
+    pool: str
+    phase: str
+    priority: int
+    created: datetime
+    checkpoint: str
+    instance: str
+    prompt_id: str
+    lease_expires_at: datetime | None
+    attempts: int
+    excluded_hosts: frozenset[int]
+    excluded_gpus: frozenset[str]
+    deleting: bool
+    finalizers: tuple[str, ...]
+    finished_at: datetime | None
+    seconds: float = 0.0
+    """Expected run time (the workflow estimate on the reference GPU)."""
+    body: dict[str, Any] = field(compare=False, repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """What placement and the runner need of a GpuInstance object."""
+
+    namespace: str
+    name: str
+    pool: str
+    phase: str
+    machine_id: int | None
+    gpu_name: str
+    price_per_hour: float
+    checkpoint: str
+    comfy_url: str
+    token_secret: str
+    deleting: bool
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    """The pool's job settings and the GPU models it may run on."""
+
+    namespace: str
+    name: str
+    jobs: JobsSpec
+    gpu_names: tuple[str, ...]
+    host_cooldown: timedelta
+
+
+def job_facts(body: Any) -> JobFacts:
+    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    return JobFacts(
+        namespace=meta.get("namespace") or "default",
+        name=meta["name"],
+        uid=meta.get("uid") or meta["name"],
+        pool=spec.get("pool", ""),
+        phase=status.get("phase") or "Queued",
+        priority=int(spec.get("priority") or 0),
+        created=parse_time(status.get("queuedAt") or meta.get("creationTimestamp")) or datetime.min,
+        checkpoint=spec.get("model") or workflows.DEFAULT_CHECKPOINT,
+        instance=status.get("instance") or "",
+        prompt_id=status.get("promptId") or "",
+        lease_expires_at=parse_time(status.get("leaseExpiresAt")),
+        attempts=int(status.get("attempts") or 0),
+        excluded_hosts=frozenset(int(h) for h in status.get("excludedHosts") or []),
+        excluded_gpus=frozenset(status.get("excludedGpus") or []),
+        deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(meta.get("finalizers") or ()),
+        finished_at=parse_time(status.get("finishedAt")),
+        seconds=job_seconds(spec),
+        body=dict(body),
+    )
+
+
+#: Seconds assumed for a job whose spec cannot be estimated (the CRD schema admits
+#: nothing the estimate refuses; this is for objects written around it).
+UNKNOWN_JOB_SECONDS = 60.0
+
+
+def job_seconds(spec: Any) -> float:
+    """Expected run time of a job spec on the reference GPU (:func:`workflows.estimate`)."""
+    try:
+        parsed = GenerationJobSpec.model_validate(spec)
+        return workflows.estimate(parsed, price_per_hour=0.0).seconds
+    except (pydantic.ValidationError, KeyError, ValueError):
+        return UNKNOWN_JOB_SECONDS
+
+
+def instance_facts(body: Any) -> InstanceFacts:
+    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    offer = spec.get("offer") or {}
+    return InstanceFacts(
+        namespace=meta.get("namespace") or "default",
+        name=meta["name"],
+        pool=spec.get("pool", ""),
+        phase=status.get("phase") or "Pending",
+        machine_id=status.get("machineId") or offer.get("machineId"),
+        gpu_name=status.get("gpuName") or offer.get("gpuName") or "",
+        price_per_hour=float(status.get("pricePerHour") or offer.get("pricePerHour") or 0.0),
+        checkpoint=status.get("checkpoint") or "",
+        comfy_url=status.get("comfyUrl") or "",
+        token_secret=status.get("tokenSecret") or "",
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def pool_facts(body: Any) -> PoolFacts:
+    meta, spec = body["metadata"], body.get("spec") or {}
+    return PoolFacts(
+        namespace=meta.get("namespace") or "default",
+        name=meta["name"],
+        jobs=JobsSpec.model_validate(spec.get("jobs") or {}),
+        gpu_names=tuple((spec.get("offer") or {}).get("gpuNames") or ()),
+        host_cooldown=parse_duration((spec.get("failurePolicy") or {}).get("hostCooldown") or "1h"),
+    )
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """A pool's jobs as its reconcile needs them."""
+
+    queued: int = 0
+    running: int = 0
+    """Placed (Scheduled) or Running."""
+    queued_seconds: float = 0.0
+    """Expected run time of the queued jobs, summed (:func:`job_seconds`)."""
+
+
+def lease_end(now: datetime, pool: PoolFacts) -> datetime:
+    """When a lease taken ``now`` on a job of ``pool`` runs out."""
+    return now + timedelta(seconds=pool.jobs.lease_seconds)
