@@ -48,6 +48,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     request_log_limit: int | None = None  # keep at most this many requests in KMock's log
     history_limit: int | None = 16  # versions kept per object in ``emulator.objects``
     store: Store = attrs.field(factory=Store)
+    # When set, only ``Authorization: Bearer <one of these>`` is let in (else 401), as an
+    # API server with a token authenticator; tests change the set to revoke a token.
+    bearer_tokens: set[str] | None = None
     _watch_tasks: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
 
@@ -80,6 +83,10 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if self.request_log_limit is not None and len(self._requests) > self.request_log_limit:
             del self._requests[: len(self._requests) - self.request_log_limit // 2]
+        if self.bearer_tokens is not None:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Bearer" or token not in self.bearer_tokens:
+                return _respond(ApiError(401, "Unauthorized", "Unauthorized").status(), 401)
         if self._payloads:  # user-defined reactions first, as in KMock
             try:
                 return await RawHandler._handle(self, request)
