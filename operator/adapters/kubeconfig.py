@@ -87,7 +87,7 @@ class ExecCredentialAuth(httpx.Auth):
         self._token: str | None = None
         self._expiry: datetime | None = None
         self._lock = asyncio.Lock()
-        self.runs = 0  # how many times the plugin ran (tests, diagnostics)
+        self._given: str | None = None  # the token last handed to Kopf's login
 
     def __repr__(self) -> str:
         return f"ExecCredentialAuth(command={self._spec.command!r})"
@@ -111,6 +111,12 @@ class ExecCredentialAuth(httpx.Auth):
             self._token, self._expiry = await self._run()
             return self._token
 
+    async def login_token(self) -> str:
+        """The token for Kopf's login. Kopf logs in again only when its credentials were
+        refused or expired, so the token handed last time is stale by then."""
+        self._given = await self.token(stale=self._given)
+        return self._given
+
     async def _run(self) -> tuple[str, datetime | None]:
         spec = self._spec
         env = dict(os.environ)
@@ -133,7 +139,6 @@ class ExecCredentialAuth(httpx.Auth):
             hint = f" ({spec.installHint.strip()})" if spec.installHint else ""
             reason = type(e).__name__
             raise errors.ConfigurationError(f"{what} could not run: {reason}{hint}") from e
-        self.runs += 1
         if proc.returncode != 0:
             raise errors.ConfigurationError(f"{what} exited with {proc.returncode}")
         try:
@@ -288,7 +293,7 @@ class KubeConfig:
         token = user.token
         expiration = None
         if self.exec_auth is not None:
-            token = await self.exec_auth.token()
+            token = await self.exec_auth.login_token()
             expiry = self.exec_auth.expiry
             expiration = expiry - EXPIRY_SKEW if expiry is not None else None
         elif self.token_file is not None:

@@ -596,9 +596,11 @@ async def test_exec_plugin_token_is_cached_until_expiry(tmp_path: Path) -> None:
             info = await client.login_info()
     assert [c.request.headers["Authorization"] for c in route.calls] == ["Bearer tok-1"] * 2
     assert (tmp_path / "runs").read_text() == "1"
-    assert info.token == "tok-1"
+    assert info.token == "tok-1", "Kopf's first login shares the client's token"
     assert info.expiration is not None
     assert info.expiration > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
+    # Kopf logs in again only when refused (or expired): then the plugin runs again.
+    assert (await config.login_info()).token == "tok-2"
 
 
 async def test_exec_plugin_refreshed_on_expiry_and_on_401(tmp_path: Path) -> None:
