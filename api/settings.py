@@ -29,7 +29,9 @@ class StudioSettings(BaseSettings):
         description="Artifact store shared with the operator: file:///dir or s3://bucket/prefix.",
     )
     kubeconfig: str | None = Field(
-        None, description="Path of a kubeconfig; in-cluster config or ~/.kube/config when unset."
+        None,
+        description="Path of a kubeconfig; when unset: the in-cluster service account, else"
+        " $KUBECONFIG (its files merged), else ~/.kube/config.",
     )
     studio_namespace: str = Field(
         "default", description="Namespace of the pools, jobs and muses the studio manages."
