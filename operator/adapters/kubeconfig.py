@@ -73,9 +73,16 @@ class ClientTLS:
 
     def __init__(self, config: KubeConfig) -> None:
         self._config = config
-        self.context = client_adapter.verify_cluster(
-            config.cluster, config.user or User(), _absolute_only, trust_env=True
-        )
+        failure = ""
+        try:
+            self.context = client_adapter.verify_cluster(
+                config.cluster, config.user or User(), _absolute_only, trust_env=True
+            )
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            failure = type(e).__name__  # raised below: no traceback keeps lightkube's temp files
+        if failure:
+            what = f"{config.source}: the CA or client certificate is unusable"
+            raise errors.ConfigurationError(f"{what} ({failure})")
         if config.insecure:
             self.context.check_hostname = False
             self.context.verify_mode = ssl.CERT_NONE

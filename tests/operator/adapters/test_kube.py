@@ -794,3 +794,15 @@ async def test_exec_plugin_against_emulated_api_that_checks_tokens(
         assert [p["metadata"]["name"] for p in await client.list(kube.GPUPOOLS, "team")] == []
         assert await client.get(kube.GPUPOOLS, "sdxl", "default") is not None
     assert (tmp_path / "runs").read_text() == "2"
+
+
+def test_unusable_certificate_is_a_configuration_error(tmp_path: Path) -> None:
+    _, key = _pem_pair()
+    path = _kubeconfig(
+        tmp_path / "config",
+        cluster={"server": SERVER, "certificate-authority-data": _b64(b"not a certificate")},
+        user={"client-certificate-data": _b64(b"junk"), "client-key-data": _b64(key)},
+    )
+    with pytest.raises(errors.ConfigurationError) as info:
+        kube.KubeClient.from_config(path)
+    assert "PRIVATE KEY" not in str(info.value)
