@@ -21,6 +21,7 @@ are refused. Secrets are kept out of ``repr``, logs and error messages.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import time
@@ -52,6 +53,8 @@ __all__ = [
     "load_kubeconfig",
     "merge_kubeconfigs",
 ]
+
+logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 CERT_CHECK_SECONDS: Final = 10.0
@@ -189,6 +192,12 @@ class KubeConfig:
 
     async def login_info(self) -> LoginInfo:
         """The current credentials for Kopf (an exec plugin runs if its token is stale)."""
+        if self.tls_server_name:
+            logger.warning(
+                "Kopf's connection cannot use tls-server-name %r: it checks the certificate"
+                " against the server URL's host",
+                self.tls_server_name,
+            )
         user = self.user or User()
         token = user.token
         expiration = None
