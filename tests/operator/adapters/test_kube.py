@@ -348,7 +348,7 @@ def _exec_user(script: Path) -> dict[str, Any]:
             "apiVersion": "client.authentication.k8s.io/v1beta1",
             "command": str(script),
             "env": [{"name": "PLUGIN_MODE", "value": "test"}],
-            "interactionMode": "Never",
+            "interactiveMode": "Never",
         }
     }
 
