@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import random
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import av
@@ -92,22 +94,26 @@ def apng_bytes(frames: Sequence[Image.Image], *, fps: float) -> bytes:
 
 
 def _encode(frames: Sequence[Image.Image], *, fps: int, container: str, codec: str) -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as out:
-        stream = out.add_stream(codec, rate=fps)
-        assert isinstance(stream, av.VideoStream)
-        stream.width = frames[0].width - frames[0].width % 2
-        stream.height = frames[0].height - frames[0].height % 2
-        stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            stream.options = {"preset": "ultrafast", "crf": "28"}
-        else:
-            stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0"}
-        for image in frames:
-            frame = av.VideoFrame.from_image(image.convert("RGB"))  # type: ignore[no-untyped-call]
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return buffer.getvalue()
+    # MP4 with faststart (the index first, so a browser plays it while it downloads):
+    # FFmpeg rewrites the file for that, which needs a real file rather than a buffer.
+    with tempfile.TemporaryDirectory(prefix="comfy-sim-video-") as folder:
+        path = Path(folder) / f"out.{container}"
+        options = {"movflags": "+faststart"} if container == "mp4" else {}
+        with av.open(str(path), mode="w", format=container, options=options) as out:
+            stream = out.add_stream(codec, rate=fps)
+            assert isinstance(stream, av.VideoStream)
+            stream.width = frames[0].width - frames[0].width % 2
+            stream.height = frames[0].height - frames[0].height % 2
+            stream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                stream.options = {"preset": "ultrafast", "crf": "28"}
+            else:
+                stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0"}
+            for image in frames:
+                frame = av.VideoFrame.from_image(image.convert("RGB"))  # type: ignore[no-untyped-call]
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        return path.read_bytes()
 
 
 def mp4_bytes(frames: Sequence[Image.Image], *, fps: float) -> bytes:

@@ -102,6 +102,7 @@ async def test_video_job_yields_a_playable_mp4_with_the_requested_frames(
     assert set(by_ext) == {"mp4", "png"}
     data = await collect(client, by_ext["mp4"])
     assert data[4:8] == b"ftyp"
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart: plays while downloading
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
