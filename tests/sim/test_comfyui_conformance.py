@@ -158,3 +158,11 @@ async def test_node_errors_list_the_most_upstream_node_first(version: str) -> No
     finally:
         await server.stop()
     assert list(answer["node_errors"]) == ["1", "4"]
+
+
+def test_the_command_line_chooses_the_version() -> None:
+    from warmpool.sim.cli import build_parser
+
+    args = build_parser().parse_args(["comfyui", "--comfy-version", "0.3.64"])
+    assert args.comfy_version == "0.3.64"
+    assert build_parser().parse_args(["comfyui"]).comfy_version.startswith("0.38")
