@@ -137,8 +137,13 @@ async def test_installed_models_fill_the_recorded_catalogue(legacy: ComfyServer)
 
 
 @pytest.mark.parametrize("version", ["0.3.64", "0.38.1"])
-async def test_node_errors_list_the_most_upstream_node_first(version: str) -> None:
-    """Two failing nodes on one chain: the loader (upstream) comes before the sampler."""
+@pytest.mark.parametrize(("bad_latent", "expected"), [(False, ["1", "4"]), (True, ["1", "2", "4"])])
+async def test_node_errors_list_the_most_upstream_node_first(
+    version: str, bad_latent: bool, expected: list[str]
+) -> None:
+    """Failing nodes on one chain: upstream nodes before the sampler that reads them.
+    A real ComfyUI 0.3.64 on CPU answered these two graphs ``['1', '4']`` and
+    ``['1', '2', '4']``."""
     graph = {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "missing.ckpt"}},
         "2": {"class_type": "EmptyLatentImage",
@@ -151,13 +156,15 @@ async def test_node_errors_list_the_most_upstream_node_first(version: str) -> No
         "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "x"}},
     }  # fmt: skip
+    if bad_latent:
+        graph["2"]["inputs"]["width"] = 0
     server = await start_comfyui(token=None, clock=ManualClock(), comfyui_version=version)
     try:
         async with httpx.AsyncClient(base_url=server.url) as http:
             answer = (await http.post("/prompt", json={"prompt": graph})).json()
     finally:
         await server.stop()
-    assert list(answer["node_errors"]) == ["1", "4"]
+    assert list(answer["node_errors"]) == expected
 
 
 def test_the_command_line_chooses_the_version() -> None:
