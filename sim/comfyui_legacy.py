@@ -85,9 +85,14 @@ def recorded_nodes(
     models: Mapping[str, Sequence[str]],
     input_files: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """The recorded definitions of the classes ``names``, choices filled in."""
+    """The recorded definitions of the classes ``names``, choices filled in.
+
+    Only the classes whose choices are filled are copied; the others are the cached
+    recorded definitions themselves (read-only: serialised and read by validation).
+    """
     catalogue = _catalogue()
-    defs = {n: copy.deepcopy(catalogue[n]) for n in names}
+    filled = {cls for cls, _ in MODEL_INPUTS} | {"VAELoader", "LoadImage"}
+    defs = {n: copy.deepcopy(catalogue[n]) if n in filled else catalogue[n] for n in names}
     for (cls, name), folder in MODEL_INPUTS.items():
         spec = defs.get(cls, {}).get("input", {}).get("required", {}).get(name)
         if spec is not None:
