@@ -3,7 +3,10 @@
 Follows ``contracts/comfyui-api.md``: every route the clients use, bare and under
 ``/api``; graph validation with ComfyUI's error JSON (:mod:`.comfyui_validation`);
 one worker executing queued prompts with the real websocket events
-(:mod:`.comfyui_exec`); real PNG / animated WEBP files served from ``/view``.
+(:mod:`.comfyui_exec`); real PNG / animated WEBP / MP4 (H.264) / WEBM (VP9) files served
+from ``/view``. It speaks ComfyUI 0.38 by default, or 0.3.64 (``comfyui_version="0.3.64"``,
+``warmpool-sim comfyui --comfy-version 0.3.64``) with that version's recorded catalogue
+and answers (:mod:`.comfyui_legacy`).
 
 Like the proxy in front of ComfyUI on a rented machine, it requires the instance
 token when one is set: ``Authorization: Bearer <token>`` (or HTTP Basic with the
