@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
+from warmpool.crds.videofamily import FAMILY_RULES, VideoFamilySpec
 
 DEFAULT_IMAGE = "vastai/comfyui:latest"
 
@@ -87,6 +88,8 @@ class ModelSpec(CamelModel):
 class TemplateSpec(CamelModel):
     """What runs on each rented machine."""
 
+    model_config = with_rules(*FAMILY_RULES)
+
     image: str = Field(
         DEFAULT_IMAGE, min_length=1, max_length=1024, description="Docker image reference."
     )
@@ -103,10 +106,39 @@ class TemplateSpec(CamelModel):
         max_length=64,
         description="Models that must be present before an instance counts as ready.",
     )
+    video_families: list[VideoFamilySpec] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Video models the machines hold (their files are also in models).",
+    )
+
+    @model_validator(mode="after")
+    def _families_are_models(self) -> TemplateSpec:
+        present = {(m.folder, m.file) for m in self.models}
+        names = [f.name for f in self.video_families]
+        if len(set(names)) != len(names):
+            raise ValueError("video family names must be unique")
+        for family in self.video_families:
+            for folder, file in family.files():
+                if (folder, file) not in present:
+                    raise ValueError(
+                        f"video family {family.name!r}: {folder}/{file} is not in "
+                        "template.models; every file of a video family must be listed there"
+                    )
+        return self
+
+    def video_family(self, name: str | None) -> VideoFamilySpec | None:
+        """The family called ``name``, or the first one when ``name`` is None."""
+        if name is None:
+            return self.video_families[0] if self.video_families else None
+        return next((f for f in self.video_families if f.name == name), None)
 
     def hash(self) -> str:
         """A short hash of the template: instances rented with another one are drifted."""
-        return _hash(self.model_dump(mode="json", by_alias=True))
+        data = self.model_dump(mode="json", by_alias=True)
+        if not data.get("videoFamilies"):
+            data.pop("videoFamilies", None)  # templates without video keep their hash
+        return _hash(data)
 
 
 def _hash(data: Any) -> str:

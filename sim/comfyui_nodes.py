@@ -4,12 +4,16 @@ Shapes follow ``/object_info`` of ComfyUI 0.38 (contract §5-§6): V1 nodes from
 ``nodes.py`` with list combos, V3 nodes (``comfy_extras``) with ``"COMBO"`` specs,
 ``input_order``, ``hidden`` inputs and ``output_node``. Model combos are filled from
 the simulator's inventory of files "on disk"; ``LoadImage`` from its ``input/`` folder.
+The video nodes (:data:`FROM_RECORDING`) are defined alike in 0.38 and 0.3.64, so they
+are taken from the real 0.3.64 catalogue the simulator ships.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from warmpool.sim import comfyui_legacy
 
 MAX_RESOLUTION = 16384
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -114,6 +118,15 @@ def _node(
         "output_node": output_node,
         "has_intermediate_output": False,
     }
+
+
+#: Classes whose definitions come from the recorded real catalogue.
+FROM_RECORDING: tuple[str, ...] = (
+    "EmptyImage", "ImageFromBatch", "ModelSamplingSD3", "WanImageToVideo",
+    "Wan22ImageToVideoLatent",
+    "EmptyLTXVLatentVideo", "LTXVImgToVideo", "LTXVConditioning", "CLIPVisionLoader",
+    "CLIPVisionEncode", "CreateVideo", "SaveVideo", "SaveWEBM",
+)  # fmt: skip
 
 
 def model_files(files: Sequence[str]) -> list[str]:
@@ -317,4 +330,4 @@ def node_definitions(
             ["LATENT"], module="comfy_extras.nodes_hunyuan",
         ),
     ]  # fmt: skip
-    return {d["name"]: d for d in defs}
+    return {d["name"]: d for d in defs} | comfyui_legacy.recorded_nodes(FROM_RECORDING, models)
