@@ -70,6 +70,32 @@ class OfferSpec(CamelModel):
         return self
 
 
+#: Declared model bytes must fit ``diskGb`` with this margin: the image, ComfyUI and the
+#: partial file of a download in flight need room too (see :data:`_TEMPLATE_RULES`).
+MODEL_DISK_RESERVE_GB = 10
+MODEL_DISK_MARGIN_PERCENT = 10
+#: One model file at most (1 TiB): keeps the CEL sum far from int64 overflow.
+MAX_MODEL_BYTES = 1 << 40
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the pool's namespace."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Secret name (same namespace as the pool).",
+    )
+    key: str = Field(
+        "token",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key inside the Secret's data.",
+    )
+
+
 class ModelSpec(CamelModel):
     """A model file that must be present before an instance counts as ready."""
 
@@ -77,15 +103,79 @@ class ModelSpec(CamelModel):
         description='ComfyUI model folder, e.g. "checkpoints", "loras", "vae".',
         min_length=1,
         max_length=64,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$",
     )
-    file: str = Field(description="File name inside the folder.", min_length=1, max_length=255)
+    file: str = Field(
+        description="File name inside the folder.",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^/\\\x00]+$",
+    )
     url: str | None = Field(
-        None, description="Where the machine downloads it from (used by the onstart script)."
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Where the machine downloads it from (http or https).",
     )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Expected SHA-256 (64 lowercase hex digits); checked after download.",
+    )
+    size_bytes: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_MODEL_BYTES,
+        description="Expected size in bytes; checked after download and against diskGb.",
+    )
+    token_secret: SecretKeyRef | None = Field(
+        None,
+        description=(
+            "Secret holding a bearer token for the URL (Hugging Face, Civitai); sent as "
+            "`Authorization: Bearer` to the URL's host only, never to a redirect's."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _file_is_not_a_dot_name(self) -> ModelSpec:
+        if self.file in (".", ".."):
+            raise ValueError("models[].file must be a file name")
+        return self
+
+
+def _declared_bytes_cel() -> str:
+    return "self.models.map(m, has(m.sizeBytes) ? m.sizeBytes : 0).sum()"
+
+
+_TEMPLATE_RULES = [
+    {
+        "rule": (
+            "!has(self.models) || "
+            f"{_declared_bytes_cel()} * {100 + MODEL_DISK_MARGIN_PERCENT} / 100"
+            f" + {MODEL_DISK_RESERVE_GB} * 1000000000 <= self.diskGb * 1000000000"
+            f" || {_declared_bytes_cel()} == 0"
+        ),
+        "message": (
+            f"models[].sizeBytes plus {MODEL_DISK_MARGIN_PERCENT}% and {MODEL_DISK_RESERVE_GB} GB "
+            "for the image must fit diskGb"
+        ),
+        "fieldPath": ".diskGb",
+    },
+]
+
+
+def required_disk_gb(models: list[ModelSpec]) -> float:
+    """The disk the declared model sizes need, margin and image reserve included (GB)."""
+    declared = sum(m.size_bytes or 0 for m in models)
+    if declared == 0:
+        return 0.0
+    return declared * (100 + MODEL_DISK_MARGIN_PERCENT) / 100 / 1e9 + MODEL_DISK_RESERVE_GB
 
 
 class TemplateSpec(CamelModel):
     """What runs on each rented machine."""
+
+    model_config = with_rules(*_TEMPLATE_RULES)
 
     image: str = Field(
         DEFAULT_IMAGE, min_length=1, max_length=1024, description="Docker image reference."
@@ -103,6 +193,17 @@ class TemplateSpec(CamelModel):
         max_length=64,
         description="Models that must be present before an instance counts as ready.",
     )
+
+    @model_validator(mode="after")
+    def _models_fit_the_disk(self) -> TemplateSpec:
+        need = required_disk_gb(self.models)
+        if need > self.disk_gb:
+            raise ValueError(
+                f"models[].sizeBytes plus {MODEL_DISK_MARGIN_PERCENT}% and "
+                f"{MODEL_DISK_RESERVE_GB} GB for the image must fit diskGb: need {need:.1f} GB, "
+                f"diskGb is {self.disk_gb}"
+            )
+        return self
 
     def hash(self) -> str:
         """A short hash of the template: instances rented with another one are drifted."""
