@@ -205,6 +205,11 @@ class Provisioning:
     token_env: dict[str, SecretKeyRef] = field(default_factory=dict)
 
 
+def downloadable(models: list[ModelSpec]) -> list[ModelSpec]:
+    """The models the provisioning step downloads: those with a URL."""
+    return [m for m in models if m.url]
+
+
 def token_variable(ref: SecretKeyRef) -> str:
     """The environment variable that carries one Secret key's token (stable per ref)."""
     clean = re.sub(r"[^A-Za-z0-9]", "_", f"{ref.name}_{ref.key}").upper()
@@ -256,12 +261,15 @@ def compose_provisioning(
 ) -> Provisioning:
     """The onstart and environment of a rental of this template.
 
-    Without models, the user's onstart is sent unchanged and nothing is added. Raises
-    ValueError when the user's onstart leaves no room for the bootstrap line (the CRD's
-    4000 characters always leave it) or the payload passes Vast.ai's 32 KB of environment.
+    Only models with a ``url`` are downloaded (the others must come with the image; the
+    readiness probe checks them). Without any, the user's onstart is sent unchanged and
+    nothing is added. Raises ValueError when the user's onstart leaves no room for the
+    bootstrap line (the CRD's 4000 characters always leave it) or the payload passes
+    Vast.ai's 32 KB of environment.
     """
     user = template.onstart or ""
-    if not template.models:
+    models = downloadable(template.models)
+    if not models:
         return Provisioning(onstart=user, env={})
     onstart = f"{BOOTSTRAP}\n{user}" if user else BOOTSTRAP
     if len(onstart) > MAX_ONSTART:
@@ -269,7 +277,7 @@ def compose_provisioning(
             f"template.onstart is too long for the models' bootstrap line: at most "
             f"{MAX_ONSTART - len(BOOTSTRAP) - 1} characters with models"
         )
-    script = compose_script(template.models, stall_seconds=stall_seconds, parallel=parallel)
+    script = compose_script(models, stall_seconds=stall_seconds, parallel=parallel)
     env = payload_env(script)
     if sum(len(k) + len(v) for k, v in env.items()) > MAX_PAYLOAD:
         raise ValueError("template.models: too many or too long URLs for one rental's environment")

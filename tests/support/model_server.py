@@ -12,6 +12,8 @@ Used from sync tests (``with ModelServer() as s``) and async ones alike: it runs
 from __future__ import annotations
 
 import hashlib
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -131,6 +133,12 @@ def _handler(
                 return None
             return self._file(route)
 
+        def _hold(self) -> None:
+            while not owner._stop.is_set():
+                readable, _, _ = select.select([self.connection], [], [], 0.1)
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return  # the client closed the connection
+
         def _plain(self, code: int, body: bytes) -> None:
             self.send_response(code)
             self.send_header("Content-Type", "text/plain")
@@ -166,7 +174,7 @@ def _handler(
             try:
                 while sent < len(body):
                     if route.stall_after is not None and start + sent >= route.stall_after:
-                        owner._stop.wait(600)  # hold the connection, send nothing
+                        self._hold()  # send nothing more until the client goes away
                         return
                     end = sent + route.chunk
                     if route.stall_after is not None:

@@ -90,3 +90,16 @@ def test_settings_are_baked_in_and_overridable() -> None:
     assert "STALL=${WARMPOOL_STALL_SECONDS:-45}" in script
     assert "P=${WARMPOOL_PARALLEL:-4}" in script
     assert "EVERY=${WARMPOOL_REPORT_SECONDS:-3}" in script
+
+
+def test_models_without_a_url_come_with_the_image_and_are_not_downloaded() -> None:
+    t = template(models=[{"folder": "checkpoints", "file": "in-image.safetensors"}])
+    assert provisioning.compose_provisioning(t).env == {}
+    both = template(
+        models=[
+            {"folder": "checkpoints", "file": "in-image.safetensors"},
+            {"folder": "loras", "file": "l.safetensors", "url": "https://h/l"},
+        ]
+    )
+    script = decoded(provisioning.compose_provisioning(both).env)
+    assert "l.safetensors" in script and "in-image" not in script
