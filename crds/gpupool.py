@@ -193,6 +193,13 @@ class TemplateSpec(CamelModel):
         max_length=64,
         description="Models that must be present before an instance counts as ready.",
     )
+    model_stall_timeout: Duration = Field(
+        "2m",
+        description=(
+            "A model download that receives no byte for this long fails as "
+            "ModelDownloadStalled (the instance is replaced, its host cooled down)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _models_fit_the_disk(self) -> TemplateSpec:
@@ -449,6 +456,18 @@ class ArrivalDay(CamelModel):
     )
 
 
+class ModelsUnavailable(CamelModel):
+    """A model the pool's machines cannot download (a configuration error): renting stops
+    until the spec changes (``generation``) or the Secret is fixed and the record cleared."""
+
+    reason: str = Field(description="ModelAuthFailed, ModelNotFound or ModelTokenMissing.")
+    message: str = Field("", description="The file and the HTTP status (never a token).")
+    file: str = Field("", description="folder/file of the model.")
+    http_status: int | None = Field(None, description="HTTP status of the download.")
+    generation: int | None = Field(None, description="metadata.generation it was seen at.")
+    time: str = Field("", description="When (RFC 3339).")
+
+
 class GpuPoolStatus(CamelModel):
     """Observed state of a pool."""
 
@@ -477,6 +496,9 @@ class GpuPoolStatus(CamelModel):
         default_factory=list,
         description="Jobs submitted per UTC hour: today and the last warmup.days days.",
         max_length=29,
+    )
+    models_unavailable: ModelsUnavailable | None = Field(
+        None, description="A model download failed for a configuration reason: no renting."
     )
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
 

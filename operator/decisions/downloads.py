@@ -38,7 +38,7 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from warmpool.crds.gpuinstance import ModelProgress
-from warmpool.crds.gpupool import ModelSpec
+from warmpool.crds.gpupool import ModelSpec, ModelsUnavailable
 
 Action = Literal["wait", "ready", "stop_renting", "replace"]
 
@@ -154,6 +154,30 @@ def models_available(verdict: ModelsVerdict) -> tuple[str, str, str] | None:
     if verdict.action == "ready":
         return ("True", "ModelsPresent", "every model downloaded and verified")
     return None
+
+
+def renting_blocked(record: ModelsUnavailable | None, generation: int | None) -> str | None:
+    """Why the pool must not rent (a configuration error seen at this generation), or None.
+
+    Editing the pool (a new generation) lets it try again; so does clearing the record.
+    """
+    if record is None or record.generation != generation:
+        return None
+    return f"{record.message}; fix the model URL or token, then edit the pool to retry"
+
+
+def pool_condition(
+    record: ModelsUnavailable | None, generation: int | None, *, has_downloads: bool
+) -> tuple[str, str, str, str] | None:
+    """The pool's ``ModelsAvailable`` condition (type, status, reason, message), or None
+    when the pool downloads nothing."""
+    if not has_downloads:
+        return None
+    if record is not None and record.generation == generation:
+        return ("ModelsAvailable", "False", record.reason, record.message)
+    if record is not None:
+        return ("ModelsAvailable", "Unknown", "Retrying", "the pool changed since: renting again")
+    return ("ModelsAvailable", "True", "ModelsDownloadable", "no download refused")
 
 
 def download_time(models: Sequence[ModelSpec], download_mbps: float | None) -> timedelta:

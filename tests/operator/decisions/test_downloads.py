@@ -163,3 +163,19 @@ def test_boot_with_models_prefers_the_observed_boot() -> None:
         downloads.boot_with_models(observed, default=default, models=big, download_mbps=1.0)
         == observed
     )
+
+
+def test_renting_is_blocked_at_the_generation_of_the_configuration_error() -> None:
+    from warmpool.crds.gpupool import ModelsUnavailable
+
+    rec = ModelsUnavailable(reason="ModelAuthFailed", message="c/a: HTTP 401 (ModelAuthFailed)",
+                            generation=3)  # fmt: skip
+    assert downloads.renting_blocked(None, 3) is None
+    assert downloads.renting_blocked(rec, 4) is None
+    blocked = downloads.renting_blocked(rec, 3)
+    assert blocked is not None and blocked.startswith("c/a: HTTP 401")
+    expected = ("ModelsAvailable", "False", "ModelAuthFailed", "c/a: HTTP 401 (ModelAuthFailed)")
+    assert downloads.pool_condition(rec, 3, has_downloads=True) == expected
+    assert downloads.pool_condition(rec, 4, has_downloads=True)[1] == "Unknown"  # type: ignore[index]
+    assert downloads.pool_condition(None, 4, has_downloads=True)[1] == "True"  # type: ignore[index]
+    assert downloads.pool_condition(rec, 3, has_downloads=False) is None
