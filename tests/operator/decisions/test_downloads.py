@@ -179,3 +179,13 @@ def test_renting_is_blocked_at_the_generation_of_the_configuration_error() -> No
     assert downloads.pool_condition(rec, 4, has_downloads=True)[1] == "Unknown"  # type: ignore[index]
     assert downloads.pool_condition(None, 4, has_downloads=True)[1] == "True"  # type: ignore[index]
     assert downloads.pool_condition(rec, 3, has_downloads=False) is None
+
+
+def test_the_policys_expected_boot_adds_the_model_download_before_any_boot_was_seen() -> None:
+    from warmpool.operator.decisions import policy
+
+    big = [ModelSpec(folder="c", file="x", sizeBytes=6_000_000_000)]
+    assert policy.expected_boot([], models=big, download_mbps=1000.0) == (
+        policy.DEFAULT_BOOT + timedelta(seconds=80)
+    )
+    assert policy.expected_boot([]) == policy.DEFAULT_BOOT
