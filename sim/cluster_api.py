@@ -19,6 +19,7 @@ import attrs
 import kmock
 from kmock._internal.apps import RawHandler
 
+from warmpool.sim import cluster_protobuf
 from warmpool.sim import cluster_resources as resources
 from warmpool.sim.cluster_ops import (
     PatchError,
@@ -79,6 +80,16 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         self._stopping = True
         for wake in self._watch_tasks:
             wake.set()
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # KMock reads every body as text in the request's charset (UTF-8 by default), which
+        # fails on binary protobuf; latin-1 decodes any byte, and ``body`` keeps the bytes.
+        content_type = raw_request.headers.get("Content-Type", "")
+        if cluster_protobuf.is_protobuf(content_type):
+            headers = raw_request.headers.copy()
+            headers["Content-Type"] = f"{cluster_protobuf.PROTOBUF}; charset=latin-1"
+            raw_request = raw_request.clone(headers=headers)
+        return await super().__call__(raw_request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if self.request_log_limit is not None and len(self._requests) > self.request_log_limit:
@@ -164,6 +175,12 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     # --- resources ------------------------------------------------------------------------
 
     def _body(self, request: kmock.Request) -> Any:
+        content_type = request.headers.get("Content-Type", "")
+        if request.body and cluster_protobuf.is_protobuf(content_type):
+            try:
+                return cluster_protobuf.decode(request.body)
+            except cluster_protobuf.ProtobufError as e:
+                raise ApiError(415, "UnsupportedMediaType", str(e)) from e
         try:
             return json.loads(request.body) if request.body else None
         except ValueError as e:

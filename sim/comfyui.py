@@ -81,6 +81,10 @@ class ComfyOptions:
     pytorch_version: str = "2.8.0+cu128"
     features: bool = True  # False: /features answers 404, like older servers
     root: str | None = None  # folder for input/, output/, temp/ (default: a temp dir)
+    # A real models folder (``<folder>/<file>``): when set, the listed models are ``models``
+    # (the image's own) plus the files in it, rescanned on every request (the Vast.ai
+    # simulator's machines download there).
+    models_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -121,6 +125,7 @@ class ComfyServer:
         for sub in ("input", "output", "temp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.faults = Faults()
+        self._image_models = {k: list(v) for k, v in options.models.items()}
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -428,6 +433,10 @@ class ComfyServer:
         canonical = resource.canonical if resource is not None else bare
         canonical = canonical[4:] if canonical.startswith("/api/") else canonical
         self.requests[f"{request.method} {canonical}"] += 1
+        if self.options.models_dir is not None:
+            self.options.models = nodes.merge_models(
+                self._image_models, nodes.scan_models(Path(self.options.models_dir))
+            )
         allowed, set_cookie = self._authorised(request)
         if not allowed:
             return web.Response(status=401, text="401 Unauthorized",

@@ -11,6 +11,7 @@ are taken from the real 0.3.64 catalogue the simulator ships.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from warmpool.sim import comfyui_legacy
@@ -127,6 +128,32 @@ FROM_RECORDING: tuple[str, ...] = (
     "EmptyLTXVLatentVideo", "LTXVImgToVideo", "LTXVConditioning", "CLIPVisionLoader",
     "CLIPVisionEncode", "CreateVideo", "SaveVideo", "SaveWEBM",
 )  # fmt: skip
+
+
+def merge_models(*sources: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Folder → files of every source, each file once, in first-seen order."""
+    merged: dict[str, list[str]] = {}
+    for source in sources:
+        for folder, files in source.items():
+            listed = merged.setdefault(folder, [])
+            listed.extend(f for f in files if f not in listed)
+    return merged
+
+
+def scan_models(root: Path) -> dict[str, list[str]]:
+    """The model files under ``root`` by folder, as ComfyUI lists them: hidden files (a
+    download in progress) are not models; nested folders give ``sub/file`` names."""
+    found: dict[str, list[str]] = {}
+    if not root.is_dir():
+        return found
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = [
+            f.relative_to(folder).as_posix()
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+        ]
+        found[folder.name] = files
+    return found
 
 
 def model_files(files: Sequence[str]) -> list[str]:

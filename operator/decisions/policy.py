@@ -18,8 +18,8 @@ from typing import Literal
 
 from warmpool.crds.common import ConditionStatus, parse_duration
 from warmpool.crds.gpuinstance import Phase
-from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, RentalOutcome
-from warmpool.operator.decisions import budget
+from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, ModelSpec, RentalOutcome
+from warmpool.operator.decisions import budget, downloads
 from warmpool.operator.decisions import warmup as learned
 from warmpool.operator.decisions.offers import format_time, parse_time
 
@@ -263,12 +263,21 @@ def warm_floor(
     return warmup.replicas if rate >= warmup.min_arrivals_per_hour else spec.replicas
 
 
-def expected_boot(instances: Sequence[InstanceView]) -> timedelta:
-    """Median rent → Ready time of the pool's instances that got there (or the default)."""
+def expected_boot(
+    instances: Sequence[InstanceView],
+    *,
+    models: Sequence[ModelSpec] = (),
+    download_mbps: float | None = None,
+) -> timedelta:
+    """Median rent → Ready time of the pool's instances that got there (or the default,
+    plus the declared model bytes over ``download_mbps``: :func:`downloads.boot_with_models`)."""
     boots = sorted(
         i.ready_at - (i.rented_at or i.created_at) for i in instances if i.ready_at is not None
     )
-    return boots[len(boots) // 2] if boots else DEFAULT_BOOT
+    observed = boots[len(boots) // 2] if boots else None
+    return downloads.boot_with_models(
+        observed, default=DEFAULT_BOOT, models=models, download_mbps=download_mbps
+    )
 
 
 def worth_having(ready: int, queued_seconds: float, *, concurrency: int, boot: timedelta) -> int:
@@ -392,7 +401,9 @@ def plan_pool(
     busy = sum(i.jobs for i in active)
     demand = math.ceil((max(queued_jobs, 0) + busy) / concurrency)
     if queued_seconds is not None:
-        boot = expected_boot(alive)
+        boot = expected_boot(
+            alive, models=spec.template.models, download_mbps=spec.offer.min_download_mbps
+        )
         worth = worth_having(len(ready), queued_seconds, concurrency=concurrency, boot=boot)
         demand = min(demand, worth)
     floor = warm_floor(spec, recent_arrivals, now=now, arrival_days=arrival_days)
