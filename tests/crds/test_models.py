@@ -118,3 +118,26 @@ def test_defaults_follow_design() -> None:
 def test_unknown_fields_are_ignored_by_models() -> None:
     spec = GenerationJobSpec.model_validate({**JOB, "bogus": 1})
     assert "bogus" not in spec.model_dump(by_alias=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param({"replicas": -1}, "replicas", id="negative-cold-replicas"),
+        pytest.param({"replicas": 101}, "replicas", id="too-many-cold"),
+        pytest.param({"maxAge": "a day"}, "maxAge", id="bad-max-age"),
+        pytest.param({"resumeTimeout": "soon"}, "resumeTimeout", id="bad-resume-timeout"),
+    ],
+)
+def test_cold_spec_is_checked(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        GpuPoolSpec.model_validate({"cold": data})
+    assert field in str(info.value)
+
+
+def test_cold_tier_is_off_by_default() -> None:
+    spec = GpuPoolSpec()
+    assert spec.cold.replicas == 0
+    on = GpuPoolSpec.model_validate({"cold": {"replicas": 1, "maxAge": "6h"}})
+    assert (on.cold.replicas, on.cold.max_age) == (1, "6h")
+    assert parse_duration(on.cold.resume_timeout) > timedelta(0)
