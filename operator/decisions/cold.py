@@ -40,6 +40,8 @@ IDLE_COLD = "IdleCold"
 """Stop: idle above the warm floor, kept cold."""
 RESUME = "Resume"
 """Start: a rental was wanted; a stopped instance serves it."""
+COLD_FILL = "ColdFill"
+"""Keep: a fresh rental no longer needed boots on to refill the tier (stopped once idle)."""
 RESUME_SURPLUS = "ResumeSurplus"
 """Stop: a started instance no longer needed (a hedge that lost), stopped again."""
 GPU_TAKEN = "GpuTaken"
@@ -77,6 +79,15 @@ class ColdView:
 @dataclass(frozen=True)
 class Stop:
     """Stop the rental of ``name`` (disk kept): phase ``Stopped``."""
+
+    name: str
+    reason: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Do not release ``name`` (plan_pool's ``Surplus``): it boots on to refill the tier."""
 
     name: str
     reason: str
@@ -238,37 +249,50 @@ def plan_stops(
     unhealthy_machines: Collection[int] = (),
     storage: dict[str, float] | None = None,
     at_cap: bool = False,
-) -> tuple[list[Stop], list[policy.Release]]:
-    """Which of plan_pool's releases stop instead (step 4); the rest stay releases.
+) -> tuple[list[Stop], list[Keep], list[policy.Release]]:
+    """Which of plan_pool's releases stop, or are kept, instead (step 4); the rest stay.
 
     An ``Idle`` release of a Ready instance stops while fewer than ``cold.replicas``
     instances are cold, its template is current and its machine healthy (not in
     ``unhealthy_machines``), cheapest to keep first (GPU price, then ``storage``
     $/hour by name, then newest). A ``Surplus`` release of a ``Resuming`` instance is
-    always stopped again. ``at_cap`` (the budget refuses storage): none stop.
+    always stopped again. A ``Surplus`` release of a fresh rental (a hedge that lost,
+    most progressed first) is kept booting while the tier has room (:class:`Keep`,
+    ``ColdFill``): once Ready and idle it is stopped, so a start whose GPU was taken
+    does not shrink the tier for good. ``at_cap`` (the budget refuses storage): none.
     """
     by_name = {i.name: i for i in instances}
     room = spec.cold.replicas - len(cold)
     stops: list[Stop] = []
+    keeps: list[Keep] = []
     rest: list[policy.Release] = []
     costs = storage or {}
     candidates: list[policy.InstanceView] = []
+    fresh: list[policy.InstanceView] = []
     for r in releases:
         inst = by_name.get(r.name)
+        healthy = (
+            inst is not None
+            and inst.template_hash == template_hash
+            and inst.machine_id not in unhealthy_machines
+        )
         if inst is None or at_cap or spec.cold.replicas == 0:
             rest.append(r)
         elif r.reason == "Surplus" and inst.phase == "Resuming":
             stops.append(Stop(r.name, RESUME_SURPLUS, "started but no longer needed"))
-        elif (
-            r.reason == "Idle"
-            and inst.phase == "Ready"
-            and inst.jobs == 0
-            and inst.template_hash == template_hash
-            and inst.machine_id not in unhealthy_machines
-        ):
+        elif r.reason == "Surplus" and healthy and inst.phase in _FRESH:
+            fresh.append(inst)
+        elif r.reason == "Idle" and inst.phase == "Ready" and inst.jobs == 0 and healthy:
             candidates.append(inst)
         else:
             rest.append(r)
+    fresh.sort(key=lambda i: (-_FRESH.index(i.phase), i.created_at, i.name))
+    for inst in fresh:
+        if len(keeps) < room:
+            keeps.append(Keep(inst.name, COLD_FILL, "not needed now: boots on to refill the tier"))
+        else:
+            rest.extend(r for r in releases if r.name == inst.name)
+    room -= len(keeps)
     candidates.sort(
         key=lambda i: (i.price_per_hour, costs.get(i.name, 0.0), -i.created_at.timestamp(), i.name)
     )
@@ -277,7 +301,7 @@ def plan_stops(
             stops.append(Stop(inst.name, IDLE_COLD, f"idle for {spec.idle_timeout}: kept cold"))
         else:
             rest.extend(r for r in releases if r.name == inst.name)
-    return stops, rest
+    return stops, keeps, rest
 
 
 def plan_starts(
@@ -310,6 +334,10 @@ def plan_starts(
         for c, r in zip(usable, rents, strict=False)
     ]
     return starts, list(rents[len(starts) :])
+
+
+_FRESH: tuple[Phase, ...] = ("Pending", "Renting", "Provisioning", "Starting")
+"""A fresh rental on its way, least progressed first."""
 
 
 def _s(delta: timedelta) -> str:

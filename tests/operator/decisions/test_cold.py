@@ -10,7 +10,7 @@ import pytest
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import BudgetSpec, GpuPoolSpec, HostFailure
 from warmpool.operator.decisions import cold
-from warmpool.operator.decisions.cold import ColdView, Destroy, Start, Stop
+from warmpool.operator.decisions.cold import ColdView, Destroy, Keep, Start, Stop
 from warmpool.operator.decisions.policy import InstanceView, Release, Rent
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -196,12 +196,85 @@ STOPS: list[Any] = [
         id="hedge-resume-that-lost-stops-again",
     ),
     pytest.param(
-        {"releases": [Release("p", "Surplus", "s")], "instances": [ready("p", phase="Starting")]},
+        {
+            "releases": [Release("p", "Surplus", "s")],
+            "instances": [ready("p", phase="Starting")],
+            "cold": [stopped("z")],
+        },
         [],
         [Release("p", "Surplus", "s")],
-        id="fresh-surplus-released",
+        id="fresh-surplus-released-when-tier-full",
     ),
 ]
+
+FILL = Keep("p", "ColdFill", "not needed now: boots on to refill the tier")
+
+
+KEEPS: list[Any] = [
+    pytest.param(
+        {"releases": [Release("p", "Surplus", "s")], "instances": [ready("p", phase="Starting")]},
+        [],
+        [FILL],
+        [],
+        id="fresh-surplus-refills-the-tier",
+    ),
+    pytest.param(
+        {
+            "releases": [Release("q", "Surplus", "s"), Release("p", "Surplus", "s")],
+            "instances": [ready("q", phase="Provisioning"), ready("p", phase="Starting")],
+        },
+        [],
+        [FILL],
+        [Release("q", "Surplus", "s")],
+        id="most-progressed-refills",
+    ),
+    pytest.param(
+        {
+            "releases": [Release("p", "Surplus", "s"), idle("a")],
+            "instances": [ready("p", phase="Starting"), ready("a")],
+        },
+        [],
+        [FILL],
+        [idle("a")],
+        id="refill-takes-the-room",
+    ),
+    pytest.param(
+        {
+            "releases": [Release("p", "Surplus", "s")],
+            "instances": [ready("p", phase="Starting", template="old")],
+        },
+        [],
+        [],
+        [Release("p", "Surplus", "s")],
+        id="drifted-fresh-not-kept",
+    ),
+    pytest.param(
+        {
+            "releases": [Release("p", "Surplus", "s")],
+            "instances": [ready("p", phase="Starting")],
+            "at_cap": True,
+        },
+        [],
+        [],
+        [Release("p", "Surplus", "s")],
+        id="at-cap-not-kept",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "stops", "keeps", "releases"), KEEPS)
+def test_plan_stops_keeps(
+    case: dict[str, Any], stops: list[Stop], keeps: list[Keep], releases: list[Release]
+) -> None:
+    got = cold.plan_stops(
+        case["releases"],
+        case["instances"],
+        case.get("cold", []),
+        spec=pool(),
+        template_hash=HASH,
+        at_cap=case.get("at_cap", False),
+    )
+    assert got == (stops, keeps, releases)
 
 
 @pytest.mark.parametrize(("case", "stops", "releases"), STOPS)
@@ -215,7 +288,7 @@ def test_plan_stops(case: dict[str, Any], stops: list[Stop], releases: list[Rele
         unhealthy_machines=case.get("unhealthy", ()),
         at_cap=case.get("at_cap", False),
     )
-    assert got == (stops, releases)
+    assert got == (stops, [], releases)
 
 
 # ------------------------------------------------------------------ starts
