@@ -15,7 +15,10 @@ handler applies them around :func:`policy.plan_pool`, in this order:
    (``Resuming`` ones are passed: they count as coming, like a rental booting);
 4. :func:`plan_stops`: ``Idle`` releases of plan_pool become :class:`Stop` while the
    tier has room, the machine is healthy and the template current; ``Surplus``
-   releases of ``Resuming`` instances (a hedge that lost) are stopped again;
+   releases of ``Resuming`` instances (a hedge that lost) are stopped again, and of
+   fresh rentals are kept booting (:class:`Keep`) while the tier has room — they are
+   stopped once Ready and idle, so a start whose GPU was taken does not shrink the
+   tier for good;
 5. :func:`plan_starts`: each :class:`policy.Rent` of plan_pool starts a stopped
    instance instead when one can (healthy machine, current template, newest first).
 
