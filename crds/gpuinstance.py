@@ -21,10 +21,18 @@ Phase = Literal[
     "Draining",
     "Terminating",
     "Failed",
+    "Stopped",
+    "Resuming",
 ]
 
 #: Phases in which the rental exists or may exist on Vast.ai and costs money.
 LIVE_PHASES: tuple[Phase, ...] = ("Renting", "Provisioning", "Starting", "Ready", "Draining")
+
+#: The cold tier (``GpuPool.spec.cold``): ``Stopped`` — the rental exists, its GPU is
+#: released and its disk kept and billed (storage only); ``Resuming`` — started again,
+#: not Ready yet. Not in :data:`LIVE_PHASES`: a stopped instance holds no GPU, so its
+#: machine may be rented again; its storage still counts in spend.
+COLD_PHASES: tuple[Phase, ...] = ("Stopped", "Resuming")
 
 
 class OfferRef(CamelModel):

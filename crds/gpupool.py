@@ -387,6 +387,31 @@ class WarmupSpec(CamelModel):
     lead: Duration = Field("30m", description="Warm up this long before a busy hour begins.")
 
 
+class ColdSpec(CamelModel):
+    """The cold tier: stopped instances that keep their disk and resume in about a minute.
+
+    An instance above the warm floor that idles past ``idleTimeout`` is *stopped*
+    (Vast.ai keeps its disk — image and models — and bills storage only: the offer's
+    ``storage_cost`` $/GB/month × ``template.diskGb``) instead of destroyed, while fewer
+    than ``replicas`` are stopped, its machine is healthy and its template is current.
+    On demand the pool starts its stopped instances before it rents fresh ones.
+    """
+
+    replicas: int = Field(
+        0, ge=0, le=100, description="Stopped instances kept at most (0: no cold tier)."
+    )
+    max_age: Duration = Field(
+        "24h", description="A stopped instance is destroyed after this long stopped."
+    )
+    resume_timeout: Duration = Field(
+        "3m",
+        description=(
+            "A start that is not Ready within this long is destroyed and a fresh machine "
+            "rented (a start whose GPU was taken is given up after 30 s)."
+        ),
+    )
+
+
 _POOL_RULES = [
     {
         "rule": "!has(self.maxReplicas) || self.maxReplicas >= self.replicas",
@@ -439,6 +464,10 @@ class GpuPoolSpec(CamelModel):
     jobs: JobsSpec = Field(default_factory=JobsSpec, description="Job placement settings.")
     warmup: WarmupSpec | None = Field(
         None, description="Predictive warm-up from the recent job arrival rate (unset: off)."
+    )
+    cold: ColdSpec = Field(
+        default_factory=ColdSpec,
+        description="Cold tier: idle instances stopped (disk kept) instead of destroyed.",
     )
 
     @model_validator(mode="after")

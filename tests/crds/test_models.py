@@ -183,3 +183,26 @@ def test_template_hash_ignores_fields_left_at_their_new_defaults() -> None:
     assert template.hash() == "1ca1f338f2e36aaf"
     stricter = template.model_copy(update={"model_stall_timeout": "5m"})
     assert stricter.hash() != template.hash()
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param({"replicas": -1}, "replicas", id="negative-cold-replicas"),
+        pytest.param({"replicas": 101}, "replicas", id="too-many-cold"),
+        pytest.param({"maxAge": "a day"}, "maxAge", id="bad-max-age"),
+        pytest.param({"resumeTimeout": "soon"}, "resumeTimeout", id="bad-resume-timeout"),
+    ],
+)
+def test_cold_spec_is_checked(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        GpuPoolSpec.model_validate({"cold": data})
+    assert field in str(info.value)
+
+
+def test_cold_tier_is_off_by_default() -> None:
+    spec = GpuPoolSpec()
+    assert spec.cold.replicas == 0
+    on = GpuPoolSpec.model_validate({"cold": {"replicas": 1, "maxAge": "6h"}})
+    assert (on.cold.replicas, on.cold.max_age) == (1, "6h")
+    assert parse_duration(on.cold.resume_timeout) > timedelta(0)
