@@ -181,7 +181,9 @@ async def delete_object(
     action: str,
 ) -> ActionOut:
     """Annotate with the admin, then delete (the operator's finalizers do the rest)."""
-    obj = await _get(client, res, name, ns)
+    obj = await client.get(res, name, ns)
+    if obj is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{res.kind} {name} not found")
     before = {"phase": (obj.get("status") or {}).get("phase", "")}
     if res == kube.GPUINSTANCES:
         before["contract"] = (obj.get("status") or {}).get("contractId")

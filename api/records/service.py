@@ -22,7 +22,7 @@ from warmpool.api.hub import JobEvent
 from warmpool.api.records.audit import AuditTrail, Entry
 from warmpool.api.records.db import Database
 from warmpool.api.records.usage import Ledger, parse_time, usage_of
-from warmpool.api.records.watch import SharedWatch
+from warmpool.api.records.watch import SharedWatch, source
 from warmpool.api.settings import StudioSettings
 from warmpool.operator.adapters import kube
 
@@ -96,9 +96,11 @@ class Records:
         self.audit = audit
         self.ledger = Ledger(db)
         ns = settings.studio_namespace
-        self.pools = SharedWatch(client, kube.GPUPOOLS, ns)
-        self.instances = SharedWatch(client, kube.GPUINSTANCES, ns)
-        self.events = SharedWatch(client, kube.EVENTS, ns, on_change=self._on_event, cache=False)
+        self.pools = SharedWatch(source(client, kube.GPUPOOLS, ns))
+        self.instances = SharedWatch(source(client, kube.GPUINSTANCES, ns))
+        self.events = SharedWatch(
+            source(client, kube.EVENTS, ns), on_change=self._on_event, cache=False
+        )
         self._networks = [
             ipaddress.ip_network(c, strict=False) for c in settings.studio_proxy_cidrs
         ]

@@ -20,6 +20,22 @@ from warmpool.operator.adapters import kube
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[str, dict[str, Any]], Awaitable[None]]
+Lister = Callable[[], Awaitable[tuple[list[dict[str, Any]], str]]]
+Watcher = Callable[[str, int], AsyncIterator[kube.WatchEvent]]
+
+
+def source(
+    client: kube.KubeClient, res: kube.Resource, namespace: str
+) -> tuple[str, Lister, Watcher]:
+    """List and watch calls of one kind in one namespace (for :class:`SharedWatch`)."""
+
+    async def list_all() -> tuple[list[dict[str, Any]], str]:
+        return await client.list_with_version(res, namespace)
+
+    def watch(version: str, timeout: int) -> AsyncIterator[kube.WatchEvent]:
+        return client.watch(res, namespace, resource_version=version, timeout_seconds=timeout)
+
+    return res.kind, list_all, watch
 
 
 class SharedWatch:
@@ -27,18 +43,14 @@ class SharedWatch:
 
     def __init__(
         self,
-        client: kube.KubeClient,
-        res: kube.Resource,
-        namespace: str,
+        of: tuple[str, Lister, Watcher],
         *,
         on_change: Callback | None = None,
         cache: bool = True,
         watch_timeout: int = 290,
         backoff: float = 1.0,
     ) -> None:
-        self._kube = client
-        self.res = res
-        self._namespace = namespace
+        self.kind, self._list, self._watch = of
         self._on_change = on_change
         self._cache = cache
         self._watch_timeout = watch_timeout
@@ -50,7 +62,7 @@ class SharedWatch:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"warmpool-watch-{self.res.plural}")
+            self._task = asyncio.create_task(self._run(), name=f"warmpool-watch-{self.kind}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -81,26 +93,21 @@ class SharedWatch:
             try:
                 await self._on_change(kind, obj)
             except Exception:  # a record that failed must not stop the watch
-                logger.exception("handling a %s change failed", self.res.kind)
+                logger.exception("handling a %s change failed", self.kind)
 
     async def _run(self) -> None:
         version = ""
         while True:
             try:
                 if not version:
-                    items, version = await self._kube.list_with_version(self.res, self._namespace)
+                    items, version = await self._list()
                     gone = set(self.objects) - {str(i["metadata"]["name"]) for i in items}
                     for name in gone:
                         await self._apply("DELETED", self.objects[name])
                     for item in items:
                         await self._apply("MODIFIED", item)
                     self.synced.set()
-                async for event in self._kube.watch(
-                    self.res,
-                    self._namespace,
-                    resource_version=version,
-                    timeout_seconds=self._watch_timeout,
-                ):
+                async for event in self._watch(version, self._watch_timeout):
                     rv = (event.object.get("metadata") or {}).get("resourceVersion")
                     if rv:
                         version = str(rv)
@@ -109,6 +116,6 @@ class SharedWatch:
             except errors.KubeGoneError:
                 version = ""
             except errors.KubeError as e:
-                logger.warning("%s watch failed, retrying: %s", self.res.kind, e)
+                logger.warning("%s watch failed, retrying: %s", self.kind, e)
                 version = ""
                 await asyncio.sleep(self._backoff)
