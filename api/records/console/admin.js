@@ -4,6 +4,8 @@ import { api, qs } from "/api.js";
 
 const $ = (sel) => document.querySelector(sel);
 const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled"]);
+const GOOD_WHEN_TRUE = new Set(["Ready", "RentalsHealthy"]);
+const INFO = new Set(["ScalingUp", "Progressing"]);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -64,7 +66,7 @@ function poolRow(p) {
   const num = (input) => (input.value === "" ? null : Number(input.value));
   const conditions = el("td");
   for (const c of p.conditions) {
-    const bad = (c.type === "Ready" && c.status !== "True") || (c.type !== "Ready" && c.status === "True" && c.type !== "Progressing");
+    const bad = GOOD_WHEN_TRUE.has(c.type) ? c.status !== "True" : !INFO.has(c.type) && c.status === "True";
     conditions.append(el("span", { class: bad ? "cond bad" : "cond", text: `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ""}${c.message ? `: ${c.message}` : ""}` }));
   }
   const actions = el("td", {},
@@ -190,7 +192,7 @@ function chart(rows) {
   box.replaceChildren();
   if (!days.length) { box.append(svg("text", { x: 20, y: 110 }, "no finished jobs in this period")); return; }
   const max = Math.max(...byDay.values(), 0.0001);
-  const width = 680 / days.length;
+  const width = Math.min(60, 680 / days.length);
   days.forEach((day, i) => {
     const h = (byDay.get(day) / max) * 170;
     const x = 30 + i * width;
@@ -198,7 +200,7 @@ function chart(rows) {
     bar.append(svg("title", {}, `${day}: $${byDay.get(day).toFixed(4)}`));
     box.append(bar, svg("text", { x: x + 2, y: 205 }, day.slice(5)));
   });
-  box.append(svg("text", { x: 2, y: 20 }, `$${max.toFixed(2)}`), svg("text", { x: 2, y: 190 }, "$0"));
+  box.append(svg("text", { x: 2, y: 20 }, `$${max.toFixed(max < 1 ? 4 : 2)}`), svg("text", { x: 2, y: 190 }, "$0"));
 }
 
 async function loadUsage() {
@@ -206,7 +208,7 @@ async function loadUsage() {
   $("#usage tbody").replaceChildren(...out.rows.map((r) => el("tr", {},
     el("td", { text: r.day }), el("td", { text: r.owner }), el("td", { text: r.pool }), el("td", { text: r.jobs }),
     el("td", { text: r.seconds.toFixed(1) }), el("td", { text: r.cost.toFixed(4) }))));
-  $("#usage-total").textContent = `· total ${money(out.totalCost, 2)}`;
+  $("#usage-total").textContent = `· total ${money(out.totalCost, out.totalCost < 1 ? 4 : 2)}`;
   chart(out.rows);
 }
 
