@@ -104,7 +104,7 @@ class Records:
         self._networks = [
             ipaddress.ip_network(c, strict=False) for c in settings.studio_proxy_cidrs
         ]
-        self._jobs: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._jobs: asyncio.Queue[tuple[dict[str, Any], bool]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         #: Jobs already written to the ledger by this process (saves a round trip).
         self._recorded: set[str] = set()
@@ -167,8 +167,8 @@ class Records:
 
     def on_job(self, event: JobEvent) -> None:
         """The hub's hook: every job change, queued for the ledger writer."""
-        if event.type != "DELETED" or event.object.get("status"):
-            self._jobs.put_nowait(event.object)
+        if event.object.get("status"):
+            self._jobs.put_nowait((event.object, event.type == "DELETED"))
 
     async def settled(self) -> None:
         """Wait until every queued job change was written (tests)."""
@@ -176,16 +176,16 @@ class Records:
 
     async def _write_jobs(self) -> None:
         while True:
-            obj = await self._jobs.get()
+            obj, deleted = await self._jobs.get()
             try:
-                await self._write_job(obj)
+                await self._write_job(obj, deleted)
             except Exception:
                 logger.exception("could not write a usage record")
             finally:
                 self._jobs.task_done()
 
-    async def _write_job(self, obj: dict[str, Any]) -> None:
-        row = usage_of(obj)
+    async def _write_job(self, obj: dict[str, Any], deleted: bool = False) -> None:
+        row = usage_of(obj, deleted=deleted)
         if row is None or row["job_uid"] in self._recorded:
             return
         if await self.ledger.record(row):

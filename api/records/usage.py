@@ -30,12 +30,18 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def usage_of(obj: dict[str, Any]) -> dict[str, Any] | None:
-    """The ledger row of a finished job, or None while it runs (or without a uid)."""
+def usage_of(obj: dict[str, Any], *, deleted: bool = False) -> dict[str, Any] | None:
+    """The ledger row of a finished job, or None while it runs (or without a uid).
+
+    A job deleted before it finished (cancelled) is recorded as ``Cancelled`` with what it
+    had cost so far, when it had started at all."""
     job = GenerationJob.from_body(obj)
     st = job.status
     uid = job.metadata.uid
-    if st.phase not in TERMINAL_PHASES or not uid:
+    phase = st.phase
+    if deleted and phase not in TERMINAL_PHASES and (st.started_at or st.scheduled_at):
+        phase = "Cancelled"
+    if phase not in TERMINAL_PHASES or not uid:
         return None
     finished = parse_time(st.finished_at) or datetime.now(UTC)
     started = parse_time(st.started_at) or parse_time(st.scheduled_at)
@@ -48,7 +54,7 @@ def usage_of(obj: dict[str, Any]) -> dict[str, Any] | None:
         "pool": job.spec.pool,
         "gpu": st.gpu_name,
         "instance": st.instance,
-        "phase": st.phase,
+        "phase": phase,
         "seconds": round(seconds, 3),
         "cost": float(st.actual_cost or 0.0),
         "finished_at": finished,

@@ -3,6 +3,7 @@ audit trail, retention, the usage ledger, Event ingestion. Every test runs on bo
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,6 +177,29 @@ def test_usage_of_a_finished_job() -> None:
     )
     job["status"]["phase"] = "Running"
     assert usage_of(job) is None
+    assert usage_of(job, deleted=True)["phase"] == "Cancelled"  # type: ignore[index]
+    del job["status"]["startedAt"]
+    assert usage_of(job, deleted=True) is None  # never started: nothing spent
+
+
+async def test_two_replicas_appending_at_once_keep_one_chain(records_url: str) -> None:  # noqa: F811
+    """PostgreSQL serves several studio replicas: appends from two engines interleave into
+    one valid chain (an advisory transaction lock). SQLite serves one replica only."""
+    if not records_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one studio replica (the chart refuses more)")
+    one, two = Database(records_url), Database(records_url)
+    try:
+        await one.migrate()
+        await two.migrate()
+        a, b = AuditTrail(one, b"k"), AuditTrail(two, b"k")
+        await asyncio.gather(
+            *(t.append(Entry(f"r{i}", "muse.create")) for i in range(20) for t in (a, b))
+        )
+        v = await a.verify()
+        assert v.ok and v.checked == 40, v
+    finally:
+        await one.close()
+        await two.close()
 
 
 def event(reason: str, count: int = 1, uid: str = "ev-1") -> dict[str, Any]:
