@@ -259,6 +259,7 @@ function initSignin() {
 async function start() {
   const me = await api("/me");
   $("#who").textContent = `${me.name}${me.admin ? " · admin" : ""}`;
+  $("#admin-link").hidden = !me.admin;
   await loadChoices();
   await loadHistory();
   updateEstimate();
