@@ -197,7 +197,7 @@ async def audit_page(
     actor: Text = None,
     action: Text = None,
     object: Text = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
     rows, total = await records.audit.page(

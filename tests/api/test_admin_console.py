@@ -223,3 +223,13 @@ async def test_csv_export_and_verification(console: httpx.AsyncClient) -> None:
     assert [row["action"] for row in rows] == ["pool.resume", "pool.pause"]
     v = (await console.post("/api/v1/admin/audit/verify", headers=ADMIN)).json()
     assert v["ok"] is True and v["checked"] >= 2
+
+
+async def test_an_offset_past_what_a_database_integer_holds_is_refused(
+    console: httpx.AsyncClient,
+) -> None:
+    """The fuzz test found it: an offset of 10**20 reached SQLite ("Python int too large to
+    convert to SQLite INTEGER") and answered 500. It is a 422 naming the field now."""
+    r = await console.get("/api/v1/admin/audit", params={"offset": 10**20}, headers=ADMIN)
+    assert r.status_code == 422
+    assert "offset" in r.text
