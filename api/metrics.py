@@ -12,6 +12,10 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request, Response
 from prometheus_client import Counter, Gauge, Histogram
 
+from warmpool.operator import build
+
+BUILD_INFO = build.BUILD_INFO  # warmpool_build_info{version, commit}, shared with the operator
+
 REQUESTS = Counter(
     "warmpool_studio_requests_total",
     "Studio HTTP requests by route template and status code.",
