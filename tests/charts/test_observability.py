@@ -6,7 +6,7 @@ The exported names come from ``prometheus_client.REGISTRY`` after importing the 
 the studio's metrics modules, expanded the way the exposition format names samples (counters
 ``_total``, histograms ``_bucket``/``_sum``/``_count``); the other series that exist are the
 chart's recording rules (``record:``) and Prometheus's own ``up``. Whether each panel returns
-data from the running processes is ``tests/system/test_prometheus.py``'s part.
+data from the running processes is ``tests/e2e/test_prometheus.py``'s part.
 """
 
 from __future__ import annotations
