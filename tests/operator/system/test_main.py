@@ -36,7 +36,7 @@ async def test_liveness_and_metrics_endpoints(cluster: RunningCluster, run_opera
 
         async def exported() -> httpx.Response | None:
             response = await http.get("/metrics")
-            ok = 'warmpool_pool_desired_replicas{pool="seen"}' in response.text
+            ok = 'warmpool_pool_desired_replicas{namespace="default",pool="seen"}' in response.text
             return response if ok else None
 
         metrics = await eventually(exported, what="pool metrics exported")
