@@ -152,3 +152,41 @@ COMFY_PROBE_FAILURES = Counter(
 )
 
 # ---------------------------------------------------------------- end ComfyUI
+
+# ---------------------------------------------------------------- pool lifecycle
+
+#: The gauges that describe a pool's current state: gone with the pool.
+POOL_STATE = (
+    INSTANCES,
+    POOL_DESIRED,
+    POOL_MAX,
+    POOL_READY,
+    POOL_DEGRADED,
+    POOL_PAUSED,
+    PRICE_PER_HOUR,
+    SPEND_TODAY,
+    BUDGET_HOURLY,
+    BUDGET_DAILY,
+    BUDGET_EXCEEDED,
+    JOBS,
+)
+
+
+def set_optional(gauge: Gauge, value: float | None, namespace: str, pool: str) -> None:
+    """Set the pool's series of ``gauge``, or remove it when there is no value (a budget
+    taken out of the spec must not keep its last figure on the dashboards and alerts)."""
+    if value is None:
+        gauge.remove_by_labels({"namespace": namespace, "pool": pool})
+    else:
+        gauge.labels(namespace, pool).set(value)
+
+
+def forget_pool(namespace: str, pool: str) -> None:
+    """Drop a deleted pool's state gauges, so that its last Degraded or BudgetExceeded does
+    not keep an alert firing. Counters and histograms stay: they are history, and rates of
+    a series that stops being exported end by themselves."""
+    for gauge in POOL_STATE:
+        gauge.remove_by_labels({"namespace": namespace, "pool": pool})
+
+
+# ---------------------------------------------------------------- end pool lifecycle

@@ -105,3 +105,14 @@ def test_every_recording_rule_is_read_by_a_dashboard_or_an_alert(
     readers += [p.read_text() for p in (chart.path / "dashboards").glob("*.json")]
     for name in recorded:
         assert any(name in text for text in readers), f"{name} is recorded but never read"
+
+
+def test_every_alert_has_a_runbook_entry(groups: list[dict[str, Any]], chart: Any) -> None:
+    """docs/deploy.md says what each alert means and what to do (a paragraph per alert)."""
+    guide = (chart.repo / "docs" / "deploy.md").read_text()
+    alerts = {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+    for alert in alerts:
+        assert f"| `{alert}` |" in guide, f"{alert} is not in the table of alerts"
+        runbook = [p for p in guide.split("\n\n") if p.startswith("**") and " — " in p]
+        heads = [p.split(" — ")[0] for p in runbook]
+        assert any(alert in head for head in heads), f"no runbook paragraph for {alert}"
