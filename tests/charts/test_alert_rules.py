@@ -116,3 +116,18 @@ def test_every_alert_has_a_runbook_entry(groups: list[dict[str, Any]], chart: An
         runbook = [p for p in guide.split("\n\n") if p.startswith("**") and " — " in p]
         heads = [p.split(" — ")[0] for p in runbook]
         assert any(alert in head for head in heads), f"no runbook paragraph for {alert}"
+
+
+@pytest.mark.parametrize(
+    ("rules_on", "warned"),
+    [pytest.param(False, True, id="dashboards-only"), pytest.param(True, False, id="with-rules")],
+)
+def test_dashboards_without_the_recording_rules_are_warned_about(
+    chart: Any, rules_on: bool, warned: bool
+) -> None:
+    values = {"metrics": {"dashboards": {"enabled": True}, "prometheusRule": {"enabled": rules_on}}}
+    args = ("install", "wp", str(chart.path), "--dry-run=client", "--namespace", "warmpool")
+    result = chart.helm(*args, values=values)
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert ("recording rules" in notes) is warned
