@@ -175,6 +175,13 @@ class Prometheus:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    async def ready(self) -> bool:
+        """``/-/ready`` answers 200 (connection refused while Prometheus starts)."""
+        try:
+            return (await self.http.get("/-/ready")).status_code == 200
+        except httpx.TransportError:
+            return False
+
     async def get(self, path: str, **params: Any) -> Any:
         answer = await self.http.get(path, params=params)
         assert answer.status_code == 200, answer.text
@@ -258,6 +265,8 @@ async def test_every_dashboard_query_returns_data_from_the_running_stack(tmp_pat
 
 
 async def check_the_stack(api: Prometheus, *, studio: str, dev: Process, kubeconfig: Path) -> None:
+    await eventually(api.ready, timeout=60, interval=0.2, what="Prometheus ready")
+
     async def both_up() -> bool:
         up = await api.query(f'up{{namespace="{TARGET_NAMESPACE}"}} == 1')
         return {r["metric"]["job"] for r in up} == {OPERATOR_JOB, STUDIO_JOB}
