@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for both processes: `warmpool-operator` (the default command) and
 # `warmpool-studio --host 0.0.0.0 --port 8000`.
-#   docker build -t ghcr.io/warmpool/warmpool:0.1.0 .
+#   docker build -t ghcr.io/warmpool/warmpool:0.1.0 --build-arg WARMPOOL_COMMIT=$(git rev-parse HEAD) .
+# (WARMPOOL_COMMIT is the `commit` label of warmpool_build_info; "unknown" when not given.)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a wheel of the package (never an editable install)
@@ -18,7 +19,9 @@ RUN python -m build --wheel --outdir /dist .
 
 # ---- runtime: the wheel installed into a clean interpreter, run as a non-root user
 FROM ${PYTHON_IMAGE} AS runtime
-ENV PYTHONDONTWRITEBYTECODE=1 \
+ARG WARMPOOL_COMMIT=unknown
+ENV WARMPOOL_COMMIT=${WARMPOOL_COMMIT} \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1

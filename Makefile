@@ -5,12 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install tools browser postgresql crds bench clean typing-links
+.PHONY: demo test lint typecheck unit install tools browser postgresql prometheus crds bench clean typing-links
 
 demo: $(STAMP) tools
 	$(BIN)/warmpool-sim dev
 
-test: $(STAMP) tools browser postgresql
+test: $(STAMP) tools browser postgresql prometheus
 	$(MAKE) --no-print-directory lint typecheck unit
 
 $(VENV)/bin/python:
@@ -45,6 +45,16 @@ postgresql:
 	  echo "installing Debian postgresql for the records tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
 	    || echo "postgresql could not be installed; the PostgreSQL records tests will skip"; \
+	fi
+
+# Debian's prometheus (/usr/bin/prometheus, /usr/bin/promtool) for the alert-rule unit tests
+# and the real-Prometheus system test (only when running as root; without root those tests
+# skip with a reason when it is absent). No service is started: the tests run their own.
+prometheus:
+	@if { [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; } && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian prometheus for the observability tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	    || echo "prometheus could not be installed; the observability tests will fail as root"; \
 	fi
 
 # mypy and import-linter cannot see through the editable install's package-dir

@@ -8,9 +8,32 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from pythonjsonlogger.json import JsonFormatter
 
 from warmpool.api.app import create_app
 from warmpool.api.settings import StudioSettings
+
+#: The fields of a log line, the same as the operator's.
+LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(settings: StudioSettings) -> None:
+    """Text or JSON lines on stderr for every logger, uvicorn's included (uvicorn is started
+    without its own logging config so that its records reach this one handler). The httpx
+    logger stays at WARNING (it logs URLs)."""
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter(LOG_FIELDS, timestamp=True))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,10 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = create_app(StudioSettings())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    settings = StudioSettings()
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=None,
+        proxy_headers=False,
+    )
     return 0
 
 

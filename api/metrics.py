@@ -10,7 +10,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Gauge, Histogram
+
+from warmpool.operator import build
+
+BUILD_INFO = build.BUILD_INFO  # warmpool_build_info{version, commit}, shared with the operator
 
 REQUESTS = Counter(
     "warmpool_studio_requests_total",
@@ -30,13 +35,16 @@ SSE_LISTENERS = Gauge(
 
 
 def route_template(request: Request) -> str:
-    """The matched route's path template (Starlette records it in the scope once routing
-    has happened), ``static`` for the page's files, or ``unmatched`` — never the raw path."""
+    """The matched API route's path template (FastAPI records the route in the scope once
+    routing has happened), ``static`` for the page's files (the mount at ``/`` records only
+    its endpoint, the StaticFiles app), or ``unmatched`` — never the raw path."""
     route = request.scope.get("route")
     path = getattr(route, "path", None)
-    if path is None:
-        return "unmatched"
-    return str(path) or "static"
+    if path:
+        return str(path)
+    if isinstance(request.scope.get("endpoint"), StaticFiles) or route is not None:
+        return "static"
+    return "unmatched"
 
 
 async def measure(

@@ -90,6 +90,13 @@ class StudioSettings(BaseSettings):
     studio_fallback_price_per_hour: float = Field(
         0.5, ge=0, description="$/hour used for estimates when a pool has no price yet."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text or JSON (shared with the operator: WARMPOOL_LOG_FORMAT).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Python logging level of the studio (WARMPOOL_LOG_LEVEL, shared)."
+    )
     studio_thumbnail_size: int = Field(
         384, ge=32, le=2048, description="Longest side of gallery thumbnails, pixels."
     )

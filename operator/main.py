@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import httpx
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from warmpool.operator.controllers.instance import garbage
@@ -34,8 +35,16 @@ def configure_logging(settings: OperatorSettings) -> None:
     """Text or JSON logs; the httpx logger stays at WARNING (it logs URLs)."""
     handler = logging.StreamHandler()
     if settings.log_format == "json":
+        # Kopf's per-object loggers put their OperatorSettings (not serialisable: the JSON
+        # formatter failed on every such record) and k8s_skip into each record's extras;
+        # k8s_ref (the object's kind, namespace and name) stays in the line.
+        reserved = [*RESERVED_ATTRS, "settings", "k8s_skip"]
         handler.setFormatter(
-            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                timestamp=True,
+                reserved_attrs=reserved,
+            )
         )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s"))

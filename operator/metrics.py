@@ -2,11 +2,29 @@
 
 Each area appends its own clearly marked section. Label values are bounded:
 route templates, status codes and reasons, never ids, keys or tokens.
+
+Conventions (Prometheus naming): a name ends in its unit (``_seconds``, ``_bytes``,
+``_dollars``, ``_dollars_per_hour``; counters then ``_total``). Every pool-scoped series
+carries ``namespace`` and ``pool`` (in that order, the first two label values at every call
+site), so two pools of one name in two namespaces are two series. The ServiceMonitor sets
+``honorLabels`` so that Prometheus keeps this ``namespace`` (the pool's) instead of renaming
+it ``exported_namespace`` next to the scrape target's own.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from warmpool.operator import build
+
+#: The labels of every pool-scoped series.
+POOL = ["namespace", "pool"]
+
+# ---------------------------------------------------------------- build
+
+BUILD_INFO = build.BUILD_INFO  # warmpool_build_info{version, commit}, shared with the studio
+
+# ---------------------------------------------------------------- end build
 
 # ---------------------------------------------------------------- Vast.ai
 
@@ -30,57 +48,61 @@ VASTAI_REQUEST_SECONDS = Histogram(
 INSTANCES = Gauge(
     "warmpool_instances",
     "GpuInstances by pool and phase.",
-    ["pool", "phase"],
+    [*POOL, "phase"],
 )
-POOL_DESIRED = Gauge("warmpool_pool_desired_replicas", "spec.replicas of the pool.", ["pool"])
-POOL_MAX = Gauge("warmpool_pool_max_replicas", "Ceiling of demand-driven scale-up.", ["pool"])
-POOL_READY = Gauge("warmpool_pool_ready_replicas", "Ready instances of the pool.", ["pool"])
+POOL_DESIRED = Gauge("warmpool_pool_desired_replicas", "spec.replicas of the pool.", POOL)
+POOL_MAX = Gauge("warmpool_pool_max_replicas", "Ceiling of demand-driven scale-up.", POOL)
+POOL_READY = Gauge("warmpool_pool_ready_replicas", "Ready instances of the pool.", POOL)
 POOL_DEGRADED = Gauge(
-    "warmpool_pool_degraded", "1 while the pool's Degraded condition is True.", ["pool"]
+    "warmpool_pool_degraded", "1 while the pool's Degraded condition is True.", POOL
 )
-POOL_PAUSED = Gauge("warmpool_pool_paused", "1 while the pool is paused.", ["pool"])
+POOL_PAUSED = Gauge("warmpool_pool_paused", "1 while the pool is paused.", POOL)
 RENTALS = Counter(
     "warmpool_rentals_total",
     "Rentals started by pool and reason (Warm, Demand, Hedge, Replacement).",
-    ["pool", "reason"],
+    [*POOL, "reason"],
 )
 RENTAL_FAILURES = Counter(
     "warmpool_rental_failures_total",
     "Rental attempts that failed before Ready, by pool and reason.",
-    ["pool", "reason"],
+    [*POOL, "reason"],
 )
 TERMINATIONS = Counter(
     "warmpool_terminations_total",
     "Instances terminated by pool and reason.",
-    ["pool", "reason"],
+    [*POOL, "reason"],
 )
 RENT_TO_READY = Histogram(
     "warmpool_rent_to_ready_seconds",
     "Seconds from rental to Ready.",
-    ["pool"],
+    POOL,
     buckets=(30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600),
 )
 READY_PHASE_SECONDS = Histogram(
     "warmpool_ready_phase_seconds",
     "Seconds spent in each step towards Ready (step: running, answering, models, canary).",
-    ["pool", "step"],
+    [*POOL, "step"],
     buckets=(1, 5, 15, 30, 60, 120, 240, 480, 900, 1800, 3600),
 )
 PRICE_PER_HOUR = Gauge(
-    "warmpool_price_per_hour_dollars", "Sum of $/hour of the pool's rentals.", ["pool"]
+    "warmpool_price_dollars_per_hour", "Sum of the hourly prices of the pool's rentals.", POOL
 )
 SPEND = Counter(
-    "warmpool_spend_dollars_total", "Cumulative dollars spent on the pool's rentals.", ["pool"]
+    "warmpool_spend_dollars_total", "Cumulative dollars spent on the pool's rentals.", POOL
 )
-SPEND_TODAY = Gauge("warmpool_spend_today_dollars", "Dollars spent this UTC day.", ["pool"])
+SPEND_TODAY = Gauge("warmpool_spend_today_dollars", "Dollars spent this UTC day.", POOL)
 BUDGET_HOURLY = Gauge(
-    "warmpool_budget_hourly_dollars", "maxHourlySpend of the pool (absent: none).", ["pool"]
+    "warmpool_budget_dollars_per_hour",
+    "spec.budget.maxHourlySpend of the pool (absent: no hourly budget).",
+    POOL,
 )
 BUDGET_DAILY = Gauge(
-    "warmpool_budget_daily_dollars", "maxDailySpend of the pool (absent: none).", ["pool"]
+    "warmpool_budget_dollars_per_day",
+    "spec.budget.maxDailySpend of the pool (absent: no daily budget).",
+    POOL,
 )
 BUDGET_EXCEEDED = Gauge(
-    "warmpool_budget_exceeded", "1 while a budget blocks rentals of the pool.", ["pool"]
+    "warmpool_budget_exceeded", "1 while a budget blocks rentals of the pool.", POOL
 )
 ORPHANS_DESTROYED = Counter(
     "warmpool_orphans_destroyed_total",
@@ -89,32 +111,32 @@ ORPHANS_DESTROYED = Counter(
 
 # ---------------------------------------------------------------- jobs
 
-JOBS = Gauge("warmpool_jobs", "GenerationJobs by pool and phase.", ["pool", "phase"])
+JOBS = Gauge("warmpool_jobs", "GenerationJobs by pool and phase.", [*POOL, "phase"])
 JOB_QUEUE_WAIT = Histogram(
     "warmpool_job_queue_wait_seconds",
     "Seconds from a job's creation to ComfyUI accepting it.",
-    ["pool"],
+    POOL,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200),
 )
 JOB_RUN = Histogram(
     "warmpool_job_run_seconds",
     "Seconds from ComfyUI accepting a job to its outputs being stored.",
-    ["pool"],
+    POOL,
     buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200),
 )
 JOB_FAILURES = Counter(
     "warmpool_job_failures_total",
     "Job failures (incl. retried attempts) by reason.",
-    ["pool", "reason"],
+    [*POOL, "reason"],
 )
 JOBS_FINISHED = Counter(
-    "warmpool_jobs_finished_total", "Jobs that reached a terminal phase.", ["pool", "phase"]
+    "warmpool_jobs_finished_total", "Jobs that reached a terminal phase.", [*POOL, "phase"]
 )
-OUTPUT_BYTES = Counter("warmpool_output_bytes_total", "Bytes of stored outputs.", ["pool"])
+OUTPUT_BYTES = Counter("warmpool_output_bytes_total", "Bytes of stored outputs.", POOL)
 OUTPUT_COST = Histogram(
     "warmpool_output_cost_dollars",
     "Cost of one output: dollars per image, or per second of video (kind).",
-    ["pool", "gpu", "kind"],
+    [*POOL, "gpu", "kind"],
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 
@@ -130,3 +152,41 @@ COMFY_PROBE_FAILURES = Counter(
 )
 
 # ---------------------------------------------------------------- end ComfyUI
+
+# ---------------------------------------------------------------- pool lifecycle
+
+#: The gauges that describe a pool's current state: gone with the pool.
+POOL_STATE = (
+    INSTANCES,
+    POOL_DESIRED,
+    POOL_MAX,
+    POOL_READY,
+    POOL_DEGRADED,
+    POOL_PAUSED,
+    PRICE_PER_HOUR,
+    SPEND_TODAY,
+    BUDGET_HOURLY,
+    BUDGET_DAILY,
+    BUDGET_EXCEEDED,
+    JOBS,
+)
+
+
+def set_optional(gauge: Gauge, value: float | None, namespace: str, pool: str) -> None:
+    """Set the pool's series of ``gauge``, or remove it when there is no value (a budget
+    taken out of the spec must not keep its last figure on the dashboards and alerts)."""
+    if value is None:
+        gauge.remove_by_labels({"namespace": namespace, "pool": pool})
+    else:
+        gauge.labels(namespace, pool).set(value)
+
+
+def forget_pool(namespace: str, pool: str) -> None:
+    """Drop a deleted pool's state gauges, so that its last Degraded or BudgetExceeded does
+    not keep an alert firing. Counters and histograms stay: they are history, and rates of
+    a series that stops being exported end by themselves."""
+    for gauge in POOL_STATE:
+        gauge.remove_by_labels({"namespace": namespace, "pool": pool})
+
+
+# ---------------------------------------------------------------- end pool lifecycle

@@ -168,6 +168,8 @@ async def serve(
         config = stack.cluster.write_kubeconfig(kubeconfig).resolve()
         api_key = secrets.token_hex(16)
         comfy = {} if comfy_step_seconds is None else {"step_seconds": comfy_step_seconds}
+        health_port = free_port()
+        log_level = os.environ.get("WARMPOOL_LOG_LEVEL", "WARNING").upper()  # both children
         stack.vastai = await start_vastai(
             api_key=api_key, time_scale=time_scale, comfy_options=comfy
         )
@@ -183,8 +185,8 @@ async def serve(
             # The studio's records (audit trail, usage ledger): an SQLite file.
             "WARMPOOL_STUDIO_RECORDS_URL": f"sqlite+aiosqlite:///{state / 'records.db'}",
             "WARMPOOL_RECONCILE_INTERVAL": "2",
-            "WARMPOOL_HEALTH_PORT": str(free_port()),
-            "WARMPOOL_LOG_LEVEL": os.environ.get("WARMPOOL_LOG_LEVEL", "WARNING"),
+            "WARMPOOL_HEALTH_PORT": str(health_port),
+            "WARMPOOL_LOG_LEVEL": log_level,
             "WARMPOOL_STUDIO_AUTH": "none",
             "WARMPOOL_STUDIO_NAMESPACE": "default",
         }
@@ -192,7 +194,7 @@ async def serve(
         await stack.spawn(
             "studio",
             [console_script("warmpool-studio"), "--host", "127.0.0.1", "--port", str(studio_port),
-             "--log-level", "warning"],
+             "--log-level", log_level.lower()],
             env,
         )  # fmt: skip
         studio = f"http://127.0.0.1:{studio_port}/"
@@ -201,6 +203,8 @@ async def serve(
             stack.cluster.create(SAMPLE_POOL)
         say(f"studio                   {studio}")
         say(f"admin console            {studio}admin  (the local user is an admin)")
+        say(f"metrics                  http://127.0.0.1:{health_port}/metrics (operator), "
+            f"{studio}metrics (studio)")  # fmt: skip
         say(f"kubectl:  KUBECONFIG={config} .venv/bin/kubectl get warmpool")
         say("warming up pool sdxl (1 instance) ... Ctrl-C stops everything")
         await show_progress(stack, studio=studio)

@@ -272,22 +272,20 @@ def publish_metrics(
     spent: float,
     conditions: list[dict[str, Any]],
 ) -> None:
-    name = pool.metadata.name
+    ns, name = pool.metadata.namespace or "default", pool.metadata.name
     for phase in PHASES:
-        metrics.INSTANCES.labels(name, phase).set(sum(1 for v in views if v.phase == phase))
-    metrics.POOL_DESIRED.labels(name).set(pool.spec.replicas)
-    metrics.POOL_MAX.labels(name).set(pool.spec.ceiling)
-    metrics.POOL_READY.labels(name).set(ready)
-    metrics.PRICE_PER_HOUR.labels(name).set(hourly)
-    metrics.SPEND_TODAY.labels(name).set(spent)
-    metrics.POOL_PAUSED.labels(name).set(1 if pool.spec.paused else 0)
-    if pool.spec.budget.max_hourly_spend is not None:
-        metrics.BUDGET_HOURLY.labels(name).set(pool.spec.budget.max_hourly_spend)
-    if pool.spec.budget.max_daily_spend is not None:
-        metrics.BUDGET_DAILY.labels(name).set(pool.spec.budget.max_daily_spend)
+        metrics.INSTANCES.labels(ns, name, phase).set(sum(1 for v in views if v.phase == phase))
+    metrics.POOL_DESIRED.labels(ns, name).set(pool.spec.replicas)
+    metrics.POOL_MAX.labels(ns, name).set(pool.spec.ceiling)
+    metrics.POOL_READY.labels(ns, name).set(ready)
+    metrics.PRICE_PER_HOUR.labels(ns, name).set(hourly)
+    metrics.SPEND_TODAY.labels(ns, name).set(spent)
+    metrics.POOL_PAUSED.labels(ns, name).set(1 if pool.spec.paused else 0)
+    metrics.set_optional(metrics.BUDGET_HOURLY, pool.spec.budget.max_hourly_spend, ns, name)
+    metrics.set_optional(metrics.BUDGET_DAILY, pool.spec.budget.max_daily_spend, ns, name)
     state = {c["type"]: c["status"] for c in conditions}
-    metrics.BUDGET_EXCEEDED.labels(name).set(1 if state.get("BudgetExceeded") == "True" else 0)
-    metrics.POOL_DEGRADED.labels(name).set(1 if state.get("Degraded") == "True" else 0)
+    metrics.BUDGET_EXCEEDED.labels(ns, name).set(1 if state.get("BudgetExceeded") == "True" else 0)
+    metrics.POOL_DEGRADED.labels(ns, name).set(1 if state.get("Degraded") == "True" else 0)
 
 
 def forget(deps: Deps, namespace: str, name: str) -> None:
@@ -295,3 +293,4 @@ def forget(deps: Deps, namespace: str, name: str) -> None:
     key = f"{namespace}/{name}"
     deps.wakeups.pop(key, None)
     deps.offer_cache.pop(key, None)
+    metrics.forget_pool(namespace, name)

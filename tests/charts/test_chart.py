@@ -63,6 +63,7 @@ SERVICE_MONITOR = {
                         "properties": {
                             "port": {"type": "string"},
                             "path": {"type": "string", "pattern": "^/"},
+                            "honorLabels": {"type": "boolean"},
                             "interval": {"type": "string", "pattern": PROM_DURATION},
                             "scrapeTimeout": {"type": "string", "pattern": PROM_DURATION},
                         },
@@ -95,9 +96,14 @@ PROMETHEUS_RULE = {
                                 "items": {
                                     "type": "object",
                                     "additionalProperties": False,
-                                    "required": ["alert", "expr"],
+                                    "required": ["expr"],
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
                                     "properties": {
                                         "alert": {"type": "string", "pattern": "^[A-Za-z]+$"},
+                                        "record": {
+                                            "type": "string",
+                                            "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+                                        },
                                         "expr": {"type": "string", "minLength": 1},
                                         "for": {"type": "string", "pattern": PROM_DURATION},
                                         "labels": LABELS,

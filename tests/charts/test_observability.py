@@ -1,10 +1,12 @@
-"""Dashboards and alert rules name only metrics the code exports, in PromQL that parses.
+"""Dashboards and alert rules name only series that exist, in PromQL that parses.
 
 PromQL is parsed by ``promql-parser`` (a real PromQL parser, Prometheus 2.45 grammar); the
-metric names are taken from its syntax tree, not from regular expressions. The exported names
-come from ``prometheus_client.REGISTRY`` after importing the operator's and the studio's
-metrics modules, expanded the way the exposition format names samples (counters ``_total``,
-histograms ``_bucket``/``_sum``/``_count``).
+metric names and label matchers are taken from its syntax tree, not from regular expressions.
+The exported names come from ``prometheus_client.REGISTRY`` after importing the operator's and
+the studio's metrics modules, expanded the way the exposition format names samples (counters
+``_total``, histograms ``_bucket``/``_sum``/``_count``); the other series that exist are the
+chart's recording rules (``record:``) and Prometheus's own ``up``. Whether each panel returns
+data from the running processes is ``tests/e2e/test_prometheus.py``'s part.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import promql_parser
 import pytest
 from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
 METRICS_MODULES = ("warmpool.operator.metrics", "warmpool.api.metrics")
 # Series Prometheus makes itself (scrape health), allowed in alert rules only.
@@ -28,6 +31,7 @@ GRAFANA_VARIABLES = {
     "$__interval": "1m",
     "$__range": "6h",
     "$pool": ".*",
+    "$namespace": ".*",
 }
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -49,6 +53,22 @@ def exported() -> set[str]:
     return names
 
 
+@pytest.fixture(scope="module")
+def label_names() -> dict[str, set[str]]:
+    """Sample name → the label names its samples carry (``le`` on buckets)."""
+    found: dict[str, set[str]] = {}
+    for module in METRICS_MODULES:
+        for metric in vars(importlib.import_module(module)).values():
+            if isinstance(metric, MetricWrapperBase):
+                labels = set(metric._labelnames)
+                family = metric._name
+                kind = metric._type
+                for suffix in SUFFIXES["counter" if kind == "counter" else kind]:
+                    base = family if kind != "counter" else family.removesuffix("_total")
+                    found[base + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    return found
+
+
 def grafana_to_promql(expr: str) -> str:
     for variable, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(variable, value)
@@ -56,17 +76,24 @@ def grafana_to_promql(expr: str) -> str:
     return expr
 
 
-def metric_names(expr: str) -> set[str]:
-    """Parse ``expr`` (raises ValueError when it is not PromQL) and return the series it reads."""
-    names: set[str] = set()
+def selectors(expr: str) -> dict[str, set[str]]:
+    """Parse ``expr`` (raises ValueError when it is not PromQL): series name → label names
+    its selectors match on."""
+    found: dict[str, set[str]] = {}
 
     def visit(node: promql_parser.Expr) -> None:
         if isinstance(node, promql_parser.VectorSelector):
             assert node.name, f"selector without a metric name in {expr!r}"
-            names.add(node.name)
+            matched = {m.name for m in node.matchers.matchers} - {"__name__"}
+            found.setdefault(node.name, set()).update(matched)
 
     promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
+    return found
+
+
+def metric_names(expr: str) -> set[str]:
+    """Parse ``expr`` (raises ValueError when it is not PromQL) and return the series it reads."""
+    return set(selectors(expr))
 
 
 def dashboard_exprs(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -84,9 +111,21 @@ def dashboards(chart: Any) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def rules(chart: Any, all_on_manifests: list[Any]) -> list[dict[str, Any]]:
+def all_rules(chart: Any, all_on_manifests: list[Any]) -> list[dict[str, Any]]:
     rule = chart.one(all_on_manifests, "PrometheusRule")
     return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+@pytest.fixture(scope="module")
+def rules(all_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerting rules."""
+    return [r for r in all_rules if "alert" in r]
+
+
+@pytest.fixture(scope="module")
+def recorded(all_rules: list[dict[str, Any]]) -> set[str]:
+    """The series the chart's recording rules write."""
+    return {r["record"] for r in all_rules if "record" in r}
 
 
 def test_the_three_dashboards_exist(dashboards: dict[str, dict[str, Any]]) -> None:
@@ -95,42 +134,93 @@ def test_the_three_dashboards_exist(dashboards: dict[str, dict[str, Any]]) -> No
 
 
 def test_dashboards_use_only_exported_metrics(
-    dashboards: dict[str, dict[str, Any]], exported: set[str]
+    dashboards: dict[str, dict[str, Any]], exported: set[str], recorded: set[str]
 ) -> None:
     used: set[str] = set()
     for name, board in dashboards.items():
         for title, expr in dashboard_exprs(board):
             names = metric_names(expr)
             assert names, (name, title)
-            assert names <= exported, f"{name} / {title}: {sorted(names - exported)}"
+            missing = names - exported - recorded
+            assert not missing, f"{name} / {title}: {sorted(missing)}"
             used |= names
         for variable in board["templating"]["list"]:
             if variable["type"] == "query":
-                (metric,) = re.findall(r"label_values\((\w+),", variable["definition"])
+                (metric,) = re.findall(r"label_values\((\w+)[{,]", variable["definition"])
                 assert metric in exported
     # The dashboards cover the families the issue names.
     for family in (
         "warmpool_instances",
         "warmpool_pool_ready_replicas",
-        "warmpool_price_per_hour_dollars",
+        "warmpool_price_dollars_per_hour",
+        "warmpool_budget_dollars_per_hour",
+        "warmpool_budget_dollars_per_day",
         "warmpool_spend_today_dollars",
         "warmpool_rentals_total",
         "warmpool_terminations_total",
         "warmpool_jobs",
-        "warmpool_job_queue_wait_seconds_bucket",
-        "warmpool_job_run_seconds_bucket",
+        "namespace_pool_le:warmpool_job_queue_wait_seconds_bucket:rate5m",
+        "namespace_pool_le:warmpool_job_run_seconds_bucket:rate5m",
         "warmpool_job_failures_total",
-        "warmpool_vastai_requests_total",
-        "warmpool_vastai_request_seconds_bucket",
+        "endpoint_code:warmpool_vastai_requests:rate5m",
+        "endpoint_le:warmpool_vastai_request_seconds_bucket:rate5m",
+        "warmpool_build_info",
     ):
         assert family in used
 
 
-def test_rules_use_only_exported_metrics(rules: list[dict[str, Any]], exported: set[str]) -> None:
+def test_selectors_match_only_labels_the_series_carry(
+    dashboards: dict[str, dict[str, Any]],
+    all_rules: list[dict[str, Any]],
+    label_names: dict[str, set[str]],
+) -> None:
+    """A matcher on a label the series lacks (``namespace`` on a series without it) selects
+    nothing; the panel would stay empty."""
+    exprs = [(f"{n} / {t}", e) for n, b in dashboards.items() for t, e in dashboard_exprs(b)]
+    exprs += [(r.get("alert") or r["record"], r["expr"]) for r in all_rules]
+    checked = 0
+    for where, expr in exprs:
+        for name, matched in selectors(expr).items():
+            if name in label_names:
+                checked += 1
+                assert matched <= label_names[name], f"{where}: {name} has no {matched}"
+    assert checked > 40
+
+
+def test_every_pool_scoped_series_carries_namespace_and_pool() -> None:
+    """Two pools of one name in two namespaces are two series (the namespace was once
+    dropped, and their figures overwrote each other)."""
+    from warmpool.operator import metrics
+
+    scoped = [
+        m
+        for m in vars(metrics).values()
+        if isinstance(m, MetricWrapperBase) and "pool" in m._labelnames
+    ]
+    assert len(scoped) >= 20
+    for metric in scoped:
+        assert metric._labelnames[:2] == ("namespace", "pool"), metric._name
+
+
+def test_recording_rules_read_exported_series(
+    all_rules: list[dict[str, Any]], exported: set[str], recorded: set[str]
+) -> None:
+    records = [r for r in all_rules if "record" in r]
+    assert len(records) >= 5
+    for rule in records:
+        names = metric_names(rule["expr"])
+        assert names <= exported | recorded, f"{rule['record']}: {sorted(names - exported)}"
+        assert rule["record"].count(":") == 2, "level:metric:operations"
+
+
+def test_rules_use_only_exported_metrics(
+    rules: list[dict[str, Any]], exported: set[str], recorded: set[str]
+) -> None:
     for rule in rules:
         names = metric_names(rule["expr"])
         assert names, rule["alert"]
-        assert names <= exported | PROMETHEUS_SERIES, f"{rule['alert']}: {sorted(names - exported)}"
+        missing = names - exported - recorded - PROMETHEUS_SERIES
+        assert not missing, f"{rule['alert']}: {sorted(missing)}"
 
 
 def test_the_alerts_the_issue_asks_for(rules: list[dict[str, Any]]) -> None:
@@ -142,7 +232,9 @@ def test_the_alerts_the_issue_asks_for(rules: list[dict[str, Any]]) -> None:
         "WarmpoolJobsQueuedWithoutReadyInstance",
         "WarmpoolPoolDegraded",
         "WarmpoolVastaiErrors",
+        "WarmpoolVastaiThrottled",
         "WarmpoolOperatorDown",
+        "WarmpoolStudioDown",
     }
     for rule in rules:
         assert rule["labels"]["severity"] in ("warning", "critical")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import sys
@@ -42,6 +43,19 @@ async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) ->
         await eventually(lambda: any("pool sdxl is Ready" in ln for ln in lines),
                          timeout=120, what="the sample pool Ready")  # fmt: skip
         assert any(f"http://127.0.0.1:{port}/" in ln for ln in lines)
+        # The operator's metrics address is printed, and it serves the pool's series.
+        (metrics_line,) = [ln for ln in lines if "/metrics (operator)" in ln]
+        (operator_metrics,) = re.findall(r"(http://\S+/metrics) \(operator\)", metrics_line)
+        ready = 'warmpool_pool_ready_replicas{namespace="default",pool="sdxl"} 1.0'
+        async with httpx.AsyncClient(timeout=10) as metrics_http:
+
+            async def exposition() -> str | None:
+                text = (await metrics_http.get(operator_metrics)).text
+                return text if ready in text else None
+
+            exposed = await eventually(exposition, timeout=30, interval=0.5,
+                                       what="the pool's ready gauge exported")  # fmt: skip
+        assert "warmpool_build_info{" in exposed
         assert (tmp_path / ".warmpool" / "kubeconfig").exists()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the operator and the studio

@@ -314,7 +314,7 @@ async def create(
             "label": label,
         },
     )  # fmt: skip
-    metrics.RENTALS.labels(pool.metadata.name, inst.spec.reason or "Warm").inc()
+    metrics.RENTALS.labels(ns, pool.metadata.name, inst.spec.reason or "Warm").inc()
     event("GpuInstance", inst.metadata, "Rented",
                  f"offer {choice.id} as contract {created.instance_id}: {choice.gpu_name}, "
                  f"${choice.price_per_hour:.3f}/h")  # fmt: skip

@@ -230,10 +230,10 @@ async def _became_ready(
     now: datetime,
     log: kopf.Logger,
 ) -> None:
-    pool_name = pool.metadata.name
+    ns, pool_name = pool.metadata.namespace or "default", pool.metadata.name
     rented = parse_time(inst.status.rented_at)
     if rented is not None:
-        metrics.RENT_TO_READY.labels(pool_name).observe((now - rented).total_seconds())
+        metrics.RENT_TO_READY.labels(ns, pool_name).observe((now - rented).total_seconds())
     steps = [
         ("running", inst.status.rented_at, patch.get("runningAt") or inst.status.running_at),
         ("answering", patch.get("runningAt") or inst.status.running_at,
@@ -245,7 +245,7 @@ async def _became_ready(
     for step, start, end in steps:
         a, b = parse_time(start), parse_time(end)
         if a is not None and b is not None:
-            metrics.READY_PHASE_SECONDS.labels(pool_name, step).observe((b - a).total_seconds())
+            metrics.READY_PHASE_SECONDS.labels(ns, pool_name, step).observe((b - a).total_seconds())
     event(
         "GpuInstance",
         inst.metadata,
@@ -283,7 +283,7 @@ async def record_failure(
     """A failed rental: the host goes into cool-down (unless ``cool_down`` is False: not the
     host's fault) and the breaker window learns of it."""
     ns = pool.metadata.namespace or "default"
-    metrics.RENTAL_FAILURES.labels(pool.metadata.name, reason).inc()
+    metrics.RENTAL_FAILURES.labels(ns, pool.metadata.name, reason).inc()
     cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)
     machine = inst.status.machine_id
 

@@ -41,8 +41,8 @@ async def close_spend(deps: Deps, inst: GpuInstance) -> None:
         return
     now = deps.now()
     cost = inst.status.price_per_hour * max(0.0, (now - rented).total_seconds()) / 3600.0
-    metrics.SPEND.labels(inst.spec.pool).inc(cost)
     ns = inst.metadata.namespace or "default"
+    metrics.SPEND.labels(ns, inst.spec.pool).inc(cost)
 
     today = budget.cost_today(inst.status.price_per_hour, rented, now=now)
 
@@ -69,7 +69,7 @@ async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str)
                 "terminatedAt": iso(deps.now()),
             },
         )
-        metrics.TERMINATIONS.labels(inst.spec.pool, reason).inc()
+        metrics.TERMINATIONS.labels(ns, inst.spec.pool, reason).inc()
         # A money event: the studio copies it into its durable audit trail.
         event("GpuInstance", inst.metadata, "Releasing",
               f"{reason}: {message}; ${inst.status.price_per_hour:.3f}/h")  # fmt: skip

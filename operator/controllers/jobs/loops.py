@@ -413,4 +413,4 @@ class Dispatcher:
             if pkey == key:
                 phases[phase] += 1
         for phase in ("Queued", "Scheduled", "Running", *TERMINAL_PHASES):
-            metrics.JOBS.labels(key[1], phase).set(phases.get(phase, 0))
+            metrics.JOBS.labels(key[0], key[1], phase).set(phases.get(phase, 0))

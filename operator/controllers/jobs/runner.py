@@ -129,7 +129,7 @@ class Run:
         self.prompt_id = prompt_id
         self.accepted = time.monotonic()
         now = self.deps.now()
-        metrics.JOB_QUEUE_WAIT.labels(self.pool.name).observe(
+        metrics.JOB_QUEUE_WAIT.labels(self.ns, self.pool.name).observe(
             max((now - self.job.created).total_seconds(), 0.0)
         )
         self.enqueue({"phase": "Running", "startedAt": iso(now), "promptId": prompt_id})
@@ -346,17 +346,19 @@ class Run:
             stored.append(item)
         cost = round(gpu_seconds * self.inst.price_per_hour / 3600.0, 6)
         pool, gpu = self.pool.name, self.inst.gpu_name or "unknown"
-        metrics.JOB_RUN.labels(pool).observe(time.monotonic() - (self.accepted or 0.0))
+        metrics.JOB_RUN.labels(self.ns, pool).observe(time.monotonic() - (self.accepted or 0.0))
         for item in stored:
-            metrics.OUTPUT_BYTES.labels(pool).inc(item.output.size)
+            metrics.OUTPUT_BYTES.labels(self.ns, pool).inc(item.output.size)
         if self.spec.kind == "video":
             fps = self.spec.fps or workflows.DEFAULT_FPS
             seconds = sum((s.output.frames or 1) for s in stored) / fps
-            metrics.OUTPUT_COST.labels(pool, gpu, "video").observe(cost / max(seconds, 1e-9))
+            metrics.OUTPUT_COST.labels(self.ns, pool, gpu, "video").observe(
+                cost / max(seconds, 1e-9)
+            )
         else:
             per = cost / max(len(stored), 1)
             for _ in stored:
-                metrics.OUTPUT_COST.labels(pool, gpu, "image").observe(per)
+                metrics.OUTPUT_COST.labels(self.ns, pool, gpu, "image").observe(per)
         extra = {
             "outputs": [s.output.model_dump(mode="json", by_alias=True, exclude_none=True)
                         for s in stored],
@@ -393,7 +395,7 @@ class Run:
             kind, attempts=max(self.attempts, 1), max_attempts=self.pool.jobs.max_attempts,
             gpu_name=self.inst.gpu_name, pool_gpus=gpus, excluded_gpus=self.job.excluded_gpus,
         )  # fmt: skip
-        metrics.JOB_FAILURES.labels(self.pool.name, verdict.reason).inc()
+        metrics.JOB_FAILURES.labels(self.ns, self.pool.name, verdict.reason).inc()
         if kind in ("stalled", "timeout", "bad_output", "interrupted"):
             await self.interrupt()
         if verdict.record_host:
@@ -428,7 +430,7 @@ class Run:
                   "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
         await self.flush()
         await self.write(status)
-        metrics.JOBS_FINISHED.labels(self.pool.name, phase).inc()
+        metrics.JOBS_FINISHED.labels(self.ns, self.pool.name, phase).inc()
         return True
 
     # ------------------------------------------------------------- I/O helpers

@@ -36,7 +36,7 @@ async def test_liveness_and_metrics_endpoints(cluster: RunningCluster, run_opera
 
         async def exported() -> httpx.Response | None:
             response = await http.get("/metrics")
-            ok = 'warmpool_pool_desired_replicas{pool="seen"}' in response.text
+            ok = 'warmpool_pool_desired_replicas{namespace="default",pool="seen"}' in response.text
             return response if ok else None
 
         metrics = await eventually(exported, what="pool metrics exported")
@@ -65,3 +65,28 @@ def test_json_logs_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
     assert record["message"] == "renting offer 7"
     assert record["levelname"] == "INFO"
     assert record["name"] == "warmpool.test"
+
+
+def test_json_logs_of_kopf_per_object_loggers(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: Kopf's per-object loggers (every handler's ``logger``) put their
+    OperatorSettings into each record's extras; the JSON formatter tried to serialise it and
+    printed a traceback instead of the line. The settings are left out, the object stays."""
+    import kopf
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    metadata = {"name": "sdxl", "namespace": "default", "uid": "u1"}
+    body = kopf.Body(
+        {"apiVersion": "warmpool.dev/v1alpha1", "kind": "GpuPool", "metadata": metadata}
+    )
+    try:
+        main.configure_logging(OperatorSettings(log_format="json"))
+        kopf.LocalObjectLogger(body=body, settings=kopf.OperatorSettings()).info("warm: 1 rented")
+        err = capsys.readouterr().err
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    assert "Traceback" not in err, err
+    record = json.loads(err.strip().splitlines()[-1])
+    assert record["message"] == "warm: 1 rented"
+    assert record["k8s_ref"]["namespace"] == "default" and record["k8s_ref"]["name"] == "sdxl"
+    assert "settings" not in record and "k8s_skip" not in record

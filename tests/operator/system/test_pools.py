@@ -137,7 +137,9 @@ async def test_no_space_left_is_replaced_and_its_machine_cools_down(
 async def test_stuck_loading_is_replaced_after_the_loading_timeout(
     cluster: RunningCluster, vastai_sim: VastaiServer, run_operator: Any
 ) -> None:
-    before = counter("warmpool_terminations_total", pool="stuck", reason="LoadingTimeout")
+    before = counter(
+        "warmpool_terminations_total", namespace="default", pool="stuck", reason="LoadingTimeout"
+    )
     vastai_sim.state.add_fault(Fault(kind="stuck_loading", count=1))
     cluster.create(pool_body("stuck", replicas=1, failurePolicy={"loadingTimeout": "3s"}))
     async with run_operator(vastai_url=vastai_sim.url):
@@ -147,14 +149,22 @@ async def test_stuck_loading_is_replaced_after_the_loading_timeout(
         await eventually(lambda: pool_status(cluster, "stuck").get("readyReplicas") == 1,
                          timeout=30, what="a replacement ready")  # fmt: skip
     assert (
-        counter("warmpool_terminations_total", pool="stuck", reason="LoadingTimeout") == before + 1
+        counter(
+            "warmpool_terminations_total",
+            namespace="default",
+            pool="stuck",
+            reason="LoadingTimeout",
+        )
+        == before + 1
     )
 
 
 async def test_comfy_never_answering_is_replaced_after_the_readiness_timeout(
     cluster: RunningCluster, vastai_sim: VastaiServer, run_operator: Any
 ) -> None:
-    before = counter("warmpool_terminations_total", pool="mute", reason="ReadinessTimeout")
+    before = counter(
+        "warmpool_terminations_total", namespace="default", pool="mute", reason="ReadinessTimeout"
+    )
     original = vastai_sim.state.comfy
     assert original is not None
     broken: list[Any] = []
@@ -175,7 +185,13 @@ async def test_comfy_never_answering_is_replaced_after_the_readiness_timeout(
         await eventually(lambda: pool_status(cluster, "mute").get("readyReplicas") == 1,
                          timeout=30, what="a replacement ready")  # fmt: skip
     assert (
-        counter("warmpool_terminations_total", pool="mute", reason="ReadinessTimeout") == before + 1
+        counter(
+            "warmpool_terminations_total",
+            namespace="default",
+            pool="mute",
+            reason="ReadinessTimeout",
+        )
+        == before + 1
     )
 
 
