@@ -36,7 +36,7 @@ from typing import Any
 from demand import Trace
 from supply import RentalDraw, SupplyModel, catalogue, draw_rental
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import format_time, parse_duration
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import (
     ArrivalDay,
@@ -486,7 +486,7 @@ class Simulation:
                     instance=inst.name,
                     ok=False,
                     reason=decision.reason,
-                    time=offers.format_time(at(now)),
+                    time=format_time(at(now)),
                 ),
                 now=at(now),
             )
@@ -509,7 +509,7 @@ class Simulation:
                 self.cold_since = None
             self.outcomes = policy.record_outcome(
                 self.outcomes,
-                RentalOutcome(instance=inst.name, ok=True, time=offers.format_time(at(now))),
+                RentalOutcome(instance=inst.name, ok=True, time=format_time(at(now))),
                 now=at(now),
             )
         inst.phase = decision.phase

@@ -17,17 +17,17 @@ import kopf
 
 from warmpool.crds.common import (
     POOL_LABEL,
-    iso,
+    format_time,
     merge_conditions,
     owner_reference,
     parse_duration,
-    parse_time,
+    parse_optional_time,
     pool_selector,
 )
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
-from warmpool.operator import metrics
+from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.controllers.events import event
@@ -59,7 +59,7 @@ async def run(
         started = loop.time()
         try:
             await reconcile(memo, dict(body), logger)
-        except kopf.TemporaryError as exc:
+        except errors.TemporaryError as exc:
             logger.warning("Reconcile failed, will retry: %s", exc)
         await wait_for_wake(wake, stopped, memo.settings.reconcile_interval)
         # Wake-ups come in bursts (fifty instances changing phase): coalesce them, at
@@ -132,7 +132,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         queued_jobs=queued,
         template_hash=pool.spec.template.hash(),
         recent_rentals=pool.status.recent_rentals,
-        breaker_until=parse_time(pool.status.breaker_until),
+        breaker_until=parse_optional_time(pool.status.breaker_until),
         spend_today=spent,
         now=now,
         rental_price=expected or None,
@@ -177,7 +177,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         "runningJobs": running,
         "pricePerHour": round(hourly, 6),
         "spendToday": round(spent, 6),
-        "breakerUntil": iso(plan.breaker_until),
+        "breakerUntil": format_time(plan.breaker_until),
         "conditions": conditions,
     }
     if days:
@@ -206,7 +206,7 @@ async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
     for job in await deps.kube.list(kube.GENERATIONJOBS, pool.metadata.namespace):
         if (job.get("spec") or {}).get("pool") != pool.metadata.name:
             continue
-        created = parse_time(job["metadata"].get("creationTimestamp"))
+        created = parse_optional_time(job["metadata"].get("creationTimestamp"))
         if created is not None and created >= since:
             times.append(created)
     return times

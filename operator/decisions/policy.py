@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from warmpool.crds.common import ConditionStatus, parse_duration
+from warmpool.crds.common import ConditionStatus, format_time, parse_duration, parse_time
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, RentalOutcome
 from warmpool.operator.decisions import budget
 from warmpool.operator.decisions import warmup as learned
-from warmpool.operator.decisions.offers import format_time, parse_time
 
 #: Why an instance was rented (``GpuInstance.spec.reason``).
 WARM = "Warm"

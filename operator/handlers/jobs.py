@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import parse_time
+from warmpool.crds.common import parse_optional_time
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.jobs.loops import dispatcher
@@ -58,7 +58,7 @@ async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, facts.JobFacts]:
 async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[Any, datetime]:
     """When every job (finished ones too) was submitted, by (namespace, pool): the
     warm-up's arrivals without listing every job on every pool reconcile."""
-    created = parse_time(body.metadata.get("creationTimestamp"))
+    created = parse_optional_time(body.metadata.get("creationTimestamp"))
     if created is None:
         return {}
     pool = (body.get("spec") or {}).get("pool", "")

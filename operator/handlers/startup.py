@@ -9,6 +9,7 @@ import kopf
 
 from warmpool.operator import deps
 from warmpool.operator.deps import Deps
+from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import registry
 
 logger = logging.getLogger(__name__)
@@ -35,4 +36,5 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     settings.watching.client_timeout = memo.settings.watch_timeout + 30
     settings.networking.request_timeout = 30
     settings.background.cancellation_polling = 1
-    await deps.open_deps(memo)
+    with kopf_errors():
+        await deps.open_deps(memo)

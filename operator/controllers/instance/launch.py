@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import iso, parse_duration, pool_selector, rental_label
+from warmpool.crds.common import format_time, parse_duration, pool_selector, rental_label
 from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
@@ -100,7 +100,7 @@ async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logge
             "hostId": rental.host_id,
             "gpuName": rental.gpu_name or "",
             "pricePerHour": rental.dph_total or 0.0,
-            "rentedAt": inst.status.rented_at or iso(_started(rental, deps.now())),
+            "rentedAt": inst.status.rented_at or format_time(_started(rental, deps.now())),
         },
     )
 
@@ -263,7 +263,9 @@ async def create(
         if again:
             await adopt(deps, inst, again[0], log)
             return True
-        raise kopf.TemporaryError(f"create failed ambiguously: {exc}", delay=5) from exc
+        raise errors.VastaiAmbiguousCreateError(
+            f"create failed ambiguously: {exc}", retry_after=5
+        ) from exc
     _forget_offer(deps, pool, choice.id)
     deps.inventory.invalidate()
     await patch_status(
@@ -278,7 +280,7 @@ async def create(
             "hostId": choice.host_id,
             "gpuName": choice.gpu_name,
             "pricePerHour": choice.price_per_hour,
-            "rentedAt": iso(deps.now()),
+            "rentedAt": format_time(deps.now()),
             "label": label,
         },
     )  # fmt: skip

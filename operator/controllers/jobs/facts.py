@@ -12,7 +12,7 @@ from typing import Any
 
 import pydantic
 
-from warmpool.crds.common import parse_duration, parse_time
+from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpupool import JobsSpec
 from warmpool.operator.decisions import workflows
@@ -88,17 +88,18 @@ def job_facts(body: Any) -> JobFacts:
         pool=spec.get("pool", ""),
         phase=status.get("phase") or "Queued",
         priority=int(spec.get("priority") or 0),
-        created=parse_time(status.get("queuedAt") or meta.get("creationTimestamp")) or datetime.min,
+        created=parse_optional_time(status.get("queuedAt") or meta.get("creationTimestamp"))
+        or datetime.min,
         checkpoint=spec.get("model") or workflows.DEFAULT_CHECKPOINT,
         instance=status.get("instance") or "",
         prompt_id=status.get("promptId") or "",
-        lease_expires_at=parse_time(status.get("leaseExpiresAt")),
+        lease_expires_at=parse_optional_time(status.get("leaseExpiresAt")),
         attempts=int(status.get("attempts") or 0),
         excluded_hosts=frozenset(int(h) for h in status.get("excludedHosts") or []),
         excluded_gpus=frozenset(status.get("excludedGpus") or []),
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
-        finished_at=parse_time(status.get("finishedAt")),
+        finished_at=parse_optional_time(status.get("finishedAt")),
         seconds=job_seconds(spec),
         body=dict(body),
     )

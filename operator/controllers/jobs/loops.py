@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from warmpool.crds.common import iso, parse_duration, parse_time
+from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
@@ -354,7 +354,7 @@ class Dispatcher:
             if handle is not None:
                 handle.cancel()
         elif phase in TERMINAL_PHASES:
-            finished = parse_time(status.get("finishedAt"))
+            finished = parse_optional_time(status.get("finishedAt"))
             self.terminal[uid] = (key, meta["name"], finished, phase)
         if self.gate.is_set():
             self.wake(key)
@@ -381,7 +381,7 @@ class Dispatcher:
             if key in self.checkpoints:
                 patch["checkpoint"] = self.checkpoints[key]
             if key in self.last_job_at:
-                patch["lastJobAt"] = iso(self.last_job_at[key])
+                patch["lastJobAt"] = format_time(self.last_job_at[key])
             try:
                 await patch_status(self.deps.kube, kube.GPUINSTANCES, ns, name, patch)
             except Exception as exc:  # a write lost here is redone at the next change

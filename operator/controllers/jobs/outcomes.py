@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from warmpool.crds.common import iso
-from warmpool.crds.gpupool import GpuPool, HostFailure
+from warmpool.crds.common import format_time
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
-from warmpool.operator.adapters.status import update_status
+from warmpool.operator.controllers import failures
 from warmpool.operator.controllers.jobs.facts import FINALIZER, JobFacts, PoolFacts
-from warmpool.operator.decisions import offers
 
 if TYPE_CHECKING:
     from warmpool.operator.controllers.jobs.loops import Dispatcher
@@ -43,7 +40,7 @@ async def cancel_unplaced(d: Dispatcher, job: JobFacts) -> None:
         with contextlib.suppress(errors.KubeNotFoundError):
             await d.deps.kube.patch(kube.GENERATIONJOBS, job.name, job.namespace, {"status": {
                 "phase": "Cancelled", "reason": "Deleted", "message": "deleted before it ran",
-                "finishedAt": iso(d.deps.now()),
+                "finishedAt": format_time(d.deps.now()),
             }}, subresource="status")  # fmt: skip
     await remove_finalizer(d, job, list(job.finalizers))
 
@@ -74,16 +71,7 @@ async def record_host_failure(
     d: Dispatcher, pool: PoolFacts, machine: int | None, reason: str, message: str
 ) -> None:
     """The host goes into the pool's failure ledger (it is not rented again for a while)."""
-    if machine is None:
-        return
-    now: datetime = d.deps.now()
-
-    def mutate(status: dict[str, Any]) -> dict[str, Any]:
-        current = GpuPool.model_validate({"status": status}).status.host_failures
-        ledger = offers.prune_ledger(current, cooldown=pool.host_cooldown, now=now)
-        ledger.append(HostFailure(machine_id=machine, reason=reason, message=message[:300],
-                                  time=iso(now) or ""))  # fmt: skip
-        return {"hostFailures": [h.model_dump(by_alias=True) for h in ledger]}
-
     with contextlib.suppress(errors.KubeError):
-        await update_status(d.deps.kube, kube.GPUPOOLS, pool.namespace, pool.name, mutate)
+        await failures.record_failure(d.deps.kube, pool.namespace, pool.name, machine_id=machine,
+                                      reason=reason, message=message, cooldown=pool.host_cooldown,
+                                      now=d.deps.now())  # fmt: skip

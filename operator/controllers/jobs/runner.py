@@ -21,7 +21,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from warmpool.crds.common import iso, parse_duration, parse_time
+from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.muse import Muse
 from warmpool.operator import errors, metrics
@@ -40,14 +40,6 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 #: Time-out of best-effort calls (interrupts, cleanup) on a possibly dead instance.
 QUICK = 3.0
-
-
-class BuildError(Exception):
-    """The job cannot be turned into a graph (missing muse, reference image...)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 async def run_job(d: Dispatcher, held: Held, pool: PoolFacts, *, resume: bool) -> None:
@@ -101,15 +93,15 @@ class Run:
         self.client = comfy.ComfyClient(http, self.inst.comfy_url, await self.token(),
                                         timeout=self.deps.settings.comfy_timeout)  # fmt: skip
         if resume:
-            started = parse_time(self.status.get("startedAt"))
+            started = parse_optional_time(self.status.get("startedAt"))
             self.accepted = time.monotonic() - (
                 (self.deps.now() - started).total_seconds() if started else 0.0
             )
         else:
             try:
                 self.flow = await self.build()
-            except (BuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
-                reason = exc.reason if isinstance(exc, BuildError) else "InvalidSpec"
+            except (errors.JobBuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
+                reason = exc.reason if isinstance(exc, errors.JobBuildError) else "InvalidSpec"
                 return await self.finish("Failed", reason, str(exc)[:500])
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"uploading the reference: {exc}")
@@ -131,7 +123,7 @@ class Run:
         metrics.JOB_QUEUE_WAIT.labels(self.pool.name).observe(
             max((now - self.job.created).total_seconds(), 0.0)
         )
-        self.enqueue({"phase": "Running", "startedAt": iso(now), "promptId": prompt_id})
+        self.enqueue({"phase": "Running", "startedAt": format_time(now), "promptId": prompt_id})
 
     async def place(self) -> bool:
         """Write Scheduled (lease, attempt, estimate) and add the finalizer; False if gone."""
@@ -143,9 +135,9 @@ class Run:
             "phase": "Scheduled", "reason": "", "message": "",
             "instance": self.inst.name, "gpuName": self.inst.gpu_name,
             "promptId": "", "seed": self.flow.seed,
-            "queuedAt": self.status.get("queuedAt") or iso(self.job.created),
-            "scheduledAt": iso(now), "startedAt": None, "finishedAt": None,
-            "leaseExpiresAt": iso(lease_end(now, self.pool)),
+            "queuedAt": self.status.get("queuedAt") or format_time(self.job.created),
+            "scheduledAt": format_time(now), "startedAt": None, "finishedAt": None,
+            "leaseExpiresAt": format_time(lease_end(now, self.pool)),
             "attempts": self.attempts, "progress": {"value": 0, "max": 0, "percent": 0},
             "estimatedCost": estimate.dollars, "estimatedSeconds": estimate.seconds,
         }  # fmt: skip
@@ -209,10 +201,8 @@ class Run:
             return await self.failed("execution", _node_message(exc))
         except errors.ComfyInterruptedError as exc:
             return await self.failed("interrupted", str(exc))
-        except errors.ComfyUnavailableError as exc:
-            if exc.reason == "deadline":
-                return await self.failed("timeout", f"not finished within {self.spec.timeout}")
-            return await self.failed("instance_lost", str(exc))
+        except errors.ComfyDeadlineError:
+            return await self.failed("timeout", f"not finished within {self.spec.timeout}")
         except errors.ComfyError as exc:
             return await self.failed("instance_lost", str(exc))
         return await self.succeed(result)
@@ -224,7 +214,7 @@ class Run:
         if spec.muse_ref:
             body = await self.deps.kube.get(kube.MUSES, spec.muse_ref, self.ns)
             if body is None:
-                raise BuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
+                raise errors.JobBuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
             muse = Muse.from_body(body).spec
             composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
             positive, negative = composed.positive, composed.negative
@@ -268,7 +258,7 @@ class Run:
             self.last_percent = percent
             self.enqueue({
                 "progress": {"value": event.value, "max": event.max, "percent": percent},
-                "leaseExpiresAt": iso(lease_end(self.deps.now(), self.pool)),
+                "leaseExpiresAt": format_time(lease_end(self.deps.now(), self.pool)),
             })  # fmt: skip
 
     async def watch(self) -> tuple[str, str]:
@@ -289,7 +279,7 @@ class Run:
             if self.last_write and time.monotonic() - self.last_write >= (
                 self.pool.jobs.lease_seconds / 3
             ):
-                self.enqueue({"leaseExpiresAt": iso(lease_end(self.deps.now(), self.pool))})
+                self.enqueue({"leaseExpiresAt": format_time(lease_end(self.deps.now(), self.pool))})
             silent = time.monotonic() - max(self.last_activity, self.d.activity.get(key, 0.0))
             if not self.prompt_id:  # not accepted yet (run_prompt's own time-outs apply)
                 continue
@@ -331,7 +321,7 @@ class Run:
             try:
                 item = await outputs.store(self.deps, self.client, file, index=index,
                                            record=self.record())  # fmt: skip
-            except outputs.BadOutputError as exc:
+            except errors.JobOutputError as exc:
                 return await self.failed("bad_output", str(exc))
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"fetching outputs: {exc}")
@@ -418,7 +408,7 @@ class Run:
     ) -> bool:
         """Write a terminal phase (the runner drops the finalizer once the slot is free)."""
         status = {"phase": phase, "reason": reason, "message": message,
-                  "finishedAt": iso(self.deps.now()), "leaseExpiresAt": None,
+                  "finishedAt": format_time(self.deps.now()), "leaseExpiresAt": None,
                   "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
         await self.flush()
         await self.write(status)
