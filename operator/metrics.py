@@ -130,3 +130,14 @@ COMFY_PROBE_FAILURES = Counter(
 )
 
 # ---------------------------------------------------------------- end ComfyUI
+
+# ---------------------------------------------------------------- operator
+
+ERRORS_CONTINUED = Counter(
+    "warmpool_operator_errors_continued_total",
+    "Failures the operator logged and went on from (a write lost and redone later, a TTL "
+    "delete refused, a runner that failed and could not record it), by where.",
+    ["where"],
+)
+
+# ---------------------------------------------------------------- end operator

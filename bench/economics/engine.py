@@ -15,7 +15,7 @@ functions:
 - the instance daemon: :func:`lifecycle.decide_instance` on what the simulated
   Vast.ai reports (loading, running, a failure status message, offline) and what a
   ComfyUI probe would see; a failed rental is recorded with
-  :func:`policy.record_outcome` and :func:`offers.record_failure`.
+  :func:`breaker.record_outcome` and :func:`offers.record_failure`.
 
 A rental is billed at its offer's $/hour from the rent call to its release. Jobs on
 an instance that fails are requeued (their wait then includes the lost attempt).
@@ -45,7 +45,15 @@ from warmpool.crds.gpupool import (
     RentalOutcome,
     SpendStatus,
 )
-from warmpool.operator.decisions import budget, lifecycle, offers, policy, scheduler, warmup
+from warmpool.operator.decisions import (
+    breaker,
+    budget,
+    lifecycle,
+    offers,
+    policy,
+    scheduler,
+    warmup,
+)
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 TICK_S = 60.0
@@ -480,7 +488,7 @@ class Simulation:
             inst.phase = "Failed"
             self.result.failed_rentals += 1
             self.requeue_jobs(inst, now)
-            self.outcomes = policy.record_outcome(
+            self.outcomes = breaker.record_outcome(
                 self.outcomes,
                 RentalOutcome(
                     instance=inst.name,
@@ -507,7 +515,7 @@ class Simulation:
             if self.cold_since is not None:
                 self.result.cold_starts.append(now - self.cold_since)
                 self.cold_since = None
-            self.outcomes = policy.record_outcome(
+            self.outcomes = breaker.record_outcome(
                 self.outcomes,
                 RentalOutcome(instance=inst.name, ok=True, time=format_time(at(now))),
                 now=at(now),

@@ -14,7 +14,7 @@ from warmpool.crds.common import format_time
 from warmpool.crds.gpupool import GpuPool, RentalOutcome
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import update_status
-from warmpool.operator.decisions import offers, policy
+from warmpool.operator.decisions import breaker, offers
 
 
 async def record_failure(
@@ -48,7 +48,7 @@ async def record_failure(
         if rental is not None:
             outcome = RentalOutcome(instance=rental, ok=False, reason=reason,
                                     time=format_time(now))  # fmt: skip
-            recent = policy.record_outcome(current.recent_rentals, outcome, now=now)
+            recent = breaker.record_outcome(current.recent_rentals, outcome, now=now)
             patch["recentRentals"] = [o.model_dump(by_alias=True) for o in recent]
         return patch
 
@@ -63,7 +63,7 @@ async def record_success(
     def mutate(status: dict[str, Any]) -> dict[str, Any]:
         current = GpuPool.model_validate({"status": status}).status.recent_rentals
         outcome = RentalOutcome(instance=rental, ok=True, reason="", time=format_time(now))
-        updated = policy.record_outcome(current, outcome, now=now)
+        updated = breaker.record_outcome(current, outcome, now=now)
         return {"recentRentals": [o.model_dump(by_alias=True) for o in updated]}
 
     await update_status(client, kube.GPUPOOLS, namespace, pool, mutate)

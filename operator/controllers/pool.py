@@ -34,7 +34,7 @@ from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.views import instance_view
-from warmpool.operator.decisions import budget, policy, warmup
+from warmpool.operator.decisions import budget, policy, scheduler, warmup
 from warmpool.operator.deps import Deps
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
@@ -212,13 +212,13 @@ async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
     return times
 
 
-async def count_jobs(deps: Deps, namespace: str, pool: str) -> facts.JobCounts:
+async def count_jobs(deps: Deps, namespace: str, pool: str) -> scheduler.JobCounts:
     """Queued and placed/running jobs of the pool.
 
     From the job dispatcher's in-memory indexes once they are populated (no LIST of
     every job per reconcile); from the API before that.
     """
-    counted: facts.JobCounts | None = (
+    counted: scheduler.JobCounts | None = (
         deps.dispatcher.job_counts(namespace, pool) if deps.dispatcher else None
     )
     if counted is not None:
@@ -235,7 +235,7 @@ async def count_jobs(deps: Deps, namespace: str, pool: str) -> facts.JobCounts:
             seconds += facts.job_seconds(job.get("spec") or {})
         elif phase not in TERMINAL_PHASES:
             running += 1
-    return facts.JobCounts(queued, running, seconds)
+    return scheduler.JobCounts(queued, running, seconds)
 
 
 async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str) -> str:

@@ -39,9 +39,8 @@ async def on_startup_jobs(memo: Deps, **kwargs: Any) -> None:
 
 @kopf.on.cleanup(registry=registry, id="jobs-cleanup")
 async def on_cleanup_jobs(memo: Deps, **_: Any) -> None:
-    """Close the dispatcher's per-instance HTTP clients."""
-    if memo.dispatcher is not None:
-        await memo.dispatcher.close()
+    """Close the per-instance ComfyUI HTTP clients."""
+    await memo.comfy.aclose()
 
 
 @kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_jobs")

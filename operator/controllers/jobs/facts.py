@@ -15,12 +15,12 @@ import pydantic
 from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpupool import JobsSpec
-from warmpool.operator.decisions import workflows
+from warmpool.operator.decisions import recovery, workflows
 
 PoolKey = tuple[str, str]
 #: Finalizer on a job while it has been placed: deleting it interrupts the prompt first.
 FINALIZER = "warmpool.dev/job-running"
-HELD_PHASES = ("Scheduled", "Running")
+HELD_PHASES = recovery.HELD_PHASES
 #: Instance phases whose running jobs keep going (no new job goes to Draining ones).
 SERVING = ("Ready", "Draining")
 
@@ -146,17 +146,6 @@ def pool_facts(body: Any) -> PoolFacts:
         gpu_names=tuple((spec.get("offer") or {}).get("gpuNames") or ()),
         host_cooldown=parse_duration((spec.get("failurePolicy") or {}).get("hostCooldown") or "1h"),
     )
-
-
-@dataclass(frozen=True)
-class JobCounts:
-    """A pool's jobs as its reconcile needs them."""
-
-    queued: int = 0
-    running: int = 0
-    """Placed (Scheduled) or Running."""
-    queued_seconds: float = 0.0
-    """Expected run time of the queued jobs, summed (:func:`job_seconds`)."""
 
 
 def lease_end(now: datetime, pool: PoolFacts) -> datetime:
