@@ -11,6 +11,10 @@ returns an :class:`Outcome`; the job loop (:mod:`.loops`) releases the slot afte
 Status writes per job: Scheduled, Running, progress at most once per
 :data:`PROGRESS_INTERVAL` (and only when the percent moved), the outcome — about
 six for a job of a few seconds.
+
+One piece past ~400 lines on purpose: the steps of an attempt (build, place, follow,
+watch, succeed or fail) share its state (client, prompt id, timers, writer); the writes
+themselves are in :mod:`.outcomes`, the outputs in :mod:`.outputs`.
 """
 
 from __future__ import annotations
