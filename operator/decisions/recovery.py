@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from warmpool.operator.decisions import scheduler
 
@@ -34,9 +34,28 @@ HaltReason = Literal["gone", "cancelled", "instance_lost"]
 RequeueReason = Literal["LeaseExpired", "OperatorRestarted", "InstanceLost", "RunnerLost"]
 
 
+class JobLike(Protocol):
+    """What recovery reads of a job (the job controllers' facts pass as they are)."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def instance(self) -> str: ...
+    @property
+    def prompt_id(self) -> str: ...
+    @property
+    def lease_expires_at(self) -> datetime | None: ...
+    @property
+    def deleting(self) -> bool: ...
+    @property
+    def finalized(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class JobView:
-    """What recovery needs of a job object."""
+    """What recovery needs of a job object (a :class:`JobLike`)."""
 
     uid: str
     phase: str
@@ -98,7 +117,7 @@ class Recovery:
 
 def plan_recovery(
     held: Sequence[HeldView],
-    jobs: Sequence[JobView],
+    jobs: Sequence[JobLike],
     *,
     serving: Collection[str],
     deleted: Collection[str] = (),
@@ -132,7 +151,7 @@ def plan_recovery(
 
     holding = {h.uid for h in held}
     queued: list[str] = []
-    orphans: list[JobView] = []
+    orphans: list[JobLike] = []
     for job in jobs:
         if job.uid in holding or job.uid in busy:
             continue

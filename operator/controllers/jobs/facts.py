@@ -6,6 +6,7 @@ the non-terminal GenerationJobs, the GpuInstances and the GpuPools, by pool.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,11 @@ class JobFacts:
     """Expected run time (the workflow estimate on the reference GPU)."""
     body: dict[str, Any] = field(compare=False, repr=False, default_factory=dict)
 
+    @property
+    def finalized(self) -> bool:
+        """Our finalizer is on the object."""
+        return FINALIZER in self.finalizers
+
 
 @dataclass(frozen=True)
 class InstanceFacts:
@@ -79,7 +85,8 @@ class PoolFacts:
     host_cooldown: timedelta
 
 
-def job_facts(body: Any) -> JobFacts:
+def job_facts(body: Mapping[str, Any]) -> JobFacts:
+    """A GenerationJob body as placement and the runner see it."""
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     return JobFacts(
         namespace=meta.get("namespace") or "default",
@@ -110,7 +117,7 @@ def job_facts(body: Any) -> JobFacts:
 UNKNOWN_JOB_SECONDS = 60.0
 
 
-def job_seconds(spec: Any) -> float:
+def job_seconds(spec: Mapping[str, Any]) -> float:
     """Expected run time of a job spec on the reference GPU (:func:`workflows.estimate`)."""
     try:
         parsed = GenerationJobSpec.model_validate(spec)
@@ -119,7 +126,8 @@ def job_seconds(spec: Any) -> float:
         return UNKNOWN_JOB_SECONDS
 
 
-def instance_facts(body: Any) -> InstanceFacts:
+def instance_facts(body: Mapping[str, Any]) -> InstanceFacts:
+    """A GpuInstance body as placement and the runner see it."""
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     offer = spec.get("offer") or {}
     return InstanceFacts(
@@ -137,7 +145,8 @@ def instance_facts(body: Any) -> InstanceFacts:
     )
 
 
-def pool_facts(body: Any) -> PoolFacts:
+def pool_facts(body: Mapping[str, Any]) -> PoolFacts:
+    """A GpuPool body's job settings."""
     meta, spec = body["metadata"], body.get("spec") or {}
     return PoolFacts(
         namespace=meta.get("namespace") or "default",

@@ -30,7 +30,6 @@ from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.controllers.jobs import outcomes, runner
 from warmpool.operator.controllers.jobs.facts import (
-    FINALIZER,
     SERVING,
     InstanceFacts,
     JobFacts,
@@ -169,8 +168,7 @@ class Dispatcher:
         mine = ledger.held_in(key)
         plan = recovery.plan_recovery(
             [recovery.HeldView(h.job.uid, h.instance.name) for h in mine],
-            [recovery.JobView(j.uid, j.phase, j.instance, j.prompt_id, j.lease_expires_at,
-                              j.deleting, FINALIZER in j.finalizers) for j in jobs],
+            jobs,
             serving={i.name for i in instances.values() if not i.deleting and i.phase in SERVING},
             deleted=ledger.deleted, released=ledger.released, lost=ledger.lost,
             busy=ledger.busy, first_dispatch=ledger.first_dispatch(key),
