@@ -5,12 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install tools browser crds bench clean typing-links
+.PHONY: demo test lint typecheck unit install tools browser postgresql crds bench clean typing-links
 
 demo: $(STAMP) tools
 	$(BIN)/warmpool-sim dev
 
-test: $(STAMP) tools browser
+test: $(STAMP) tools browser postgresql
 	$(MAKE) --no-print-directory lint typecheck unit
 
 $(VENV)/bin/python:
@@ -35,6 +35,16 @@ browser:
 	  echo "installing Debian chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	    || echo "chromium could not be installed; browser tests will skip"; \
+	fi
+
+# Debian's PostgreSQL server binaries (initdb, pg_ctl) for the records tests, which run
+# the same suites on SQLite and on a throw-away PostgreSQL (only when running as root; the
+# PostgreSQL half skips with a reason when it is absent). No cluster is started here.
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian postgresql for the records tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	    || echo "postgresql could not be installed; the PostgreSQL records tests will skip"; \
 	fi
 
 # mypy and import-linter cannot see through the editable install's package-dir

@@ -19,7 +19,8 @@ from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
 from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
-from warmpool.api.routes import generations, health, library, muses, session
+from warmpool.api.records.service import Records
+from warmpool.api.routes import admin, generations, health, library, muses, session
 from warmpool.api.settings import StudioSettings
 from warmpool.api.state import Studio
 from warmpool.api.uploads import Uploads
@@ -42,7 +43,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = kube or kube_adapter.KubeClient.from_config(settings.kubeconfig)
         artifact_store = store or artifacts.open_store(settings.artifacts_url)
-        hub = Hub(client, settings.studio_namespace)
+        records = app.state.records = await Records.open(settings, client)
+        hub = Hub(client, settings.studio_namespace, on_change=records.on_job)
         app.state.studio = Studio(
             settings=settings,
             kube=client,
@@ -57,10 +59,12 @@ def create_app(
             blocklist=Blocklist(settings.studio_blocklist),
         )
         hub.start()
+        records.start()
         try:
             yield
         finally:
             await hub.stop()
+            await records.close()
             if kube is None:
                 await client.close()
 
@@ -77,7 +81,7 @@ def create_app(
     }
     for exc, handler in handlers.items():
         app.add_exception_handler(exc, handler)
-    for module in (generations, muses, library, session, health):
+    for module in (generations, muses, library, session, health, admin):
         app.include_router(module.router)
     static = resources.files("warmpool.api") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")

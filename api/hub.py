@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +64,11 @@ class Hub:
         *,
         watch_timeout: int = 290,
         backoff: float = 1.0,
+        on_change: Callable[[JobEvent], None] | None = None,
     ) -> None:
         self._kube = client
+        #: Called with every change (the records' usage ledger); must not block.
+        self._on_change = on_change
         self._namespace = namespace
         self._watch_timeout = watch_timeout
         self._backoff = backoff
@@ -122,6 +125,8 @@ class Hub:
 
     def publish(self, event: JobEvent) -> None:
         self.note(event.object, deleted=event.type == "DELETED")
+        if self._on_change is not None:
+            self._on_change(event)
         name = str((event.object.get("metadata") or {}).get("name") or "")
         for listener in tuple(self._listeners.get(name, ())):
             listener.offer(event)

@@ -147,6 +147,11 @@ async def checked(
     check_text(studio, ["body", "prompt"], req.prompt)
     muse = await muse_for(studio, user, req.muse_ref) if req.muse_ref else None
     pool = await pool_for(studio, req.pool)
+    if req.kind == "video":
+        check_video_family(pool, req)
+        if req.reference_image is not None:
+            check_reference(studio, user, ["body", "referenceImage"], req.reference_image)
+        return req, pool, muse
     models = pool_models(studio, pool)
     if req.model is None and muse and muse.spec.preferred_model in models:
         req = req.model_copy(update={"model": muse.spec.preferred_model})
@@ -161,11 +166,32 @@ async def checked(
     return req, pool, muse
 
 
+def check_video_family(pool: GpuPool, req: GenerationRequest) -> None:
+    """A video job needs one of the pool's ``videoFamilies`` (``model`` names it)."""
+    template = pool.spec.template
+    family = template.video_family(req.model)
+    if family is None:
+        names = [f.name for f in template.video_families]
+        raise FieldError(
+            ["body", "model"] if req.model else ["body", "kind"],
+            f"pool {pool.metadata.name!r} has no video family {req.model!r} (it has {names})"
+            if req.model
+            else f"pool {pool.metadata.name!r} declares no video model; use kind animation",
+            type="no_video_family",
+        )
+    mode = "image" if req.reference_image else "text"
+    if mode not in family.modes:
+        raise FieldError(["body", "referenceImage"],
+                         f"video family {family.name!r} does not do {mode}-to-video",
+                         type="unsupported_video_mode")  # fmt: skip
+
+
 def estimate_of(
     studio: Studio, req: GenerationRequest, pool: GpuPool, muse: Muse | None
 ) -> EstimateOut:
     price = price_per_hour(studio, pool)
-    est = workflows.estimate(req, price_per_hour=price)
+    family = pool.spec.template.video_family(req.model) if req.kind == "video" else None
+    est = workflows.estimate(req, price_per_hour=price, family=family)
     composed = prompts.compose(muse.spec if muse else None, req.prompt, req.negative_prompt)
     return EstimateOut(
         pool=pool.metadata.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AuthMode = Literal["none", "token", "proxy"]
@@ -29,7 +29,9 @@ class StudioSettings(BaseSettings):
         description="Artifact store shared with the operator: file:///dir or s3://bucket/prefix.",
     )
     kubeconfig: str | None = Field(
-        None, description="Path of a kubeconfig; in-cluster config or ~/.kube/config when unset."
+        None,
+        description="Path of a kubeconfig; when unset: the in-cluster service account, else"
+        " $KUBECONFIG (its files merged), else ~/.kube/config.",
     )
     studio_namespace: str = Field(
         "default", description="Namespace of the pools, jobs and muses the studio manages."
@@ -92,6 +94,26 @@ class StudioSettings(BaseSettings):
         384, ge=32, le=2048, description="Longest side of gallery thumbnails, pixels."
     )
     studio_page_size: int = Field(24, ge=1, le=500, description="Default items per page of lists.")
+    # ---- records (audit trail, usage ledger): api/records/
+    studio_records_url: SecretStr = Field(
+        SecretStr("sqlite+aiosqlite:///.warmpool/records.db"),
+        description="SQLAlchemy URL of the records database: sqlite+aiosqlite:///file (one "
+        "replica) or postgresql+asyncpg://user:password@host/db. Secret: it may carry a password.",
+    )
+    studio_records_retention_days: int = Field(
+        90, ge=1, description="Audit records and usage rows older than this are removed, days."
+    )
+    studio_records_cleanup_seconds: float = Field(
+        3600.0, gt=0, description="Seconds between retention clean-ups."
+    )
+    studio_records_fingerprint_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of token fingerprints in the audit; unset = a random key kept "
+        "in the records database.",
+    )
+    studio_records_ingest_events: bool = Field(
+        True, description="Copy the operator's money Events (rent, release) into the audit."
+    )
 
     @field_validator("studio_proxy_cidrs")
     @classmethod

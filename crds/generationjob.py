@@ -12,7 +12,9 @@ from pydantic import Field, model_validator
 from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
 
 Quality = Literal["low", "medium", "high", "ultra"]
-JobKind = Literal["image", "video"]
+#: ``video``: a real video model of the pool (``template.videoFamilies``), saved as MP4;
+#: ``animation``: SDXL frames saved as an animated WEBP, for pools without a video model.
+JobKind = Literal["image", "video", "animation"]
 JobPhase = Literal["Queued", "Scheduled", "Running", "Succeeded", "Failed", "Cancelled"]
 TERMINAL_PHASES: tuple[JobPhase, ...] = ("Succeeded", "Failed", "Cancelled")
 
@@ -37,8 +39,8 @@ class GenerationJobSpec(CamelModel):
 
     model_config = with_rules(
         {
-            "rule": "self.kind == 'video' || !has(self.frames)",
-            "message": "frames is only for video jobs",
+            "rule": "self.kind != 'image' || !has(self.frames)",
+            "message": "frames is only for video and animation jobs",
             "fieldPath": ".frames",
         },
         {
@@ -49,7 +51,10 @@ class GenerationJobSpec(CamelModel):
     )
 
     pool: str = Field(min_length=1, max_length=253, description="GpuPool to run on.")
-    kind: JobKind = Field("image", description="image or video.")
+    kind: JobKind = Field(
+        "image",
+        description="image, video (a video family of the pool: MP4) or animation (animated WEBP).",
+    )
     prompt: str = Field(
         min_length=1, max_length=MAX_PROMPT, description="What to generate (1–4000 characters)."
     )
@@ -58,7 +63,12 @@ class GenerationJobSpec(CamelModel):
         None, max_length=253, description="Name of a Muse whose prompt is composed in."
     )
     model: str | None = Field(
-        None, max_length=255, description="Checkpoint file name (default: the preset's)."
+        None,
+        max_length=255,
+        description=(
+            "Checkpoint file name (default: the preset's); for a video job, the name of "
+            "one of the pool's videoFamilies (default: its first)."
+        ),
     )
     quality: Quality = Field("medium", description="Preset: low, medium, high or ultra.")
     width: int | None = Field(
@@ -77,7 +87,9 @@ class GenerationJobSpec(CamelModel):
     fps: int | None = Field(None, ge=1, le=60, description="Video frames per second.")
     lora: LoraRef | None = Field(None, description="Optional LoRA.")
     reference_image: str | None = Field(
-        None, max_length=512, description="Artifact key of a reference image (image-to-image)."
+        None,
+        max_length=512,
+        description="Artifact key of a reference image (image-to-image, image-to-video).",
     )
     denoise: float | None = Field(
         None, ge=0, le=1, description="Image-to-image strength (1 = ignore the reference)."
@@ -89,8 +101,8 @@ class GenerationJobSpec(CamelModel):
 
     @model_validator(mode="after")
     def _cross_fields(self) -> GenerationJobSpec:
-        if self.kind != "video" and self.frames is not None:
-            raise ValueError("frames is only for video jobs")
+        if self.kind == "image" and self.frames is not None:
+            raise ValueError("frames is only for video and animation jobs")
         if self.denoise is not None and self.reference_image is None:
             raise ValueError("denoise needs a referenceImage")
         return self

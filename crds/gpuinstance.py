@@ -21,10 +21,18 @@ Phase = Literal[
     "Draining",
     "Terminating",
     "Failed",
+    "Stopped",
+    "Resuming",
 ]
 
 #: Phases in which the rental exists or may exist on Vast.ai and costs money.
 LIVE_PHASES: tuple[Phase, ...] = ("Renting", "Provisioning", "Starting", "Ready", "Draining")
+
+#: The cold tier (``GpuPool.spec.cold``): ``Stopped`` — the rental exists, its GPU is
+#: released and its disk kept and billed (storage only); ``Resuming`` — started again,
+#: not Ready yet. Not in :data:`LIVE_PHASES`: a stopped instance holds no GPU, so its
+#: machine may be rented again; its storage still counts in spend.
+COLD_PHASES: tuple[Phase, ...] = ("Stopped", "Resuming")
 
 
 class OfferRef(CamelModel):
@@ -57,6 +65,27 @@ class ProbeStatus(CamelModel):
     message: str = Field("", description="Details.")
 
 
+ModelPhase = Literal["Pending", "Downloading", "Present", "Failed"]
+
+
+class ModelProgress(CamelModel):
+    """Provisioning of one model file on the machine, as its provisioning step reports it."""
+
+    folder: str = Field(description="ComfyUI model folder.")
+    file: str = Field(description="File name inside the folder.")
+    phase: ModelPhase = Field("Pending", description="Pending, Downloading, Present or Failed.")
+    bytes_done: int = Field(0, ge=0, description="Bytes on disk so far.")
+    bytes_total: int | None = Field(None, ge=0, description="Expected bytes, when known.")
+    reason: str = Field(
+        "",
+        description=(
+            "Failure reason: ModelAuthFailed, ModelNotFound, ModelChecksumMismatch, DiskFull, "
+            "ModelDownloadStalled, ModelDownloadFailed."
+        ),
+    )
+    http_status: int | None = Field(None, description="HTTP status of the failed download.")
+
+
 class GpuInstanceStatus(CamelModel):
     """Observed state of one rental."""
 
@@ -80,6 +109,9 @@ class GpuInstanceStatus(CamelModel):
     running_at: str | None = Field(None, description="When Vast.ai first reported running.")
     answering_at: str | None = Field(None, description="When ComfyUI first answered.")
     models_at: str | None = Field(None, description="When the required models were present.")
+    models: list[ModelProgress] = Field(
+        default_factory=list, description="Download progress and outcome of each model."
+    )
     ready_at: str | None = Field(None, description="When the canary finished (Ready).")
     last_job_at: str | None = Field(None, description="When the last job finished.")
     terminated_at: str | None = Field(None, description="When termination started.")

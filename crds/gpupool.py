@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
+from warmpool.crds.videofamily import FAMILY_RULES, VideoFamilySpec
 
 DEFAULT_IMAGE = "vastai/comfyui:latest"
 
@@ -70,6 +71,32 @@ class OfferSpec(CamelModel):
         return self
 
 
+#: Declared model bytes must fit ``diskGb`` with this margin: the image, ComfyUI and the
+#: partial file of a download in flight need room too (see :data:`_TEMPLATE_RULES`).
+MODEL_DISK_RESERVE_GB = 10
+MODEL_DISK_MARGIN_PERCENT = 10
+#: One model file at most (1 TiB): keeps the CEL sum far from int64 overflow.
+MAX_MODEL_BYTES = 1 << 40
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the pool's namespace."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Secret name (same namespace as the pool).",
+    )
+    key: str = Field(
+        "token",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key inside the Secret's data.",
+    )
+
+
 class ModelSpec(CamelModel):
     """A model file that must be present before an instance counts as ready."""
 
@@ -77,15 +104,79 @@ class ModelSpec(CamelModel):
         description='ComfyUI model folder, e.g. "checkpoints", "loras", "vae".',
         min_length=1,
         max_length=64,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$",
     )
-    file: str = Field(description="File name inside the folder.", min_length=1, max_length=255)
+    file: str = Field(
+        description="File name inside the folder.",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^/\\\x00]+$",
+    )
     url: str | None = Field(
-        None, description="Where the machine downloads it from (used by the onstart script)."
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Where the machine downloads it from (http or https).",
     )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Expected SHA-256 (64 lowercase hex digits); checked after download.",
+    )
+    size_bytes: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_MODEL_BYTES,
+        description="Expected size in bytes; checked after download and against diskGb.",
+    )
+    token_secret: SecretKeyRef | None = Field(
+        None,
+        description=(
+            "Secret holding a bearer token for the URL (Hugging Face, Civitai); sent as "
+            "`Authorization: Bearer` to the URL's host only, never to a redirect's."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _file_is_not_a_dot_name(self) -> ModelSpec:
+        if self.file in (".", ".."):
+            raise ValueError("models[].file must be a file name")
+        return self
+
+
+def _declared_bytes_cel() -> str:
+    return "self.models.map(m, has(m.sizeBytes) ? m.sizeBytes : 0).sum()"
+
+
+_TEMPLATE_RULES = [
+    {
+        "rule": (
+            "!has(self.models) || "
+            f"{_declared_bytes_cel()} * {100 + MODEL_DISK_MARGIN_PERCENT} / 100"
+            f" + {MODEL_DISK_RESERVE_GB} * 1000000000 <= self.diskGb * 1000000000"
+            f" || {_declared_bytes_cel()} == 0"
+        ),
+        "message": (
+            f"models[].sizeBytes plus {MODEL_DISK_MARGIN_PERCENT}% and {MODEL_DISK_RESERVE_GB} GB "
+            "for the image must fit diskGb"
+        ),
+        "fieldPath": ".diskGb",
+    },
+]
+
+
+def required_disk_gb(models: list[ModelSpec]) -> float:
+    """The disk the declared model sizes need, margin and image reserve included (GB)."""
+    declared = sum(m.size_bytes or 0 for m in models)
+    if declared == 0:
+        return 0.0
+    return declared * (100 + MODEL_DISK_MARGIN_PERCENT) / 100 / 1e9 + MODEL_DISK_RESERVE_GB
 
 
 class TemplateSpec(CamelModel):
     """What runs on each rented machine."""
+
+    model_config = with_rules(*FAMILY_RULES, *_TEMPLATE_RULES)
 
     image: str = Field(
         DEFAULT_IMAGE, min_length=1, max_length=1024, description="Docker image reference."
@@ -103,10 +194,66 @@ class TemplateSpec(CamelModel):
         max_length=64,
         description="Models that must be present before an instance counts as ready.",
     )
+    video_families: list[VideoFamilySpec] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Video models the machines hold (their files are also in models).",
+    )
+
+    model_stall_timeout: Duration = Field(
+        "2m",
+        description=(
+            "A model download that receives no byte for this long fails as "
+            "ModelDownloadStalled (the instance is replaced, its host cooled down)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _families_are_models(self) -> TemplateSpec:
+        present = {(m.folder, m.file) for m in self.models}
+        names = [f.name for f in self.video_families]
+        if len(set(names)) != len(names):
+            raise ValueError("video family names must be unique")
+        for family in self.video_families:
+            for folder, file in family.files():
+                if (folder, file) not in present:
+                    raise ValueError(
+                        f"video family {family.name!r}: {folder}/{file} is not in "
+                        "template.models; every file of a video family must be listed there"
+                    )
+        return self
+
+    def video_family(self, name: str | None) -> VideoFamilySpec | None:
+        """The family called ``name``, or the first one when ``name`` is None."""
+        if name is None:
+            return self.video_families[0] if self.video_families else None
+        return next((f for f in self.video_families if f.name == name), None)
+
+    @model_validator(mode="after")
+    def _models_fit_the_disk(self) -> TemplateSpec:
+        need = required_disk_gb(self.models)
+        if need > self.disk_gb:
+            raise ValueError(
+                f"models[].sizeBytes plus {MODEL_DISK_MARGIN_PERCENT}% and "
+                f"{MODEL_DISK_RESERVE_GB} GB for the image must fit diskGb: need {need:.1f} GB, "
+                f"diskGb is {self.disk_gb}"
+            )
+        return self
 
     def hash(self) -> str:
         """A short hash of the template: instances rented with another one are drifted."""
-        return _hash(self.model_dump(mode="json", by_alias=True))
+        data = self.model_dump(mode="json", by_alias=True)
+        # Fields added after the first release count only when set, so that a template
+        # that does not use them keeps its hash (no drift, no replacement on upgrade).
+        if not data.get("videoFamilies"):
+            data.pop("videoFamilies", None)
+        if data.get("modelStallTimeout") == "2m":
+            data.pop("modelStallTimeout", None)
+        for model in data.get("models", []):
+            for key in ("sha256", "sizeBytes", "tokenSecret"):
+                if model.get(key) is None:
+                    model.pop(key, None)
+        return _hash(data)
 
 
 def _hash(data: Any) -> str:
@@ -240,6 +387,31 @@ class WarmupSpec(CamelModel):
     lead: Duration = Field("30m", description="Warm up this long before a busy hour begins.")
 
 
+class ColdSpec(CamelModel):
+    """The cold tier: stopped instances that keep their disk and resume in about a minute.
+
+    An instance above the warm floor that idles past ``idleTimeout`` is *stopped*
+    (Vast.ai keeps its disk — image and models — and bills storage only: the offer's
+    ``storage_cost`` $/GB/month × ``template.diskGb``) instead of destroyed, while fewer
+    than ``replicas`` are stopped, its machine is healthy and its template is current.
+    On demand the pool starts its stopped instances before it rents fresh ones.
+    """
+
+    replicas: int = Field(
+        0, ge=0, le=100, description="Stopped instances kept at most (0: no cold tier)."
+    )
+    max_age: Duration = Field(
+        "24h", description="A stopped instance is destroyed after this long stopped."
+    )
+    resume_timeout: Duration = Field(
+        "3m",
+        description=(
+            "A start that is not Ready within this long is destroyed and a fresh machine "
+            "rented (a start whose GPU was taken is given up after 30 s)."
+        ),
+    )
+
+
 _POOL_RULES = [
     {
         "rule": "!has(self.maxReplicas) || self.maxReplicas >= self.replicas",
@@ -292,6 +464,10 @@ class GpuPoolSpec(CamelModel):
     jobs: JobsSpec = Field(default_factory=JobsSpec, description="Job placement settings.")
     warmup: WarmupSpec | None = Field(
         None, description="Predictive warm-up from the recent job arrival rate (unset: off)."
+    )
+    cold: ColdSpec = Field(
+        default_factory=ColdSpec,
+        description="Cold tier: idle instances stopped (disk kept) instead of destroyed.",
     )
 
     @model_validator(mode="after")
@@ -348,6 +524,18 @@ class ArrivalDay(CamelModel):
     )
 
 
+class ModelsUnavailable(CamelModel):
+    """A model the pool's machines cannot download (a configuration error): renting stops
+    until the spec changes (``generation``) or the Secret is fixed and the record cleared."""
+
+    reason: str = Field(description="ModelAuthFailed, ModelNotFound or ModelTokenMissing.")
+    message: str = Field("", description="The file and the HTTP status (never a token).")
+    file: str = Field("", description="folder/file of the model.")
+    http_status: int | None = Field(None, description="HTTP status of the download.")
+    generation: int | None = Field(None, description="metadata.generation it was seen at.")
+    time: str = Field("", description="When (RFC 3339).")
+
+
 class GpuPoolStatus(CamelModel):
     """Observed state of a pool."""
 
@@ -376,6 +564,9 @@ class GpuPoolStatus(CamelModel):
         default_factory=list,
         description="Jobs submitted per UTC hour: today and the last warmup.days days.",
         max_length=29,
+    )
+    models_unavailable: ModelsUnavailable | None = Field(
+        None, description="A model download failed for a configuration reason: no renting."
     )
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
 

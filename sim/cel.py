@@ -5,7 +5,8 @@ for transition rules (those that mention ``oldSelf``), ``oldSelf`` is the stored
 node before the update. Transition rules are skipped on create and where no old value exists.
 
 The expressions run on the ``common-expression-language`` package (import name ``cel``, a Rust
-implementation). Programs are compiled once per expression and cached.
+implementation). Programs are compiled once per expression and cached. Of the Kubernetes
+CEL list library, ``<list>.sum()`` is added (the package's standard library lacks it).
 """
 
 from __future__ import annotations
@@ -33,11 +34,22 @@ def compile_expression(expression: str) -> Any:
         raise CelRuleError(f"compilation failed: {e}") from e
 
 
+def _sum(values: list[Any]) -> Any:
+    """Kubernetes' ``<list>.sum()``: integers add to an integer, doubles to a double."""
+    if not isinstance(values, list):
+        raise TypeError("sum() applies to a list")
+    return sum(values, 0)
+
+
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     """Evaluate an expression with the given variables (``self``, ``oldSelf``)."""
     program = compile_expression(expression)
+    context = cel.Context()
+    context.add_function("sum", _sum)
+    for name, value in variables.items():
+        context.add_variable(name, value)
     try:
-        return program.execute(dict(variables))
+        return program.execute(context)
     except Exception as e:  # the extension raises KeyError, TypeError, ValueError, RuntimeError
         raise CelRuleError(f"evaluation failed: {type(e).__name__}: {e}") from e
 

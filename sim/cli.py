@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8188)
     p.add_argument("--token", default=None, help="require this Bearer token")
     p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
+    p.add_argument(
+        "--comfy-version",
+        default="0.38.1",
+        help="ComfyUI version to speak: 0.38.x (default) or 0.3.64 (its recorded catalogue)",
+    )
 
     p = sub.add_parser("cluster", help="the emulated Kubernetes API with the CRDs installed")
     p.add_argument("--host", default="127.0.0.1")
@@ -61,7 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from warmpool.sim import comfyui
 
             asyncio.run(
-                comfyui.serve(args.host, args.port, token=args.token, time_scale=args.time_scale)
+                comfyui.serve(
+                    args.host,
+                    args.port,
+                    token=args.token,
+                    time_scale=args.time_scale,
+                    comfy_version=args.comfy_version,
+                )
             )
         elif args.command == "cluster":
             from warmpool.sim import cluster

@@ -179,12 +179,14 @@ async def start_cluster(
     port: int = 0,
     crd_dir: Path | None = None,
     request_log_limit: int | None = None,
+    bearer_tokens: set[str] | None = None,
 ) -> RunningCluster:
     """Start the emulated API with the CRDs of ``crd_dir`` (default: the package's ``crds/``).
 
     ``request_log_limit`` bounds KMock's request log (``emulator.requests``) for long runs.
+    ``bearer_tokens``: the tokens let in (401 for others); None lets every request in.
     """
-    emulator = ClusterEmulator(request_log_limit=request_log_limit)
+    emulator = ClusterEmulator(request_log_limit=request_log_limit, bearer_tokens=bearer_tokens)
     await emulator.__aenter__()
     server = aiohttp.web.Server(emulator)
     runner = aiohttp.web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)

@@ -19,6 +19,7 @@ import attrs
 import kmock
 from kmock._internal.apps import RawHandler
 
+from warmpool.sim import cluster_protobuf
 from warmpool.sim import cluster_resources as resources
 from warmpool.sim.cluster_ops import (
     PatchError,
@@ -48,6 +49,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     request_log_limit: int | None = None  # keep at most this many requests in KMock's log
     history_limit: int | None = 16  # versions kept per object in ``emulator.objects``
     store: Store = attrs.field(factory=Store)
+    # When set, only ``Authorization: Bearer <one of these>`` is let in (else 401), as an
+    # API server with a token authenticator; tests change the set to revoke a token.
+    bearer_tokens: set[str] | None = None
     _watch_tasks: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
 
@@ -77,9 +81,23 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         for wake in self._watch_tasks:
             wake.set()
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # KMock reads every body as text in the request's charset (UTF-8 by default), which
+        # fails on binary protobuf; latin-1 decodes any byte, and ``body`` keeps the bytes.
+        content_type = raw_request.headers.get("Content-Type", "")
+        if cluster_protobuf.is_protobuf(content_type):
+            headers = raw_request.headers.copy()
+            headers["Content-Type"] = f"{cluster_protobuf.PROTOBUF}; charset=latin-1"
+            raw_request = raw_request.clone(headers=headers)
+        return await super().__call__(raw_request)
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if self.request_log_limit is not None and len(self._requests) > self.request_log_limit:
             del self._requests[: len(self._requests) - self.request_log_limit // 2]
+        if self.bearer_tokens is not None:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Bearer" or token not in self.bearer_tokens:
+                return _respond(ApiError(401, "Unauthorized", "Unauthorized").status(), 401)
         if self._payloads:  # user-defined reactions first, as in KMock
             try:
                 return await RawHandler._handle(self, request)
@@ -157,6 +175,12 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     # --- resources ------------------------------------------------------------------------
 
     def _body(self, request: kmock.Request) -> Any:
+        content_type = request.headers.get("Content-Type", "")
+        if request.body and cluster_protobuf.is_protobuf(content_type):
+            try:
+                return cluster_protobuf.decode(request.body)
+            except cluster_protobuf.ProtobufError as e:
+                raise ApiError(415, "UnsupportedMediaType", str(e)) from e
         try:
             return json.loads(request.body) if request.body else None
         except ValueError as e:

@@ -3,7 +3,10 @@
 Follows ``contracts/comfyui-api.md``: every route the clients use, bare and under
 ``/api``; graph validation with ComfyUI's error JSON (:mod:`.comfyui_validation`);
 one worker executing queued prompts with the real websocket events
-(:mod:`.comfyui_exec`); real PNG / animated WEBP files served from ``/view``.
+(:mod:`.comfyui_exec`); real PNG / animated WEBP / MP4 (H.264) / WEBM (VP9) files served
+from ``/view``. It speaks ComfyUI 0.38 by default, or 0.3.64 (``comfyui_version="0.3.64"``,
+``warmpool-sim comfyui --comfy-version 0.3.64``) with that version's recorded catalogue
+and answers (:mod:`.comfyui_legacy`).
 
 Like the proxy in front of ComfyUI on a rented machine, it requires the instance
 token when one is set: ``Authorization: Bearer <token>`` (or HTTP Basic with the
@@ -39,6 +42,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from PIL import Image
 
+from warmpool.sim import comfyui_legacy as legacy
 from warmpool.sim import comfyui_nodes as nodes
 from warmpool.sim import comfyui_routes as routes
 from warmpool.sim.clock import Clock, ScaledClock
@@ -73,10 +77,14 @@ class ComfyOptions:
     node_seconds: float = 0.05  # any other node
     gpu_name: str = "NVIDIA GeForce RTX 4090"
     vram_total: int = 25_393_692_672
-    comfyui_version: str = "0.38.1"
+    comfyui_version: str = "0.38.1"  # "0.3.64": that version's catalogue and answers
     pytorch_version: str = "2.8.0+cu128"
     features: bool = True  # False: /features answers 404, like older servers
     root: str | None = None  # folder for input/, output/, temp/ (default: a temp dir)
+    # A real models folder (``<folder>/<file>``): when set, the listed models are ``models``
+    # (the image's own) plus the files in it, rescanned on every request (the Vast.ai
+    # simulator's machines download there).
+    models_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -117,6 +125,7 @@ class ComfyServer:
         for sub in ("input", "output", "temp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.faults = Faults()
+        self._image_models = {k: list(v) for k, v in options.models.items()}
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -326,7 +335,14 @@ class ComfyServer:
         with Image.open(path) as img:
             return img.width, img.height, hashlib.sha256(data).hexdigest()
 
+    @property
+    def legacy(self) -> bool:
+        """Speaking ComfyUI 0.3.x (:mod:`.comfyui_legacy`) rather than 0.38."""
+        return legacy.is_legacy(self.options.comfyui_version)
+
     def node_definitions(self) -> dict[str, dict[str, Any]]:
+        if self.legacy:
+            return legacy.node_definitions(self.options.models, self.input_files())
         return nodes.node_definitions(self.options.models, self.input_files())
 
     # ------------------------------------------------------------- events and queue
@@ -417,6 +433,10 @@ class ComfyServer:
         canonical = resource.canonical if resource is not None else bare
         canonical = canonical[4:] if canonical.startswith("/api/") else canonical
         self.requests[f"{request.method} {canonical}"] += 1
+        if self.options.models_dir is not None:
+            self.options.models = nodes.merge_models(
+                self._image_models, nodes.scan_models(Path(self.options.models_dir))
+            )
         allowed, set_cookie = self._authorised(request)
         if not allowed:
             return web.Response(status=401, text="401 Unauthorized",
@@ -494,10 +514,19 @@ async def start_comfyui(
     return server
 
 
-async def serve(host: str, port: int, *, token: str | None, time_scale: float) -> None:
+async def serve(
+    host: str,
+    port: int,
+    *,
+    token: str | None,
+    time_scale: float,
+    comfy_version: str = ComfyOptions.comfyui_version,
+) -> None:
     """``warmpool-sim comfyui``: run one simulator until cancelled."""
-    server = await start_comfyui(token=token, clock=ScaledClock(time_scale), host=host, port=port)
-    logger.info("ComfyUI simulator on %s (token %s)", server.url, "required" if token else "off")
+    server = await start_comfyui(token=token, clock=ScaledClock(time_scale), host=host, port=port,
+                                 comfyui_version=comfy_version)  # fmt: skip
+    logger.info("ComfyUI %s simulator on %s (token %s)", comfy_version, server.url,
+                "required" if token else "off")  # fmt: skip
     try:
         await asyncio.Event().wait()
     finally:

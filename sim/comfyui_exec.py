@@ -32,7 +32,16 @@ LOADERS = {
     "UNETLoader": ("diffusion_models", "unet_name"),
     "CLIPLoader": ("text_encoders", "clip_name"),
     "DualCLIPLoader": ("text_encoders", "clip_name1"),
+    "CLIPVisionLoader": ("clip_vision", "clip_name"),
 }
+#: Empty video latents → how many frames a latent of ``length`` decodes to (temporal
+#: compression 4 for Hunyuan/Wan, 8 for LTX-Video: 4k+1 and 8k+1 frames).
+VIDEO_LATENTS = {
+    "EmptyHunyuanLatentVideo": 4, "WanImageToVideo": 4, "Wan22ImageToVideoLatent": 4,
+    "EmptyLTXVLatentVideo": 8, "LTXVImgToVideo": 8,
+}  # fmt: skip
+SAVERS = ("SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveVideo",
+          "SaveWEBM")  # fmt: skip
 SAMPLERS = {"KSampler", "KSamplerAdvanced"}
 OOM_TIPS = (
     "This error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked "
@@ -65,6 +74,19 @@ class Pixels:
     height: int
     batch: int
     fp: str
+
+
+@dataclass
+class Clip:
+    """A VIDEO value (CreateVideo): frames and a frame rate."""
+
+    images: Pixels
+    fps: float
+
+
+def video_frames(length: int, compression: int) -> int:
+    """Frames a video latent of ``length`` decodes to."""
+    return ((max(1, length) - 1) // compression) * compression + 1
 
 
 def _h(*parts: Any) -> str:
@@ -265,10 +287,35 @@ class PromptRun:
         await self._sleep(opts.node_seconds)
         if cls == "CLIPTextEncode":
             return [_h(inp["clip"], inp["text"])], None
-        if cls in ("EmptyLatentImage", "EmptyHunyuanLatentVideo"):
-            batch = int(inp["batch_size"]) * int(inp.get("length", 1))
+        if cls in ("EmptyLatentImage", "EmptyImage"):
+            batch = int(inp["batch_size"])
             w, h = int(inp["width"]), int(inp["height"])
-            return [Pixels(w, h, batch, _h(cls, w, h, batch))], None
+            return [Pixels(w, h, batch, _h(cls, w, h, batch, inp.get("color")))], None
+        if cls in VIDEO_LATENTS:
+            frames = video_frames(int(inp["length"]), VIDEO_LATENTS[cls])
+            batch = int(inp["batch_size"]) * frames
+            w, h = int(inp["width"]), int(inp["height"])
+            start = inp.get("start_image") or inp.get("image")
+            fp = _h(cls, w, h, batch, start.fp if isinstance(start, Pixels) else None)
+            latent = Pixels(w, h, batch, fp)
+            if "positive" not in inp:
+                return [latent], None
+            return [_h(inp["positive"], fp), _h(inp["negative"], fp), latent], None
+        if cls in ("ModelSamplingSD3", "ModelSamplingLTXV"):
+            return [_h(cls, inp["model"], inp.get("shift"), inp.get("max_shift"))], None
+        if cls == "LTXVConditioning":
+            rate = inp["frame_rate"]
+            return [_h(inp["positive"], rate), _h(inp["negative"], rate)], None
+        if cls == "CLIPVisionEncode":
+            return [_h(cls, inp["clip_vision"], inp["image"].fp)], None
+        if cls == "ImageFromBatch":
+            whole: Pixels = inp["image"]
+            index = min(int(inp["batch_index"]), whole.batch - 1)
+            count = min(int(inp["length"]), whole.batch - index)
+            fp = whole.fp if index == 0 else _h(cls, whole.fp, index)  # frame 0: the same
+            return [Pixels(whole.width, whole.height, count, fp)], None
+        if cls == "CreateVideo":
+            return [Clip(inp["images"], float(inp["fps"]))], None
         if cls in ("VAEDecode", "VAEEncode"):
             src: Pixels = inp["samples"] if cls == "VAEDecode" else inp["pixels"]
             return [Pixels(src.width, src.height, src.batch, _h(cls, src.fp, inp["vae"]))], None
@@ -284,7 +331,7 @@ class PromptRun:
         if cls == "LoadImage":
             w, h, digest = self.server.input_image_info(str(inp["image"]))
             return [Pixels(w, h, 1, digest), _h("mask", digest)], None
-        if cls in ("SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG"):
+        if cls in SAVERS:
             return self._save(cls, inp)
         return [None], None
 
@@ -293,7 +340,8 @@ class PromptRun:
             await self.server.clock.sleep(seconds)
 
     def _save(self, cls: str, inp: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None]:
-        pics: Pixels = inp["images"]
+        clip: Clip | None = inp["video"] if cls == "SaveVideo" else None
+        pics: Pixels = clip.images if clip is not None else inp["images"]
         temp = cls == "PreviewImage"
         prefix = str(inp.get("filename_prefix", "ComfyUI"))
         if temp:
@@ -322,9 +370,14 @@ class PromptRun:
                 name = f"{base.replace('%batch_num%', str(i))}_{counter + i:05}_.png"
                 self.server.write_file(folder / name, images.png_bytes(frame, meta), kind)
                 entries.append({"filename": name, "subfolder": subfolder, "type": kind})
-            return [pics], {"images": entries}
-        name = f"{base}_{counter:05}_" + (".webp" if cls == "SaveAnimatedWEBP" else ".png")
-        if cls == "SaveAnimatedWEBP":
+            return [pics] if not self.server.legacy else [], {"images": entries}
+        ext = {"SaveAnimatedWEBP": ".webp", "SaveVideo": ".mp4", "SaveWEBM": ".webm"}
+        name = f"{base}_{counter:05}_" + ext.get(cls, ".png")
+        if clip is not None:
+            data = images.mp4_bytes(frames, fps=clip.fps)
+        elif cls == "SaveWEBM":
+            data = images.webm_bytes(frames, fps=float(inp["fps"]))
+        elif cls == "SaveAnimatedWEBP":
             data = images.webp_bytes(
                 frames,
                 fps=float(inp["fps"]),
@@ -335,6 +388,8 @@ class PromptRun:
             data = images.apng_bytes(frames, fps=float(inp["fps"]))
         self.server.write_file(folder / name, data, kind)
         entry = {"filename": name, "subfolder": subfolder, "type": kind}
+        if cls in ("SaveVideo", "SaveWEBM"):
+            return [], {"images": [entry], "animated": [True]}
         return [], {"images": [entry], "animated": [len(frames) != 1]}
 
 

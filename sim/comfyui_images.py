@@ -1,4 +1,4 @@
-"""Pictures the ComfyUI simulator "generates": real PNG and animated WEBP files.
+"""Pictures the ComfyUI simulator "generates": real PNG, animated WEBP, MP4 and WEBM files.
 
 The content is a deterministic function of a fingerprint (seed, prompt text, model,
 frame index), so two different seeds give different bytes and the same inputs give
@@ -12,9 +12,12 @@ import hashlib
 import io
 import json
 import random
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import av
 from PIL import Image, ImageDraw, PngImagePlugin
 
 _CANVAS = 96
@@ -88,3 +91,36 @@ def apng_bytes(frames: Sequence[Image.Image], *, fps: float) -> bytes:
         buffer, format="PNG", save_all=True, append_images=rest, duration=round(1000.0 / fps)
     )
     return buffer.getvalue()
+
+
+def _encode(frames: Sequence[Image.Image], *, fps: int, container: str, codec: str) -> bytes:
+    # MP4 with faststart (the index first, so a browser plays it while it downloads):
+    # FFmpeg rewrites the file for that, which needs a real file rather than a buffer.
+    with tempfile.TemporaryDirectory(prefix="comfy-sim-video-") as folder:
+        path = Path(folder) / f"out.{container}"
+        options = {"movflags": "+faststart"} if container == "mp4" else {}
+        with av.open(str(path), mode="w", format=container, options=options) as out:
+            stream = out.add_stream(codec, rate=fps)
+            assert isinstance(stream, av.VideoStream)
+            stream.width = frames[0].width - frames[0].width % 2
+            stream.height = frames[0].height - frames[0].height % 2
+            stream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                stream.options = {"preset": "ultrafast", "crf": "28"}
+            else:
+                stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0"}
+            for image in frames:
+                frame = av.VideoFrame.from_image(image.convert("RGB"))  # type: ignore[no-untyped-call]
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        return path.read_bytes()
+
+
+def mp4_bytes(frames: Sequence[Image.Image], *, fps: float) -> bytes:
+    """A playable MP4 (H.264, yuv420p) of ``frames`` at ``fps``, as SaveVideo writes it."""
+    return _encode(frames, fps=max(1, round(fps)), container="mp4", codec="libx264")
+
+
+def webm_bytes(frames: Sequence[Image.Image], *, fps: float) -> bytes:
+    """A WEBM (VP9) of ``frames`` at ``fps``, as SaveWEBM writes it."""
+    return _encode(frames, fps=max(1, round(fps)), container="webm", codec="libvpx-vp9")

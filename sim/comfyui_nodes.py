@@ -4,12 +4,17 @@ Shapes follow ``/object_info`` of ComfyUI 0.38 (contract §5-§6): V1 nodes from
 ``nodes.py`` with list combos, V3 nodes (``comfy_extras``) with ``"COMBO"`` specs,
 ``input_order``, ``hidden`` inputs and ``output_node``. Model combos are filled from
 the simulator's inventory of files "on disk"; ``LoadImage`` from its ``input/`` folder.
+The video nodes (:data:`FROM_RECORDING`) are defined alike in 0.38 and 0.3.64, so they
+are taken from the real 0.3.64 catalogue the simulator ships.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from warmpool.sim import comfyui_legacy
 
 MAX_RESOLUTION = 16384
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -114,6 +119,41 @@ def _node(
         "output_node": output_node,
         "has_intermediate_output": False,
     }
+
+
+#: Classes whose definitions come from the recorded real catalogue.
+FROM_RECORDING: tuple[str, ...] = (
+    "EmptyImage", "ImageFromBatch", "ModelSamplingSD3", "WanImageToVideo",
+    "Wan22ImageToVideoLatent",
+    "EmptyLTXVLatentVideo", "LTXVImgToVideo", "LTXVConditioning", "CLIPVisionLoader",
+    "CLIPVisionEncode", "CreateVideo", "SaveVideo", "SaveWEBM",
+)  # fmt: skip
+
+
+def merge_models(*sources: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Folder → files of every source, each file once, in first-seen order."""
+    merged: dict[str, list[str]] = {}
+    for source in sources:
+        for folder, files in source.items():
+            listed = merged.setdefault(folder, [])
+            listed.extend(f for f in files if f not in listed)
+    return merged
+
+
+def scan_models(root: Path) -> dict[str, list[str]]:
+    """The model files under ``root`` by folder, as ComfyUI lists them: hidden files (a
+    download in progress) are not models; nested folders give ``sub/file`` names."""
+    found: dict[str, list[str]] = {}
+    if not root.is_dir():
+        return found
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = [
+            f.relative_to(folder).as_posix()
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+        ]
+        found[folder.name] = files
+    return found
 
 
 def model_files(files: Sequence[str]) -> list[str]:
@@ -317,4 +357,4 @@ def node_definitions(
             ["LATENT"], module="comfy_extras.nodes_hunyuan",
         ),
     ]  # fmt: skip
-    return {d["name"]: d for d in defs}
+    return {d["name"]: d for d in defs} | comfyui_legacy.recorded_nodes(FROM_RECORDING, models)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from warmpool.sim import comfyui_legacy as legacy
 from warmpool.sim import comfyui_nodes as nodes
 from warmpool.sim.comfyui_validation import validate_prompt
 
@@ -46,6 +47,12 @@ def register(app: web.Application, s: ComfyServer) -> None:
     async def system_stats(_: web.Request) -> web.Response:
         o = s.options
         busy = s.running is not None
+        if s.legacy:
+            return web.json_response(legacy.system_stats(
+                gpu_name=o.gpu_name, vram_total=o.vram_total,
+                vram_free=int(o.vram_total * (0.35 if busy else 0.95)),
+                pytorch_version=o.pytorch_version,
+            ))  # fmt: skip
         return web.json_response({
             "system": {
                 "os": "linux", "ram_total": 135081005056, "ram_free": 118734123008,
@@ -84,7 +91,9 @@ def register(app: web.Application, s: ComfyServer) -> None:
         if "prompt" not in body:
             return _error("no_prompt", "No prompt provided", "No prompt provided")
         prompt_id = body.get("prompt_id")
-        if prompt_id is not None:
+        if prompt_id is not None and s.legacy:
+            prompt_id = str(prompt_id)  # 0.3.64 takes any string as the history key
+        elif prompt_id is not None:
             try:
                 valid = str(uuid.UUID(str(prompt_id))) == prompt_id
             except ValueError:
@@ -98,7 +107,7 @@ def register(app: web.Application, s: ComfyServer) -> None:
             number = -number
         result = validate_prompt(
             body["prompt"], s.node_definitions(), input_exists=s.input_exists,
-            partial_targets=body.get("partial_execution_targets"),
+            partial_targets=body.get("partial_execution_targets"), legacy=s.legacy,
         )  # fmt: skip
         if not result.ok:
             return web.json_response(
@@ -217,12 +226,15 @@ def register(app: web.Application, s: ComfyServer) -> None:
             path.write_bytes(data)
         return web.json_response({"name": path.name, "subfolder": subfolder, "type": kind})
 
+    def folders() -> list[str]:
+        return legacy.model_folders() if s.legacy else list(nodes.MODEL_FOLDERS)
+
     async def models(_: web.Request) -> web.Response:
-        return web.json_response(list(nodes.MODEL_FOLDERS))
+        return web.json_response(folders())
 
     async def models_folder(request: web.Request) -> web.Response:
         folder = request.match_info["folder"]
-        if folder not in nodes.MODEL_FOLDERS:
+        if folder not in folders():
             raise web.HTTPNotFound()
         return web.json_response(nodes.model_files(s.options.models.get(folder, [])))
 

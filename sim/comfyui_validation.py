@@ -56,12 +56,19 @@ def _coerce(kind: str, value: Any) -> Any:
 
 class _Validator:
     def __init__(
-        self, graph: dict[str, Any], defs: NodeDefs, input_exists: Callable[[str], bool]
+        self,
+        graph: dict[str, Any],
+        defs: NodeDefs,
+        input_exists: Callable[[str], bool],
+        *,
+        legacy: bool = False,
     ) -> None:
         self.graph = graph
         self.defs = defs
         self.input_exists = input_exists
+        self.legacy = legacy
         self.results: dict[str, tuple[bool, list[dict[str, Any]]]] = {}
+        self.finished: list[str] = []  # post-order: every node after the nodes it reads
 
     def node(self, node_id: str, *, is_output: bool = False) -> bool:
         if node_id in self.results:
@@ -87,6 +94,7 @@ class _Validator:
                 ok = self._input(node, name, info, errors, is_output=is_output)
                 valid = valid and ok
         self.results[node_id] = (valid and not errors, errors)
+        self.finished.append(node_id)
         return valid and not errors
 
     def _input(
@@ -169,6 +177,13 @@ class _Validator:
             source = self.graph[source_id]
             received = self.defs[source["class_type"]]["output"][slot]
         except (KeyError, IndexError, TypeError) as exc:
+            if self.legacy:  # 0.3.64: the exception escapes validate_inputs unnamed
+                text = "tuple index out of range" if isinstance(exc, IndexError) else str(exc)
+                errors.append(_err(
+                    "exception_during_validation", "Exception when validating node", text,
+                    exception_type=type(exc).__name__, traceback=[],
+                ))  # fmt: skip
+                return False
             kind, message = (
                 ("exception_during_validation", "Exception when validating node")
                 if is_output
@@ -197,13 +212,30 @@ def validate_prompt(
     *,
     input_exists: Callable[[str], bool],
     partial_targets: Sequence[str] | None = None,
+    legacy: bool = False,
 ) -> Validation:
-    """Validate an API-format graph; the returned ``graph`` holds the coerced values."""
+    """Validate an API-format graph; the returned ``graph`` holds the coerced values.
+
+    ``legacy``: answer as ComfyUI 0.3.64 does (see :mod:`.comfyui_legacy`). In both
+    dialects ``node_errors`` lists the most upstream failing node first.
+    """
     if not isinstance(graph, dict):
         return _prompt_error("invalid_prompt", "Invalid prompt", "prompt must be an object")
     graph = copy.deepcopy(graph)
     for node_id, node in graph.items():
         title = node.get("_meta", {}).get("title") if isinstance(node, dict) else None
+        if legacy and (not isinstance(node, dict) or "class_type" not in node):
+            return _prompt_error(
+                "invalid_prompt",
+                "Cannot execute because a node is missing the class_type property.",
+                f"Node ID '#{node_id}'",
+            )
+        if legacy and node["class_type"] not in defs:
+            return _prompt_error(
+                "invalid_prompt",
+                f"Cannot execute because node {node['class_type']} does not exist.",
+                f"Node ID '#{node_id}'",
+            )
         if not isinstance(node, dict) or "class_type" not in node:
             return _prompt_error(
                 "missing_node_type",
@@ -229,7 +261,7 @@ def validate_prompt(
         outputs = [o for o in outputs if o in partial_targets]
     if not outputs:
         return _prompt_error("prompt_no_outputs", "Prompt has no outputs")
-    checker = _Validator(graph, defs, input_exists)
+    checker = _Validator(graph, defs, input_exists, legacy=legacy)
     good: list[str] = []
     node_errors: dict[str, Any] = {}
     lines: list[str] = []
@@ -237,7 +269,8 @@ def validate_prompt(
         if checker.node(out, is_output=True):
             good.append(out)
             continue
-        for node_id, (ok, errors) in checker.results.items():
+        for node_id in checker.finished:
+            ok, errors = checker.results[node_id]
             if ok or not errors:
                 continue
             entry = node_errors.setdefault(

@@ -180,6 +180,8 @@ async def serve(
             "WARMPOOL_VASTAI_URL": stack.vastai.url,
             "WARMPOOL_VASTAI_API_KEY": api_key,
             "WARMPOOL_ARTIFACTS_URL": f"file://{state / 'artifacts'}",
+            # The studio's records (audit trail, usage ledger): an SQLite file.
+            "WARMPOOL_STUDIO_RECORDS_URL": f"sqlite+aiosqlite:///{state / 'records.db'}",
             "WARMPOOL_RECONCILE_INTERVAL": "2",
             "WARMPOOL_HEALTH_PORT": str(free_port()),
             "WARMPOOL_LOG_LEVEL": os.environ.get("WARMPOOL_LOG_LEVEL", "WARNING"),
@@ -198,6 +200,7 @@ async def serve(
         if stack.cluster.get(API, "GpuPool", "sdxl", "default") is None:
             stack.cluster.create(SAMPLE_POOL)
         say(f"studio                   {studio}")
+        say(f"admin console            {studio}admin  (the local user is an admin)")
         say(f"kubectl:  KUBECONFIG={config} .venv/bin/kubectl get warmpool")
         say("warming up pool sdxl (1 instance) ... Ctrl-C stops everything")
         await show_progress(stack, studio=studio)

@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -74,10 +75,14 @@ class BadInput(Exception):
 def comfy_starter(options: dict[str, Any] | None = None) -> ComfyStarter:
     """How a rental that reaches running gets its ComfyUI: the ComfyUI simulator."""
 
-    async def start(token: str | None, clock: Clock) -> ComfyHandle:
+    async def start(token: str | None, clock: Clock, workspace: Path | None) -> ComfyHandle:
         from warmpool.sim.comfyui import start_comfyui
 
-        return await start_comfyui(token=token, clock=clock, **(options or {}))
+        chosen = dict(options or {})
+        if workspace is not None:  # Vast.ai's ComfyUI image: /workspace/ComfyUI
+            chosen["root"] = str(workspace / "ComfyUI")
+            chosen["models_dir"] = str(workspace / "ComfyUI" / "models")
+        return await start_comfyui(token=token, clock=clock, **chosen)
 
     return start
 
@@ -583,6 +588,8 @@ async def start_vastai(
     clock: Clock | None = None,
     machines: list[Machine] | None = None,
     balance: float = 1000.0,
+    workspaces: Path | None = None,
+    provision_timeout: float = 300.0,
 ) -> VastaiServer:
     """Start the simulator on ``host:port`` (0: a free port)."""
     world = World(
@@ -592,6 +599,8 @@ async def start_vastai(
         comfy=comfy_starter(comfy_options) if comfy else None,
         machines=machines,
         balance=balance,
+        workspaces=workspaces,
+        provision_timeout=provision_timeout,
     )
     runner = web.AppRunner(VastaiSim(world, api_key=api_key).app(), access_log=None)
     await runner.setup()

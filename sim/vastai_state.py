@@ -18,10 +18,14 @@ import dataclasses
 import logging
 import random
 import secrets
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
+from warmpool.sim import vastai_machine
 from warmpool.sim.clock import Clock
 from warmpool.sim.vastai_catalogue import Machine, Offer, generate_machines, offers_for
 
@@ -50,7 +54,9 @@ class ComfyHandle(Protocol):
     async def stop(self) -> None: ...
 
 
-ComfyStarter = Callable[[str | None, Clock], Awaitable[ComfyHandle]]
+#: (token, clock, workspace or None) → a started ComfyUI; with a workspace, ComfyUI lives
+#: in ``<workspace>/ComfyUI`` and lists the models that landed there.
+ComfyStarter = Callable[[str | None, Clock, Path | None], Awaitable[ComfyHandle]]
 
 
 @dataclasses.dataclass
@@ -136,6 +142,8 @@ class Rental:
     log: list[str] = dataclasses.field(default_factory=list)
     comfy: ComfyHandle | None = None
     task: asyncio.Task[None] | None = None
+    workspace: Path | None = None  # the container's /workspace, when it provisions models
+    provisioning: asyncio.Task[int | None] | None = None
     destroyed_at: float | None = None
 
     @property
@@ -267,8 +275,13 @@ class World:
         comfy: ComfyStarter | None = None,
         machines: list[Machine] | None = None,
         balance: float = 1000.0,
+        workspaces: Path | None = None,
+        provision_timeout: float = 300.0,
     ) -> None:
         self.clock = clock
+        self._workspaces = workspaces
+        self._own_workspaces = workspaces is None
+        self.provision_timeout = provision_timeout
         self.seed = seed
         self.timing = timing or Timing()
         self.comfy = comfy
@@ -297,6 +310,18 @@ class World:
     async def close(self) -> None:
         for rental in list(self.rentals.values()):
             await self._stop_rental(rental)
+        if self._own_workspaces and self._workspaces is not None:
+            shutil.rmtree(self._workspaces, ignore_errors=True)
+            self._workspaces = None
+
+    def workspace_for(self, rental: Rental) -> Path:
+        """The rental's container workspace (created on first use, kept across reboots)."""
+        if rental.workspace is None:
+            if self._workspaces is None:
+                self._workspaces = Path(tempfile.mkdtemp(prefix="vastai-sim-"))
+            rental.workspace = self._workspaces / f"rental-{rental.id}"
+            rental.workspace.mkdir(parents=True, exist_ok=True)
+        return rental.workspace
 
     # ------------------------------------------------------------ market
 
@@ -477,7 +502,19 @@ class World:
             token = rental.env.get("OPEN_BUTTON_TOKEN")
             if rental.env.get("ENABLE_AUTH", "").lower() == "false":
                 token = None
-            rental.comfy = await self.comfy(token, self.clock)
+            provisions = vastai_machine.provisions(rental.env) and bool(rental.onstart)
+            workspace = self.workspace_for(rental) if provisions else None
+            rental.comfy = await self.comfy(token, self.clock, workspace)
+            if workspace is not None and rental.onstart:
+                rental.provisioning = asyncio.ensure_future(
+                    vastai_machine.run_provisioning(
+                        rental.onstart,
+                        rental.env,
+                        workspace,
+                        timeout=self.provision_timeout,
+                        log=rental.log,
+                    )
+                )
         late = rental.flags.get("late_ports")
         wait = float(late.get("seconds", 120.0)) if late is not None else 0.0
         await self.clock.sleep(max(wait, self.rnd.uniform(*self.timing.ports_after)))
@@ -501,6 +538,13 @@ class World:
             mapping[key] = [{"HostIp": "0.0.0.0", "HostPort": str(host_port)}]
         return mapping
 
+    async def _stop_provisioning(self, rental: Rental) -> None:
+        proc, rental.provisioning = rental.provisioning, None
+        if proc is not None and not proc.done():
+            proc.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await proc
+
     async def _go_offline(self, rental: Rental) -> None:
         """The host stops reporting: unknown, then offline; ComfyUI goes away."""
         if rental.comfy is not None:
@@ -517,6 +561,7 @@ class World:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._stop_provisioning(rental)
         if rental.comfy is not None:
             with contextlib.suppress(Exception):
                 await rental.comfy.stop()
@@ -528,6 +573,8 @@ class World:
         rental.destroyed_at = self.clock.now()
         rental.cur_state = "unloaded"
         await self._stop_rental(rental)
+        if rental.workspace is not None:
+            shutil.rmtree(rental.workspace, ignore_errors=True)
         self.destroyed.append(rental)
 
     async def set_state(self, rental: Rental, state: str) -> None:
@@ -543,6 +590,7 @@ class World:
             self._restart_task(rental, self._boot(rental, cached=True))
 
     async def reboot(self, rental: Rental, *, recycle: bool = False) -> None:
+        await self._stop_provisioning(rental)
         if rental.comfy is not None:
             await rental.comfy.stop()
             rental.comfy = None

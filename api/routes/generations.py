@@ -13,6 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from warmpool.api import files, jobs, metrics
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import not_found
+from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
 from warmpool.api.schemas import GenerationRequest as Req
 from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob, JobPhase, Output
@@ -26,9 +27,13 @@ SSE_PING_SECONDS = 15
 
 
 @router.post("/generations", status_code=status.HTTP_201_CREATED, summary="Create a generation")
-async def create_generation(studio: StudioDep, user: UserDep, req: Req) -> GenerationOut:
+async def create_generation(
+    studio: StudioDep, user: UserDep, req: Req, audit: RecorderDep
+) -> GenerationOut:
     """Creates a GenerationJob owned by the caller; answers with its name and estimate."""
-    return await jobs.create(studio, user, req)
+    out = await jobs.create(studio, user, req)
+    await audit(user, "generation.create", "GenerationJob", out.name, detail={"pool": req.pool})
+    return out
 
 
 @router.post("/estimate", summary="Estimate a generation without creating it")
@@ -78,8 +83,11 @@ async def get_generation(studio: StudioDep, user: UserDep, name: Name) -> Genera
 @router.delete(
     "/generations/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Cancel (delete)"
 )
-async def cancel_generation(studio: StudioDep, user: UserDep, name: Name) -> Response:
+async def cancel_generation(
+    studio: StudioDep, user: UserDep, name: Name, audit: RecorderDep
+) -> Response:
     await jobs.cancel(studio, user, name)
+    await audit(user, "generation.cancel", "GenerationJob", name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

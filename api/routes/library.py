@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from warmpool.api import files, gallery, jobs
 from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, GalleryPage, PoolOut, UploadOut
 from warmpool.crds.generationjob import JobKind
 from warmpool.crds.gpupool import GpuPool
@@ -25,10 +26,12 @@ async def upload(
     studio: StudioDep,
     user: UserDep,
     file: Annotated[UploadFile, File(description="PNG, JPEG or WEBP.")],
+    audit: RecorderDep,
 ) -> UploadOut:
     """Stores the image under a key the server makes; refuses other types and big files."""
     data = await file.read(studio.uploads.max_bytes + 1)
     stored = await studio.uploads.save(user, data)
+    await audit(user, "upload.create", "Upload", stored.key, detail={"size": stored.size})
     return UploadOut(
         key=stored.key,
         content_type=stored.content_type,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from warmpool.api import jobs, muses
 from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import (
     OBJECT_NAME_PATTERN,
     ImportResult,
@@ -24,8 +25,12 @@ Name = Annotated[str, Path(max_length=253, pattern=OBJECT_NAME_PATTERN)]
 
 
 @router.post("/muses", status_code=status.HTTP_201_CREATED, summary="Create a muse")
-async def create_muse(studio: StudioDep, user: UserDep, req: MuseRequest) -> MuseOut:
-    return await muses.create(studio, user, req)
+async def create_muse(
+    studio: StudioDep, user: UserDep, req: MuseRequest, audit: RecorderDep
+) -> MuseOut:
+    out = await muses.create(studio, user, req)
+    await audit(user, "muse.create", "Muse", out.name)
+    return out
 
 
 @router.get("/muses", summary="List my muses, newest first")
@@ -57,8 +62,12 @@ async def export_muses(studio: StudioDep, user: UserDep) -> Response:
 
 
 @router.post("/muses/import", status_code=status.HTTP_201_CREATED, summary="Import muses from JSON")
-async def import_muses(studio: StudioDep, user: UserDep, doc: MuseExport) -> ImportResult:
-    return ImportResult(created=await muses.import_(studio, user, doc))
+async def import_muses(
+    studio: StudioDep, user: UserDep, doc: MuseExport, audit: RecorderDep
+) -> ImportResult:
+    result = ImportResult(created=await muses.import_(studio, user, doc))
+    await audit(user, "muse.import", "Muse", "", detail={"created": result.created})
+    return result
 
 
 @router.get("/muses/{name}", summary="One muse")
@@ -72,7 +81,8 @@ async def replace_muse(studio: StudioDep, user: UserDep, name: Name, req: MuseRe
 
 
 @router.delete("/muses/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a muse")
-async def delete_muse(studio: StudioDep, user: UserDep, name: Name) -> Response:
+async def delete_muse(studio: StudioDep, user: UserDep, name: Name, audit: RecorderDep) -> Response:
     await jobs.get_owned(studio, user, kube.MUSES, name)
     await studio.kube.delete(kube.MUSES, name, studio.settings.studio_namespace)
+    await audit(user, "muse.delete", "Muse", name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

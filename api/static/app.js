@@ -40,7 +40,7 @@ function request() {
     cfg: num("cfg"),
     seed: num("seed") ?? -1,
     batchSize: num("batchSize") ?? 1,
-    frames: kind === "video" ? num("frames") : undefined,
+    frames: kind === "image" ? undefined : num("frames"),
     tags: (data.get("tags") || "").split(",").map((t) => t.trim()).filter(Boolean),
   };
   return body;
@@ -123,9 +123,33 @@ function follow(job) {
   };
 }
 
+const isVideo = (o) => o.contentType.startsWith("video/");
+const isImage = (o) => o.contentType.startsWith("image/");
+
+// A video job stores an MP4 and a PNG poster (its first frame): play the one, show the other.
+function videoElement(video, poster, id) {
+  const el = document.createElement("video");
+  el.src = `${video.url}?disposition=inline`;
+  if (poster) el.poster = `${poster.url}?disposition=inline`;
+  Object.assign(el, { controls: true, loop: true, muted: true, playsInline: true, id });
+  el.preload = "metadata";
+  return el;
+}
+
 function showResult(name, outputs) {
   const fig = $("#result");
   fig.replaceChildren();
+  const video = outputs.find(isVideo);
+  if (video) {
+    const cap = document.createElement("figcaption");
+    const a = document.createElement("a");
+    Object.assign(a, { href: video.url, className: "primary button", id: "download" });
+    a.setAttribute("download", "");
+    a.textContent = "Download MP4";
+    cap.append(a);
+    fig.append(videoElement(video, outputs.find(isImage), "result-video"), cap);
+    return;
+  }
   const out = outputs[0];
   const media = document.createElement("img");
   media.src = `${out.url}?disposition=inline`;
@@ -156,7 +180,7 @@ async function loadHistory() {
       btn.title = `${job.phase}: ${job.spec.prompt}`;
       if (job.outputs.length) {
         const img = document.createElement("img");
-        img.src = job.outputs[0].thumbnailUrl;
+        img.src = (job.outputs.find(isImage) || job.outputs[0]).thumbnailUrl;
         img.alt = job.spec.prompt;
         img.loading = "lazy";
         btn.append(img);
@@ -235,6 +259,7 @@ function initSignin() {
 async function start() {
   const me = await api("/me");
   $("#who").textContent = `${me.name}${me.admin ? " · admin" : ""}`;
+  $("#admin-link").hidden = !me.admin;
   await loadChoices();
   await loadHistory();
   updateEstimate();
@@ -250,7 +275,7 @@ function init() {
   form.addEventListener("change", (ev) => {
     if (ev.target.id === "pool") fillModels();
     if (ev.target.name === "kind") {
-      for (const el of document.querySelectorAll(".video-only")) el.hidden = ev.target.value !== "video";
+      for (const el of document.querySelectorAll(".video-only")) el.hidden = ev.target.value === "image";
     }
     scheduleEstimate();
   });

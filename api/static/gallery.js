@@ -29,10 +29,11 @@ function render() {
     btn.type = "button";
     btn.className = "tile";
     btn.setAttribute("aria-label", `Open: ${item.prompt}`);
-    const img = document.createElement("img");
-    img.src = item.thumbnailUrl;
-    img.alt = item.prompt;
-    img.loading = "lazy";
+    const video = item.contentType?.startsWith("video/");
+    const img = document.createElement(video ? "video" : "img");
+    img.src = video ? `${item.url}?disposition=inline#t=0.1` : item.thumbnailUrl;
+    if (video) Object.assign(img, { muted: true, preload: "metadata" });
+    else Object.assign(img, { alt: item.prompt, loading: "lazy" });
     btn.append(img);
     btn.addEventListener("click", () => openLightbox(items, i));
     li.append(btn);
@@ -49,7 +50,15 @@ function render() {
 function paint() {
   const item = shown[at];
   const img = $("#lightbox-img");
-  img.src = `${item.url}?disposition=inline`;
+  const video = item.contentType?.startsWith("video/");
+  img.hidden = video;
+  $("#lightbox-video")?.remove();
+  if (video) {
+    const el = document.createElement("video");
+    Object.assign(el, { id: "lightbox-video", controls: true, loop: true, muted: true });
+    el.src = `${item.url}?disposition=inline`;
+    img.after(el);
+  } else img.src = `${item.url}?disposition=inline`;
   img.alt = item.prompt || "";
   $("#lightbox-caption").textContent = [item.prompt, item.width && `${item.width}×${item.height}`]
     .filter(Boolean)

@@ -67,3 +67,63 @@ def billed_hours_bound(
         covered += r * take
         billed += take
     return billed
+
+
+def p_resume(supply: SupplyModel, wait_s: float) -> float:
+    """Probability that one start of a stopped instance is Ready within ``wait_s``."""
+    free = 1.0 - supply.gpu_taken
+    if supply.deterministic:
+        return free if supply.resume_median_s <= wait_s else 0.0
+    return free * NormalDist().cdf(math.log(wait_s / supply.resume_median_s) / supply.resume_sigma)
+
+
+def cold_bound(
+    rate: Callable[[float], float],
+    supply: SupplyModel,
+    *,
+    price_per_hour: float,
+    storage_per_hour: float,
+    wait_s: float = 60.0,
+    quantile: float = 0.95,
+    hours: float = 24.0,
+    max_cold: int = 8,
+) -> tuple[float, int, float]:
+    """The bound for a pool that may also hold ``k`` stopped instances.
+
+    A job that finds no instance billed waits at most ``wait_s`` only if one of the
+    ``k`` stopped instances started at its arrival (all of them at once: the best a
+    policy can do) or a fresh rental is Ready in time:
+    ``p_k = 1 - (1 - p_resume)^k (1 - p_fast)``. The share of arrivals that must find
+    an instance billed falls to ``(q - p_k) / (1 - p_k)``, and the ``k`` disks are
+    billed all the time at the cheapest storage. Returns the least expected dollars
+    over ``k = 0..max_cold``, that ``k`` and its billed GPU-hours.
+    """
+    best: tuple[float, int, float] | None = None
+    for k in range(max_cold + 1):
+        miss = (1.0 - p_resume(supply, wait_s)) ** k * (1.0 - p_fast(supply, wait_s))
+        fast = 1.0 - miss
+        need = max((quantile - fast) / (1.0 - fast), 0.0) if fast < 1.0 else 0.0
+        billed = _covering_hours(rate, need, hours=hours)
+        dollars = billed * price_per_hour + k * storage_per_hour * hours
+        if best is None or dollars < best[0] - 1e-12:
+            best = (dollars, k, billed)
+    assert best is not None
+    return best
+
+
+def _covering_hours(
+    rate: Callable[[float], float], share: float, *, hours: float, step_s: float = 6.0
+) -> float:
+    """Least hours with ``u = 1`` holding ``share`` of the arrivals (busiest first)."""
+    steps = int(hours * 3600.0 / step_s)
+    dt = step_s / 3600.0
+    rates = sorted((rate((n + 0.5) * dt) for n in range(steps)), reverse=True)
+    need = share * sum(rates) * dt
+    covered = billed = 0.0
+    for r in rates:
+        if covered >= need or r <= 0.0:
+            break
+        take = min(dt, (need - covered) / r)
+        covered += r * take
+        billed += take
+    return billed

@@ -98,18 +98,36 @@ class SimInstance:
     jobs: dict[str, float] = field(default_factory=dict)
     """Job id → start time."""
     busy_s: float = 0.0
+    # The cold tier (coldtier.py): stopped spans bill storage only.
+    stopped_at: float | None = None
+    """Stopped (or Resuming) since."""
+    stopped_s: float = 0.0
+    """Seconds stopped before the current span."""
+    resumed_at: float | None = None
+    resume_ready_at: float | None = None
+    offline_after: float | None = None
+    """When the machine goes offline, once started again (None: the rental's own draw)."""
+    storage_per_hour: float = 0.0
 
     @property
     def offline_at(self) -> float:
+        if self.offline_after is not None:
+            return self.offline_after
         return self.rented_at + self.draw.running_s + self.draw.offline_after_running_s
 
+    def stopped_seconds(self, now: float) -> float:
+        return self.stopped_s + (now - self.stopped_at if self.stopped_at is not None else 0.0)
+
     def view(self) -> policy.InstanceView:
+        # A started-again instance is seen from its start: its boot, readiness, idle time.
+        since = self.resumed_at if self.resumed_at is not None else self.rented_at
+        ready = self.resume_ready_at if self.resumed_at is not None else self.ready_at
         return policy.InstanceView(
             name=self.name,
             phase=self.phase,
-            created_at=at(self.rented_at),
-            rented_at=at(self.rented_at),
-            ready_at=None if self.ready_at is None else at(self.ready_at),
+            created_at=at(since),
+            rented_at=at(since),
+            ready_at=None if ready is None else at(ready),
             last_job_at=None if self.last_job_at is None else at(self.last_job_at),
             jobs=len(self.jobs),
             template_hash=HASH,
@@ -139,6 +157,12 @@ class Result:
     cold_starts: list[float] = field(default_factory=list)
     """Rent → first Ready of each cold start (no Ready instance when renting)."""
     hedge_rentals: int = 0
+    storage_dollars: float = 0.0
+    """Of ``dollars``: storage of stopped instances (cold tier)."""
+    stops: int = 0
+    starts: int = 0
+    gpu_taken: int = 0
+    resume_timeouts: int = 0
 
     @property
     def gpu_hours_idle(self) -> float:
@@ -170,6 +194,11 @@ class Result:
             "cold_start_ready_p50_s": round(percentile(self.cold_starts, 50), 2),
             "cold_start_ready_p95_s": round(percentile(self.cold_starts, 95), 2),
             "dollars_per_1000_images": round(per_k, 4),
+            "storage_dollars": round(self.storage_dollars, 4),
+            "stops": self.stops,
+            "starts": self.starts,
+            "gpu_taken": self.gpu_taken,
+            "resume_timeouts": self.resume_timeouts,
         }
 
 
@@ -346,9 +375,20 @@ class Simulation:
 
     # ------------------------------------------------------------ the pool
 
+    def before_plan(self, now: float) -> None:
+        """Hook before :func:`policy.plan_pool` (the cold tier's checks, coldtier.py)."""
+
+    def apply_plan(
+        self, plan: policy.PoolPlan, views: list[policy.InstanceView], now: float
+    ) -> tuple[list[policy.Release], list[policy.Rent]]:
+        """Hook: the releases and rents to carry out (the cold tier stops and starts some)."""
+        return plan.releases, plan.rents
+
     def reconcile(self, now: float) -> None:
         when = at(now)
-        views = [i.view() for i in self.instances.values()]
+        self.before_plan(now)
+        # Stopped instances hold no GPU: the pool policy does not see them (coldtier.py).
+        views = [i.view() for i in self.instances.values() if i.phase != "Stopped"]
         extra: dict[str, Any] = {}
         if self.pass_arrivals:
             extra["recent_arrivals"] = self.arrived[-200:]
@@ -386,15 +426,16 @@ class Simulation:
             **extra,
         )
         self.breaker_until = plan.breaker_until
-        for release in plan.releases:
+        releases, rents = self.apply_plan(plan, views, now)
+        for release in releases:
             self.release(self.instances[release.name], now)
         for drain in plan.drains:
             self.instances[drain.name].phase = "Draining"
-        for rent in plan.rents:
+        for rent in rents:
             self.rent(now, rent.reason)
         for inst in self.instances.values():
             if inst.phase == "Ready" and not inst.jobs:
-                idle = max(inst.rented_at, inst.ready_at or 0.0, inst.last_job_at or 0.0)
+                idle = (policy.idle_since(inst.view()) - T0).total_seconds()
                 if idle + self.idle_timeout > now:
                     self.wake(idle + self.idle_timeout)
         if plan.breaker_until is not None and plan.breaker_until > when:
@@ -433,10 +474,13 @@ class Simulation:
 
     def release(self, inst: SimInstance, now: float) -> None:
         self.requeue_jobs(inst, now)
-        billed = max(now - inst.rented_at, 0.0)
-        cost = inst.offer.price_per_hour * billed / 3600.0
+        stopped = inst.stopped_seconds(now)
+        billed = max(now - inst.rented_at - stopped, 0.0)
+        storage = inst.storage_per_hour * stopped / 3600.0
+        cost = inst.offer.price_per_hour * billed / 3600.0 + storage
         r = self.result
         r.dollars += cost
+        r.storage_dollars += storage
         r.gpu_hours_billed += billed / 3600.0
         r.gpu_hours_busy += inst.busy_s / 3600.0
         booted = (inst.ready_at if inst.ready_at is not None else now) - inst.rented_at

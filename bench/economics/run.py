@@ -62,7 +62,19 @@ NUMERIC = (
     "jobs_waited_for_cold_start",
     "cold_starts",
     "dollars_per_1000_images",
+    "storage_dollars",
+    "stops",
+    "starts",
+    "gpu_taken",
+    "resume_timeouts",
 )
+COLD_POLICY = "warmpool-cold"
+WEEK_GOAL: dict[str, tuple[float, float]] = {
+    "diurnal-week": (60.0, 1.25),
+    "bursty-week": (300.0, 1.25),
+    "sparse-week": (60.0, 2.0),
+}
+"""The cold tier's goal (issue 17): p95 wait limit (s) and cost limit (× oracle)."""
 
 
 def mean_summary(results: list[Result]) -> dict[str, Any]:
@@ -158,12 +170,33 @@ def week_verdicts(rows: list[dict[str, Any]], supply: SupplyModel) -> dict[str, 
             least = per_day * demand.WEEK_DAYS * policies.cheapest_price()
             entry["online_bound_dollars"] = round(least, 2)
             entry["online_bound_vs_oracle"] = round(least / o, 3)
-        for name in ("warmpool", "warmpool-rate-only"):
-            r = by[(name, trace)]
+            disk = float(policies.COLD["template"]["diskGb"])
+            dollars, k, hours = bound.cold_bound(
+                demand.RATES[base],
+                supply,
+                price_per_hour=policies.cheapest_price(),
+                storage_per_hour=policies.cheapest_storage(disk),
+                wait_s=WAIT_LIMIT_S,
+            )
+            entry["cold_bound_dollars"] = round(dollars * demand.WEEK_DAYS, 2)
+            entry["cold_bound_vs_oracle"] = round(dollars * demand.WEEK_DAYS / o, 3)
+            entry["cold_bound_stopped"] = k
+            entry["cold_bound_gpu_hours_per_day"] = round(hours, 2)
+        for name in ("warmpool", "warmpool-rate-only", COLD_POLICY):
+            r = by.get((name, trace))
+            if r is None:
+                continue
             entry[name] = {
                 "cost_vs_oracle": round(r["dollars"] / o, 3) if o else math.inf,
                 "wait_p95_s": r["wait_p95_s"],
             }
+        wait, cost = WEEK_GOAL.get(trace, (WAIT_LIMIT_S, COST_LIMIT))
+        for name in ("warmpool", COLD_POLICY):
+            if name in entry:
+                entry[name]["goal_met"] = (
+                    entry[name]["wait_p95_s"] <= wait and entry[name]["cost_vs_oracle"] <= cost
+                )
+        entry["goal"] = {"wait_p95_s": wait, "cost_vs_oracle": cost}
         out[trace] = entry
     return out
 
@@ -172,6 +205,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'trace':8} {'policy':20} {'$':>8} {'$/1k img':>9} {'idle h':>7} {'boot h':>7}"
         f" {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'cold':>5} {'rent':>5} {'fail':>4}"
+        f" {'store $':>7} {'starts':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -181,7 +215,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f" {r['gpu_hours_idle']:7.2f} {r['gpu_hours_booting']:7.2f} {r['wait_p50_s']:7.1f}"
             f" {r['wait_p95_s']:7.1f} {r['wait_p99_s']:7.1f}"
             f" {r['jobs_waited_for_cold_start']:5.1f} {r['rentals']:5.1f}"
-            f" {r['failed_rentals']:4.1f}"
+            f" {r['failed_rentals']:4.1f} {r.get('storage_dollars', 0.0):7.2f}"
+            f" {r.get('starts', 0.0):6.1f}"
         )
     return "\n".join(lines)
 
@@ -193,7 +228,10 @@ def plot(rows: list[dict[str, Any]], goal: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     traces = sorted({r["trace"] for r in rows})
-    fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 4.5))
+    cols = min(len(traces), 3)
+    rows_n = math.ceil(len(traces) / cols)
+    fig, grid = plt.subplots(rows_n, cols, figsize=(5 * cols, 4.5 * rows_n), squeeze=False)
+    axes = [ax for row in grid for ax in row][: len(traces)]
     markers = {
         "warmpool-always-warm": "v",
         "fixed-1": "s",
@@ -201,6 +239,8 @@ def plot(rows: list[dict[str, Any]], goal: dict[str, Any], path: Path) -> None:
         "warmpool": "o",
         "warmpool-unhedged": "D",
         "warmpool-before": "P",
+        "warmpool-rate-only": "X",
+        "warmpool-cold": "h",
         "oracle": "*",
     }
     for ax, trace in zip(axes, traces, strict=True):
@@ -224,6 +264,11 @@ def plot(rows: list[dict[str, Any]], goal: dict[str, Any], path: Path) -> None:
         ax.annotate(f"{COST_LIMIT}x oracle", (1.0, COST_LIMIT * oracle), fontsize=7,
                     xytext=(2, 2), textcoords="offset points", color="grey")  # fmt: skip
         least = goal.get(trace, {}).get("online_bound_dollars")
+        cold_least = goal.get(trace, {}).get("cold_bound_dollars")
+        if cold_least is not None:
+            ax.axhline(cold_least, color="teal", linestyle="--", linewidth=1)
+            ax.annotate("least with stopped instances", (1.0, cold_least), fontsize=7,
+                        xytext=(2, 2), textcoords="offset points", color="teal")  # fmt: skip
         if least is not None:
             ax.axhline(least, color="firebrick", linestyle="--", linewidth=1)
             ax.axvline(WAIT_LIMIT_S, color="firebrick", linestyle=":", linewidth=1)
@@ -232,7 +277,7 @@ def plot(rows: list[dict[str, Any]], goal: dict[str, Any], path: Path) -> None:
                         color="firebrick")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("job wait p95, seconds (log; 0 drawn at 1)")
-        ax.set_ylabel("dollars per day")
+        ax.set_ylabel("dollars per week" if trace.endswith("-week") else "dollars per day")
         ax.set_title(trace)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -375,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": goal,
     }
     args.out.write_text(json.dumps(document, indent=1) + "\n")
-    plot(rows, goal, args.png)
+    plot(rows + week_rows, {**goal, **goal.get("week", {})}, args.png)
     print(f"wrote {args.out} and {args.png}")
     return 0
 

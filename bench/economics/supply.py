@@ -7,6 +7,12 @@ while loading (a status message the failure policy matches, or stuck in loading
 until ``loadingTimeout``), and, once running, when its machine goes offline
 (exponential with the configured rate per hour). Policies are compared with
 common random numbers: the k-th rental of every policy gets the same draws.
+
+The cold tier (``spec.cold``): a start of a stopped instance draws its start → Ready
+time (lognormal, median 40 s, p95 120 s: the image and models are on its disk) and
+whether its GPU was taken meanwhile (15 %: the start never progresses). Every offer
+has a ``storage_cost`` ($/GB/month, 0.05-0.5 as the contract observes, §11); a stopped
+instance bills that × the template's disk / 720 per hour, nothing else.
 """
 
 from __future__ import annotations
@@ -38,10 +44,38 @@ class SupplyModel:
     """Probability per hour that a running machine goes offline."""
     deterministic: bool = False
     """Every boot takes exactly the median; nothing fails (for small tests)."""
+    resume_median_s: float = 40.0
+    """Start of a stopped instance → Ready (disk kept: no pull, no model download)."""
+    resume_p95_s: float = 120.0
+    gpu_taken: float = 0.15
+    """Share of starts whose GPU was rented by someone else meanwhile (never progress)."""
 
     @property
     def sigma(self) -> float:
         return math.log(self.boot_p95_s / self.boot_median_s) / Z95
+
+    @property
+    def resume_sigma(self) -> float:
+        return math.log(self.resume_p95_s / self.resume_median_s) / Z95
+
+
+@dataclass(frozen=True)
+class ResumeDraw:
+    """What will happen to one start of a stopped instance."""
+
+    ready_s: float
+    """Start → Ready when the GPU is free."""
+    taken: bool
+    """The GPU was taken: ``intended=running``, ``cur_state=stopped`` for ever."""
+
+
+def draw_resume(model: SupplyModel, rng: random.Random) -> ResumeDraw:
+    """One start's fate. Always consumes two random values (common random numbers)."""
+    u_time, u_taken = rng.random(), rng.random()
+    if model.deterministic:
+        return ResumeDraw(model.resume_median_s, False)
+    ready = model.resume_median_s * math.exp(model.resume_sigma * _normal_quantile(u_time))
+    return ResumeDraw(ready, u_taken < model.gpu_taken)
 
 
 @dataclass(frozen=True)
@@ -86,6 +120,7 @@ def _normal_quantile(u: float) -> float:
 def catalogue(seed: int = 7, count: int = 240) -> list[OfferView]:
     """A market of RTX 4090 offers, $0.35-0.75/hour, mostly reliable, verified."""
     rng = random.Random(seed)
+    storage = random.Random(seed * 7919 + 1)  # its own stream: the prices stay as they were
     offers = []
     for n in range(count):
         price = round(0.35 + 0.40 * rng.random() ** 2, 3)
@@ -103,6 +138,7 @@ def catalogue(seed: int = 7, count: int = 240) -> list[OfferView]:
                 direct_ports=rng.choice([4, 8, 16]),
                 verified=True,
                 country=rng.choice(["US", "DE", "NL", "SE", "CA"]),
+                storage_cost=round(0.05 + 0.45 * storage.random() ** 2, 3),
             )
         )
     return offers

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 OOM_TIPS = "This error means you ran out of memory on your GPU."
+HOST_OOM = "DefaultCPUAllocator: can't allocate memory"
 WS_MAX_SIZE = 32 * 1024 * 1024
 WS_GREETING_TIMEOUT = 5.0  # for the first status, sent once the server registered the socket
 
@@ -97,8 +98,12 @@ ProgressCallback = Callable[[ProgressEvent], Awaitable[None] | None]
 
 @dataclass(frozen=True)
 class Submitted:
+    """A queued prompt. ``node_errors`` is non-empty when the server queued it although
+    some outputs failed validation (it runs the outputs that validated)."""
+
     prompt_id: str
     number: float
+    node_errors: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,11 +140,17 @@ def outputs_from(entry_outputs: Mapping[str, Any]) -> tuple[OutputFile, ...]:
 
 
 def is_out_of_memory(exception_type: str, message: str) -> bool:
-    """Contract §14.6: the type ends with OutOfMemoryError, or the message says so."""
+    """Contract §14.6: the type ends with OutOfMemoryError, or the message says so.
+
+    Host memory counts too: torch on CPU (or pinned host memory) raises a plain
+    ``RuntimeError: [enforce fail at alloc_cpu.cpp] ... DefaultCPUAllocator: can't
+    allocate memory``.
+    """
     text = message.lower()
     return (
         exception_type.endswith("OutOfMemoryError")
         or "out of memory" in text
+        or HOST_OOM.lower() in text
         or OOM_TIPS.lower() in text
     )
 
@@ -277,9 +288,12 @@ class ComfyClient:
             raise validation_error(exc.body) from None
         if not isinstance(data, dict) or "prompt_id" not in data:
             raise errors.ComfyMalformedResponseError("POST /prompt: no prompt_id")
-        if data.get("node_errors"):
-            raise validation_error(data)
-        return Submitted(str(data["prompt_id"]), data.get("number", 0))
+        # A 200 with a prompt_id AND node_errors: the server queued the outputs that
+        # validated and runs them; the id must be kept so it can be followed or
+        # interrupted (raising here would orphan a running prompt).
+        node_errors = data.get("node_errors") or {}
+        return Submitted(str(data["prompt_id"]), data.get("number", 0),
+                         dict(node_errors) if isinstance(node_errors, Mapping) else {})  # fmt: skip
 
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The history entry of a finished prompt, or None while it is not there."""

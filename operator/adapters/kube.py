@@ -1,39 +1,59 @@
-"""A small typed async client of the Kubernetes API, on httpx.
+"""The typed async facade of the Kubernetes API used across the code base, on httpx.
 
 Kopf does the watching for handlers; this client serves everything else: the
 handlers' own reads and writes, the studio, the tests. Objects are plain dicts
 (the custom resources are parsed by their pydantic models in ``warmpool.crds``).
 
-Every call goes through :meth:`KubeClient._request`, the one chokepoint that maps
-HTTP statuses and transport failures to the ``Kube*Error`` classes of
-``warmpool.operator.errors`` (table :data:`STATUS_ERRORS`) and retries reads a
-few times on transient failures. The bearer token travels in the
-``Authorization`` header only and never appears in a log or an error message.
+Connection, credentials and TLS come from lightkube (``lightkube.config``, through
+:mod:`warmpool.operator.adapters.kubeconfig`, re-exported here: :class:`KubeConfig`,
+:func:`load_config`): exec plugins, merged ``$KUBECONFIG``, rotating tokens, in-cluster,
+``proxy-url``, ``tls-server-name``. The same loaded configuration feeds Kopf's login.
 
-Configuration: :mod:`warmpool.operator.adapters.kubeconfig` (re-exported here:
-:class:`KubeConfig`, :func:`load_config`).
+Every call goes through :meth:`KubeClient._request`, the one chokepoint that names
+warmpool (``User-Agent: warmpool/<version>``, ``fieldManager=warmpool`` on writes),
+honours 429 ``Retry-After`` (bounded), maps HTTP statuses and transport failures to
+the ``Kube*Error`` classes of ``warmpool.operator.errors`` (table
+:data:`STATUS_ERRORS`) and retries reads a few times on transient failures. The
+bearer token travels in the ``Authorization`` header only and never appears in a
+log or an error message. The kinds, the watch event and the error table live in
+:mod:`warmpool.operator.adapters.kube_resources` (re-exported). About 430 lines: one
+method per verb of the facade the code base uses, and their one chokepoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from types import TracebackType
 from typing import Any, Final, Self
-from urllib.parse import quote
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from warmpool.crds.common import GROUP, VERSION
-from warmpool.crds.schema import KINDS
 from warmpool.operator import errors
-from warmpool.operator.adapters.kubeconfig import BearerAuth, KubeConfig, load_config
+from warmpool.operator.adapters.kube_resources import (
+    CRDS,
+    EVENTS,
+    GENERATIONJOBS,
+    GPUINSTANCES,
+    GPUPOOLS,
+    LEASES,
+    MUSES,
+    NAMESPACES,
+    SECRETS,
+    STATUS_ERRORS,
+    Obj,
+    Resource,
+    WatchEvent,
+    error_for,
+)
+from warmpool.operator.adapters.kubeconfig import KubeConfig, LoginInfo, load_config
 
 __all__ = [
     "CRDS",
@@ -48,6 +68,7 @@ __all__ = [
     "STATUS_ERRORS",
     "KubeClient",
     "KubeConfig",
+    "LoginInfo",
     "Resource",
     "WatchEvent",
     "error_for",
@@ -56,117 +77,27 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Objs = list[Obj]  # `list` is also a method name of KubeClient
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 READ_ATTEMPTS: Final = 3
-
-
-# ---------------------------------------------------------------- resources
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One kind as the API server serves it. ``group`` is ``""`` for the core group."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(
-        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
-    ) -> str:
-        """The URL path: ``/apis/g/v[/namespaces/ns]/plural[/name[/sub]]``."""
-        parts = ["/api/v1" if not self.group else f"/apis/{self.group}/{self.version}"]
-        if self.namespaced and namespace is not None:
-            parts.append(f"namespaces/{quote(namespace, safe='')}")
-        parts.append(self.plural)
-        if name is not None:
-            parts.append(quote(name, safe=""))
-            if subresource is not None:
-                parts.append(subresource)
-        elif subresource is not None:
-            raise ValueError("a subresource needs an object name")
-        return "/".join(parts)
-
-
-def _custom(kind: str) -> Resource:
-    (spec,) = [k for k in KINDS if k.kind == kind]
-    return Resource(GROUP, VERSION, spec.plural, spec.kind, namespaced=True)
-
-
-GPUPOOLS: Final = _custom("GpuPool")
-GPUINSTANCES: Final = _custom("GpuInstance")
-GENERATIONJOBS: Final = _custom("GenerationJob")
-MUSES: Final = _custom("Muse")
-SECRETS: Final = Resource("", "v1", "secrets", "Secret")
-EVENTS: Final = Resource("", "v1", "events", "Event")
-NAMESPACES: Final = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
-LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "Lease")
-CRDS: Final = Resource(
-    "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
-)
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One line of a watch stream: ``ADDED``, ``MODIFIED``, ``DELETED`` or ``BOOKMARK``."""
-
-    type: str
-    object: Obj
-
-
-# ---------------------------------------------------------------- errors
-
-STATUS_ERRORS: Final[Mapping[int, type[errors.KubeError]]] = {
-    401: errors.KubeForbiddenError,
-    403: errors.KubeForbiddenError,
-    404: errors.KubeNotFoundError,
-    409: errors.KubeConflictError,
-    410: errors.KubeGoneError,
-    422: errors.KubeInvalidError,
-    429: errors.KubeUnavailableError,
-}
-
-
-def error_for(status: int, body: Any, *, what: str) -> errors.KubeError:
-    """The error for an HTTP status (or a watch ``ERROR``) with its Status body."""
-    st: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
-    reason = str(st.get("reason") or "")
-    detail = str(st.get("message") or reason or f"HTTP {status}")
-    message = f"{what}: {status} {detail}"
-    cls = STATUS_ERRORS.get(status) or (
-        errors.KubeUnavailableError if status >= 500 else errors.KubeError
-    )
-    if cls is errors.KubeInvalidError:
-        details = st.get("details")
-        causes = details.get("causes") if isinstance(details, Mapping) else None
-        return errors.KubeInvalidError(
-            message,
-            status=status,
-            reason=reason or "Invalid",
-            causes=[
-                {str(k): str(v) for k, v in c.items()}
-                for c in (causes if isinstance(causes, list) else [])
-                if isinstance(c, Mapping)
-            ],
-        )
-    return cls(message, status=status, reason=reason)
+FIELD_MANAGER: Final = "warmpool"
+USER_AGENT: Final = f"warmpool/{metadata.version('warmpool')}"
+THROTTLE_ATTEMPTS: Final = 4  # sends of one request answered 429 before giving up
+MAX_RETRY_AFTER: Final = 10.0  # seconds: a longer Retry-After is cut to this
+WRITES: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
 # ---------------------------------------------------------------- client
 
 
 class KubeClient:
-    """Typed calls on one ``httpx.AsyncClient``. Use as ``async with`` or call :meth:`close`."""
+    """Typed calls on one ``httpx.AsyncClient``. Use as ``async with`` or call :meth:`close`.
+
+    ``KubeClient(url)`` talks to an unauthenticated server (the emulator in tests);
+    :meth:`from_config` (or ``config=``) brings credentials, TLS and proxy. ``client=``
+    injects an httpx client (respx tests); its auth and TLS are then the caller's."""
 
     def __init__(
         self,
@@ -176,21 +107,36 @@ class KubeClient:
         config: KubeConfig | None = None,
         timeout: float = 30.0,
         read_attempts: int = READ_ATTEMPTS,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         self.server = server.rstrip("/")
+        self.config = config
         self.read_attempts = read_attempts
+        self.max_retry_after = max_retry_after
         self.namespace = config.namespace if config else "default"
+        self._tls = config.tls() if config else None
+        self._extensions = (
+            {"sni_hostname": config.tls_server_name} if config and config.tls_server_name else {}
+        )
         self._owned = client is None
         self._http = client or httpx.AsyncClient(
-            auth=BearerAuth(config) if config else None,
-            verify=config.verify() if config else True,
+            auth=config.auth() if config else None,
+            verify=self._tls.context if self._tls else False,
+            proxy=config.proxy_url if config else None,
             timeout=httpx.Timeout(timeout, connect=10.0),
         )
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> KubeClient:
+        """The client of :func:`load_config` (explicit path, in-cluster, $KUBECONFIG, ~)."""
         config = load_config(path)
         return cls(config.server, config=config)
+
+    async def login_info(self) -> LoginInfo:
+        """The credentials this client uses, for Kopf's login (one source for both)."""
+        if self.config is None:
+            return LoginInfo(server=self.server, namespace=self.namespace)
+        return await self.config.login_info()
 
     async def close(self) -> None:
         if self._owned:
@@ -203,6 +149,48 @@ class KubeClient:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    def _headers(self, method: str, content: bytes | None, content_type: str) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if content is not None:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def _params(self, method: str, params: Mapping[str, str] | None) -> dict[str, str]:
+        out = dict(params or {})
+        if method in WRITES:
+            out.setdefault("fieldManager", FIELD_MANAGER)
+        return out
+
+    def _retry_after(self, response: httpx.Response) -> float:
+        """Seconds to wait before sending again, from ``Retry-After`` (bounded)."""
+        try:
+            delay = float(response.headers.get("Retry-After", "1"))
+        except ValueError:
+            delay = 1.0  # an HTTP date: the API server sends seconds
+        return min(max(delay, 0.0), self.max_retry_after)
+
+    async def _send(
+        self, method: str, url: str, params: dict[str, str], content: bytes | None, ct: str
+    ) -> httpx.Response:
+        """One request, sent again while the server answers 429 (it did not process it)."""
+        if self._tls is not None:
+            self._tls.reload_if_changed()
+        for attempt in range(THROTTLE_ATTEMPTS):
+            response = await self._http.request(
+                method,
+                url,
+                params=params,
+                content=content,
+                headers=self._headers(method, content, ct),
+                extensions=self._extensions,
+            )
+            if response.status_code != 429 or attempt == THROTTLE_ATTEMPTS - 1:
+                return response
+            delay = self._retry_after(response)
+            logger.debug("%s %s throttled: again in %.1f s", method, url, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # The chokepoint: every request, its error mapping and its retries.
     async def _request(
@@ -222,15 +210,13 @@ class KubeClient:
             retry=retry_if_exception_type(errors.KubeUnavailableError),
             reraise=True,
         )
+        query = self._params(method, params)
+        content = None if body is None else json.dumps(body).encode()
         async for attempt in retrying:
             with attempt:
-                content = None if body is None else json.dumps(body).encode()
-                headers = {"Accept": "application/json"}
-                if content is not None:
-                    headers["Content-Type"] = content_type
                 try:
-                    response = await self._http.request(
-                        method, self.server + path, params=params, content=content, headers=headers
+                    response = await self._send(
+                        method, self.server + path, query, content, content_type
                     )
                 except httpx.TransportError as e:
                     raise errors.KubeUnavailableError(f"{what}: {type(e).__name__}: {e}") from e
@@ -362,7 +348,12 @@ class KubeClient:
         timeout = httpx.Timeout(10.0, read=None)
         try:
             async with self._http.stream(
-                "GET", self.server + path, params=params, timeout=timeout
+                "GET",
+                self.server + path,
+                params=params,
+                timeout=timeout,
+                headers=self._headers("GET", None, ""),
+                extensions=self._extensions,
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()

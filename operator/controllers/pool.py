@@ -34,7 +34,7 @@ from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.views import instance_view
-from warmpool.operator.decisions import budget, policy, scheduler, warmup
+from warmpool.operator.decisions import budget, downloads, policy, provisioning, scheduler, warmup
 from warmpool.operator.deps import Deps
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
@@ -162,9 +162,15 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     live = [v for v in views if not v.deleting and v.phase not in ("Terminating", "Failed")]
     ready = [v for v in live if v.phase == "Ready"]
     hourly = sum(v.price_per_hour for v in live)
+    models_condition = downloads.pool_condition(
+        pool.status.models_unavailable,
+        pool.metadata.generation,
+        has_downloads=bool(provisioning.downloadable(pool.spec.template.models)),
+    )
     conditions = merge_conditions(
         list(body.get("status", {}).get("conditions") or []),
-        [(c.type, c.status, c.reason, c.message) for c in plan.conditions],
+        [(c.type, c.status, c.reason, c.message) for c in plan.conditions]
+        + ([models_condition] if models_condition else []),
         now=now,
         generation=pool.metadata.generation,
     )

@@ -47,6 +47,8 @@ class OfferView:
     country: str = ""
     """Two-letter country code, or "" when unknown."""
     interruptible_min_bid: float | None = None
+    storage_cost: float = 0.0
+    """$/GB/month of disk (``storage_cost``); what a stopped instance bills (cold tier)."""
 
 
 def effective_price(offer: OfferView, spec: OfferSpec) -> float:

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 from warmpool.crds.common import parse_duration
 from warmpool.crds.gpuinstance import Phase
-from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, RentalOutcome
-from warmpool.operator.decisions import breaker, budget, conditions
+from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, ModelSpec, RentalOutcome
+from warmpool.operator.decisions import breaker, budget, conditions, downloads
 from warmpool.operator.decisions import warmup as learned
 
 #: Why an instance was rented (``GpuInstance.spec.reason``).
@@ -108,12 +108,21 @@ def idle_since(instance: InstanceView) -> datetime:
     return max(times)
 
 
-def expected_boot(instances: Sequence[InstanceView]) -> timedelta:
-    """Median rent → Ready time of the pool's instances that got there (or the default)."""
+def expected_boot(
+    instances: Sequence[InstanceView],
+    *,
+    models: Sequence[ModelSpec] = (),
+    download_mbps: float | None = None,
+) -> timedelta:
+    """Median rent → Ready time of the pool's instances that got there (or the default,
+    plus the declared model bytes over ``download_mbps``: :func:`downloads.boot_with_models`)."""
     boots = sorted(
         i.ready_at - (i.rented_at or i.created_at) for i in instances if i.ready_at is not None
     )
-    return boots[len(boots) // 2] if boots else DEFAULT_BOOT
+    observed = boots[len(boots) // 2] if boots else None
+    return downloads.boot_with_models(
+        observed, default=DEFAULT_BOOT, models=models, download_mbps=download_mbps
+    )
 
 
 def worth_having(ready: int, queued_seconds: float, *, concurrency: int, boot: timedelta) -> int:
@@ -238,7 +247,9 @@ def plan_pool(
     busy = sum(i.jobs for i in active)
     demand = math.ceil((max(queued_jobs, 0) + busy) / concurrency)
     if queued_seconds is not None:
-        boot = expected_boot(alive)
+        boot = expected_boot(
+            alive, models=spec.template.models, download_mbps=spec.offer.min_download_mbps
+        )
         worth = worth_having(len(ready), queued_seconds, concurrency=concurrency, boot=boot)
         demand = min(demand, worth)
     floor = learned.warm_floor(spec, recent_arrivals, now=now, arrival_days=arrival_days)

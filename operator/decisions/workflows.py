@@ -26,8 +26,11 @@ Graphs (node ids are fixed, so golden files stay stable):
 - image-to-image (``reference_image``): ``5`` LoadImage → ``6`` ImageScale (to the
   target size, centre crop) → ``7`` VAEEncode → ``8`` KSampler with ``denoise``
   (default 0.6) → …;
-- video: the latent batch holds the frames (default 16) → ``8`` KSampler → ``9``
-  VAEDecode → ``10`` SaveAnimatedWEBP at ``fps`` (default 8).
+- animation (pools without a video model): the SDXL latent batch holds the frames
+  (default 16) → ``8`` KSampler → ``9`` VAEDecode → ``10`` SaveAnimatedWEBP at ``fps``
+  (default 8): independent images, not a video model;
+- video: a real video model family of the pool (Wan 2.x, LTX-Video), text- or
+  image-to-video, saved as MP4 plus a poster PNG: :mod:`.videos`.
 
 Outputs are saved under the prefix ``warmpool/<namespace>/<job>`` so every file
 names its job.
@@ -39,6 +42,10 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from warmpool.crds.videofamily import VideoFamilySpec
+from warmpool.operator.decisions import videos
+from warmpool.operator.decisions.graphcheck import validate_graph as validate_graph
 
 DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors"
 DEFAULT_IMG2IMG_DENOISE = 0.6
@@ -139,6 +146,7 @@ class Workflow:
     height: int
     steps: int
     frames: int  # images in the batch, or video frames
+    fps: int = 0  # video and animation only
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ class Settings:
 def resolve(spec: JobSpecLike) -> Settings:
     """The preset for ``spec.quality`` with the spec's explicit values on top."""
     preset = PRESETS[spec.quality]
-    video = spec.kind == "video"
+    video = spec.kind != "image"  # an animation's frames (a video job: see resolve_video)
     return Settings(
         checkpoint=spec.model or DEFAULT_CHECKPOINT,
         width=spec.width or (preset.video_width if video else preset.width),
@@ -187,6 +195,15 @@ def choose_seed(seed: int, rng: random.Random | None) -> int:
     return rng.randint(0, MAX_CHOSEN_SEED)
 
 
+def resolve_video(spec: JobSpecLike, family: VideoFamilySpec) -> videos.VideoSettings:
+    """The video settings of ``spec`` on ``family``."""
+    return videos.resolve_video(
+        architecture=family.architecture, quality=spec.quality, width=spec.width,
+        height=spec.height, steps=spec.steps, cfg=spec.cfg, sampler=spec.sampler,
+        scheduler=spec.scheduler, frames=spec.frames, fps=spec.fps,
+    )  # fmt: skip
+
+
 def build_workflow(
     spec: JobSpecLike,
     *,
@@ -196,21 +213,27 @@ def build_workflow(
     positive: str | None = None,
     negative: str | None = None,
     reference_upload: str | None = None,
+    family: VideoFamilySpec | None = None,
 ) -> Workflow:
     """Build the graph for ``spec``.
 
     ``positive``/``negative`` replace the spec's prompts (the muse composer's output);
     ``reference_upload`` is the ComfyUI input name of the uploaded reference image
-    (``"<subfolder>/<name>"``), required when ``spec.reference_image`` is set.
+    (``"<subfolder>/<name>"``), required when ``spec.reference_image`` is set;
+    ``family`` is the pool's video family a ``video`` job runs on (required then).
     """
-    s = resolve(spec)
     seed = choose_seed(spec.seed, rng)
-    video = spec.kind == "video"
     if spec.reference_image and reference_upload is None:
         raise WorkflowError("reference_image set but no uploaded input name given")
-    if spec.reference_image and video:
-        raise WorkflowError("image-to-video is not supported by the core-node graphs")
     prefix = filename_prefix(namespace, job)
+    if spec.kind == "video":
+        return _video_workflow(spec, family, seed=seed, prefix=prefix, positive=positive,
+                               negative=negative, reference_upload=reference_upload)  # fmt: skip
+    s = resolve(spec)
+    video = spec.kind == "animation"
+    if spec.reference_image and video:
+        raise WorkflowError("an animation cannot start from a reference image; use a video "
+                            "job on a pool with an image-to-video family")  # fmt: skip
     model: list[Any] = ["1", 0]
     clip: list[Any] = ["1", 1]
     graph: dict[str, Any] = {
@@ -297,102 +320,40 @@ def build_workflow(
             "inputs": {"images": ["9", 0], "filename_prefix": prefix},
         }
     count = 1 if spec.reference_image else s.count
-    return Workflow(graph, seed, "10", prefix, s.width, s.height, s.steps, count)
+    return Workflow(graph, seed, "10", prefix, s.width, s.height, s.steps, count,
+                    s.fps if video else 0)  # fmt: skip
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _literal_problem(name: str, value: Any, spec: list[Any]) -> str | None:
-    kind = spec[0]
-    opts: Mapping[str, Any] = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    options = kind if isinstance(kind, list) else opts.get("options") if kind == "COMBO" else None
-    if options is not None:
-        return None if value in options else f"input {name!r}: {value!r} is not a choice"
-    if kind == "INT" and (isinstance(value, bool) or not isinstance(value, int)):
-        return f"input {name!r}: {value!r} is not an INT"
-    if kind == "FLOAT" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        return f"input {name!r}: {value!r} is not a FLOAT"
-    if kind == "STRING" and not isinstance(value, str):
-        return f"input {name!r}: {value!r} is not a STRING"
-    if kind == "BOOLEAN" and not isinstance(value, bool):
-        return f"input {name!r}: {value!r} is not a BOOLEAN"
-    if kind in ("INT", "FLOAT"):
-        if "min" in opts and value < opts["min"]:
-            return f"input {name!r}: {value} is below the minimum {opts['min']}"
-        if "max" in opts and value > opts["max"]:
-            return f"input {name!r}: {value} is above the maximum {opts['max']}"
-    if isinstance(kind, str) and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
-        return f"input {name!r}: a {kind} input needs a link, not a value"
-    return None
-
-
-def _types_match(received: str, expected: str) -> bool:
-    if received == expected or "*" in (received, expected):
-        return True
-    return set(received.split(",")) <= set(expected.split(","))
-
-
-def validate_graph(graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> list[str]:
-    """Problems of ``graph`` against a ``/object_info`` catalogue; empty means valid.
-
-    Checks that every class exists, required inputs are present, no unknown inputs are
-    sent, links point at existing outputs of a matching type, choices are valid and
-    numbers respect their bounds, and that at least one output node exists.
-    """
-    problems: list[str] = []
-    outputs = 0
-    for node_id, node in graph.items():
-        cls = node.get("class_type")
-        where = f"node {node_id} ({cls})"
-        if cls not in object_info:
-            problems.append(f"{where}: unknown node class")
-            continue
-        definition = object_info[cls]
-        outputs += bool(definition.get("output_node"))
-        required: Mapping[str, Any] = definition["input"].get("required", {})
-        optional: Mapping[str, Any] = definition["input"].get("optional", {})
-        inputs: Mapping[str, Any] = node.get("inputs", {})
-        problems += [f"{where}: input {n!r} is missing" for n in required if n not in inputs]
-        for name, value in inputs.items():
-            spec = required.get(name, optional.get(name))
-            if spec is None:
-                problems.append(f"{where}: input {name!r} is unknown")
-            elif isinstance(value, list):
-                problem = _link_problem(name, value, spec, graph, object_info)
-                if problem:
-                    problems.append(f"{where}: {problem}")
-            else:
-                problem = _literal_problem(name, value, spec)
-                if problem:
-                    problems.append(f"{where}: {problem}")
-    if outputs == 0:
-        problems.append("graph has no output node")
-    return problems
-
-
-def _link_problem(
-    name: str,
-    link: list[Any],
-    spec: list[Any],
-    graph: Mapping[str, Any],
-    object_info: Mapping[str, Any],
-) -> str | None:
-    if len(link) != 2 or not isinstance(link[1], int):
-        return f"input {name!r}: a link must be [node_id, slot]"
-    source = graph.get(str(link[0]))
-    if source is None:
-        return f"input {name!r}: links to missing node {link[0]}"
-    source_def = object_info.get(source.get("class_type"))
-    if source_def is None:
-        return None  # reported on the source node itself
-    outs = source_def.get("output", [])
-    if not 0 <= link[1] < len(outs):
-        return f"input {name!r}: node {link[0]} has no output {link[1]}"
-    expected = spec[0] if isinstance(spec[0], str) else "COMBO"
-    if not _types_match(outs[link[1]], expected):
-        return f"input {name!r}: expects {expected}, node {link[0]} gives {outs[link[1]]}"
-    return None
+def _video_workflow(
+    spec: JobSpecLike,
+    family: VideoFamilySpec | None,
+    *,
+    seed: int,
+    prefix: str,
+    positive: str | None,
+    negative: str | None,
+    reference_upload: str | None,
+) -> Workflow:
+    if family is None:
+        raise WorkflowError(
+            f"the pool has no video family {spec.model!r}" if spec.model else
+            "the pool declares no video family (template.videoFamilies); "
+            "use kind animation for SDXL frames"
+        )  # fmt: skip
+    if spec.reference_image and "image" not in family.modes:
+        raise WorkflowError(f"video family {family.name!r} does not do image-to-video")
+    if not spec.reference_image and "text" not in family.modes:
+        raise WorkflowError(f"video family {family.name!r} needs a reference image")
+    if spec.lora is not None:
+        raise WorkflowError("LoRAs are not supported on video families")
+    s = resolve_video(spec, family)
+    graph = videos.build_video_graph(
+        s, family, seed=seed, prefix=prefix,
+        positive=positive if positive is not None else spec.prompt,
+        negative=negative if negative is not None else spec.negative_prompt,
+        start_image=reference_upload if spec.reference_image else None,
+    )  # fmt: skip
+    return Workflow(graph, seed, "35", prefix, s.width, s.height, s.steps, s.frames, s.fps)
 
 
 # ---------------------------------------------------------------- estimates
@@ -406,20 +367,51 @@ class Estimate:
     dollars: float
 
 
+#: GPU speed relative to the reference RTX 4090 (diffusion sampling, fp16/bf16).
+GPU_SPEED: dict[str, float] = {
+    "RTX 3090": 0.55, "RTX 4080": 0.75, "RTX 4090": 1.0, "RTX 5090": 1.35,
+    "RTX A6000": 0.6, "RTX 6000Ada": 0.95, "L40S": 0.95, "A100 PCIE": 1.1,
+    "A100 SXM4": 1.2, "H100 PCIE": 1.6, "H100 SXM": 1.9,
+}  # fmt: skip
+
+
+def gpu_speed(gpu_name: str | None) -> float:
+    """Speed of ``gpu_name`` (Vast.ai spelling, or ComfyUI's "NVIDIA GeForce RTX 4090")
+    relative to the reference GPU; 1.0 when unknown."""
+    if not gpu_name:
+        return 1.0
+    name = gpu_name.removeprefix("NVIDIA ").removeprefix("GeForce ").strip().lower()
+    for known, speed in GPU_SPEED.items():
+        if name == known.lower():
+            return speed
+    return 1.0
+
+
 def estimate(
     spec: JobSpecLike,
     *,
     price_per_hour: float,
-    speed: float = 1.0,
+    speed: float | None = None,
     presets: Mapping[str, Preset] | None = None,
+    family: VideoFamilySpec | None = None,
+    gpu: str | None = None,
 ) -> Estimate:
     """Expected seconds and dollars of ``spec`` on a GPU rented at ``price_per_hour``.
 
     The preset's ``seconds`` (one image at its size and steps on the reference GPU)
     scales linearly with steps, pixels and images/frames; ``speed`` is the GPU's speed
-    relative to the reference (2.0 = twice as fast); a fixed overhead is added. The
+    relative to the reference (2.0 = twice as fast; default: :func:`gpu_speed` of
+    ``gpu``); a fixed overhead is added. A video job is priced per frame of its
+    ``family`` (:func:`videos.video_seconds`; without one, a Wan family's figure). The
     studio's estimate and a job's ``estimatedCost`` both come from here.
     """
+    speed = speed if speed is not None else gpu_speed(gpu)
+    if spec.kind == "video":
+        fam = family or VideoFamilySpec(name="wan", architecture="wan", diffusion_model="-",
+                                        text_encoder="-", vae="-")  # fmt: skip
+        sampling = videos.video_seconds(resolve_video(spec, fam), fam, speed=speed)
+        seconds = round(OVERHEAD_SECONDS + sampling, 3)
+        return Estimate(seconds=seconds, dollars=round(seconds / 3600.0 * price_per_hour, 6))
     preset = (presets or PRESETS)[spec.quality]
     s = resolve(spec)
     count = 1 if spec.reference_image else s.count

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import kopf
 
 from warmpool.operator import deps
+from warmpool.operator.adapters import kube
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import registry
@@ -16,9 +18,14 @@ logger = logging.getLogger(__name__)
 
 
 @kopf.on.login(registry=registry, id="login")
-def on_login_cluster(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """The in-cluster service account when there is one, else the kubeconfig."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def on_login_cluster(memo: Deps, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf connects with the credentials of the operator's own client (one source:
+    ``kubeconfig.load_config``); called again by Kopf on a 401 or when they expire."""
+    if memo.opened_kube is None:
+        memo.opened_kube = kube.KubeClient.from_config()
+    fields = dataclasses.asdict(await memo.opened_kube.login_info())
+    fields["default_namespace"] = fields.pop("namespace")
+    return kopf.ConnectionInfo(**fields)
 
 
 @kopf.on.startup(registry=registry, id="startup")

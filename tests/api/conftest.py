@@ -66,7 +66,7 @@ Studio = Callable[..., Awaitable[httpx.AsyncClient]]
 
 @pytest.fixture
 async def studio(
-    kube_client: kube.KubeClient, store: artifacts.ArtifactStore
+    kube_client: kube.KubeClient, store: artifacts.ArtifactStore, tmp_path: Any
 ) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
     """``await studio(**settings)`` → an httpx client on a running app (lifespan entered)."""
     stack: list[Any] = []
@@ -74,6 +74,10 @@ async def studio(
     async def make(
         client_addr: tuple[str, int] = ("127.0.0.1", 50000), **overrides: Any
     ) -> httpx.AsyncClient:
+        # Each app its own records database unless the test names one.
+        overrides.setdefault(
+            "studio_records_url", f"sqlite+aiosqlite:///{tmp_path}/r{len(stack)}.db"
+        )
         settings = StudioSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
         app = create_app(settings, kube=kube_client, store=store)
         lifespan = app.router.lifespan_context(app)
@@ -184,6 +188,9 @@ class Served:
         self.tmp = tempfile.TemporaryDirectory(prefix="warmpool-studio-")
         self.store = artifacts.open_store(f"file://{self.tmp.name}/artifacts")
         self.drive = Driver(self.kube, self.store)
+        overrides.setdefault(
+            "studio_records_url", f"sqlite+aiosqlite:///{self.tmp.name}/records.db"
+        )
         settings = StudioSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
         app = create_app(settings, kube=self.kube, store=self.store)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")

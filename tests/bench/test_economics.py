@@ -21,7 +21,7 @@ def econ() -> Iterator[dict[str, ModuleType]]:
     """The bench modules, imported from their folder (not the repository root)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(BENCH))
-        names = ("supply", "demand", "engine", "policies", "bound")
+        names = ("supply", "demand", "engine", "coldtier", "policies", "bound")
         yield {n: importlib.import_module(n) for n in names}
         for n in names:
             sys.modules.pop(n, None)
@@ -69,6 +69,9 @@ def test_oracle_is_cheapest_on_spaced_jobs(econ: dict[str, ModuleType]) -> None:
         for d in econ["policies"].POLICIES
     }
     oracle = costs.pop("oracle")
+    # The oracle is the least a pool of fresh rentals spends: a cold tier resumes in 40 s
+    # instead of booting in 4 min, and may spend less (test_cold_tier_* below).
+    costs.pop("warmpool-cold")
     assert oracle > 0.0
     for name, dollars in costs.items():
         assert oracle <= dollars + 1e-9, f"{name} spent ${dollars:.4f} < oracle ${oracle:.4f}"
@@ -168,3 +171,90 @@ def test_learned_warm_up_runs_from_its_own_history(econ: dict[str, ModuleType]) 
                            for n in range(12)]  # fmt: skip
     assert waits[0.95][0] == 0.0, "the learned pool was not warm when day two began"
     assert waits[0.0][0] > 0.0, "the rate rule alone cannot know day two's first job"
+
+
+def test_resume_draws_follow_the_supply_model(econ: dict[str, ModuleType]) -> None:
+    import random
+    import statistics
+
+    supply = econ["supply"]
+    model = supply.SupplyModel()
+    rng = random.Random(1)
+    draws = [supply.draw_resume(model, rng) for _ in range(4000)]
+    assert 0.13 < sum(d.taken for d in draws) / len(draws) < 0.17
+    times = sorted(d.ready_s for d in draws)
+    assert statistics.median(times) == pytest.approx(40.0, rel=0.08)
+    assert times[int(0.95 * len(times))] == pytest.approx(120.0, rel=0.12)
+    fixed = supply.draw_resume(supply.SupplyModel(deterministic=True), rng)
+    assert (fixed.ready_s, fixed.taken) == (40.0, False)
+    assert all(0.05 <= o.storage_cost <= 0.5 for o in supply.catalogue())
+
+
+def cold_spec(**extra: Any) -> GpuPoolSpec:
+    return GpuPoolSpec.model_validate(
+        {"replicas": 0, "maxReplicas": 2, "hedge": 0, "idleTimeout": "1m",
+         "cold": {"replicas": 1}, **extra}
+    )  # fmt: skip
+
+
+def two_visits(demand: Any) -> Any:
+    """One job, then another 30 minutes later: the pool has gone cold in between."""
+    jobs = tuple(
+        demand.Job(f"v-{n}", at, "low", 1, demand.run_seconds("low", 1))
+        for n, at in enumerate([60.0, 1860.0])
+    )
+    return demand.Trace("visits", 0, "test", demand.START, 1.0, jobs)
+
+
+def test_cold_tier_stops_then_starts_instead_of_renting(econ: dict[str, ModuleType]) -> None:
+    engine, coldtier, supply = econ["engine"], econ["coldtier"], econ["supply"]
+    model = supply.SupplyModel(deterministic=True)
+    trace = two_visits(econ["demand"])
+    sim = coldtier.ColdSimulation("c", cold_spec(), trace, supply=model, seed=1)
+    r = sim.run()
+    assert r.jobs_done == 2
+    assert (r.rentals, r.stops, r.starts) == (1, 2, 1)  # stopped after each job
+    second = sim.jobs["v-1"]
+    assert second.start is not None
+    assert second.start - second.arrival == pytest.approx(40.0, abs=1.0), "not a 40 s resume"
+    assert r.storage_dollars > 0.0
+    fresh = engine.Simulation("f", cold_spec(cold={"replicas": 0}), trace, supply=model, seed=1)
+    f = fresh.run()
+    assert f.rentals == 2 and f.starts == 0 and f.storage_dollars == 0.0
+    assert fresh.jobs["v-1"].start - fresh.jobs["v-1"].arrival == pytest.approx(240.0, abs=11)
+    # Storage is billed while stopped, the GPU is not: the cold pool bills fewer GPU hours.
+    assert r.gpu_hours_billed < f.gpu_hours_billed
+
+
+def test_cold_tier_gpu_taken_falls_back_to_a_fresh_rental(econ: dict[str, ModuleType]) -> None:
+    coldtier, supply = econ["coldtier"], econ["supply"]
+    model = supply.SupplyModel(gpu_taken=1.0, fail_loading=0.0, offline_per_hour=0.0)
+    sim = coldtier.ColdSimulation("c", cold_spec(), two_visits(econ["demand"]), supply=model)
+    r = sim.run()
+    assert r.jobs_done == 2
+    assert r.starts == 1 and r.gpu_taken == 1
+    assert r.rentals == 2, "the taken start was not replaced by a fresh rental"
+    assert r.failed_rentals == 0, "a taken GPU counted as a failed rental"
+    assert not sim.ledger, "a taken GPU put the machine in the cool-down ledger"
+
+
+def test_cold_tier_max_age_destroys_the_stopped_one(econ: dict[str, ModuleType]) -> None:
+    coldtier, supply = econ["coldtier"], econ["supply"]
+    model = supply.SupplyModel(deterministic=True)
+    spec = cold_spec(cold={"replicas": 1, "maxAge": "10m"})
+    r = coldtier.ColdSimulation("c", spec, two_visits(econ["demand"]), supply=model).run()
+    assert (r.rentals, r.stops, r.starts) == (2, 2, 0)
+    # Each stopped instance billed storage for its 10 minutes, no more.
+    hourly = max(o.storage_cost for o in supply.catalogue()) * 250 / 720
+    assert 0.0 < r.storage_dollars <= 2 * hourly * (10 / 60) + 1e-6
+
+
+def test_cold_bound_is_below_the_fresh_bound(econ: dict[str, ModuleType]) -> None:
+    bound, supply = econ["bound"], econ["supply"].SupplyModel()
+    flat = lambda hour: 3.0  # noqa: E731
+    fresh = bound.billed_hours_bound(flat, supply) * 0.35
+    dollars, k, hours = bound.cold_bound(flat, supply, price_per_hour=0.35, storage_per_hour=0.01)
+    assert k > 0 and dollars < fresh and hours < 24.0
+    taken = econ["supply"].SupplyModel(gpu_taken=1.0)
+    same = bound.cold_bound(flat, taken, price_per_hour=0.35, storage_per_hour=0.01)
+    assert same[1] == 0 and same[0] == pytest.approx(bound.billed_hours_bound(flat, taken) * 0.35)

@@ -110,8 +110,18 @@ STUDIO_CALLS: dict[Call, str] = {
     (WP, "muses", "list"): CODE,
     (WP, "muses", "update"): CODE,
     (WP, "muses", "delete"): CODE,
+    (WP, "generationjobs", "patch"): CODE,  # admin console: annotate with the admin, cancel
     (WP, "gpupools", "get"): CODE,
     (WP, "gpupools", "list"): CODE,
+    (WP, "gpupools", "watch"): CODE,  # admin console fleet view
+    (WP, "gpupools", "patch"): CODE,  # admin console: scale, pause, prewarm, budget
+    (WP, "gpuinstances", "get"): CODE,
+    (WP, "gpuinstances", "list"): CODE,  # admin console fleet view
+    (WP, "gpuinstances", "watch"): CODE,
+    (WP, "gpuinstances", "patch"): CODE,  # annotate with the admin before terminating
+    (WP, "gpuinstances", "delete"): CODE,  # admin console: terminate one instance
+    ("", "events", "list"): CODE,  # the operator's money Events, copied into the audit
+    ("", "events", "watch"): CODE,
     ("", "secrets", "get"): CODE,  # the token Secret only (resourceNames)
     ("", "namespaces", "get"): CODE,  # /readyz reads its own namespace (resourceNames)
 }

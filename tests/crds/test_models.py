@@ -88,6 +88,41 @@ INVALID: list[Any] = [
     pytest.param(GenerationJobSpec, {**JOB, "width": 8192}, "width", id="width-too-big"),
     pytest.param(GenerationJobSpec, {**JOB, "frames": 16}, "frames", id="frames-on-image"),
     pytest.param(MuseSpec, {"displayName": "Kid", "age": 17}, "age", id="muse-17"),
+    pytest.param(
+        GpuPoolSpec,
+        {
+            "template": {
+                "diskGb": 20,
+                "models": [{"folder": "checkpoints", "file": "a", "sizeBytes": 10_000_000_000}],
+            }
+        },
+        "diskGb",
+        id="models-do-not-fit-the-disk",
+    ),
+    pytest.param(
+        GpuPoolSpec,
+        {"template": {"models": [{"folder": "vae", "file": "v", "sha256": "abc"}]}},
+        "sha256",
+        id="sha256-not-hex-64",
+    ),
+    pytest.param(
+        GpuPoolSpec,
+        {"template": {"models": [{"folder": "vae", "file": "v", "tokenSecret": {"name": "A B"}}]}},
+        "tokenSecret.name",
+        id="token-secret-not-a-name",
+    ),
+    pytest.param(
+        GpuPoolSpec,
+        {"template": {"models": [{"folder": "vae", "file": "../x"}]}},
+        "file",
+        id="file-with-a-slash",
+    ),
+    pytest.param(
+        GpuPoolSpec,
+        {"template": {"models": [{"folder": "vae", "file": "v", "url": "file:///etc/passwd"}]}},
+        "url",
+        id="url-not-http",
+    ),
 ]
 
 
@@ -118,3 +153,56 @@ def test_defaults_follow_design() -> None:
 def test_unknown_fields_are_ignored_by_models() -> None:
     spec = GenerationJobSpec.model_validate({**JOB, "bogus": 1})
     assert "bogus" not in spec.model_dump(by_alias=True)
+
+
+def test_models_that_fit_the_disk_with_the_margin_are_accepted() -> None:
+    """10 GB of models need 10 × 1.1 + 10 = 21 GB: 21 fits, 20 does not."""
+    models = [{"folder": "checkpoints", "file": "a", "sizeBytes": 10_000_000_000}]
+    GpuPoolSpec.model_validate({"template": {"diskGb": 21, "models": models}})
+    with pytest.raises(ValidationError, match=r"need 21\.0 GB, diskGb is 20"):
+        GpuPoolSpec.model_validate({"template": {"diskGb": 20, "models": models}})
+    # Without declared sizes there is nothing to check, even on the smallest disk.
+    GpuPoolSpec.model_validate(
+        {"template": {"diskGb": 8, "models": [{"folder": "x", "file": "y"}]}}
+    )
+
+
+def test_template_hash_ignores_fields_left_at_their_new_defaults() -> None:
+    """Upgrading must not mark running instances drifted: a template that sets none of the
+    fields added later (videoFamilies, modelStallTimeout, models[].sha256/sizeBytes/
+    tokenSecret) hashes exactly as the first release hashed it (the value below is what
+    that release computed for this template)."""
+    from warmpool.crds.gpupool import TemplateSpec
+
+    template = TemplateSpec.model_validate(
+        {
+            "env": {"A": "b"},
+            "models": [{"folder": "checkpoints", "file": "a.safetensors", "url": "https://x/y"}],
+        }
+    )
+    assert template.hash() == "1ca1f338f2e36aaf"
+    stricter = template.model_copy(update={"model_stall_timeout": "5m"})
+    assert stricter.hash() != template.hash()
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param({"replicas": -1}, "replicas", id="negative-cold-replicas"),
+        pytest.param({"replicas": 101}, "replicas", id="too-many-cold"),
+        pytest.param({"maxAge": "a day"}, "maxAge", id="bad-max-age"),
+        pytest.param({"resumeTimeout": "soon"}, "resumeTimeout", id="bad-resume-timeout"),
+    ],
+)
+def test_cold_spec_is_checked(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        GpuPoolSpec.model_validate({"cold": data})
+    assert field in str(info.value)
+
+
+def test_cold_tier_is_off_by_default() -> None:
+    spec = GpuPoolSpec()
+    assert spec.cold.replicas == 0
+    on = GpuPoolSpec.model_validate({"cold": {"replicas": 1, "maxAge": "6h"}})
+    assert (on.cold.replicas, on.cold.max_age) == (1, "6h")
+    assert parse_duration(on.cold.resume_timeout) > timedelta(0)

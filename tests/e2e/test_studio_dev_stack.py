@@ -298,3 +298,37 @@ def test_the_studio_at_phone_width(stack: DevStack, browser: Browser) -> None:
     assert width <= 390, f"sideways scrolling at phone width: {width}px"
     shot(page, "e2e-phone-studio.png")
     assert errors == []
+
+
+def test_the_admin_console_runs_the_fleet(stack: DevStack, browser: Browser) -> None:
+    """``make demo``'s local user is an admin: the console shows the live fleet, the
+    operator's rent recorded from its Events, pauses and resumes the pool."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{stack.url}/admin")
+    row = page.locator("#pools tr[data-pool=sdxl]")
+    expect(row).to_have_attribute("data-paused", "false")
+    expect(page.locator("#instances tr[data-instance]").filter(has_text="Ready")).not_to_have_count(
+        0
+    )
+    shot(page, "e2e-admin-fleet.png")
+    row.locator("button[data-act=pause]").click()
+    page.click("#confirm-yes")
+    expect(row).to_have_attribute("data-paused", "true")
+    with httpx.Client(base_url=stack.url, timeout=10) as http:
+        (pool,) = [p for p in http.get("/api/v1/pools").json() if p["name"] == "sdxl"]
+        assert pool["paused"] is True
+    row.locator("button[data-act=resume]").click()
+    expect(row).to_have_attribute("data-paused", "false")
+    page.click("[data-view=audit]")
+    expect(page.locator("#audit tr[data-action='operator.rent']")).not_to_have_count(0)
+    expect(page.locator("#audit tr[data-action='pool.pause'] .actor")).to_have_text("local")
+    page.click("#audit-verify")
+    expect(page.locator("#audit-verdict")).to_contain_text("chain intact")
+    shot(page, "e2e-admin-audit.png")
+    page.click("[data-view=usage]")
+    expect(page.locator("#usage-chart text").first).to_be_visible()
+    shot(page, "e2e-admin-usage.png")
+    assert errors == []

@@ -121,6 +121,26 @@ async def test_examples_are_accepted(cluster_http: httpx.AsyncClient, kind: str)
             "greater than or equal to 0",
             id="negative-budget",
         ),
+        pytest.param(
+            "GpuPool",
+            {
+                "template__diskGb": 20,
+                "template__models": [
+                    {"folder": "checkpoints", "file": "a.safetensors", "sizeBytes": 7_000_000_000},
+                    {"folder": "vae", "file": "v.safetensors", "sizeBytes": 3_000_000_000},
+                ],
+            },
+            "spec.template.diskGb",
+            "models[].sizeBytes plus 10% and 10 GB for the image must fit diskGb",
+            id="models-do-not-fit-the-disk",
+        ),
+        pytest.param(
+            "GpuPool",
+            {"template__models": [{"folder": "vae", "file": "v", "sha256": "ABC"}]},
+            "spec.template.models[0].sha256",
+            "should match",
+            id="sha256-not-hex-64",
+        ),
     ],
 )
 async def test_invalid_objects_are_refused(

@@ -144,3 +144,49 @@ def test_json_patch_and_jsonpath(kubectl: Any) -> None:
     )
     out = kubectl("get", "gpool", "sdxl", "-o", "jsonpath={.spec.replicas}").stdout
     assert out == "2"
+
+
+def test_typed_create_commands_send_protobuf_and_work(
+    kubectl: Any, standalone: tuple[BackgroundCluster, Path], tmp_path: Path
+) -> None:
+    """kubectl sends built-in kinds as protobuf (``create secret``, ``create configmap``);
+    the emulated API used to answer "the body is not valid JSON" although the README tells
+    users to run ``kubectl create secret generic``."""
+    background, _ = standalone
+    (tmp_path / "ca.pem").write_bytes(b"\x00\xffbinary")
+    kubectl(
+        "create", "secret", "generic", "hf", "-n", "default",
+        "--from-literal=token=hf_abc123", f"--from-file=ca={tmp_path / 'ca.pem'}",
+    )  # fmt: skip
+    kubectl("label", "secret", "hf", "-n", "default", "team=ml")
+    kubectl(
+        "create", "configmap", "settings", "--from-literal=a=1", "--from-literal=b=two",
+        f"--from-file=blob={tmp_path / 'ca.pem'}",
+    )  # fmt: skip
+
+    secret = background.cluster.get("v1", "Secret", "hf", "default")
+    assert secret is not None
+    assert secret["data"] == {"token": "aGZfYWJjMTIz", "ca": "AP9iaW5hcnk="}
+    assert secret["metadata"]["labels"] == {"team": "ml"}
+    cm = background.cluster.get("v1", "ConfigMap", "settings", "default")
+    assert cm is not None
+    assert cm["data"] == {"a": "1", "b": "two"}
+    assert cm["binaryData"] == {"blob": "AP9iaW5hcnk="}
+
+    shown = json.loads(kubectl("get", "secret", "hf", "-n", "default", "-o", "json").stdout)
+    assert shown["data"]["token"] == "aGZfYWJjMTIz"
+    again = kubectl("create", "secret", "generic", "hf", "-n", "default", "--from-literal=x=y",
+                    check=False)  # fmt: skip
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_an_unsupported_protobuf_kind_is_refused_with_415() -> None:
+    from warmpool.sim import cluster_protobuf
+
+    with pytest.raises(cluster_protobuf.ProtobufError, match="magic"):
+        cluster_protobuf.decode(b"{}")
+    # runtime.Unknown{typeMeta{apiVersion: "apps/v1", kind: "Deployment"}}
+    type_meta = b"\x0a\x07apps/v1\x12\x0aDeployment"
+    body = cluster_protobuf.MAGIC + b"\x0a" + bytes([len(type_meta)]) + type_meta
+    with pytest.raises(cluster_protobuf.ProtobufError, match="apps/v1/Deployment in protobuf"):
+        cluster_protobuf.decode(body)

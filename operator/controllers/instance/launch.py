@@ -19,12 +19,12 @@ from warmpool.crds.common import format_time, parse_duration, pool_selector, ren
 from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import kube, secrets, vastai
+from warmpool.operator.adapters import kube, model_secrets, secrets, vastai
 from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.views import instance_view, offer_view
-from warmpool.operator.decisions import budget, offers
+from warmpool.operator.decisions import budget, downloads, offers, provisioning
 from warmpool.operator.deps import Deps, Reservation
 
 #: Offers considered per rental step (best score first; over budget ones are skipped).
@@ -59,21 +59,33 @@ def _forget_offer(deps: Deps, pool: GpuPool, offer_id: int) -> None:
         deps.offer_cache[key] = (cached[0], [o for o in cached[1] if o.id != offer_id])
 
 
-def create_request(pool: GpuPool, *, label: str, token: str) -> CreateInstanceRequest:
-    """What to launch: the pool's template, the port mapping and the token."""
+def create_request(
+    pool: GpuPool,
+    *,
+    label: str,
+    token: str,
+    models: provisioning.Provisioning | None = None,
+    model_tokens: dict[str, str] | None = None,
+) -> CreateInstanceRequest:
+    """What to launch: the pool's template, the port mapping and the token; with
+    ``models``, the provisioning step (onstart bootstrap + payload) and the download
+    tokens (environment variables named by ``models.token_env``)."""
     t = pool.spec.template
+    models = models or provisioning.compose_provisioning(t)
     env = {
         **t.env,
         **vastai.port_env(t.comfy_port),
         "OPEN_BUTTON_TOKEN": token,
         "WARMPOOL_MODELS": " ".join(f"{m.folder}/{m.file}" for m in t.models),
+        **models.env,
+        **(model_tokens or {}),
     }
     return CreateInstanceRequest(
         image=t.image,
         disk_gb=t.disk_gb,
         label=label,
         env=env,
-        onstart=t.onstart,
+        onstart=models.onstart or None,
         bid_price=pool.spec.offer.bid_price if pool.spec.offer.interruptible else None,
     )
 
@@ -126,8 +138,28 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
     if pool.spec.paused:
         await _pending(deps, inst, "PoolPaused", "the pool is paused; nothing is rented")
         return
+    blocked = downloads.renting_blocked(pool.status.models_unavailable, pool.metadata.generation)
+    if blocked is not None:
+        await _pending(deps, inst, "ModelsUnavailable", blocked)
+        return
+    try:
+        models = provisioning.compose_provisioning(
+            pool.spec.template,
+            stall_seconds=int(
+                parse_duration(pool.spec.template.model_stall_timeout).total_seconds()
+            ),
+        )
+        model_tokens = await model_secrets.read_tokens(deps.kube, ns, models.token_env)
+    except ValueError as exc:
+        await _pending(deps, inst, "InvalidTemplate", str(exc))
+        return
+    except model_secrets.ModelTokenMissingError as exc:
+        await _pending(deps, inst, "ModelTokenMissing", str(exc))
+        return
     token = await secrets.ensure_token(deps.kube, ns, inst.metadata.name, inst.metadata.uid or "")
-    request = create_request(pool, label=label, token=token)
+    request = create_request(
+        pool, label=label, token=token, models=models, model_tokens=model_tokens
+    )
     reserved = deps.reservations.setdefault(f"{ns}/{pool.metadata.name}", {})
     for _ in range(OFFER_TRIES):
         pick = await reserve(deps, inst, pool, reserved)

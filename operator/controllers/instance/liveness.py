@@ -21,8 +21,8 @@ from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.adapters.vastai_models import Instance
 from warmpool.operator.controllers import failures
 from warmpool.operator.controllers.events import event
-from warmpool.operator.controllers.instance import termination
-from warmpool.operator.decisions import lifecycle, workflows
+from warmpool.operator.controllers.instance import models, termination
+from warmpool.operator.decisions import downloads, lifecycle, workflows
 from warmpool.operator.deps import Deps
 
 #: Probe attempt time-out, seconds (the daemon's cadence spaces the attempts).
@@ -143,6 +143,13 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         # answers decides, after `unreachableProbes` failures in a row.
         url = s.comfy_url
     probe: lifecycle.ProbeView | None = None
+    if url and models.needs_downloads(inst, pool):
+        token = await secrets.read_token(deps.kube, ns, inst.metadata.name)
+        patch["models"], verdict = await models.observe(deps, pool, url, token)
+        if verdict.action in ("replace", "stop_renting"):
+            patch["comfyUrl"] = url
+            await _models_failed(deps, inst, pool, patch, verdict, now)
+            return False
     if url:
         patch["comfyUrl"] = url
         probe, stamps = await run_probe(deps, inst, pool, url)
@@ -175,21 +182,42 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         now = deps.now()  # after the probe and the canary
         patch["readyAt"] = format_time(now)
         await _became_ready(deps, inst, pool, patch, now, log)
+        await models.clear_unavailable(deps, pool)
     patch["cost"] = _cost(s.price_per_hour, parse_optional_time(s.rented_at), now)
     await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     if decision.terminate:
         event("GpuInstance", inst.metadata, decision.reason, decision.message,
                      warning=True)  # fmt: skip
-        metrics.RENTAL_FAILURES.labels(pool.metadata.name, decision.reason).inc()
-        await failures.record_failure(
-            deps.kube, ns, pool.metadata.name, machine_id=s.machine_id, host_id=s.host_id,
-            reason=decision.reason, message=decision.message,
-            cooldown=parse_duration(pool.spec.failure_policy.host_cooldown), now=now,
-            rental=None if s.ready_at else inst.metadata.name,
-        )  # fmt: skip
+        await record_failure(deps, inst, pool, decision.reason, decision.message, now)
         await termination.terminate(deps, inst, reason=decision.reason, message=decision.message)
         return False
     return decision.phase == "Ready"
+
+
+async def _models_failed(
+    deps: Deps,
+    inst: GpuInstance,
+    pool: GpuPool,
+    patch: dict[str, Any],
+    verdict: downloads.ModelsVerdict,
+    now: datetime,
+) -> None:
+    """A download failed: replace the instance (cooling its host down for a disk or a stall),
+    or, for a configuration error, also stop the pool renting (no host is blamed)."""
+    ns = inst.metadata.namespace or "default"
+    patch.update(reason=verdict.reason, message=verdict.message)
+    patch["cost"] = _cost(
+        inst.status.price_per_hour, parse_optional_time(inst.status.rented_at), now
+    )
+    await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
+    event("GpuInstance", inst.metadata, verdict.reason, verdict.message, warning=True)
+    if verdict.configuration_error:
+        await models.record_unavailable(deps, pool, verdict, now)
+        stop = f"{verdict.message}: the pool stops renting until it is edited"
+        event("GpuPool", pool.metadata, verdict.reason, stop, warning=True)
+    await record_failure(deps, inst, pool, verdict.reason, verdict.message, now,
+                         cool_down=verdict.cool_down)  # fmt: skip
+    await termination.terminate(deps, inst, reason=verdict.reason, message=verdict.message)
 
 
 def status_since(deps: Deps, inst: GpuInstance, rec: Instance | None, now: datetime) -> datetime:
@@ -243,3 +271,25 @@ async def _became_ready(
     ns = pool.metadata.namespace or "default"
     await failures.record_success(deps.kube, ns, pool.metadata.name, rental=inst.metadata.name,
                                   now=now)  # fmt: skip
+
+
+async def record_failure(
+    deps: Deps,
+    inst: GpuInstance,
+    pool: GpuPool,
+    reason: str,
+    message: str,
+    now: datetime,
+    *,
+    cool_down: bool = True,
+) -> None:
+    """A failed rental: the host goes into cool-down (unless ``cool_down`` is False: not the
+    host's fault) and, before it was ever Ready, the breaker window learns of it."""
+    metrics.RENTAL_FAILURES.labels(pool.metadata.name, reason).inc()
+    s = inst.status
+    await failures.record_failure(
+        deps.kube, pool.metadata.namespace or "default", pool.metadata.name,
+        machine_id=s.machine_id if cool_down else None, host_id=s.host_id, reason=reason,
+        message=message, cooldown=parse_duration(pool.spec.failure_policy.host_cooldown),
+        now=now, rental=None if s.ready_at else inst.metadata.name,
+    )  # fmt: skip

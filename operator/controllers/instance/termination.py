@@ -13,6 +13,7 @@ from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status, update_status
+from warmpool.operator.controllers.events import event
 from warmpool.operator.decisions import budget
 from warmpool.operator.deps import Deps
 
@@ -69,13 +70,21 @@ async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str)
             },
         )
         metrics.TERMINATIONS.labels(inst.spec.pool, reason).inc()
+        # A money event: the studio copies it into its durable audit trail.
+        event("GpuInstance", inst.metadata, "Releasing",
+              f"{reason}: {message}; ${inst.status.price_per_hour:.3f}/h")  # fmt: skip
     await deps.kube.delete(kube.GPUINSTANCES, inst.metadata.name, ns)
 
 
 async def finalize(deps: Deps, inst: GpuInstance, log: kopf.Logger) -> None:
     """The finalizer: destroy the rental (already gone counts as done), close the spend."""
+    st = inst.status
     for contract in await destroy(deps, inst):
         log.info("Destroyed rental %s.", contract)
+        # A money event: the studio copies it into its durable audit trail.
+        event("GpuInstance", inst.metadata, "Destroyed",
+              f"contract {contract}: {st.reason or 'deleted'}, "
+              f"${st.price_per_hour:.3f}/h, ${st.cost:.4f} accrued")  # fmt: skip
     await close_spend(deps, inst)
     deps.rental_status.pop(f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}", None)
     deps.wake(inst.metadata.namespace or "default", inst.spec.pool)

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec, GenerationJobStatus, Progress
+from warmpool.crds.gpupool import GpuPool
 from warmpool.crds.muse import Muse
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import comfy, kube
@@ -269,9 +270,14 @@ class Run:
             name = f"warmpool-{self.job.uid}-{spec.reference_image.rsplit('/', 1)[-1]}"
             upload = await self.client.upload_image(data, name)
         self.spec = spec
+        family = None
+        if spec.kind == "video":  # hook (c-comfy): the pool's video family for this job
+            body = await self.deps.kube.get(kube.GPUPOOLS, self.pool.name, self.pool.namespace)
+            if body is not None:
+                family = GpuPool.from_body(body).spec.template.video_family(spec.model)
         return workflows.build_workflow(spec, namespace=self.ns, job=self.job.name,
                                         rng=random.Random(), positive=positive, negative=negative,
-                                        reference_upload=upload)  # fmt: skip
+                                        reference_upload=upload, family=family)  # fmt: skip
 
     # ------------------------------------------------------------- progress and watchdog
     async def on_progress(self, event: comfy.ProgressEvent) -> None:

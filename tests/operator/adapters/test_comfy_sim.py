@@ -9,6 +9,7 @@ import io
 import random
 from typing import Any
 
+import av
 import httpx
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from comfy_api_simplified import ComfyApiWrapper
 from PIL import Image
 
 from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.videofamily import VideoFamilySpec
 from warmpool.operator import errors
 from warmpool.operator.adapters import comfy
 from warmpool.operator.decisions import workflows
@@ -67,14 +69,73 @@ async def test_run_prompt_reports_progress_and_fetches_the_image(
     assert Image.open(io.BytesIO(data)).size == (256, 256)
 
 
-async def test_video_output_is_marked_animated(client: comfy.ComfyClient) -> None:
-    spec = GenerationJobSpec(pool="p", kind="video", prompt="waves", quality="low",
+async def test_animation_output_is_marked_animated(client: comfy.ComfyClient) -> None:
+    spec = GenerationJobSpec(pool="p", kind="animation", prompt="waves", quality="low",
                              width=128, height=128, steps=2, frames=3, fps=6, seed=1)  # fmt: skip
     flow = workflows.build_workflow(spec, namespace="ns", job="vid")
     result = await client.run_prompt(flow.graph, deadline=20)
     [output] = result.outputs
     assert output.animated
     assert output.filename.endswith(".webp")
+
+
+WAN = VideoFamilySpec(name="wan22-5b", architecture="wan22", modes=["text", "image"],
+                      diffusion_model="wan2.2_ti2v_5B_fp16.safetensors",
+                      text_encoder="umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                      vae="wan2.2_vae.safetensors")  # fmt: skip
+
+
+@pytest.mark.parametrize("frames", [17, 9])
+async def test_video_job_yields_a_playable_mp4_with_the_requested_frames(
+    client: comfy.ComfyClient, comfy_server: ComfyServer, frames: int
+) -> None:
+    """A Wan text-to-video graph on the simulator: an H.264 MP4 that decodes to the
+    requested number of frames at the requested rate, and a PNG poster."""
+    for folder, file in WAN.files():
+        comfy_server.add_model(folder, file)
+    spec = GenerationJobSpec(pool="p", kind="video", prompt="waves", quality="low", width=256,
+                             height=160, steps=2, frames=frames, fps=12, seed=1)  # fmt: skip
+    flow = workflows.build_workflow(spec, namespace="ns", job="vid", family=WAN)
+    assert flow.frames == frames  # 4k+1 already
+    result = await client.run_prompt(flow.graph, deadline=30)
+    by_ext = {o.filename.rsplit(".", 1)[1]: o for o in result.outputs}
+    assert set(by_ext) == {"mp4", "png"}
+    data = await collect(client, by_ext["mp4"])
+    assert data[4:8] == b"ftyp"
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart: plays while downloading
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == (256, 160)
+        assert stream.average_rate == 12
+        decoded = list(container.decode(stream))
+    assert len(decoded) == frames
+    poster = Image.open(io.BytesIO(await collect(client, by_ext["png"])))
+    assert poster.size == (256, 160)
+    first = decoded[0].to_image()
+    diff = sum(abs(a - b) for a, b in zip(first.resize((32, 20)).tobytes(),
+                                          poster.convert("RGB").resize((32, 20)).tobytes(),
+                                          strict=True))  # fmt: skip
+    assert diff / (32 * 20 * 3) < 12  # the poster is the video's first frame
+
+
+async def test_save_webm_writes_a_vp9_webm(
+    client: comfy.ComfyClient, comfy_server: ComfyServer
+) -> None:
+    flow = graph()
+    flow["10"] = {"class_type": "SaveWEBM", "inputs": {
+        "images": ["9", 0], "filename_prefix": "warmpool/ns/webm", "codec": "vp9",
+        "fps": 8.0, "crf": 32.0}}  # fmt: skip
+    flow["5"]["inputs"]["batch_size"] = 5
+    result = await client.run_prompt(flow, deadline=30)
+    [output] = result.outputs
+    assert output.filename.endswith(".webm")
+    data = await collect(client, output)
+    assert data.startswith(b"\x1a\x45\xdf\xa3")
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name in ("vp9", "libvpx-vp9")
+        assert len(list(container.decode(stream))) == 5
 
 
 async def test_system_stats_object_info_and_models(client: comfy.ComfyClient) -> None:

@@ -1,5 +1,6 @@
-"""The Kubernetes client: status→error table (respx), configuration loading, and a
-round trip against the emulated Kubernetes API."""
+"""The Kubernetes client: status→error table, user agent, field manager, 429 (respx);
+configuration (merged kubeconfig, in-cluster, exec plugins, TLS); and round trips against
+the emulated Kubernetes API, one through an exec credential plugin."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import base64
 import datetime as dt
 import json
 import logging
+import os
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -288,11 +292,12 @@ def _pem_pair() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _kubeconfig(path: Path, *, cluster: dict[str, Any], user: dict[str, Any]) -> Path:
-    doc = {
+def _kubeconfig(
+    path: Path, *, cluster: dict[str, Any], user: dict[str, Any], current: str | None = "main"
+) -> Path:
+    doc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
-        "current-context": "main",
         "contexts": [
             {"name": "other", "context": {"cluster": "nope", "user": "nope"}},
             {"name": "main", "context": {"cluster": "c", "user": "u", "namespace": "team"}},
@@ -300,12 +305,50 @@ def _kubeconfig(path: Path, *, cluster: dict[str, Any], user: dict[str, Any]) ->
         "clusters": [{"name": "c", "cluster": cluster}],
         "users": [{"name": "u", "user": user}],
     }
+    if current:
+        doc["current-context"] = current
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _plugin(tmp_path: Path, *, expires_in: float | None = 3600, code: int = 0) -> Path:
+    """An exec credential plugin: prints ``tok-<n>`` (n counts its runs) and, when
+    ``expires_in`` is set, an expiry that far from now."""
+    script = tmp_path / "plugin.py"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import datetime, json, os, pathlib, sys\n"
+        f"runs = pathlib.Path({str(tmp_path / 'runs')!r})\n"
+        "n = int(runs.read_text()) + 1 if runs.exists() else 1\n"
+        "runs.write_text(str(n))\n"
+        "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
+        "assert info['kind'] == 'ExecCredential', info\n"
+        f"expires_in = {expires_in!r}\n"
+        "status = {'token': f'tok-{n}'}\n"
+        "if expires_in is not None:\n"
+        "    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires_in)\n"
+        "    status['expirationTimestamp'] = at.strftime('%Y-%m-%dT%H:%M:%SZ')\n"
+        "print(json.dumps({'apiVersion': info['apiVersion'], 'kind': 'ExecCredential',\n"
+        "                  'status': status}))\n"
+        f"sys.exit({code})\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def _exec_user(script: Path) -> dict[str, Any]:
+    return {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": str(script),
+            "env": [{"name": "PLUGIN_MODE", "value": "test"}],
+            "interactiveMode": "Never",
+        }
+    }
 
 
 async def test_kubeconfig_with_token_sends_bearer(
@@ -318,11 +361,7 @@ async def test_kubeconfig_with_token_sends_bearer(
     )
     monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{path}")
     config = kube.load_config()
-    assert (config.server, config.namespace, config.bearer()) == (
-        "http://127.0.0.1:1",
-        "team",
-        TOKEN,
-    )
+    assert (config.server, config.namespace) == ("http://127.0.0.1:1", "team")
     assert TOKEN not in repr(config)
     with respx.mock(base_url="http://127.0.0.1:1") as router:
         route = router.get(kube.MUSES.path("team", "m")).mock(
@@ -330,7 +369,66 @@ async def test_kubeconfig_with_token_sends_bearer(
         )
         async with kube.KubeClient.from_config() as client:
             await client.get(kube.MUSES, "m", client.namespace)
+            info = await client.login_info()
     assert route.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert (info.server, info.token, info.namespace) == ("http://127.0.0.1:1", TOKEN, "team")
+    assert TOKEN not in repr(info)
+
+
+def test_merged_kubeconfig_first_file_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, _ = _pem_pair()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "ca.crt").write_bytes(cert)
+    first = tmp_path / "a.yaml"
+    first.write_text(
+        yaml.safe_dump({
+            "current-context": "second",
+            "users": [{"name": "u", "user": {"token": "from-a"}}],
+        })
+    )  # fmt: skip
+    second = tmp_path / "b" / "config"
+    second.write_text(
+        yaml.safe_dump({
+            "current-context": "ignored",
+            "contexts": [{"name": "second", "context": {"cluster": "c", "user": "u"}}],
+            "clusters": [
+                {"name": "c", "cluster": {"server": "https://b:6443",
+                                          "certificate-authority": "ca.crt",
+                                          "tls-server-name": "api.internal",
+                                          "proxy-url": "http://proxy.test:3128"}},
+            ],
+            "users": [{"name": "u", "user": {"token": "from-b"}}],
+        })
+    )  # fmt: skip
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(first), "/nonexistent", str(second)]))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    config = kube.load_config()
+    assert config.server == "https://b:6443"
+    assert config.namespace == "default"
+    assert config.user is not None and config.user.token == "from-a"
+    assert config.cluster.certificate_auth == str(tmp_path / "b" / "ca.crt")
+    assert (config.tls_server_name, config.proxy_url) == ("api.internal", "http://proxy.test:3128")
+    assert str(first) in config.source and "nonexistent" not in config.source
+
+
+async def test_tls_server_name_reaches_the_connection(tmp_path: Path) -> None:
+    cert, _ = _pem_pair()
+    path = _kubeconfig(
+        tmp_path / "config",
+        cluster={
+            "server": SERVER,
+            "certificate-authority-data": _b64(cert),
+            "tls-server-name": "api.internal",
+        },
+        user={"token": TOKEN},
+    )
+    with respx.mock(base_url=SERVER) as router:
+        route = router.get(kube.MUSES.path("team", "m")).mock(
+            return_value=httpx.Response(200, json={})
+        )
+        async with kube.KubeClient.from_config(path) as client:
+            await client.get(kube.MUSES, "m", "team")
+    assert route.calls[0].request.extensions["sni_hostname"] == "api.internal"
 
 
 def test_kubeconfig_with_certificate_data(tmp_path: Path) -> None:
@@ -341,15 +439,15 @@ def test_kubeconfig_with_certificate_data(tmp_path: Path) -> None:
         user={"client-certificate-data": _b64(cert), "client-key-data": _b64(key)},
     )
     config = kube.load_config(path)
-    assert config.cert_data == cert
-    assert config.ca_data == cert.decode()
-    ctx = config.verify()
-    assert not isinstance(ctx, bool)
-    assert ctx.get_ca_certs()[0]["subject"] == ((("commonName", "warmpool-test"),),)
+    tls = config.tls()
+    assert tls is not None
+    assert tls.context.get_ca_certs()[0]["subject"] == ((("commonName", "warmpool-test"),),)
     assert b"PRIVATE KEY" not in repr(config).encode()
 
 
-def test_kubeconfig_with_certificate_files_relative(tmp_path: Path) -> None:
+def test_client_certificate_files_relative_and_reloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cert, key = _pem_pair()
     (tmp_path / "ca.crt").write_bytes(cert)
     (tmp_path / "client.crt").write_bytes(cert)
@@ -360,9 +458,18 @@ def test_kubeconfig_with_certificate_files_relative(tmp_path: Path) -> None:
         user={"client-certificate": "client.crt", "client-key": "client.key"},
     )
     config = kube.load_config(path)
-    assert config.ca_file == tmp_path / "ca.crt"
     assert config.key_file == tmp_path / "client.key"
-    assert not isinstance(config.verify(), bool)
+    tls = config.tls()
+    assert tls is not None
+    monkeypatch.setattr(kubeconfig, "CERT_CHECK_SECONDS", 0.0)
+    assert tls.reload_if_changed() is False, "unchanged files are not reloaded"
+    cert2, key2 = _pem_pair()  # the certificate was renewed
+    (tmp_path / "client.crt").write_bytes(cert2)
+    (tmp_path / "client.key").write_bytes(key2)
+    for name in ("client.crt", "client.key"):
+        os.utime(tmp_path / name, (1e9, 2e9))
+    assert tls.reload_if_changed() is True
+    assert tls.reload_if_changed() is False
 
 
 def test_kubeconfig_insecure(tmp_path: Path) -> None:
@@ -371,9 +478,9 @@ def test_kubeconfig_insecure(tmp_path: Path) -> None:
         cluster={"server": "https://k:6443", "insecure-skip-tls-verify": True},
         user={},
     )
-    ctx = kube.load_config(path).verify()
-    assert not isinstance(ctx, bool)
-    assert not ctx.check_hostname
+    tls = kube.load_config(path).tls()
+    assert tls is not None
+    assert not tls.context.check_hostname
 
 
 @pytest.mark.parametrize(
@@ -385,10 +492,21 @@ def test_kubeconfig_insecure(tmp_path: Path) -> None:
             "current-context": "x",
             "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
             "clusters": [{"name": "c", "cluster": {"server": "https://k"}}],
-            "users": [{"name": "u", "user": {"exec": {"command": "aws"}}}],
+            "users": [{"name": "u", "user": {"auth-provider": {"name": "oidc"}}}],
+        },
+        {
+            "current-context": "x",
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "clusters": [{"name": "c", "cluster": {"server": "https://k"}}],
+            "users": [{"name": "u", "user": {"exec": {"apiVersion": "v9", "command": "x"}}}],
+        },
+        {
+            "current-context": "x",
+            "contexts": [{"name": "x", "context": {"cluster": "missing"}}],
+            "clusters": [],
         },
     ],
-    ids=["no-current-context", "unknown-context", "exec-user"],
+    ids=["no-current-context", "unknown-context", "auth-provider", "exec-version", "no-cluster"],
 )
 def test_kubeconfig_refused(tmp_path: Path, doc: dict[str, Any]) -> None:
     path = tmp_path / "config"
@@ -397,22 +515,57 @@ def test_kubeconfig_refused(tmp_path: Path, doc: dict[str, Any]) -> None:
         kube.load_config(path)
 
 
-def test_in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cert, _ = _pem_pair()
-    (tmp_path / "token").write_text(TOKEN + "\n")
-    (tmp_path / "ca.crt").write_bytes(cert)
-    (tmp_path / "namespace").write_text("warmpool-system")
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text(TOKEN + "\n")
+    (sa / "ca.crt").write_bytes(cert)
+    (sa / "namespace").write_text("warmpool-system")
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "8443")
+    monkeypatch.setattr(kubeconfig, "SERVICE_ACCOUNT_DIR", sa)
+    return sa
+
+
+async def test_in_cluster_token_is_reread_when_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sa = _in_cluster(tmp_path, monkeypatch)
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    monkeypatch.setattr(kubeconfig, "SERVICE_ACCOUNT_DIR", tmp_path)
     config = kube.load_config()
     assert config.server == "https://10.0.0.1:8443"
     assert config.namespace == "warmpool-system"
-    assert config.bearer() == TOKEN
-    (tmp_path / "token").write_text("rotated")
-    assert config.bearer() == "rotated"
-    assert not isinstance(config.verify(), bool)
+    assert config.tls() is not None
+    assert (await config.login_info()).token == TOKEN
+    with respx.mock(base_url="https://10.0.0.1:8443") as router:
+        route = router.get(kube.MUSES.path("ns", "m")).mock(
+            side_effect=[
+                httpx.Response(200, json={}),
+                _status(401, "Unauthorized"),
+                httpx.Response(200, json={}),
+            ]
+        )
+        async with kube.KubeClient(config.server, config=config) as client:
+            assert await client.get(kube.MUSES, "m", "ns") == {}
+            (sa / "token").write_text("rotated")  # the kubelet rotated it; the old one expired
+            assert await client.get(kube.MUSES, "m", "ns") == {}
+    assert [c.request.headers["Authorization"] for c in route.calls] == [
+        f"Bearer {TOKEN}",
+        f"Bearer {TOKEN}",
+        "Bearer rotated",
+    ]
+    assert (await config.login_info()).token == "rotated"
+
+
+def test_in_cluster_precedes_kubeconfig_as_in_kopf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_cluster(tmp_path, monkeypatch)
+    path = _kubeconfig(tmp_path / "config", cluster={"server": "https://k:6443"}, user={})
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    assert kube.load_config().source == "in-cluster service account"
+    assert kube.load_config(path).server == "https://k:6443", "an explicit path wins"
 
 
 def test_nothing_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -421,6 +574,142 @@ def test_nothing_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(errors.ConfigurationError):
         kube.load_config()
+
+
+# ---------------------------------------------------------------- exec credential plugins
+
+
+async def test_exec_plugin_token_is_cached_until_expiry(tmp_path: Path) -> None:
+    path = _kubeconfig(
+        tmp_path / "config", cluster={"server": SERVER}, user=_exec_user(_plugin(tmp_path))
+    )
+    config = kube.load_config(path)
+    with respx.mock(base_url=SERVER) as router:
+        route = router.get(kube.MUSES.path("team", "m")).mock(
+            return_value=httpx.Response(200, json={})
+        )
+        async with kube.KubeClient(SERVER, config=config) as client:
+            await client.get(kube.MUSES, "m", "team")
+            await client.get(kube.MUSES, "m", "team")
+            info = await client.login_info()
+    assert [c.request.headers["Authorization"] for c in route.calls] == ["Bearer tok-1"] * 2
+    assert (tmp_path / "runs").read_text() == "1"
+    assert info.token == "tok-1", "Kopf's first login shares the client's token"
+    assert info.expiration is not None
+    assert info.expiration > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
+    # Kopf logs in again only when refused (or expired): then the plugin runs again.
+    assert (await config.login_info()).token == "tok-2"
+
+
+async def test_exec_plugin_refreshed_on_expiry_and_on_401(tmp_path: Path) -> None:
+    # Expiring within the refresh margin: every use runs the plugin again.
+    user = _exec_user(_plugin(tmp_path, expires_in=5))
+    config = kube.load_config(
+        _kubeconfig(tmp_path / "config", cluster={"server": SERVER}, user=user)
+    )
+    with respx.mock(base_url=SERVER) as router:
+        route = router.get(kube.MUSES.path("team", "m")).mock(
+            side_effect=[
+                httpx.Response(200, json={}),
+                httpx.Response(200, json={}),
+                _status(401, "Unauthorized"),
+                httpx.Response(200, json={}),
+            ]
+        )
+        async with kube.KubeClient(SERVER, config=config) as client:
+            await client.get(kube.MUSES, "m", "team")
+            await client.get(kube.MUSES, "m", "team")
+            await client.get(kube.MUSES, "m", "team")  # refused once, then sent again
+    sent = [c.request.headers["Authorization"] for c in route.calls]
+    assert sent == ["Bearer tok-1", "Bearer tok-2", "Bearer tok-3", "Bearer tok-4"]
+
+
+async def test_exec_plugin_failure_keeps_its_output_out_of_the_error(tmp_path: Path) -> None:
+    path = _kubeconfig(
+        tmp_path / "config",
+        cluster={"server": SERVER},
+        user=_exec_user(_plugin(tmp_path, code=3)),
+    )
+    async with kube.KubeClient.from_config(path) as client:
+        with pytest.raises(errors.ConfigurationError) as info:
+            await client.get(kube.MUSES, "m", "team")
+    assert "exited with 3" in str(info.value)
+    assert "tok-" not in str(info.value)
+
+
+# ---------------------------------------------------------------- what every request carries
+
+
+async def test_user_agent_and_field_manager(
+    client: kube.KubeClient, mock: respx.MockRouter
+) -> None:
+    ok = httpx.Response(200, json={})
+    routes = [
+        mock.post(kube.GPUPOOLS.path("ns")).mock(return_value=ok),
+        mock.patch(kube.GPUPOOLS.path("ns", "p")).mock(return_value=ok),
+        mock.put(kube.GPUPOOLS.path("ns", "p")).mock(return_value=ok),
+        mock.get(kube.GPUPOOLS.path("ns", "p")).mock(return_value=ok),
+    ]
+    await client.create(kube.GPUPOOLS, {"metadata": {"name": "p"}}, "ns")
+    await client.patch(kube.GPUPOOLS, "p", "ns", {"spec": {}})
+    await client.replace(kube.GPUPOOLS, "p", "ns", {"metadata": {"name": "p"}})
+    await client.get(kube.GPUPOOLS, "p", "ns")
+    requests = [r.calls[0].request for r in routes]
+    assert {r.headers["User-Agent"] for r in requests} == {kube.USER_AGENT}
+    assert kube.USER_AGENT.startswith("warmpool/")
+    assert [r.url.params.get("fieldManager") for r in requests] == ["warmpool"] * 3 + [None]
+
+
+async def test_429_retry_after_is_honoured_and_bounded(mock: respx.MockRouter) -> None:
+    sent: list[float] = []
+
+    def throttled(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"Retry-After": "30"}, json={"reason": "Too"})
+        return httpx.Response(201, json={"created": True})
+
+    route = mock.post(kube.GPUPOOLS.path("ns")).mock(side_effect=throttled)
+    async with httpx.AsyncClient(verify=False) as http:
+        c = kube.KubeClient(SERVER, client=http, read_attempts=1, max_retry_after=0.2)
+        # A write too: a 429 was not processed, so sending it again is safe.
+        assert await c.create(kube.GPUPOOLS, {"metadata": {"name": "p"}}, "ns") == {"created": True}
+    assert route.call_count == 2
+    assert 0.2 <= sent[1] - sent[0] < 5, "waited the bounded Retry-After, not 30 s"
+
+
+async def test_429_gives_up_after_a_few_sends(mock: respx.MockRouter) -> None:
+    route = mock.get(kube.GPUPOOLS.path("ns", "p")).mock(
+        return_value=httpx.Response(429, headers={"Retry-After": "0"}, json={"reason": "Too"})
+    )
+    async with httpx.AsyncClient(verify=False) as http:
+        c = kube.KubeClient(SERVER, client=http, read_attempts=1)
+        with pytest.raises(errors.KubeUnavailableError):
+            await c.get(kube.GPUPOOLS, "p", "ns")
+    assert route.call_count == kube.THROTTLE_ATTEMPTS
+
+
+async def test_token_never_in_logs_or_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _kubeconfig(tmp_path / "config", cluster={"server": SERVER}, user={"token": TOKEN})
+    caplog.set_level(logging.DEBUG)
+    failures: list[str] = []
+    with respx.mock(base_url=SERVER) as router:
+        router.get(kube.MUSES.path("team", "a")).mock(return_value=_status(401, "Unauthorized"))
+        router.get(kube.MUSES.path("team", "b")).mock(side_effect=httpx.ConnectError("refused"))
+        router.post(kube.EVENTS.path("team")).mock(return_value=_status(403, "Forbidden"))
+        async with kube.KubeClient.from_config(path) as client:
+            for name in ("a", "b"):
+                with pytest.raises(errors.KubeError) as info:
+                    await client.get(kube.MUSES, name, "team")
+                failures += [str(info.value), repr(info.value)]
+            involved = {"kind": "Muse", "metadata": {"name": "a", "namespace": "team"}}
+            await client.post_event(involved, reason="R", message="m")
+            failures += [repr(client.config), repr(await client.login_info())]
+    assert "could not post event" in caplog.text
+    for text in [caplog.text, *failures]:
+        assert TOKEN not in text
 
 
 # ---------------------------------------------------------------- the emulated API
@@ -486,3 +775,32 @@ async def test_round_trip_against_emulated_api(cluster: Any, tmp_path: Path) -> 
         got = await client.get(kube.SECRETS, "tok", "default")
         assert got is not None
         assert got["data"] == {"t": "eA=="}
+
+
+async def test_exec_plugin_against_emulated_api_that_checks_tokens(
+    cluster: Any, tmp_path: Path
+) -> None:
+    cluster.emulator.bearer_tokens = {"tok-1"}
+    user = _exec_user(_plugin(tmp_path, expires_in=None))
+    path = _kubeconfig(tmp_path / "config", cluster={"server": cluster.url}, user=user)
+    async with kube.KubeClient(cluster.url) as anonymous:
+        with pytest.raises(errors.KubeForbiddenError):
+            await anonymous.list(kube.GPUPOOLS, "default")
+    async with kube.KubeClient.from_config(path) as client:
+        await client.create(kube.GPUPOOLS, _pool("sdxl"), "default")
+        cluster.emulator.bearer_tokens = {"tok-2"}  # the first token was revoked
+        assert [p["metadata"]["name"] for p in await client.list(kube.GPUPOOLS, "team")] == []
+        assert await client.get(kube.GPUPOOLS, "sdxl", "default") is not None
+    assert (tmp_path / "runs").read_text() == "2"
+
+
+def test_unusable_certificate_is_a_configuration_error(tmp_path: Path) -> None:
+    _, key = _pem_pair()
+    path = _kubeconfig(
+        tmp_path / "config",
+        cluster={"server": SERVER, "certificate-authority-data": _b64(b"not a certificate")},
+        user={"client-certificate-data": _b64(b"junk"), "client-key-data": _b64(key)},
+    )
+    with pytest.raises(errors.ConfigurationError) as info:
+        kube.KubeClient.from_config(path)
+    assert "PRIVATE KEY" not in str(info.value)

@@ -159,8 +159,8 @@ async def test_comfy_never_answering_is_replaced_after_the_readiness_timeout(
     assert original is not None
     broken: list[Any] = []
 
-    async def first_one_mute(token: str | None, clock: Any) -> Any:
-        server = await original(token, clock)
+    async def first_one_mute(token: str | None, clock: Any, workspace: Any) -> Any:
+        server = await original(token, clock, workspace)
         if not broken:
             server.slow_start(10**9)  # port open, ComfyUI never answers
             broken.append(server)

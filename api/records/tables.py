@@ -1,0 +1,84 @@
+"""The tables of the records database (SQLAlchemy 2 declarative models).
+
+The migrations in ``migrations/versions`` create exactly these; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditRecord(Base):
+    """One append-only audit entry. ``hash`` covers every other column and ``prev_hash``
+    (the previous entry's ``hash``), so a removed or altered entry breaks the chain."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(320), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_kind: Mapped[str] = mapped_column(String(64), default="")
+    object_name: Mapped[str] = mapped_column(String(253), default="", index=True)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    #: Canonical JSON (sorted keys): before/after, reasons, fingerprints. Never a secret.
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    #: De-duplication key of ingested records (Kubernetes Event uid:count), unique.
+    source: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """Where the verifiable chain starts after a retention clean-up: the hash the first
+    remaining record must carry as ``prev_hash`` (one row per clean-up, newest wins)."""
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    removed: Mapped[int] = mapped_column(Integer)
+
+
+class UsageRecord(Base):
+    """One finished job: who, where, how long, what it cost. One row per job uid."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_day_owner_pool", "day", "owner", "pool"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    job: Mapped[str] = mapped_column(String(253))
+    namespace: Mapped[str] = mapped_column(String(63))
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    pool: Mapped[str] = mapped_column(String(253))
+    gpu: Mapped[str] = mapped_column(String(128), default="")
+    instance: Mapped[str] = mapped_column(String(253), default="")
+    phase: Mapped[str] = mapped_column(String(16))
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: UTC day of ``finished_at`` (YYYY-MM-DD): grouping the same way on every backend.
+    day: Mapped[str] = mapped_column(String(10))
+
+
+class Meta(Base):
+    """Small key/value facts of the database (the generated fingerprint key)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
