@@ -1,7 +1,9 @@
-"""Pieces shared by every custom resource: durations, conditions, the API group.
+"""Pieces shared by every custom resource: durations, times, conditions, labels, the API group.
 
 Durations are strings such as ``15m``, ``90s``, ``1h30m`` or ``500ms``; they are
-parsed here and nowhere else (:func:`parse_duration`).
+parsed here and nowhere else (:func:`parse_duration`). Times are RFC 3339 strings;
+:func:`format_time` and :func:`parse_time` are the one codec, for the operator's
+controllers and its decisions alike.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, cast, overload
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -56,18 +58,30 @@ def owner_reference(body: Mapping[str, Any], *, controller: bool = True) -> dict
     }
 
 
-def iso(moment: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a Z, as Kubernetes writes times."""
-    if moment is None:
+@overload
+def format_time(when: datetime) -> str: ...
+@overload
+def format_time(when: None) -> None: ...
+def format_time(when: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, as Kubernetes writes times: whole seconds, with the
+    microseconds when there are any (``2024-05-01T12:00:00Z``,
+    ``2024-05-01T12:00:00.250000Z``). None stays None (a field cleared)."""
+    if when is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{when.microsecond:06d}Z" if when.microsecond else f"{text}Z"
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """The inverse of :func:`iso` (tolerates Kubernetes' second-precision form)."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def parse_time(text: str) -> datetime:
+    """The inverse of :func:`format_time`: any RFC 3339 text (an offset, a ``Z``, or none:
+    UTC) into an aware datetime. Raises ValueError when it is not a time."""
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def parse_optional_time(text: str | None) -> datetime | None:
+    """:func:`parse_time` of a status field that may be unset (None or empty)."""
+    return parse_time(text) if text else None
 
 
 def merge_conditions(
@@ -90,11 +104,11 @@ def merge_conditions(
             "status": status,
             "reason": reason,
             "message": message,
-            "lastTransitionTime": iso(now)
+            "lastTransitionTime": format_time(now)
             if changed
             else old.get("lastTransitionTime")
             if old
-            else iso(now),
+            else format_time(now),
             "observedGeneration": generation,
         }
     return list(by_type.values())

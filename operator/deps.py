@@ -7,39 +7,81 @@ the same instance so that clients, caches and ledgers are shared, not cloned.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from warmpool.operator.adapters import artifacts, inventory, kube, vastai
+from warmpool.operator.adapters import artifacts
+from warmpool.operator.adapters.artifacts import ArtifactStore
+from warmpool.operator.adapters.comfy_clients import ClientPool
+from warmpool.operator.adapters.inventory import Inventory
+from warmpool.operator.adapters.kube import KubeClient
+from warmpool.operator.adapters.secrets import TokenCache
+from warmpool.operator.adapters.vastai import VastaiClient
+from warmpool.operator.adapters.vastai_models import Offer
 
 if TYPE_CHECKING:
     import httpx
 
+    from warmpool.operator.decisions.scheduler import JobCounts
     from warmpool.operator.settings import OperatorSettings
 
 
+T = TypeVar("T")
+
+
 def utcnow() -> datetime:
-    """The wall clock, in UTC. Handlers read time only through ``Deps.now``."""
+    """The wall clock, in UTC. Controllers read time only through ``Deps.now``."""
     return datetime.now(UTC)
+
+
+class JobsView(Protocol):
+    """What the pool controller reads of the job dispatcher (``controllers/jobs/loops.py``)."""
+
+    def jobs_on(self, namespace: str, instance: str) -> int: ...
+    def job_counts(self, namespace: str, pool: str) -> JobCounts | None: ...
+    def arrivals_since(
+        self, namespace: str, pool: str, since: datetime
+    ) -> list[datetime] | None: ...
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An offer being rented right now (between choosing it and writing the status)."""
+
+    machine_id: int
+    price_per_hour: float
+
+
+class NotOpenError(RuntimeError):
+    """An adapter was used before :func:`open_deps` (a wiring mistake, not a runtime state)."""
 
 
 @dataclass(eq=False)
 class Deps:
-    """Everything a handler needs besides the object it handles."""
+    """Everything a controller needs besides the object it handles.
+
+    The adapters are set once by :func:`open_deps` (the start-up handler); reading one
+    before that raises :class:`NotOpenError`.
+    """
 
     settings: OperatorSettings
     http: httpx.AsyncClient
+    #: The wall clock (status times) and the monotonic clock (durations, caches).
     now: Callable[[], datetime] = utcnow
-    #: Set once the adapters are open (startup handler).
-    vastai: Any = None
-    inventory: Any = None
-    kube: Any = None
-    artifacts: Any = None
+    monotonic: Callable[[], float] = time.monotonic
+    opened_vastai: VastaiClient | None = None
+    opened_inventory: Inventory | None = None
+    opened_kube: KubeClient | None = None
+    opened_artifacts: ArtifactStore | None = None
+    opened_tokens: TokenCache | None = None
+    #: One small HTTP pool per ComfyUI base URL (the ComfyUI adapter's).
+    comfy: ClientPool = field(default_factory=ClientPool)
     #: The job dispatcher and slot ledger (``controllers/jobs/loops.py``), created by the
     #: jobs start-up handler.
-    dispatcher: Any = None
+    dispatcher: JobsView | None = None
     #: Background tasks owned by the operator (probes, job runners), by key.
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     #: Pools waiting for a reconcile because something changed (event-driven wake-ups).
@@ -48,12 +90,39 @@ class Deps:
     #: Per-pool locks serialising the rentals of one pool (offer choice + budget).
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: Per-pool offer search results: (monotonic time, offers).
-    offer_cache: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
+    offer_cache: dict[str, tuple[float, list[Offer]]] = field(default_factory=dict)
 
-    #: Rentals being made right now, per pool then instance (``renting.Reservation``).
-    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Rentals being made right now, per pool then instance.
+    reservations: dict[str, dict[str, Reservation]] = field(default_factory=dict)
+    #: Per instance ("ns/name"): the rental's ``actual_status`` and when this process
+    #: first saw it so (the offline grace of the liveness decision).
+    rental_status: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def vastai(self) -> VastaiClient:
+        return _opened(self.opened_vastai, "vastai")
+
+    @property
+    def inventory(self) -> Inventory:
+        return _opened(self.opened_inventory, "inventory")
+
+    @property
+    def kube(self) -> KubeClient:
+        return _opened(self.opened_kube, "kube")
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return _opened(self.opened_artifacts, "artifacts")
+
+    @artifacts.setter
+    def artifacts(self, store: ArtifactStore | None) -> None:
+        self.opened_artifacts = store
+
+    @property
+    def tokens(self) -> TokenCache:
+        return _opened(self.opened_tokens, "tokens")
 
     def lock(self, namespace: str, pool: str) -> asyncio.Lock:
         """The lock serialising rentals of one pool."""
@@ -71,17 +140,25 @@ class Deps:
         event.set()
 
 
+def _opened(client: T | None, name: str) -> T:
+    if client is None:
+        raise NotOpenError(f"the {name} adapter is used before open_deps()")
+    return client
+
+
 async def open_deps(deps: Deps) -> None:
     """Create the clients in the memo (idempotent)."""
     s = deps.settings
-    if deps.vastai is None:
-        deps.vastai = vastai.VastaiClient.from_settings(deps.http, s)
-    if deps.inventory is None:
-        deps.inventory = inventory.Inventory(deps.vastai, refresh_seconds=s.inventory_refresh)
-    if deps.kube is None:
-        deps.kube = kube.KubeClient.from_config()
-    if deps.artifacts is None:  # job outputs (controllers/jobs/outputs.py)
-        deps.artifacts = artifacts.from_settings(s)
+    if deps.opened_vastai is None:
+        deps.opened_vastai = VastaiClient.from_settings(deps.http, s)
+    if deps.opened_inventory is None:
+        deps.opened_inventory = Inventory(deps.opened_vastai, refresh_seconds=s.inventory_refresh)
+    if deps.opened_kube is None:
+        deps.opened_kube = KubeClient.from_config()
+    if deps.opened_tokens is None:
+        deps.opened_tokens = TokenCache(deps.opened_kube)
+    if deps.opened_artifacts is None:  # job outputs (controllers/jobs/outputs.py)
+        deps.opened_artifacts = artifacts.from_settings(s)
 
 
 async def close_deps(deps: Deps) -> None:
@@ -91,8 +168,9 @@ async def close_deps(deps: Deps) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     deps.tasks.clear()
-    if deps.inventory is not None:
-        await deps.inventory.aclose()
-    if deps.kube is not None:
-        await deps.kube.close()
+    await deps.comfy.aclose()
+    if deps.opened_inventory is not None:
+        await deps.opened_inventory.aclose()
+    if deps.opened_kube is not None:
+        await deps.opened_kube.close()
     await deps.http.aclose()

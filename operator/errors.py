@@ -1,10 +1,14 @@
-"""Every error the operator raises, in one tree.
+"""Every error the operator raises, in one tree; free of Kopf (the studio imports it).
 
-Retry meaning comes from Kopf: a ``kopf.TemporaryError`` is retried after a delay,
-a ``kopf.PermanentError`` is not. Adapters translate transport errors at the
-boundary (chained with ``from``) into these classes and decide nothing else.
+Retry meaning is carried by two mixins: a :class:`TemporaryError` is worth retrying
+after ``delay`` seconds, a :class:`PermanentError` is not. The Kopf handlers turn them
+into ``kopf.TemporaryError``/``kopf.PermanentError`` at their boundary
+(:mod:`warmpool.operator.handlers.boundary`). Adapters translate transport errors at
+the boundary (chained with ``from``) into these classes and decide nothing else.
 
     WarmpoolError
+    ├── TemporaryError                         mixin: retry after ``delay`` seconds
+    ├── PermanentError                         mixin: retrying will not help
     ├── ConfigurationError                     (permanent: bad settings)
     ├── VastaiError                            (base of every Vast.ai failure)
     │   ├── VastaiAuthError                    401/403: bad or scoped key (permanent)
@@ -16,10 +20,17 @@ boundary (chained with ``from``) into these classes and decide nothing else.
     │   └── VastaiTransientError               worth retrying (temporary)
     │       ├── VastaiRateLimitedError         429, carries retry_after
     │       ├── VastaiServerError              5xx
-    │       └── VastaiTimeoutError             connect/read time-out, transport error
+    │       ├── VastaiTimeoutError             connect/read time-out, transport error
+    │       └── VastaiAmbiguousCreateError     create failed and no rental carries the label yet
     ├── ComfyError                             (base of every ComfyUI failure)
     │   ├── ComfyAuthError                     401/403: token refused
-    │   ├── ComfyUnavailableError              refused / timed out / 5xx (temporary)
+    │   ├── ComfyUnavailableError              not reachable / not finished (temporary)
+    │   │   ├── ComfyRefusedError              connection refused, transport error, no websocket
+    │   │   ├── ComfyTimedOutError             one request timed out
+    │   │   ├── ComfyServerError               5xx, 408, 429
+    │   │   ├── ComfyDeadlineError             the prompt did not finish within its deadline
+    │   │   └── ComfyPromptLostError           the prompt is neither queued nor in the history
+    │   ├── ComfyBadRequestError               400 (the body is kept for the validation error)
     │   ├── ComfyValidationError               400 from /prompt with node_errors (names node, input)
     │   ├── ComfyExecutionError                execution_error (message, node, exception type)
     │   │   └── ComfyOutOfMemoryError          execution_error caused by out-of-memory
@@ -32,23 +43,36 @@ boundary (chained with ``from``) into these classes and decide nothing else.
     │   ├── KubeInvalidError                   422: refused by validation, carries causes
     │   ├── KubeForbiddenError                 401/403: credentials or RBAC (permanent)
     │   └── KubeUnavailableError               5xx, 429, connection errors (temporary)
-    └── ArtifactError                          artifact store failures
-        ├── ArtifactNotFoundError
-        ├── ArtifactKeyError                   key refused: traversal, charset, empty
-        ├── ArtifactInvalidError               output empty, undecodable or one flat colour
-        └── ArtifactUnavailableError           store unreachable or failing (temporary)
+    ├── ArtifactError                          artifact store failures
+    │   ├── ArtifactNotFoundError
+    │   ├── ArtifactKeyError                   key refused: traversal, charset, empty
+    │   ├── ArtifactInvalidError               output empty, undecodable or one flat colour
+    │   └── ArtifactUnavailableError           store unreachable or failing (temporary)
+    └── JobError                               a job cannot run as written, or its result is bad
+        ├── JobBuildError                      no graph: missing muse, reference image... (reason)
+        └── JobOutputError                     an output is empty, undecodable or one flat colour
 """
 
 from __future__ import annotations
 
-import kopf
+from typing import Any
 
 
 class WarmpoolError(Exception):
     """Base of every warmpool error."""
 
 
-class ConfigurationError(WarmpoolError, kopf.PermanentError):
+class TemporaryError(WarmpoolError):
+    """Mixin: worth retrying after :attr:`delay` seconds (``kopf.TemporaryError``)."""
+
+    delay: float = 5.0
+
+
+class PermanentError(WarmpoolError):
+    """Mixin: retrying will not help (``kopf.PermanentError``)."""
+
+
+class ConfigurationError(PermanentError):
     """Settings are missing or contradictory."""
 
 
@@ -64,7 +88,7 @@ class VastaiError(WarmpoolError):
         self.endpoint = endpoint
 
 
-class VastaiAuthError(VastaiError, kopf.PermanentError):
+class VastaiAuthError(VastaiError, PermanentError):
     """The API key is missing, invalid or lacks a permission (401/403)."""
 
 
@@ -76,7 +100,7 @@ class VastaiOfferUnavailableError(VastaiError):
     """The offer was taken or cannot start now (404/409/410 on create)."""
 
 
-class VastaiBadRequestError(VastaiError, kopf.PermanentError):
+class VastaiBadRequestError(VastaiError, PermanentError):
     """Vast.ai refused the arguments (400)."""
 
 
@@ -88,7 +112,7 @@ class VastaiMalformedResponseError(VastaiError):
     """The answer was not JSON or not of the documented shape."""
 
 
-class VastaiTransientError(VastaiError, kopf.TemporaryError):
+class VastaiTransientError(VastaiError, TemporaryError):
     """A failure that is worth retrying later."""
 
     def __init__(
@@ -99,8 +123,8 @@ class VastaiTransientError(VastaiError, kopf.TemporaryError):
         endpoint: str = "",
         retry_after: float | None = None,
     ) -> None:
-        VastaiError.__init__(self, message, status=status, endpoint=endpoint)
-        kopf.TemporaryError.__init__(self, message, delay=retry_after or 10.0)
+        super().__init__(message, status=status, endpoint=endpoint)
+        self.delay = retry_after or 10.0
         self.retry_after = retry_after
 
 
@@ -116,6 +140,10 @@ class VastaiTimeoutError(VastaiTransientError):
     """Connect or read time-out, or a broken connection."""
 
 
+class VastaiAmbiguousCreateError(VastaiTransientError):
+    """A create call failed in a way that may have rented; no rental has the label yet."""
+
+
 # ---------------------------------------------------------------- ComfyUI
 
 
@@ -127,13 +155,37 @@ class ComfyAuthError(ComfyError):
     """The per-instance token was refused (401/403)."""
 
 
-class ComfyUnavailableError(ComfyError, kopf.TemporaryError):
-    """ComfyUI is not reachable or answered 5xx."""
+class ComfyUnavailableError(ComfyError, TemporaryError):
+    """ComfyUI is not reachable, answered 5xx, or the prompt did not finish (the
+    subclasses say which; callers branch on them)."""
 
-    def __init__(self, message: str, *, reason: str = "unavailable") -> None:
-        ComfyError.__init__(self, message)
-        kopf.TemporaryError.__init__(self, message, delay=5.0)
-        self.reason = reason
+
+class ComfyRefusedError(ComfyUnavailableError):
+    """Connection refused, a transport error, or no websocket to follow a prompt on."""
+
+
+class ComfyTimedOutError(ComfyUnavailableError):
+    """One request timed out."""
+
+
+class ComfyServerError(ComfyUnavailableError):
+    """5xx, 408 or 429 from ComfyUI."""
+
+
+class ComfyDeadlineError(ComfyUnavailableError):
+    """The prompt did not finish within its deadline."""
+
+
+class ComfyPromptLostError(ComfyUnavailableError):
+    """The prompt is neither queued, running nor in the history."""
+
+
+class ComfyBadRequestError(ComfyError):
+    """HTTP 400; ``body`` is the answer (``POST /prompt`` turns it into a validation error)."""
+
+    def __init__(self, message: str, *, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.body: dict[str, Any] = dict(body or {})
 
 
 class ComfyValidationError(ComfyError):
@@ -197,7 +249,7 @@ class KubeGoneError(KubeError):
     """410: a watch asked for a resourceVersion the server no longer has; re-list."""
 
 
-class KubeInvalidError(KubeError, kopf.PermanentError):
+class KubeInvalidError(KubeError, PermanentError):
     """422: the object was refused by validation. ``causes`` are the Status causes
     (``{"field": "spec.replicas", "reason": "FieldValueInvalid", "message": ...}``)."""
 
@@ -213,11 +265,11 @@ class KubeInvalidError(KubeError, kopf.PermanentError):
         self.causes: list[dict[str, str]] = list(causes or [])
 
 
-class KubeForbiddenError(KubeError, kopf.PermanentError):
+class KubeForbiddenError(KubeError, PermanentError):
     """401/403: the credentials were refused or RBAC does not allow the verb."""
 
 
-class KubeUnavailableError(KubeError, kopf.TemporaryError):
+class KubeUnavailableError(KubeError, TemporaryError):
     """5xx, 429, time-outs and connection errors: worth retrying later."""
 
     def __init__(
@@ -228,8 +280,8 @@ class KubeUnavailableError(KubeError, kopf.TemporaryError):
         reason: str = "",
         retry_after: float | None = None,
     ) -> None:
-        KubeError.__init__(self, message, status=status, reason=reason)
-        kopf.TemporaryError.__init__(self, message, delay=retry_after or 5.0)
+        super().__init__(message, status=status, reason=reason)
+        self.delay = retry_after or 5.0
         self.retry_after = retry_after
 
 
@@ -256,9 +308,25 @@ class ArtifactInvalidError(ArtifactError):
         self.reason = reason
 
 
-class ArtifactUnavailableError(ArtifactError, kopf.TemporaryError):
+class ArtifactUnavailableError(ArtifactError, TemporaryError):
     """The store could not be reached or failed; worth retrying later."""
 
-    def __init__(self, message: str) -> None:
-        ArtifactError.__init__(self, message)
-        kopf.TemporaryError.__init__(self, message, delay=5.0)
+
+# ---------------------------------------------------------------- jobs
+
+
+class JobError(WarmpoolError):
+    """A job cannot run as written, or what it produced is not a result."""
+
+
+class JobBuildError(JobError):
+    """The job cannot be turned into a graph; ``reason`` is the status reason
+    (``MuseNotFound``...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class JobOutputError(JobError):
+    """An output is empty, not decodable, or a single flat colour."""

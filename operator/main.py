@@ -15,8 +15,10 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 import httpx
+import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -119,8 +121,6 @@ async def kopf_operator(
     ready_flag: asyncio.Event | None,
     namespaces: Sequence[str],
 ) -> None:
-    import kopf
-
     # With peering, replicas must differ in priority: Kopf pauses every operator that
     # sees a peer of equal priority, so two replicas of one priority both stand still.
     # The highest random priority runs; the others stand by until it is gone.
@@ -147,8 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     args = parser.parse_args(argv)
     if args.version:
-        from importlib.metadata import version
-
         print(version("warmpool"))
         return 0
     settings = OperatorSettings()

@@ -190,3 +190,14 @@ def forget_pool(namespace: str, pool: str) -> None:
 
 
 # ---------------------------------------------------------------- end pool lifecycle
+
+# ---------------------------------------------------------------- operator
+
+ERRORS_CONTINUED = Counter(
+    "warmpool_operator_errors_continued_total",
+    "Failures the operator logged and went on from (a write lost and redone later, a TTL "
+    "delete refused, a runner that failed and could not record it), by where.",
+    ["where"],
+)
+
+# ---------------------------------------------------------------- end operator

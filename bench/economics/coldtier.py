@@ -28,10 +28,10 @@ from typing import Any
 from engine import HASH, T0, SimInstance, Simulation, at
 from supply import ResumeDraw, draw_resume
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import format_time, parse_duration
 from warmpool.crds.gpuinstance import COLD_PHASES
 from warmpool.crds.gpupool import RentalOutcome
-from warmpool.operator.decisions import budget, cold, offers, policy
+from warmpool.operator.decisions import breaker, budget, cold, offers, policy
 
 
 class ColdSimulation(Simulation):
@@ -180,13 +180,13 @@ class ColdSimulation(Simulation):
 
     def record_failed(self, inst: SimInstance, reason: str, now: float) -> None:
         self.result.failed_rentals += 1
-        self.outcomes = policy.record_outcome(
+        self.outcomes = breaker.record_outcome(
             self.outcomes,
             RentalOutcome(
                 instance=inst.name,
                 ok=False,
                 reason=reason,
-                time=offers.format_time(at(now)),
+                time=format_time(at(now)),
             ),
             now=at(now),
         )

@@ -15,7 +15,7 @@ functions:
 - the instance daemon: :func:`lifecycle.decide_instance` on what the simulated
   Vast.ai reports (loading, running, a failure status message, offline) and what a
   ComfyUI probe would see; a failed rental is recorded with
-  :func:`policy.record_outcome` and :func:`offers.record_failure`.
+  :func:`breaker.record_outcome` and :func:`offers.record_failure`.
 
 A rental is billed at its offer's $/hour from the rent call to its release. Jobs on
 an instance that fails are requeued (their wait then includes the lost attempt).
@@ -36,7 +36,7 @@ from typing import Any
 from demand import Trace
 from supply import RentalDraw, SupplyModel, catalogue, draw_rental
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import format_time, parse_duration
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import (
     ArrivalDay,
@@ -45,7 +45,15 @@ from warmpool.crds.gpupool import (
     RentalOutcome,
     SpendStatus,
 )
-from warmpool.operator.decisions import budget, lifecycle, offers, policy, scheduler, warmup
+from warmpool.operator.decisions import (
+    breaker,
+    budget,
+    lifecycle,
+    offers,
+    policy,
+    scheduler,
+    warmup,
+)
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 TICK_S = 60.0
@@ -524,13 +532,13 @@ class Simulation:
             inst.phase = "Failed"
             self.result.failed_rentals += 1
             self.requeue_jobs(inst, now)
-            self.outcomes = policy.record_outcome(
+            self.outcomes = breaker.record_outcome(
                 self.outcomes,
                 RentalOutcome(
                     instance=inst.name,
                     ok=False,
                     reason=decision.reason,
-                    time=offers.format_time(at(now)),
+                    time=format_time(at(now)),
                 ),
                 now=at(now),
             )
@@ -551,9 +559,9 @@ class Simulation:
             if self.cold_since is not None:
                 self.result.cold_starts.append(now - self.cold_since)
                 self.cold_since = None
-            self.outcomes = policy.record_outcome(
+            self.outcomes = breaker.record_outcome(
                 self.outcomes,
-                RentalOutcome(instance=inst.name, ok=True, time=offers.format_time(at(now))),
+                RentalOutcome(instance=inst.name, ok=True, time=format_time(at(now))),
                 now=at(now),
             )
         inst.phase = decision.phase

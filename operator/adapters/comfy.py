@@ -231,17 +231,11 @@ class ComfyClient:
                         timeout=self.timeout, **kwargs,
                     )  # fmt: skip
                 except httpx.ConnectError as exc:
-                    raise errors.ComfyUnavailableError(
-                        f"{endpoint}: connection refused", reason="refused"
-                    ) from exc
+                    raise errors.ComfyRefusedError(f"{endpoint}: connection refused") from exc
                 except httpx.TimeoutException as exc:
-                    raise errors.ComfyUnavailableError(
-                        f"{endpoint}: timed out", reason="timed_out"
-                    ) from exc
+                    raise errors.ComfyTimedOutError(f"{endpoint}: timed out") from exc
                 except httpx.TransportError as exc:
-                    raise errors.ComfyUnavailableError(
-                        f"{endpoint}: {type(exc).__name__}", reason="refused"
-                    ) from exc
+                    raise errors.ComfyRefusedError(f"{endpoint}: {type(exc).__name__}") from exc
                 logger.debug("%s → %s", endpoint, response.status_code)
                 _raise_for_status(endpoint, response)
                 return response
@@ -290,7 +284,7 @@ class ComfyClient:
             body["extra_data"] = dict(extra_data)
         try:
             data = await self._json("POST", "/prompt", retry=False, json=body)
-        except _BadRequest as exc:
+        except errors.ComfyBadRequestError as exc:
             raise validation_error(exc.body) from None
         if not isinstance(data, dict) or "prompt_id" not in data:
             raise errors.ComfyMalformedResponseError("POST /prompt: no prompt_id")
@@ -351,7 +345,7 @@ class ComfyClient:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise errors.ComfyUnavailableError("GET /view: unreachable", reason="refused") from exc
+            raise errors.ComfyRefusedError("GET /view: unreachable") from exc
         try:
             _raise_for_status("GET /view", response)
             async for chunk in response.aiter_bytes(chunk_size):
@@ -399,12 +393,6 @@ class ComfyClient:
         return await follower.run(prompt_id=prompt_id)
 
 
-class _BadRequest(errors.ComfyError):
-    def __init__(self, endpoint: str, body: dict[str, Any]) -> None:
-        super().__init__(f"{endpoint}: 400")
-        self.body = body
-
-
 def _raise_for_status(endpoint: str, response: httpx.Response) -> None:
     code = response.status_code
     if code < 400:
@@ -416,9 +404,11 @@ def _raise_for_status(endpoint: str, response: httpx.Response) -> None:
             body = response.json()
         except (ValueError, httpx.ResponseNotRead):
             body = {}
-        raise _BadRequest(endpoint, body if isinstance(body, dict) else {})
+        raise errors.ComfyBadRequestError(
+            f"{endpoint}: 400", body=body if isinstance(body, dict) else {}
+        )
     if code >= 500 or code in (408, 429):
-        raise errors.ComfyUnavailableError(f"{endpoint}: HTTP {code}", reason="http_error")
+        raise errors.ComfyServerError(f"{endpoint}: HTTP {code}")
     raise errors.ComfyError(f"{endpoint}: HTTP {code}")
 
 
@@ -464,12 +454,11 @@ class _Follower:
                 except (WebSocketException, OSError) as exc:
                     logger.info("websocket lost (%s); polling history", type(exc).__name__)
                 if not self.prompt_id:
-                    raise errors.ComfyUnavailableError("websocket unavailable", reason="refused")
+                    raise errors.ComfyRefusedError("websocket unavailable")
                 return await self._poll(end)
         except TimeoutError as exc:
-            raise errors.ComfyUnavailableError(
-                f"prompt {self.prompt_id} did not finish within {self.deadline:g}s",
-                reason="deadline",
+            raise errors.ComfyDeadlineError(
+                f"prompt {self.prompt_id} did not finish within {self.deadline:g}s"
             ) from exc
 
     async def _registered(self, ws: ClientConnection) -> list[str]:
@@ -584,12 +573,14 @@ class _Follower:
                 else:
                     missing_since = missing_since or time.monotonic()
                     if time.monotonic() - missing_since > max(5 * self.poll_interval, 5.0):
-                        raise errors.ComfyUnavailableError(
-                            f"prompt {self.prompt_id} is neither queued nor in history",
-                            reason="lost",
+                        raise errors.ComfyPromptLostError(
+                            f"prompt {self.prompt_id} is neither queued nor in history"
                         )
             except errors.ComfyUnavailableError as exc:
-                if exc.reason == "lost" or time.monotonic() + self.poll_interval > end:
+                if (
+                    isinstance(exc, errors.ComfyPromptLostError)
+                    or time.monotonic() + self.poll_interval > end
+                ):
                     raise
                 logger.info("polling prompt %s: %s", self.prompt_id, exc)
             await self.client._sleep(self.poll_interval)

@@ -96,8 +96,12 @@ async def probe_once(
     except errors.ComfyAuthError as exc:
         return ProbeResult(False, ProbeReason.AUTH, str(exc))
     except errors.ComfyUnavailableError as exc:
-        reason = {"refused": ProbeReason.REFUSED, "timed_out": ProbeReason.TIMED_OUT}.get(
-            exc.reason, ProbeReason.HTTP_ERROR
+        reason = (
+            ProbeReason.REFUSED
+            if isinstance(exc, errors.ComfyRefusedError)
+            else ProbeReason.TIMED_OUT
+            if isinstance(exc, errors.ComfyTimedOutError)
+            else ProbeReason.HTTP_ERROR
         )
         return ProbeResult(False, reason, str(exc))
     except (errors.ComfyMalformedResponseError, AttributeError) as exc:

@@ -62,3 +62,21 @@ async def ensure_token(client: kube.KubeClient, namespace: str, instance: str, u
             ) from None
         return _decode(again)
     return token
+
+
+class TokenCache:
+    """Instance tokens read once per process (a token never changes for an instance)."""
+
+    def __init__(self, client: kube.KubeClient) -> None:
+        self._client = client
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    async def get(self, namespace: str, instance: str, *, secret: str = "") -> str | None:
+        """The instance's token (cached once found); None while its Secret is missing."""
+        key = (namespace, instance)
+        if key not in self._tokens:
+            token = await read_token(self._client, namespace, instance, secret=secret)
+            if token is None:
+                return None
+            self._tokens[key] = token
+        return self._tokens[key]

@@ -1,19 +1,42 @@
 """Writes of the ``status`` subresource: read-modify-write with conflict retries, and a
-plain merge patch."""
+plain merge patch.
+
+:func:`update_status` says what happened (:class:`Update`): written, nothing to write,
+the object gone, or given up after too many conflicts — never one ``None`` for two.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from warmpool.operator import errors
+from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 
 logger = logging.getLogger(__name__)
+
+
+class Update(enum.Enum):
+    """How a read-modify-write of ``status`` ended."""
+
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"  # ``mutate`` had nothing to write
+    GONE = "gone"  # the object does not exist (any more)
+    GAVE_UP = "gave_up"  # every attempt met a conflict
+
+
+@dataclass(frozen=True)
+class Updated:
+    """What :func:`update_status` did, and the object as last read or written."""
+
+    outcome: Update
+    obj: dict[str, Any] | None = None
 
 
 async def update_status(
@@ -24,39 +47,39 @@ async def update_status(
     mutate: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None] | dict[str, Any] | None],
     *,
     attempts: int = 12,
-) -> dict[str, Any] | None:
+) -> Updated:
     """Read-modify-write of ``status`` with optimistic concurrency (409 → retry).
 
     ``mutate`` gets the current status (a copy) and returns the fields to write, or
-    None to write nothing. Returns the object after the write, None if it is gone.
+    None to write nothing. Giving up is logged and counted
+    (``warmpool_operator_errors_continued_total{where="status_conflicts"}``).
     """
     for attempt in range(attempts):
         obj = await client.get(res, name, namespace)
         if obj is None:
-            return None
+            return Updated(Update.GONE)
         current = dict(obj.get("status") or {})
         result = mutate(current)
         if isinstance(result, Awaitable):
             result = await result
         if not result:
-            return obj
+            return Updated(Update.UNCHANGED, obj)
         patch = {
             "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
             "status": result,
         }
         try:
-            written: dict[str, Any] = await client.patch(
-                res, name, namespace, patch, subresource="status"
-            )
-            return written
+            written = await client.patch(res, name, namespace, patch, subresource="status")
+            return Updated(Update.WRITTEN, written)
         except errors.KubeConflictError:
             # Many writers (e.g. 50 instances becoming Ready at once): spread the retries.
             await asyncio.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
             continue
         except errors.KubeNotFoundError:
-            return None
+            return Updated(Update.GONE)
+    metrics.ERRORS_CONTINUED.labels("status_conflicts").inc()
     logger.warning("status of %s/%s: gave up after %d conflicts", namespace, name, attempts)
-    return None
+    return Updated(Update.GAVE_UP)
 
 
 async def patch_status(

@@ -13,6 +13,7 @@ reconciles with :meth:`VastaiClient.find_instances_by_label`.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -146,8 +147,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 async def _asyncio_sleep(seconds: float) -> None:
-    import asyncio
-
     await asyncio.sleep(seconds)
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import kopf
 
-from warmpool.crds.common import API_VERSION
+from warmpool.crds.common import API_VERSION, ObjectMeta
 
 
-def event(kind: str, meta: Any, reason: str, message: str, *, warning: bool = False) -> None:
+def event(kind: str, meta: ObjectMeta, reason: str, message: str, *, warning: bool = False) -> None:
     """A Kubernetes Event with a stable reason on a warmpool object (posted by Kopf)."""
     body = {
         "apiVersion": API_VERSION,

@@ -17,24 +17,24 @@ import kopf
 
 from warmpool.crds.common import (
     POOL_LABEL,
-    iso,
+    format_time,
     merge_conditions,
     owner_reference,
     parse_duration,
-    parse_time,
+    parse_optional_time,
     pool_selector,
 )
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
-from warmpool.operator import metrics
+from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.views import instance_view
-from warmpool.operator.decisions import budget, downloads, policy, provisioning, warmup
+from warmpool.operator.decisions import budget, downloads, policy, provisioning, scheduler, warmup
 from warmpool.operator.deps import Deps
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
@@ -59,7 +59,7 @@ async def run(
         started = loop.time()
         try:
             await reconcile(memo, dict(body), logger)
-        except kopf.TemporaryError as exc:
+        except errors.TemporaryError as exc:
             logger.warning("Reconcile failed, will retry: %s", exc)
         await wait_for_wake(wake, stopped, memo.settings.reconcile_interval)
         # Wake-ups come in bursts (fifty instances changing phase): coalesce them, at
@@ -132,7 +132,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         queued_jobs=queued,
         template_hash=pool.spec.template.hash(),
         recent_rentals=pool.status.recent_rentals,
-        breaker_until=parse_time(pool.status.breaker_until),
+        breaker_until=parse_optional_time(pool.status.breaker_until),
         spend_today=spent,
         now=now,
         rental_price=expected or None,
@@ -183,7 +183,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         "runningJobs": running,
         "pricePerHour": round(hourly, 6),
         "spendToday": round(spent, 6),
-        "breakerUntil": iso(plan.breaker_until),
+        "breakerUntil": format_time(plan.breaker_until),
         "conditions": conditions,
     }
     if days:
@@ -212,19 +212,19 @@ async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
     for job in await deps.kube.list(kube.GENERATIONJOBS, pool.metadata.namespace):
         if (job.get("spec") or {}).get("pool") != pool.metadata.name:
             continue
-        created = parse_time(job["metadata"].get("creationTimestamp"))
+        created = parse_optional_time(job["metadata"].get("creationTimestamp"))
         if created is not None and created >= since:
             times.append(created)
     return times
 
 
-async def count_jobs(deps: Deps, namespace: str, pool: str) -> facts.JobCounts:
+async def count_jobs(deps: Deps, namespace: str, pool: str) -> scheduler.JobCounts:
     """Queued and placed/running jobs of the pool.
 
     From the job dispatcher's in-memory indexes once they are populated (no LIST of
     every job per reconcile); from the API before that.
     """
-    counted: facts.JobCounts | None = (
+    counted: scheduler.JobCounts | None = (
         deps.dispatcher.job_counts(namespace, pool) if deps.dispatcher else None
     )
     if counted is not None:
@@ -241,7 +241,7 @@ async def count_jobs(deps: Deps, namespace: str, pool: str) -> facts.JobCounts:
             seconds += facts.job_seconds(job.get("spec") or {})
         elif phase not in TERMINAL_PHASES:
             running += 1
-    return facts.JobCounts(queued, running, seconds)
+    return scheduler.JobCounts(queued, running, seconds)
 
 
 async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from warmpool.crds.common import parse_time
+from warmpool.crds.common import parse_optional_time
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.operator.adapters.vastai_models import Offer
 from warmpool.operator.decisions import offers, policy
@@ -34,14 +34,14 @@ def instance_view(body: dict[str, Any]) -> policy.InstanceView:
     """The decision layer's view of a GpuInstance object."""
     inst = GpuInstance.from_body(body)
     s = inst.status
-    created = parse_time(inst.metadata.creation_timestamp)
+    created = parse_optional_time(inst.metadata.creation_timestamp)
     return policy.InstanceView(
         name=inst.metadata.name,
         phase=s.phase,
-        created_at=created or parse_time(s.rented_at) or _epoch(),
-        rented_at=parse_time(s.rented_at),
-        ready_at=parse_time(s.ready_at),
-        last_job_at=parse_time(s.last_job_at),
+        created_at=created or parse_optional_time(s.rented_at) or _epoch(),
+        rented_at=parse_optional_time(s.rented_at),
+        ready_at=parse_optional_time(s.ready_at),
+        last_job_at=parse_optional_time(s.last_job_at),
         jobs=s.jobs,
         template_hash=inst.spec.template_hash,
         price_per_hour=s.price_per_hour

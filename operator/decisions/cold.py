@@ -32,11 +32,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from warmpool.crds.common import parse_duration
+from warmpool.crds.common import parse_duration, parse_time
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import BudgetSpec, GpuPoolSpec, HostFailure
 from warmpool.operator.decisions import budget, policy
-from warmpool.operator.decisions.offers import parse_time
 
 #: Stable reasons (events, ``status.reason``, metrics labels).
 IDLE_COLD = "IdleCold"

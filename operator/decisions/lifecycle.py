@@ -7,7 +7,7 @@ policies and ``now``; :func:`decide_instance` returns an :class:`InstanceDecisio
 The handler stamps ``running_at`` when the decision first moves the instance to
 Starting, and ``ready_at`` when it moves to Ready; it records a host failure
 (:func:`warmpool.operator.decisions.offers.record_failure`) and a rental outcome
-(:func:`warmpool.operator.decisions.policy.record_outcome`) when ``terminate`` is set.
+(:func:`warmpool.operator.decisions.breaker.record_outcome`) when ``terminate`` is set.
 
 Termination reasons (stable words, also used in events and metrics):
 ``StatusMessageFailure``, ``LoadingTimeout``, ``ReadinessTimeout``,

@@ -3,8 +3,9 @@
 Pure: the handler converts the Vast.ai client's offers into :class:`OfferView` and
 passes the pool's ledgers and ``now``; nothing here reads a clock or does I/O.
 
-Timestamps in the pool status are RFC 3339 strings; :func:`parse_time` and
-:func:`format_time` are the one place that converts them for the decision modules.
+Timestamps in the pool status are RFC 3339 strings, converted by the one codec of
+:mod:`warmpool.crds.common` (:func:`~warmpool.crds.common.parse_time`,
+:func:`~warmpool.crds.common.format_time`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from warmpool.crds.common import format_time, parse_time
 from warmpool.crds.gpupool import HostFailure, OfferSpec, UnavailableOffer
 
 #: Score weights, all in $/hour-equivalents (see :func:`score`).
@@ -47,17 +49,6 @@ class OfferView:
     interruptible_min_bid: float | None = None
     storage_cost: float = 0.0
     """$/GB/month of disk (``storage_cost``); what a stopped instance bills (cold tier)."""
-
-
-def parse_time(text: str) -> datetime:
-    """Parse RFC 3339 (``2024-05-01T12:00:00Z``) into an aware datetime (UTC if naive)."""
-    when = datetime.fromisoformat(text)
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def format_time(when: datetime) -> str:
-    """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix, whole seconds."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def effective_price(offer: OfferView, spec: OfferSpec) -> float:

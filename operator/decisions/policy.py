@@ -10,35 +10,21 @@ set phase Draining per :class:`Drain`, write the conditions and ``breaker_until`
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
-from warmpool.crds.common import ConditionStatus, parse_duration
+from warmpool.crds.common import parse_duration
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec, ModelSpec, RentalOutcome
-from warmpool.operator.decisions import budget, downloads
+from warmpool.operator.decisions import breaker, budget, conditions, downloads
 from warmpool.operator.decisions import warmup as learned
-from warmpool.operator.decisions.offers import format_time, parse_time
 
 #: Why an instance was rented (``GpuInstance.spec.reason``).
 WARM = "Warm"
 DEMAND = "Demand"
 HEDGE = "Hedge"
 REPLACEMENT = "Replacement"
-
-#: Circuit breaker: the last ``BREAKER_WINDOW`` outcomes younger than ``BREAKER_WINDOW_AGE``
-#: trip it when at least half failed (and at least ``BREAKER_MIN_OUTCOMES`` are known).
-BREAKER_WINDOW = 6
-BREAKER_WINDOW_AGE = timedelta(hours=1)
-BREAKER_MIN_OUTCOMES = 2
-#: Backoff while the breaker is open: 1m, 2m, 4m, ... per consecutive failure, at most 30m.
-BACKOFF_INITIAL = timedelta(minutes=1)
-BACKOFF_MAX = timedelta(minutes=30)
-#: Outcomes older than this are forgotten by :func:`record_outcome`.
-OUTCOME_MAX_AGE = timedelta(days=1)
 
 DEFAULT_BOOT = timedelta(minutes=5)
 """Expected rent → Ready time while no instance of the pool has shown its own (a
@@ -98,16 +84,6 @@ class Drain:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class SetCondition:
-    """A pool condition to write (the handler keeps ``lastTransitionTime``)."""
-
-    type: str
-    status: ConditionStatus
-    reason: str
-    message: str
-
-
 @dataclass
 class PoolPlan:
     """Everything :func:`plan_pool` decided for one reconcile."""
@@ -115,7 +91,7 @@ class PoolPlan:
     rents: list[Rent] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
     drains: list[Drain] = field(default_factory=list)
-    conditions: list[SetCondition] = field(default_factory=list)
+    conditions: list[conditions.SetCondition] = field(default_factory=list)
     breaker_until: datetime | None = None
     """Write to ``status.breakerUntil`` (None clears it)."""
     events: list[tuple[str, str]] = field(default_factory=list)
@@ -126,141 +102,10 @@ class PoolPlan:
     """Instances that are Ready (``status.readyReplicas``)."""
 
 
-def record_outcome(
-    recent: Sequence[RentalOutcome], outcome: RentalOutcome, *, now: datetime, keep: int = 20
-) -> list[RentalOutcome]:
-    """The recent outcomes plus ``outcome``, oldest first, at most ``keep``, none older than a day.
-
-    An earlier outcome of the same instance is replaced, so recording twice (a handler
-    that runs again) does not count twice.
-    """
-    kept = [
-        o
-        for o in recent
-        if o.instance != outcome.instance and now - parse_time(o.time) <= OUTCOME_MAX_AGE
-    ]
-    kept.append(outcome)
-    kept.sort(key=lambda o: parse_time(o.time))
-    return kept[-keep:] if keep > 0 else []
-
-
-def breaker_backoff(consecutive_failures: int) -> timedelta:
-    """How long the breaker stays open: 1m doubling per consecutive failure, at most 30m."""
-    doublings = min(max(consecutive_failures, 1) - 1, 16)
-    return min(BACKOFF_MAX, BACKOFF_INITIAL * (1 << doublings))
-
-
-@dataclass(frozen=True)
-class Breaker:
-    """The circuit breaker's state, as :func:`assess_breaker` reads it."""
-
-    state: Literal["closed", "open", "half-open"]
-    until: datetime | None
-    """What to store in ``status.breakerUntil`` (None when closed)."""
-    consecutive: int
-    """Failed outcomes since the last success."""
-    failed: int
-    """Failures in the window."""
-    window: int
-    """Outcomes in the window."""
-    reasons: str
-    """Failure reasons in the window, e.g. ``LoadingTimeout×2, StatusMessageFailure×1``."""
-    trip: str
-    """``ConsecutiveFailures`` or ``RecentFailures`` when tripped, else ""."""
-
-
-def assess_breaker(
-    recent: Sequence[RentalOutcome],
-    *,
-    breaker_until: datetime | None,
-    max_consecutive_failures: int,
-    now: datetime,
-) -> Breaker:
-    """Read the breaker from the recent outcomes and the stored ``breaker_until``.
-
-    - It trips when the newest outcome is a failure and either
-      ``max_consecutive_failures`` failed in a row, or at least half of the window
-      (the last 6 outcomes within an hour, at least 2) failed. A success closes it.
-    - Tripped with no ``breaker_until``, or with a failure at or after it (the
-      half-open trial failed): open until ``now + breaker_backoff(consecutive)``.
-    - Tripped before ``breaker_until``: open. At or after it: half-open (one trial).
-    """
-    dated = sorted(((parse_time(o.time), o) for o in recent), key=lambda pair: pair[0])
-    window = [o for t, o in dated if now - t <= BREAKER_WINDOW_AGE][-BREAKER_WINDOW:]
-    failures = [o for o in window if not o.ok]
-    consecutive = 0
-    for _, o in reversed(dated):
-        if o.ok:
-            break
-        consecutive += 1
-    counts = Counter(o.reason or "Unknown" for o in failures)
-    reasons = ", ".join(
-        f"{r}×{n}" for r, n in sorted(counts.items(), key=lambda rn: (-rn[1], rn[0]))
-    )
-    trip = ""
-    if dated and not dated[-1][1].ok:
-        if consecutive >= max_consecutive_failures:
-            trip = "ConsecutiveFailures"
-        elif len(window) >= BREAKER_MIN_OUTCOMES and 2 * len(failures) >= len(window):
-            trip = "RecentFailures"
-
-    def breaker(state: Literal["closed", "open", "half-open"], until: datetime | None) -> Breaker:
-        return Breaker(
-            state=state,
-            until=until,
-            consecutive=consecutive,
-            failed=len(failures),
-            window=len(window),
-            reasons=reasons,
-            trip=trip,
-        )
-
-    if not trip:
-        return breaker("closed", None)
-    newest = dated[-1][0]
-    if breaker_until is None or newest >= breaker_until:
-        return breaker("open", now + breaker_backoff(consecutive))
-    if now < breaker_until:
-        return breaker("open", breaker_until)
-    return breaker("half-open", breaker_until)
-
-
 def idle_since(instance: InstanceView) -> datetime:
     """When the instance last did something: its last job, becoming ready, or creation."""
     times = [t for t in (instance.created_at, instance.ready_at, instance.last_job_at) if t]
     return max(times)
-
-
-def arrival_rate(arrivals: Sequence[datetime], *, window: timedelta, now: datetime) -> float:
-    """Jobs per hour that arrived in ``(now - window, now]``."""
-    hours = window.total_seconds() / 3600.0
-    if hours <= 0:
-        return 0.0
-    return sum(1 for t in arrivals if now - window < t <= now) / hours
-
-
-def warm_floor(
-    spec: GpuPoolSpec,
-    recent_arrivals: Sequence[datetime],
-    *,
-    now: datetime,
-    arrival_days: Sequence[ArrivalDay] = (),
-) -> int:
-    """Instances to keep ready without queued jobs: ``replicas``, or ``warmup.replicas``
-    while at least ``warmup.minArrivalsPerHour`` jobs arrived per hour over its window —
-    or, with ``warmup.coverage``, a whole day of ``arrival_days`` known and a job in the
-    last 24 hours, during the learned busy hours instead (:mod:`.warmup`)."""
-    warmup = spec.warmup
-    if warmup is None or warmup.replicas <= spec.replicas:
-        return spec.replicas
-    if warmup.coverage > 0 and learned.arrived_since(arrival_days, now - timedelta(days=1)):
-        busy = learned.busy_hours(arrival_days, coverage=warmup.coverage, today=now.date())
-        if busy is not None:
-            lead = parse_duration(warmup.lead)
-            warm = learned.learned_warm(busy, now=now, lead=lead)
-            return warmup.replicas if warm else spec.replicas
-    rate = arrival_rate(recent_arrivals, window=parse_duration(warmup.window), now=now)
-    return warmup.replicas if rate >= warmup.min_arrivals_per_hour else spec.replicas
 
 
 def expected_boot(
@@ -353,21 +198,22 @@ def plan_pool(
     alive = [i for i in instances if not i.deleting and i.phase != "Terminating"]
     plan.replicas = len(alive)
     plan.ready_replicas = sum(1 for i in alive if i.phase == "Ready")
-    breaker = assess_breaker(
+    breaker_state = breaker.assess_breaker(
         recent_rentals,
         breaker_until=breaker_until,
         max_consecutive_failures=failure_policy.max_consecutive_failures,
         now=now,
     )
-    plan.breaker_until = breaker.until
+    plan.breaker_until = breaker_state.until
     hourly = budget.current_hourly(instances)
 
     if spec.paused:
         plan.releases = [Release(i.name, "Paused", "the pool is paused") for i in alive]
-        plan.conditions = _conditions(
+        plan.conditions = conditions.pool_conditions(
             spec,
-            plan,
-            breaker,
+            ready=plan.ready_replicas,
+            renting=len(plan.rents),
+            breaker=breaker_state,
             coming=0,
             budget_verdict=None,
             hourly=hourly,
@@ -406,7 +252,7 @@ def plan_pool(
         )
         worth = worth_having(len(ready), queued_seconds, concurrency=concurrency, boot=boot)
         demand = min(demand, worth)
-    floor = warm_floor(spec, recent_arrivals, now=now, arrival_days=arrival_days)
+    floor = learned.warm_floor(spec, recent_arrivals, now=now, arrival_days=arrival_days)
     desired = min(spec.ceiling, max(floor, demand))
     cold = not ready
     allowance = desired + (spec.hedge if cold and desired > 0 else 0)
@@ -456,13 +302,13 @@ def plan_pool(
     verdict: budget.BudgetVerdict | None = None
     if reasons:
         allowed = len(reasons)
-        if breaker.state == "open":
+        if breaker_state.state == "open":
             allowed = 0
-            plan.events.append(
-                ("CircuitOpen", f"{len(reasons)} rental(s) held back: {_breaker_message(breaker)}")
-            )
-        elif breaker.state == "half-open":
-            trial = any(breaker.until is not None and i.created_at >= breaker.until for i in coming)
+            held_back = f"{len(reasons)} rental(s) held back: {breaker.message(breaker_state)}"
+            plan.events.append(("CircuitOpen", held_back))
+        elif breaker_state.state == "half-open":
+            until = breaker_state.until
+            trial = any(until is not None and i.created_at >= until for i in coming)
             allowed = 0 if trial else 1
             plan.events.append(
                 ("CircuitHalfOpen", "a trial rental is running" if trial else "trying one rental")
@@ -482,10 +328,11 @@ def plan_pool(
                 break
             plan.rents.append(Rent(reason, message=_rent_message(reason, spec, desired)))
             hourly += price
-    plan.conditions = _conditions(
+    plan.conditions = conditions.pool_conditions(
         spec,
-        plan,
-        breaker,
+        ready=plan.ready_replicas,
+        renting=len(plan.rents),
+        breaker=breaker_state,
         coming=len(coming),
         budget_verdict=verdict,
         hourly=hourly,
@@ -510,91 +357,3 @@ def _rent_message(reason: str, spec: GpuPoolSpec, desired: int) -> str:
     if reason == REPLACEMENT:
         return "replacing a failed or drifted instance"
     return f"keeping {spec.replicas} warm"
-
-
-def _breaker_message(breaker: Breaker) -> str:
-    text = (
-        f"{breaker.failed} of {breaker.window} recent rentals failed,"
-        f" {breaker.consecutive} in a row"
-    )
-    if breaker.reasons:
-        text += f" ({breaker.reasons})"
-    if breaker.until is not None:
-        text += f"; next attempt after {format_time(breaker.until)}"
-    return text
-
-
-def _conditions(
-    spec: GpuPoolSpec,
-    plan: PoolPlan,
-    breaker: Breaker,
-    *,
-    coming: int,
-    budget_verdict: budget.BudgetVerdict | None,
-    hourly: float,
-    spend_today: float,
-) -> list[SetCondition]:
-    ready, replicas = plan.ready_replicas, spec.replicas
-    counts = f"{ready}/{replicas} ready"
-    if spec.paused:
-        ready_cond = SetCondition("Ready", "True" if replicas == 0 else "False", "Paused", counts)
-        scaling = SetCondition("ScalingUp", "False", "Paused", "the pool is paused")
-    else:
-        ok = ready >= replicas or replicas == 0
-        ready_cond = SetCondition(
-            "Ready",
-            "True" if ok else "False",
-            "ReplicasReady" if ok else "ReplicasNotReady",
-            counts,
-        )
-        if plan.rents:
-            scaling = SetCondition("ScalingUp", "True", "Renting", f"renting {len(plan.rents)}")
-        elif coming:
-            scaling = SetCondition("ScalingUp", "True", "InstancesStarting", f"{coming} starting")
-        else:
-            scaling = SetCondition("ScalingUp", "False", "Steady", counts)
-    if breaker.state == "closed":
-        degraded = SetCondition("Degraded", "False", "Healthy", "rentals succeed")
-        healthy = SetCondition(
-            "RentalsHealthy",
-            "True",
-            "Healthy",
-            f"{breaker.failed} of {breaker.window} recent rentals failed",
-        )
-    else:
-        reason = "CircuitOpen" if breaker.state == "open" else "CircuitHalfOpen"
-        degraded = SetCondition("Degraded", "True", reason, _breaker_message(breaker))
-        healthy = SetCondition("RentalsHealthy", "False", breaker.trip, _breaker_message(breaker))
-    caps = spec.budget
-    if budget_verdict is not None and not budget_verdict.allowed:
-        exceeded = SetCondition(
-            "BudgetExceeded", "True", budget_verdict.reason, budget_verdict.message
-        )
-    elif caps.max_daily_spend is not None and spend_today >= caps.max_daily_spend:
-        exceeded = SetCondition(
-            "BudgetExceeded",
-            "True",
-            budget.DAILY_CAP,
-            f"spent ${spend_today:.2f} today, maxDailySpend ${caps.max_daily_spend:.2f}",
-        )
-    elif caps.max_hourly_spend is not None and hourly > caps.max_hourly_spend + 1e-9:
-        exceeded = SetCondition(
-            "BudgetExceeded",
-            "True",
-            budget.HOURLY_CAP,
-            f"${hourly:.2f}/h above maxHourlySpend ${caps.max_hourly_spend:.2f}/h",
-        )
-    else:
-        exceeded = SetCondition(
-            "BudgetExceeded",
-            "False",
-            budget.WITHIN_BUDGET,
-            f"${hourly:.2f}/h, ${spend_today:.2f} today",
-        )
-    paused = SetCondition(
-        "Paused",
-        "True" if spec.paused else "False",
-        "Paused" if spec.paused else "Running",
-        "the pool is paused" if spec.paused else "the pool is running",
-    )
-    return [ready_cond, scaling, degraded, exceeded, healthy, paused]

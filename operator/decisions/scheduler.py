@@ -138,6 +138,20 @@ def _sole_needs(upcoming: Sequence[QueuedJob], open_slots: Sequence[SlotView]) -
     return needs
 
 
+# ---------------------------------------------------------------- counts
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """A pool's jobs as its reconcile needs them."""
+
+    queued: int = 0
+    running: int = 0
+    """Placed (Scheduled) or Running."""
+    queued_seconds: float = 0.0
+    """Expected run time of the queued jobs, summed (``controllers/jobs/facts.job_seconds``)."""
+
+
 # ---------------------------------------------------------------- leases
 
 

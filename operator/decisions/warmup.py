@@ -1,4 +1,5 @@
-"""Learned warm-up: the pool's arrivals per hour of day, and the hours worth keeping warm.
+"""Warm-up: the instances to keep ready without queued jobs (:func:`warm_floor`), from the
+recent arrival rate or, learned, from the pool's arrivals per hour of day.
 
 A pool with ``spec.warmup.coverage`` above 0 keeps, in its status, how many jobs were submitted
 in each UTC hour of today and of the last ``warmup.days`` days (:func:`record_arrivals`).
@@ -14,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
-from warmpool.crds.gpupool import ArrivalDay
+from warmpool.crds.common import parse_duration
+from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec
 
 HOURS = 24
 
@@ -83,3 +85,35 @@ def learned_warm(busy: frozenset[int], *, now: datetime, lead: timedelta) -> boo
             return True
         t = t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     return False
+
+
+def arrival_rate(arrivals: Sequence[datetime], *, window: timedelta, now: datetime) -> float:
+    """Jobs per hour that arrived in ``(now - window, now]``."""
+    hours = window.total_seconds() / 3600.0
+    if hours <= 0:
+        return 0.0
+    return sum(1 for t in arrivals if now - window < t <= now) / hours
+
+
+def warm_floor(
+    spec: GpuPoolSpec,
+    recent_arrivals: Sequence[datetime],
+    *,
+    now: datetime,
+    arrival_days: Sequence[ArrivalDay] = (),
+) -> int:
+    """Instances to keep ready without queued jobs: ``replicas``, or ``warmup.replicas``
+    while at least ``warmup.minArrivalsPerHour`` jobs arrived per hour over its window —
+    or, with ``warmup.coverage``, a whole day of ``arrival_days`` known and a job in the
+    last 24 hours, during the learned busy hours instead (:mod:`.warmup`)."""
+    warmup = spec.warmup
+    if warmup is None or warmup.replicas <= spec.replicas:
+        return spec.replicas
+    if warmup.coverage > 0 and arrived_since(arrival_days, now - timedelta(days=1)):
+        busy = busy_hours(arrival_days, coverage=warmup.coverage, today=now.date())
+        if busy is not None:
+            lead = parse_duration(warmup.lead)
+            warm = learned_warm(busy, now=now, lead=lead)
+            return warmup.replicas if warm else spec.replicas
+    rate = arrival_rate(recent_arrivals, window=parse_duration(warmup.window), now=now)
+    return warmup.replicas if rate >= warmup.min_arrivals_per_hour else spec.replicas

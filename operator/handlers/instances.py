@@ -13,6 +13,7 @@ import kopf
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.operator.controllers.instance import reconcile, termination
 from warmpool.operator.deps import Deps
+from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import GPUINSTANCES, registry
 
 
@@ -22,13 +23,15 @@ async def on_daemon_instance(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any
 ) -> None:
     """Walk one GpuInstance to Ready and keep it healthy until it is deleted."""
-    await reconcile.run(stopped, body, memo, logger)
+    with kopf_errors():
+        await reconcile.run(stopped, body, memo, logger)
 
 
 @kopf.on.delete(*GPUINSTANCES, registry=registry, id="destroy")
 async def on_delete_instance(body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any) -> None:
     """The finalizer: destroy the rental (already gone counts as done), close the spend."""
-    await termination.finalize(memo, GpuInstance.from_body(dict(body)), logger)
+    with kopf_errors():
+        await termination.finalize(memo, GpuInstance.from_body(dict(body)), logger)
 
 
 @kopf.on.create(*GPUINSTANCES, registry=registry, id="wake-pool-on-create")

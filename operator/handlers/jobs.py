@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import parse_time
+from warmpool.crds.common import parse_optional_time
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.jobs.loops import dispatcher
@@ -39,13 +39,12 @@ async def on_startup_jobs(memo: Deps, **kwargs: Any) -> None:
 
 @kopf.on.cleanup(registry=registry, id="jobs-cleanup")
 async def on_cleanup_jobs(memo: Deps, **_: Any) -> None:
-    """Close the dispatcher's per-instance HTTP clients."""
-    if memo.dispatcher is not None:
-        await memo.dispatcher.close()
+    """Close the per-instance ComfyUI HTTP clients."""
+    await memo.comfy.aclose()
 
 
 @kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_jobs")
-async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, facts.JobFacts]:
+async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, facts.JobFacts]:
     """Non-terminal jobs by (namespace, pool)."""
     phase = (body.get("status") or {}).get("phase") or "Queued"
     if phase in TERMINAL_PHASES:
@@ -55,10 +54,10 @@ async def warmpool_jobs(body: kopf.Body, **_: Any) -> dict[Any, facts.JobFacts]:
 
 
 @kopf.index(*GENERATIONJOBS, registry=registry, id="warmpool_job_arrivals")
-async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[Any, datetime]:
+async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, datetime]:
     """When every job (finished ones too) was submitted, by (namespace, pool): the
     warm-up's arrivals without listing every job on every pool reconcile."""
-    created = parse_time(body.metadata.get("creationTimestamp"))
+    created = parse_optional_time(body.metadata.get("creationTimestamp"))
     if created is None:
         return {}
     pool = (body.get("spec") or {}).get("pool", "")
@@ -66,14 +65,14 @@ async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[Any, datetime
 
 
 @kopf.index(*GPUINSTANCES, registry=registry, id="warmpool_instances")
-async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[Any, facts.InstanceFacts]:
+async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, facts.InstanceFacts]:
     """Every GpuInstance by (namespace, pool)."""
     inst = facts.instance_facts(body)
     return {(inst.namespace, inst.pool): inst}
 
 
 @kopf.index(*GPUPOOLS, registry=registry, id="warmpool_pools")
-async def warmpool_pools(body: kopf.Body, **_: Any) -> dict[Any, facts.PoolFacts]:
+async def warmpool_pools(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, facts.PoolFacts]:
     """Every GpuPool's job settings by (namespace, name)."""
     pool = facts.pool_facts(body)
     return {(pool.namespace, pool.name): pool}

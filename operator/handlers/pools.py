@@ -9,6 +9,7 @@ import kopf
 
 from warmpool.operator.controllers import pool
 from warmpool.operator.deps import Deps
+from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import GPUPOOLS, registry
 
 
@@ -17,7 +18,8 @@ async def on_daemon_pool(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any
 ) -> None:
     """Reconcile the pool now, whenever something changes, and every interval."""
-    await pool.run(stopped, body, memo, logger)
+    with kopf_errors():
+        await pool.run(stopped, body, memo, logger)
 
 
 @kopf.on.create(*GPUPOOLS, registry=registry, id="wake-on-create")

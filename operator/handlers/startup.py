@@ -11,6 +11,7 @@ import kopf
 from warmpool.operator import deps
 from warmpool.operator.adapters import kube
 from warmpool.operator.deps import Deps
+from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import registry
 
 logger = logging.getLogger(__name__)
@@ -20,9 +21,9 @@ logger = logging.getLogger(__name__)
 async def on_login_cluster(memo: Deps, **_: Any) -> kopf.ConnectionInfo:
     """Kopf connects with the credentials of the operator's own client (one source:
     ``kubeconfig.load_config``); called again by Kopf on a 401 or when they expire."""
-    if memo.kube is None:
-        memo.kube = kube.KubeClient.from_config()
-    fields = dataclasses.asdict(await memo.kube.login_info())
+    if memo.opened_kube is None:
+        memo.opened_kube = kube.KubeClient.from_config()
+    fields = dataclasses.asdict(await memo.opened_kube.login_info())
     fields["default_namespace"] = fields.pop("namespace")
     return kopf.ConnectionInfo(**fields)
 
@@ -42,4 +43,5 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     settings.watching.client_timeout = memo.settings.watch_timeout + 30
     settings.networking.request_timeout = 30
     settings.background.cancellation_polling = 1
-    await deps.open_deps(memo)
+    with kopf_errors():
+        await deps.open_deps(memo)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from warmpool.crds.common import LABEL_ROOT, uid_of_label
 from warmpool.operator import metrics
@@ -26,7 +25,7 @@ async def sweep(deps: Deps) -> list[int]:
         return []
     known = {b["metadata"].get("uid") for b in await deps.kube.list(kube.GPUINSTANCES, None)}
     destroyed = []
-    now = time.monotonic()
+    now = deps.monotonic()
     orphans = {r.id for r in rentals if uid_of_label(r.label) not in known}
     # Grace counts from when this process first saw the rental orphaned: the
     # rental's own start_date is the provider's clock, which need not agree with ours.

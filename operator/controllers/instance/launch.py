@@ -10,14 +10,12 @@ pick the same machine or both fit under a budget only one fits under.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 
-from warmpool.crds.common import iso, parse_duration, pool_selector, rental_label
+from warmpool.crds.common import format_time, parse_duration, pool_selector, rental_label
 from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
@@ -27,7 +25,7 @@ from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Inst
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.views import instance_view, offer_view
 from warmpool.operator.decisions import budget, downloads, offers, provisioning
-from warmpool.operator.deps import Deps
+from warmpool.operator.deps import Deps, Reservation
 
 #: Offers considered per rental step (best score first; over budget ones are skipped).
 OFFER_CANDIDATES = 12
@@ -39,11 +37,11 @@ async def search(deps: Deps, pool: GpuPool) -> list[Offer]:
     """Offers for a pool, one search per ``offer_cache`` seconds per pool."""
     key = f"{pool.metadata.namespace}/{pool.metadata.name}"
     cached = deps.offer_cache.get(key)
-    if cached is not None and time.monotonic() - cached[0] < deps.settings.offer_cache:
+    if cached is not None and deps.monotonic() - cached[0] < deps.settings.offer_cache:
         return list(cached[1])
     query = vastai.build_offer_query(pool.spec.offer, disk_gb=pool.spec.template.disk_gb)
     found = await deps.vastai.search_offers(query)
-    deps.offer_cache[key] = (time.monotonic(), list(found))
+    deps.offer_cache[key] = (deps.monotonic(), list(found))
     return list(found)
 
 
@@ -112,7 +110,7 @@ async def adopt(deps: Deps, inst: GpuInstance, rental: Instance, log: kopf.Logge
             "hostId": rental.host_id,
             "gpuName": rental.gpu_name or "",
             "pricePerHour": rental.dph_total or 0.0,
-            "rentedAt": inst.status.rented_at or iso(_started(rental, deps.now())),
+            "rentedAt": inst.status.rented_at or format_time(_started(rental, deps.now())),
         },
     )
 
@@ -122,14 +120,6 @@ def _started(rental: Instance, now: datetime) -> datetime:
     if rental.start_date is None:
         return now
     return min(now, datetime.fromtimestamp(rental.start_date, UTC))
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """An offer being rented right now (between choosing it and writing the status)."""
-
-    machine_id: int
-    price_per_hour: float
 
 
 async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -> None:
@@ -295,7 +285,9 @@ async def create(
         if again:
             await adopt(deps, inst, again[0], log)
             return True
-        raise kopf.TemporaryError(f"create failed ambiguously: {exc}", delay=5) from exc
+        raise errors.VastaiAmbiguousCreateError(
+            f"create failed ambiguously: {exc}", retry_after=5
+        ) from exc
     _forget_offer(deps, pool, choice.id)
     deps.inventory.invalidate()
     await patch_status(
@@ -310,7 +302,7 @@ async def create(
             "hostId": choice.host_id,
             "gpuName": choice.gpu_name,
             "pricePerHour": choice.price_per_hour,
-            "rentedAt": iso(deps.now()),
+            "rentedAt": format_time(deps.now()),
             "label": label,
         },
     )  # fmt: skip

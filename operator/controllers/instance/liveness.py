@@ -11,17 +11,18 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import iso, parse_duration, parse_time
+from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpuinstance import GpuInstance
-from warmpool.crds.gpupool import GpuPool, HostFailure, RentalOutcome
+from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import comfy, kube, secrets
-from warmpool.operator.adapters.status import patch_status, update_status
+from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.adapters.vastai_models import Instance
+from warmpool.operator.controllers import failures
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import models, termination
-from warmpool.operator.decisions import downloads, lifecycle, offers, policy, workflows
+from warmpool.operator.decisions import downloads, lifecycle, workflows
 from warmpool.operator.deps import Deps
 
 #: Probe attempt time-out, seconds (the daemon's cadence spaces the attempts).
@@ -66,13 +67,13 @@ async def run_probe(
             "models" if result.reason is comfy.ProbeReason.MODEL_MISSING else "answering"
         )
         if stage == "models" and not inst.status.answering_at:
-            stamps["answeringAt"] = iso(now)
+            stamps["answeringAt"] = format_time(now)
         return lifecycle.ProbeView(ok=False, stage=stage, reason=reason,
                                    message=result.message), stamps  # fmt: skip
     if not inst.status.answering_at:
-        stamps["answeringAt"] = iso(now)
+        stamps["answeringAt"] = format_time(now)
     if not inst.status.models_at:
-        stamps["modelsAt"] = iso(now)
+        stamps["modelsAt"] = format_time(now)
     canary = pool.spec.readiness.canary
     if inst.status.ready_at or not canary.enabled:
         return lifecycle.ProbeView(ok=True, stage="canary", reason="", message="ready"), stamps
@@ -135,7 +136,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
             statusMsg=(rec.status_msg or "")[:500] or None,
         )
         if rec.actual_status == "running" and not s.running_at:
-            patch["runningAt"] = iso(now)
+            patch["runningAt"] = format_time(now)
     url = rec.url_for(port) if rec is not None and rec.actual_status == "running" else None
     if url is None and s.phase in ("Ready", "Draining") and s.comfy_url:
         # Vast.ai says it is not running (offline, unknown...): whether ComfyUI still
@@ -153,21 +154,22 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["comfyUrl"] = url
         probe, stamps = await run_probe(deps, inst, pool, url)
         patch.update(stamps)
-        patch["lastProbe"] = {"time": iso(now), "ok": probe.ok, "reason": probe.reason,
+        patch["lastProbe"] = {"time": format_time(now), "ok": probe.ok, "reason": probe.reason,
                               "message": probe.message[:300]}  # fmt: skip
         patch["probeFailures"] = 0 if probe.ok else s.probe_failures + 1
         if probe.reason == "model_missing" and s.last_probe.reason != "model_missing":
             event("GpuInstance", inst.metadata, "ModelMissing", probe.message,
                          warning=True)  # fmt: skip
-    running_at = parse_time(patch.get("runningAt") or s.running_at)
+    running_at = parse_optional_time(patch.get("runningAt") or s.running_at)
     decision = lifecycle.decide_instance(
+        status_since=status_since(deps, inst, rec, now),
         phase=s.phase,
         rental=rental_view(rec, port),
         probe=probe,
         probe_failures=patch.get("probeFailures", s.probe_failures),
-        rented_at=parse_time(s.rented_at),
+        rented_at=parse_optional_time(s.rented_at),
         running_at=running_at,
-        ready_at=parse_time(s.ready_at),
+        ready_at=parse_optional_time(s.ready_at),
         now=now,
         policy=pool.spec.failure_policy,
         readiness=pool.spec.readiness,
@@ -178,10 +180,10 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["message"] = decision.message
     if decision.phase == "Ready" and not s.ready_at:
         now = deps.now()  # after the probe and the canary
-        patch["readyAt"] = iso(now)
+        patch["readyAt"] = format_time(now)
         await _became_ready(deps, inst, pool, patch, now, log)
         await models.clear_unavailable(deps, pool)
-    patch["cost"] = _cost(s.price_per_hour, parse_time(s.rented_at), now)
+    patch["cost"] = _cost(s.price_per_hour, parse_optional_time(s.rented_at), now)
     await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     if decision.terminate:
         event("GpuInstance", inst.metadata, decision.reason, decision.message,
@@ -204,7 +206,9 @@ async def _models_failed(
     or, for a configuration error, also stop the pool renting (no host is blamed)."""
     ns = inst.metadata.namespace or "default"
     patch.update(reason=verdict.reason, message=verdict.message)
-    patch["cost"] = _cost(inst.status.price_per_hour, parse_time(inst.status.rented_at), now)
+    patch["cost"] = _cost(
+        inst.status.price_per_hour, parse_optional_time(inst.status.rented_at), now
+    )
     await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     event("GpuInstance", inst.metadata, verdict.reason, verdict.message, warning=True)
     if verdict.configuration_error:
@@ -214,6 +218,18 @@ async def _models_failed(
     await record_failure(deps, inst, pool, verdict.reason, verdict.message, now,
                          cool_down=verdict.cool_down)  # fmt: skip
     await termination.terminate(deps, inst, reason=verdict.reason, message=verdict.message)
+
+
+def status_since(deps: Deps, inst: GpuInstance, rec: Instance | None, now: datetime) -> datetime:
+    """Since when this process has seen the rental's current ``actual_status`` (the
+    offline grace of :func:`lifecycle.decide_instance` counts from it, as in the economics
+    engine). Kept in memory: after a restart the grace starts again (never shorter)."""
+    key = f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}"
+    status = rec.actual_status if rec is not None else None
+    seen = deps.rental_status.get(key)
+    if seen is None or seen[0] != status:
+        seen = deps.rental_status[key] = (status, now)
+    return seen[1]
 
 
 def _cost(price: float, rented: datetime | None, now: datetime) -> float:
@@ -231,7 +247,7 @@ async def _became_ready(
     log: kopf.Logger,
 ) -> None:
     ns, pool_name = pool.metadata.namespace or "default", pool.metadata.name
-    rented = parse_time(inst.status.rented_at)
+    rented = parse_optional_time(inst.status.rented_at)
     if rented is not None:
         metrics.RENT_TO_READY.labels(ns, pool_name).observe((now - rented).total_seconds())
     steps = [
@@ -243,7 +259,7 @@ async def _became_ready(
         ("canary", patch.get("modelsAt") or inst.status.models_at, patch.get("readyAt")),
     ]  # fmt: skip
     for step, start, end in steps:
-        a, b = parse_time(start), parse_time(end)
+        a, b = parse_optional_time(start), parse_optional_time(end)
         if a is not None and b is not None:
             metrics.READY_PHASE_SECONDS.labels(ns, pool_name, step).observe((b - a).total_seconds())
     event(
@@ -252,22 +268,9 @@ async def _became_ready(
         "Ready",
         f"ComfyUI answers, models present, canary done ({inst.status.gpu_name})",
     )
-    await record_outcome(deps, pool, inst.metadata.name, ok=True, reason="", now=now)
-
-
-async def record_outcome(
-    deps: Deps, pool: GpuPool, instance: str, *, ok: bool, reason: str, now: datetime
-) -> None:
-    """Add a rental outcome to the pool's circuit-breaker window."""
     ns = pool.metadata.namespace or "default"
-
-    def mutate(status: dict[str, Any]) -> dict[str, Any]:
-        current = GpuPool.model_validate({"status": status}).status.recent_rentals
-        outcome = RentalOutcome(instance=instance, ok=ok, reason=reason, time=iso(now) or "")
-        updated = policy.record_outcome(current, outcome, now=now)
-        return {"recentRentals": [o.model_dump(by_alias=True) for o in updated]}
-
-    await update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
+    await failures.record_success(deps.kube, ns, pool.metadata.name, rental=inst.metadata.name,
+                                  now=now)  # fmt: skip
 
 
 async def record_failure(
@@ -281,29 +284,14 @@ async def record_failure(
     cool_down: bool = True,
 ) -> None:
     """A failed rental: the host goes into cool-down (unless ``cool_down`` is False: not the
-    host's fault) and the breaker window learns of it."""
-    ns = pool.metadata.namespace or "default"
-    metrics.RENTAL_FAILURES.labels(ns, pool.metadata.name, reason).inc()
-    cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)
-    machine = inst.status.machine_id
-
-    def mutate(status: dict[str, Any]) -> dict[str, Any]:
-        current = GpuPool.model_validate({"status": status}).status
-        ledger = offers.prune_ledger(current.host_failures, cooldown=cooldown, now=now)
-        if machine is not None and cool_down:
-            ledger.append(HostFailure(machine_id=machine, host_id=inst.status.host_id,
-                                      reason=reason, message=message[:300],
-                                      time=iso(now) or ""))  # fmt: skip
-        outcome = RentalOutcome(instance=inst.metadata.name, ok=False, reason=reason,
-                                time=iso(now) or "")  # fmt: skip
-        recent = (
-            policy.record_outcome(current.recent_rentals, outcome, now=now)
-            if not inst.status.ready_at
-            else current.recent_rentals
-        )
-        return {
-            "hostFailures": [h.model_dump(by_alias=True) for h in ledger],
-            "recentRentals": [o.model_dump(by_alias=True) for o in recent],
-        }
-
-    await update_status(deps.kube, kube.GPUPOOLS, ns, pool.metadata.name, mutate)
+    host's fault) and, before it was ever Ready, the breaker window learns of it."""
+    metrics.RENTAL_FAILURES.labels(
+        pool.metadata.namespace or "default", pool.metadata.name, reason
+    ).inc()
+    s = inst.status
+    await failures.record_failure(
+        deps.kube, pool.metadata.namespace or "default", pool.metadata.name,
+        machine_id=s.machine_id if cool_down else None, host_id=s.host_id, reason=reason,
+        message=message, cooldown=parse_duration(pool.spec.failure_policy.host_cooldown),
+        now=now, rental=None if s.ready_at else inst.metadata.name,
+    )  # fmt: skip

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any, cast
 
-from warmpool.crds.common import iso
+from warmpool.crds.common import format_time
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool, ModelsUnavailable
 from warmpool.operator import errors
@@ -69,7 +69,7 @@ async def record_unavailable(
         file=verdict.file,
         http_status=verdict.http_status,
         generation=pool.metadata.generation,
-        time=iso(now) or "",
+        time=format_time(now) or "",
     )
 
     def mutate(_: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import kopf
 
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
+from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 from warmpool.operator.controllers.instance import launch, liveness, termination
 from warmpool.operator.deps import Deps
@@ -39,7 +40,7 @@ async def run(
             return
         try:
             outcome = await step_until_stopped(step(memo, fresh, logger), stopped)
-        except kopf.TemporaryError as exc:
+        except errors.TemporaryError as exc:
             logger.warning("Will retry: %s", exc)
             outcome = False
         if outcome is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from warmpool.crds.common import iso, parse_time, rental_label
+from warmpool.crds.common import format_time, parse_optional_time, rental_label
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import metrics
@@ -36,7 +36,7 @@ async def destroy(deps: Deps, inst: GpuInstance) -> list[int]:
 
 async def close_spend(deps: Deps, inst: GpuInstance) -> None:
     """Add what the rental cost to the pool's closed spend of the day."""
-    rented = parse_time(inst.status.rented_at)
+    rented = parse_optional_time(inst.status.rented_at)
     if rented is None or not inst.status.price_per_hour:
         return
     now = deps.now()
@@ -66,7 +66,7 @@ async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str)
                 "phase": "Terminating",
                 "reason": reason,
                 "message": message,
-                "terminatedAt": iso(deps.now()),
+                "terminatedAt": format_time(deps.now()),
             },
         )
         metrics.TERMINATIONS.labels(ns, inst.spec.pool, reason).inc()
@@ -86,4 +86,5 @@ async def finalize(deps: Deps, inst: GpuInstance, log: kopf.Logger) -> None:
               f"contract {contract}: {st.reason or 'deleted'}, "
               f"${st.price_per_hour:.3f}/h, ${st.cost:.4f} accrued")  # fmt: skip
     await close_spend(deps, inst)
+    deps.rental_status.pop(f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}", None)
     deps.wake(inst.metadata.namespace or "default", inst.spec.pool)

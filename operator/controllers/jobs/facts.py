@@ -6,21 +6,22 @@ the non-terminal GenerationJobs, the GpuInstances and the GpuPools, by pool.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
 
-from warmpool.crds.common import parse_duration, parse_time
+from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpupool import JobsSpec
-from warmpool.operator.decisions import workflows
+from warmpool.operator.decisions import recovery, workflows
 
 PoolKey = tuple[str, str]
 #: Finalizer on a job while it has been placed: deleting it interrupts the prompt first.
 FINALIZER = "warmpool.dev/job-running"
-HELD_PHASES = ("Scheduled", "Running")
+HELD_PHASES = recovery.HELD_PHASES
 #: Instance phases whose running jobs keep going (no new job goes to Draining ones).
 SERVING = ("Ready", "Draining")
 
@@ -49,6 +50,11 @@ class JobFacts:
     seconds: float = 0.0
     """Expected run time (the workflow estimate on the reference GPU)."""
     body: dict[str, Any] = field(compare=False, repr=False, default_factory=dict)
+
+    @property
+    def finalized(self) -> bool:
+        """Our finalizer is on the object."""
+        return FINALIZER in self.finalizers
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ class PoolFacts:
     host_cooldown: timedelta
 
 
-def job_facts(body: Any) -> JobFacts:
+def job_facts(body: Mapping[str, Any]) -> JobFacts:
+    """A GenerationJob body as placement and the runner see it."""
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     return JobFacts(
         namespace=meta.get("namespace") or "default",
@@ -88,17 +95,18 @@ def job_facts(body: Any) -> JobFacts:
         pool=spec.get("pool", ""),
         phase=status.get("phase") or "Queued",
         priority=int(spec.get("priority") or 0),
-        created=parse_time(status.get("queuedAt") or meta.get("creationTimestamp")) or datetime.min,
+        created=parse_optional_time(status.get("queuedAt") or meta.get("creationTimestamp"))
+        or datetime.min,
         checkpoint=spec.get("model") or workflows.DEFAULT_CHECKPOINT,
         instance=status.get("instance") or "",
         prompt_id=status.get("promptId") or "",
-        lease_expires_at=parse_time(status.get("leaseExpiresAt")),
+        lease_expires_at=parse_optional_time(status.get("leaseExpiresAt")),
         attempts=int(status.get("attempts") or 0),
         excluded_hosts=frozenset(int(h) for h in status.get("excludedHosts") or []),
         excluded_gpus=frozenset(status.get("excludedGpus") or []),
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
-        finished_at=parse_time(status.get("finishedAt")),
+        finished_at=parse_optional_time(status.get("finishedAt")),
         seconds=job_seconds(spec),
         body=dict(body),
     )
@@ -109,7 +117,7 @@ def job_facts(body: Any) -> JobFacts:
 UNKNOWN_JOB_SECONDS = 60.0
 
 
-def job_seconds(spec: Any) -> float:
+def job_seconds(spec: Mapping[str, Any]) -> float:
     """Expected run time of a job spec on the reference GPU (:func:`workflows.estimate`)."""
     try:
         parsed = GenerationJobSpec.model_validate(spec)
@@ -118,7 +126,8 @@ def job_seconds(spec: Any) -> float:
         return UNKNOWN_JOB_SECONDS
 
 
-def instance_facts(body: Any) -> InstanceFacts:
+def instance_facts(body: Mapping[str, Any]) -> InstanceFacts:
+    """A GpuInstance body as placement and the runner see it."""
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     offer = spec.get("offer") or {}
     return InstanceFacts(
@@ -136,7 +145,8 @@ def instance_facts(body: Any) -> InstanceFacts:
     )
 
 
-def pool_facts(body: Any) -> PoolFacts:
+def pool_facts(body: Mapping[str, Any]) -> PoolFacts:
+    """A GpuPool body's job settings."""
     meta, spec = body["metadata"], body.get("spec") or {}
     return PoolFacts(
         namespace=meta.get("namespace") or "default",
@@ -145,17 +155,6 @@ def pool_facts(body: Any) -> PoolFacts:
         gpu_names=tuple((spec.get("offer") or {}).get("gpuNames") or ()),
         host_cooldown=parse_duration((spec.get("failurePolicy") or {}).get("hostCooldown") or "1h"),
     )
-
-
-@dataclass(frozen=True)
-class JobCounts:
-    """A pool's jobs as its reconcile needs them."""
-
-    queued: int = 0
-    running: int = 0
-    """Placed (Scheduled) or Running."""
-    queued_seconds: float = 0.0
-    """Expected run time of the queued jobs, summed (:func:`job_seconds`)."""
 
 
 def lease_end(now: datetime, pool: PoolFacts) -> datetime:

@@ -1,111 +1,75 @@
-"""The per-pool job dispatcher: wake loops over the slot ledger, woken by events.
+"""The per-pool job loops: woken by events, each dispatch applies recovery and placement.
 
-Facts come from Kopf indexes kept in memory (:mod:`..handlers.jobs` registers them): the
-non-terminal GenerationJobs, the GpuInstances and the GpuPools, by pool. The
-ledger (:attr:`Dispatcher.held`) is authoritative for this operator process: a
-job placed here holds a slot from the moment it is placed until its outcome is
-written. Jobs that the objects say are Scheduled/Running on an instance but that
-no runner here holds (left by a previous operator process) hold their slot too:
-they are resumed when the operator starts, and requeued when their lease expires.
+Facts come from Kopf indexes kept in memory (:mod:`warmpool.operator.handlers.jobs`
+registers them): the non-terminal GenerationJobs, the GpuInstances and the GpuPools,
+by pool. The slot ledger (:mod:`.ledger`) is authoritative for this process; what to do
+with held and orphaned jobs is :func:`recovery.plan_recovery`, where queued jobs go is
+:func:`scheduler.plan_placement`. Runners (:mod:`.runner`) get a held slot and return
+an outcome; the loop releases the slot.
 
-Every job, instance or pool event wakes its pool's dispatcher (no polling); one
-dispatch is synchronous — no ``await`` between reading the facts and updating the
-ledger — so two dispatches never give away the same slot.
+Every job, instance or pool event wakes its pool's loop (no polling); one dispatch is
+synchronous — no ``await`` between reading the facts and updating the ledger — so two
+dispatches never give away the same slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+import kopf
 
-from warmpool.crds.common import iso, parse_duration, parse_time
+from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import TERMINAL_PHASES
-from warmpool.operator import metrics
+from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.controllers.jobs import outcomes, runner
 from warmpool.operator.controllers.jobs.facts import (
-    FINALIZER,
-    HELD_PHASES,
     SERVING,
     InstanceFacts,
-    JobCounts,
     JobFacts,
     PoolFacts,
     PoolKey,
 )
-from warmpool.operator.controllers.jobs.ledger import Held
-from warmpool.operator.decisions import scheduler
+from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey, Ledger
+from warmpool.operator.decisions import recovery, scheduler
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
 
+V = TypeVar("V")
+
 
 def dispatcher(memo: Deps) -> Dispatcher:
     """The memo's dispatcher, created on first use."""
-    if memo.dispatcher is None:
-        memo.dispatcher = Dispatcher(memo)
-    found: Dispatcher = memo.dispatcher
+    found = memo.dispatcher
+    if not isinstance(found, Dispatcher):
+        found = memo.dispatcher = Dispatcher(memo)
     return found
 
 
 class Dispatcher:
-    """Per-pool dispatch loops over Kopf's indexes and this process's slot ledger."""
+    """Per-pool dispatch loops over Kopf's indexes and the slot ledger."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.jobs: Any = None  # kopf.Index[PoolKey, JobFacts]
-        self.instances: Any = None  # kopf.Index[PoolKey, InstanceFacts]
-        self.pools: Any = None  # kopf.Index[PoolKey, PoolFacts]
-        self.arrivals: Any = None  # kopf.Index[PoolKey, datetime]: every job's creation
+        self.ledger = Ledger()
+        self.jobs: kopf.Index[PoolKey, JobFacts] | None = None
+        self.instances: kopf.Index[PoolKey, InstanceFacts] | None = None
+        self.pools: kopf.Index[PoolKey, PoolFacts] | None = None
+        self.arrivals: kopf.Index[PoolKey, datetime] | None = None  # every job's creation
         self.gate = asyncio.Event()  # every index populated
         self.wakeups: dict[PoolKey, asyncio.Event] = {}
-        self.held: dict[str, Held] = {}  # by job uid
-        #: Jobs whose runner here ended: their stale Scheduled/Running facts hold nothing.
-        self.released: set[str] = set()
-        self.deleted: set[str] = set()  # held jobs whose DELETED event came
-        self.lost: set[str] = set()  # runner ended here without writing an outcome
-        self.busy: set[str] = set()  # job uids with a cleanup/requeue write in flight
-        self.adopted: set[PoolKey] = set()  # pools whose orphans were resumed at start
-        self.checkpoints: dict[tuple[str, str], str] = {}
-        self.activity: dict[tuple[str, str], float] = {}  # instance → last progress seen
-        self.tokens: dict[tuple[str, str], str] = {}
-        self.terminal: dict[str, tuple[PoolKey, str, datetime | None, str]] = {}
         self.expiring: dict[str, asyncio.TimerHandle] = {}
-        self.waiting: dict[PoolKey, int] = {}
-        self.counts: dict[PoolKey, JobCounts] = {}
-        self._seq = itertools.count()
-        self.seen: dict[str, int] = {}
-        self.instance_dirty: dict[tuple[str, str], asyncio.Event] = {}
-        #: One small HTTP pool per ComfyUI: httpcore scans every pooled connection on
-        #: each request, so one big shared pool costs CPU in proportion to the fleet.
-        self.clients: dict[str, httpx.AsyncClient] = {}
-        self.last_job_at: dict[tuple[str, str], datetime] = {}
+        self.instance_dirty: dict[InstanceKey, asyncio.Event] = {}
 
     # ------------------------------------------------------------- wiring
-    def http_for(self, url: str) -> httpx.AsyncClient:
-        """The HTTP client for one ComfyUI base URL (its own small connection pool)."""
-        client = self.clients.get(url)
-        if client is None:
-            limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
-            client = self.clients[url] = httpx.AsyncClient(limits=limits)
-        return client
-
-    async def close(self) -> None:
-        """Close the per-instance HTTP clients (operator shutdown)."""
-        clients, self.clients = list(self.clients.values()), {}
-        for client in clients:
-            await client.aclose()
-
-    def bind(self, indices: Any) -> None:
+    def bind(self, indices: Mapping[str, Any]) -> None:
         """Keep references to Kopf's live indexes (from any handler's kwargs)."""
         if self.jobs is None:
             self.jobs = indices["warmpool_jobs"]
@@ -121,19 +85,12 @@ class Dispatcher:
         for key in set(self.jobs or ()) | set(self.pools or ()):
             self.wake(key)
 
-    def sequence(self, uid: str) -> int:
-        """The order this process first saw a job (ties of creation time)."""
-        if uid not in self.seen:
-            self.seen[uid] = next(self._seq)
-        return self.seen[uid]
-
     def wake(self, key: PoolKey) -> None:
+        """Dispatch the pool soon (its loop is started on first use)."""
         event = self.wakeups.get(key)
         if event is None:
             event = self.wakeups[key] = asyncio.Event()
-            task_key = f"dispatch/{key[0]}/{key[1]}"
-            self.deps.tasks[task_key] = asyncio.create_task(self._loop(key, event),
-                                                            name=task_key)  # fmt: skip
+            self._task(f"dispatch/{key[0]}/{key[1]}", self._loop(key, event))
         event.set()
 
     async def _loop(self, key: PoolKey, event: asyncio.Event) -> None:
@@ -147,8 +104,26 @@ class Dispatcher:
                 logger.exception("dispatching jobs of pool %s/%s failed", *key)
             await asyncio.sleep(0)
 
+    def _task(
+        self, key: str, work: Coroutine[Any, Any, None], *, forget: bool = False
+    ) -> asyncio.Task[None]:
+        """A task owned by the operator (cancelled at shutdown); ``forget``: dropped from
+        ``deps.tasks`` when it ends — only if the key still names it (a job's next
+        attempt may reuse the key before this task's callbacks run)."""
+        task = asyncio.create_task(work, name=key)
+        self.deps.tasks[key] = task
+        if forget:
+
+            def done(ended: asyncio.Task[None]) -> None:
+                if self.deps.tasks.get(key) is ended:
+                    del self.deps.tasks[key]
+
+            task.add_done_callback(done)
+        return task
+
     # ------------------------------------------------------------- facts
-    def _store(self, index: Any, key: PoolKey) -> list[Any]:
+    @staticmethod
+    def _store(index: kopf.Index[PoolKey, V] | None, key: PoolKey) -> list[V]:
         if index is None or key not in index:
             return []
         return list(index[key])
@@ -157,24 +132,21 @@ class Dispatcher:
         found = self._store(self.pools, key)
         return found[0] if found else None
 
-    def instance(self, namespace: str, pool: str, name: str) -> InstanceFacts | None:
-        return next(
-            (i for i in self._store(self.instances, (namespace, pool)) if i.name == name), None
-        )
+    def pool_gpus(self, key: PoolKey) -> set[str]:
+        """The GPU models a pool may run on and those its instances have."""
+        pool = self.pool(key)
+        names = {i.gpu_name for i in self._store(self.instances, key) if i.gpu_name}
+        return {*(pool.gpu_names if pool else ()), *names}
 
     def jobs_on(self, namespace: str, instance: str) -> int:
         """Jobs this process runs on an instance (the pool never releases a busy one)."""
-        return sum(
-            1
-            for h in self.held.values()
-            if h.instance.namespace == namespace and h.instance.name == instance
-        )
+        return self.ledger.jobs_on(namespace, instance)
 
-    def job_counts(self, namespace: str, pool: str) -> JobCounts | None:
+    def job_counts(self, namespace: str, pool: str) -> scheduler.JobCounts | None:
         """Queued and placed/running jobs of a pool; None until the indexes are populated."""
         if not self.gate.is_set():
             return None
-        return self.counts.get((namespace, pool), JobCounts())
+        return self.ledger.counts.get((namespace, pool), scheduler.JobCounts())
 
     def arrivals_since(self, namespace: str, pool: str, since: datetime) -> list[datetime] | None:
         """When the pool's jobs were submitted, from ``since``; None until indexed."""
@@ -184,7 +156,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------- one dispatch
     def dispatch(self, key: PoolKey) -> None:
-        """Place what can be placed now; stop runners whose job or instance went away."""
+        """Apply recovery (halt, cancel, resume, requeue) and place what can be placed."""
         ns, pool_name = key
         pool = self.pool(key)
         jobs = self._store(self.jobs, key)
@@ -192,170 +164,137 @@ class Dispatcher:
         now = self.deps.now()
         by_uid = {j.uid: j for j in jobs}
         self._schedule_ttl(key, pool)
-
-        for uid, held in list(self.held.items()):
-            if held.job.namespace != ns or held.job.pool != pool_name:
-                continue
-            facts = by_uid.get(uid)
-            inst = instances.get(held.instance.name)
-            if facts is None:
-                if uid in self.deleted:  # (not merely absent from the index for a moment)
-                    held.halt("gone")
-            elif facts.deleting:
-                held.halt("cancelled")
-            elif inst is None or inst.deleting or inst.phase not in SERVING:
-                held.halt("instance_lost")
-
-        occupied: Counter[str] = Counter(
-            h.instance.name
-            for h in self.held.values()
-            if h.job.namespace == ns and h.job.pool == pool_name
-        )
-        queued: list[JobFacts] = []
-        orphans: list[JobFacts] = []
-        for job in jobs:
-            if job.uid in self.held or job.uid in self.busy:
-                continue
-            if job.deleting:
-                if FINALIZER in job.finalizers:
-                    self._spawn_cleanup(outcomes.cancel_unplaced(self, job), job.uid)
-                continue
-            if job.phase in HELD_PHASES:
-                if job.uid in self.released:
-                    continue
-                orphans.append(job)
-            elif job.phase == "Queued":
-                queued.append(job)
-
-        adopt = key not in self.adopted
-        self.adopted.add(key)
-        expired = set(scheduler.expired_leases(
-            [scheduler.HeldJob(j.uid, j.lease_expires_at) for j in orphans], now=now))  # fmt: skip
-        for job in orphans:
-            inst = instances.get(job.instance)
-            alive = inst is not None and not inst.deleting and inst.phase in SERVING
-            if adopt and alive and job.phase == "Running" and job.prompt_id and pool is not None:
-                assert inst is not None
-                self._start(runner.run_job, job, inst, pool, resume=True)
-                occupied[inst.name] += 1
-            elif job.uid in expired or adopt or not alive or job.uid in self.lost:
-                why = "LeaseExpired" if job.uid in expired else "OperatorRestarted"
-                if not alive:
-                    why = "InstanceLost"
-                if job.uid in self.lost:
-                    why = "RunnerLost"
-                    self.lost.discard(job.uid)
-                self._spawn_cleanup(outcomes.requeue_orphan(self, job, why), job.uid)
-            else:
-                occupied[job.instance] += 1
-
-        placed: set[str] = set()
-        if pool is not None and queued:
-            concurrency = pool.jobs.concurrency_per_instance
-            slots = [
-                scheduler.SlotView(
-                    i.name,
-                    scheduler.free_slots(concurrency, occupied[i.name]),
-                    self.checkpoints.get((ns, i.name), i.checkpoint),
-                    i.machine_id,
-                    i.gpu_name,
-                )
-                for i in instances.values()
-                if i.phase == "Ready" and not i.deleting and i.comfy_url
-            ]
-            if any(s.free for s in slots):
-                views = [
-                    scheduler.QueuedJob(j.uid, j.created, j.priority, self.sequence(j.uid),
-                                        j.checkpoint, j.excluded_hosts, j.excluded_gpus)
-                    for j in queued
-                ]  # fmt: skip
-                placement = scheduler.plan_placement(views, slots)
-                logger.debug(
-                    "pool %s/%s: %d queued, %d free slots, %d placed",
-                    ns,
-                    pool_name,
-                    len(views),
-                    sum(s.free for s in slots),
-                    len(placement.assignments),
-                )
-                for a in placement.assignments:
-                    job = by_uid[a.job]
-                    inst = instances[a.instance]
-                    self.checkpoints[(ns, inst.name)] = job.checkpoint
-                    self._start(runner.run_job, job, inst, pool, resume=False)
-                    placed.add(job.uid)
+        ledger = self.ledger
+        mine = ledger.held_in(key)
+        plan = recovery.plan_recovery(
+            [recovery.HeldView(h.job.uid, h.instance.name) for h in mine],
+            jobs,
+            serving={i.name for i in instances.values() if not i.deleting and i.phase in SERVING},
+            deleted=ledger.deleted, released=ledger.released, lost=ledger.lost,
+            busy=ledger.busy, first_dispatch=ledger.first_dispatch(key),
+            pool_known=pool is not None, now=now,
+        )  # fmt: skip
+        occupied = Counter(h.instance.name for h in mine)
+        for intent in plan.intents:
+            match intent:
+                case recovery.Halt(uid, reason):
+                    ledger.held[uid].halt(reason)
+                case recovery.Cancel(uid):
+                    job = by_uid[uid]
+                    self._cleanup(outcomes.cancel_unplaced(self.deps.kube, job, now=now), uid)
+                case recovery.Resume(uid, instance):
+                    assert pool is not None
+                    self._start(by_uid[uid], instances[instance], pool, resume=True)
+                    occupied[instance] += 1
+                case recovery.Requeue(uid, why):
+                    ledger.lost.discard(uid)
+                    self._cleanup(self._requeue(by_uid[uid], why), uid)
+                case recovery.Hold(_uid, instance):
+                    occupied[instance] += 1
+        queued = [by_uid[uid] for uid in plan.queued]
+        placed = self._place(key, pool, queued, instances, occupied)
         left = [j for j in queued if j.uid not in placed]
         waiting = len(left)
-        mine = sum(1 for h in self.held.values() if (h.job.namespace, h.job.pool) == key)
-        self.counts[key] = JobCounts(waiting, mine, sum(j.seconds for j in left))
-        if self.waiting.get(key) != waiting:
-            if waiting > self.waiting.get(key, 0):
+        held = len(ledger.held_in(key))
+        ledger.counts[key] = scheduler.JobCounts(waiting, held, sum(j.seconds for j in left))
+        if ledger.waiting.get(key) != waiting:
+            if waiting > ledger.waiting.get(key, 0):
                 self.deps.wake(ns, pool_name)  # scale-up demand
-            self.waiting[key] = waiting
+            ledger.waiting[key] = waiting
         self._publish(key, jobs)
 
-    def _start(self, fn: Any, job: JobFacts, inst: InstanceFacts, pool: PoolFacts,
-               *, resume: bool) -> None:  # fmt: skip
-        held = Held(job, inst)
-        self.held[job.uid] = held
-        self.released.discard(job.uid)
+    def _place(
+        self,
+        key: PoolKey,
+        pool: PoolFacts | None,
+        queued: list[JobFacts],
+        instances: dict[str, InstanceFacts],
+        occupied: Counter[str],
+    ) -> set[str]:
+        """Start runners for the queued jobs that fit the free slots; their uids."""
+        ns, pool_name = key
+        placed: set[str] = set()
+        if pool is None or not queued:
+            return placed
+        concurrency = pool.jobs.concurrency_per_instance
+        checkpoints = self.ledger.checkpoints
+        slots = [
+            scheduler.SlotView(i.name, scheduler.free_slots(concurrency, occupied[i.name]),
+                               checkpoints.get((ns, i.name), i.checkpoint), i.machine_id,
+                               i.gpu_name)
+            for i in instances.values()
+            if i.phase == "Ready" and not i.deleting and i.comfy_url
+        ]  # fmt: skip
+        if not any(s.free for s in slots):
+            return placed
+        views = [
+            scheduler.QueuedJob(j.uid, j.created, j.priority, self.ledger.sequence(j.uid),
+                                j.checkpoint, j.excluded_hosts, j.excluded_gpus)
+            for j in queued
+        ]  # fmt: skip
+        placement = scheduler.plan_placement(views, slots)
+        free = sum(s.free for s in slots)
+        logger.debug("pool %s/%s: %d queued, %d free slots, %d placed", ns, pool_name,
+                     len(views), free, len(placement.assignments))  # fmt: skip
+        by_uid = {j.uid: j for j in queued}
+        for a in placement.assignments:
+            job, inst = by_uid[a.job], instances[a.instance]
+            checkpoints[(ns, inst.name)] = job.checkpoint
+            self._start(job, inst, pool, resume=False)
+            placed.add(job.uid)
+        return placed
+
+    def _start(self, job: JobFacts, inst: InstanceFacts, pool: PoolFacts, *, resume: bool) -> None:
+        held = self.ledger.hold(job, inst)
         self.mark_instance(inst.namespace, inst.name)
-        task_key = f"job/{job.uid}"
-        held.task = asyncio.create_task(fn(self, held, pool, resume=resume), name=task_key)
-        self.deps.tasks[task_key] = held.task
-        held.task.add_done_callback(lambda _: self.deps.tasks.pop(task_key, None))
+        held.task = self._task(f"job/{job.uid}", self._run(held, pool, resume=resume), forget=True)
+
+    async def _run(self, held: Held, pool: PoolFacts, *, resume: bool) -> None:
+        """One runner: its outcome releases the slot, then the finalizer goes."""
+        key = (held.job.namespace, held.job.pool)
+        outcome = runner.Outcome()
+        try:
+            outcome = await runner.run_job(
+                self.deps, held, pool, resume=resume, activity=self.ledger.activity,
+                pool_gpus=lambda: self.pool_gpus(key),
+            )  # fmt: skip
+        finally:
+            self.release(held, finished=outcome.finished, clean=outcome.clean)
+        if outcome.finished:  # off the slot's critical path: the outcome is already written
+            await outcomes.remove_finalizer(self.deps.kube, held.job, outcome.finalizers)
 
     def release(self, held: Held, *, finished: bool, clean: bool = True) -> None:
-        """The runner is done with the job: the slot is free, the pool dispatches again.
-
-        ``clean``: its outcome (terminal or requeued) was written. Otherwise the job,
-        if it still exists, is requeued at the next dispatch (``lost``)."""
-        if self.held.get(held.job.uid) is held:
-            del self.held[held.job.uid]
-        self.deleted.discard(held.job.uid)
-        if clean:
-            self.released.add(held.job.uid)
-        else:
-            self.lost.add(held.job.uid)
-        if finished:
-            self.last_job_at[(held.instance.namespace, held.instance.name)] = self.deps.now()
+        """The runner is done with the job: the slot is free, the pool dispatches again."""
+        self.ledger.release(held, finished=finished, clean=clean, now=self.deps.now())
         self.mark_instance(held.instance.namespace, held.instance.name)
         self.wake((held.job.namespace, held.job.pool))
 
-    def _spawn_cleanup(self, coro: Any, uid: str) -> None:
-        self.busy.add(uid)
-        task_key = f"cleanup/{uid}"
+    async def _requeue(self, job: JobFacts, why: recovery.RequeueReason) -> None:
+        await outcomes.requeue_orphan(self.deps.kube, job, why)
+        self.ledger.released.add(job.uid)
 
-        def done(_: asyncio.Task[None]) -> None:
-            self.busy.discard(uid)
-            self.deps.tasks.pop(task_key, None)
+    def _cleanup(self, work: Coroutine[Any, Any, None], uid: str) -> None:
+        """A write for a job no runner holds; the job is busy until it ends."""
+        self.ledger.busy.add(uid)
+        task = self._task(f"cleanup/{uid}", work, forget=True)
+        task.add_done_callback(lambda _: self.ledger.busy.discard(uid))
 
-        task = asyncio.create_task(coro, name=task_key)
-        self.deps.tasks[task_key] = task
-        task.add_done_callback(done)
-
-    # ------------------------------------------------------------- events from jobs.py
-    def job_event(self, body: Any, event_type: str) -> None:
+    # ------------------------------------------------------------- events from handlers
+    def job_event(self, body: Mapping[str, Any], event_type: str) -> None:
         """A job changed (or was deleted): bookkeeping, then wake its pool."""
         meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
         uid = meta.get("uid") or meta["name"]
         key = (meta.get("namespace") or "default", spec.get("pool", ""))
         phase = status.get("phase") or "Queued"
-        self.sequence(uid)
-        if event_type == "DELETED" or phase in TERMINAL_PHASES or phase == "Queued":
-            self.released.discard(uid)
-            self.lost.discard(uid)
-        if event_type == "DELETED":
-            if uid in self.held:
-                self.deleted.add(uid)
-            self.seen.pop(uid, None)
-            self.terminal.pop(uid, None)
+        deleted = event_type == "DELETED"
+        self.ledger.observe(
+            uid, key, meta["name"], phase=phase, deleted=deleted, terminal=phase in TERMINAL_PHASES,
+            finished_at=parse_optional_time(status.get("finishedAt")),
+        )  # fmt: skip
+        if deleted:
             handle = self.expiring.pop(uid, None)
             if handle is not None:
                 handle.cancel()
-        elif phase in TERMINAL_PHASES:
-            finished = parse_time(status.get("finishedAt"))
-            self.terminal[uid] = (key, meta["name"], finished, phase)
         if self.gate.is_set():
             self.wake(key)
 
@@ -366,25 +305,25 @@ class Dispatcher:
         dirty = self.instance_dirty.get(key)
         if dirty is None:
             dirty = self.instance_dirty[key] = asyncio.Event()
-            task_key = f"instance-jobs/{namespace}/{name}"
-            self.deps.tasks[task_key] = asyncio.create_task(self._write_instance(key, dirty),
-                                                            name=task_key)  # fmt: skip
+            self._task(f"instance-jobs/{namespace}/{name}", self._write_instance(key, dirty))
         dirty.set()
 
-    async def _write_instance(self, key: tuple[str, str], dirty: asyncio.Event) -> None:
+    async def _write_instance(self, key: InstanceKey, dirty: asyncio.Event) -> None:
         ns, name = key
+        ledger = self.ledger
         while True:
             await dirty.wait()
             await asyncio.sleep(0.2)  # coalesce a burst of placements into one write
             dirty.clear()
-            patch: dict[str, Any] = {"jobs": self.jobs_on(ns, name)}
-            if key in self.checkpoints:
-                patch["checkpoint"] = self.checkpoints[key]
-            if key in self.last_job_at:
-                patch["lastJobAt"] = iso(self.last_job_at[key])
+            patch: dict[str, Any] = {"jobs": ledger.jobs_on(ns, name)}
+            if key in ledger.checkpoints:
+                patch["checkpoint"] = ledger.checkpoints[key]
+            if key in ledger.last_job_at:
+                patch["lastJobAt"] = format_time(ledger.last_job_at[key])
             try:
                 await patch_status(self.deps.kube, kube.GPUINSTANCES, ns, name, patch)
             except Exception as exc:  # a write lost here is redone at the next change
+                metrics.ERRORS_CONTINUED.labels("instance_jobs").inc()
                 logger.warning("could not record jobs on %s/%s: %s", ns, name, exc)
 
     # ------------------------------------------------------------- TTL and metrics
@@ -393,24 +332,30 @@ class Dispatcher:
             return
         ttl = parse_duration(pool.jobs.ttl)
         loop = asyncio.get_running_loop()
-        for uid, (pkey, name, finished, _phase) in self.terminal.items():
-            if pkey != key or uid in self.expiring:
+        for uid, done in self.ledger.finished.items():
+            if done.pool != key or uid in self.expiring:
                 continue
-            due = (finished or self.deps.now()) + ttl
+            due = (done.finished_at or self.deps.now()) + ttl
             delay = max((due - self.deps.now()).total_seconds(), 0.0)
-            self.expiring[uid] = loop.call_later(delay, self._expire, key[0], name, uid)
+            self.expiring[uid] = loop.call_later(delay, self._expire, key[0], done.name, uid)
 
     def _expire(self, namespace: str, name: str, uid: str) -> None:
-        async def delete() -> None:
-            with contextlib.suppress(Exception):
-                await self.deps.kube.delete(kube.GENERATIONJOBS, name, namespace)
+        self._cleanup(self._delete(namespace, name), f"ttl-{uid}")
 
-        self._spawn_cleanup(delete(), f"ttl-{uid}")
+    async def _delete(self, namespace: str, name: str) -> None:
+        """The TTL delete of a finished job (gone already counts as done)."""
+        try:
+            await self.deps.kube.delete(kube.GENERATIONJOBS, name, namespace)
+        except errors.KubeNotFoundError:
+            pass
+        except errors.KubeError as exc:
+            metrics.ERRORS_CONTINUED.labels("job_ttl_delete").inc()
+            logger.warning("could not delete the finished job %s/%s: %s", namespace, name, exc)
 
     def _publish(self, key: PoolKey, jobs: Iterable[JobFacts]) -> None:
         phases = Counter(j.phase for j in jobs)
-        for pkey, _name, _finished, phase in self.terminal.values():
-            if pkey == key:
-                phases[phase] += 1
+        for done in self.ledger.finished.values():
+            if done.pool == key:
+                phases[done.phase] += 1
         for phase in ("Queued", "Scheduled", "Running", *TERMINAL_PHASES):
             metrics.JOBS.labels(key[0], key[1], phase).set(phases.get(phase, 0))

@@ -3,7 +3,7 @@
 The bytes stream through the store (which hashes them: the sha256 recorded is of
 what was stored) and are kept for the checks: an empty file, one that is not a
 decodable image or animation, or a single flat colour is refused
-(:class:`BadOutputError`: the job is retried elsewhere). Next to each output goes
+(:class:`errors.JobOutputError`: the job is retried elsewhere). Next to each output goes
 its metadata record (:class:`artifacts.OutputRecord`), so that the gallery can list
 outputs without reading the job objects.
 """
@@ -18,10 +18,6 @@ from warmpool.crds.generationjob import Output
 from warmpool.operator import errors
 from warmpool.operator.adapters import artifacts, comfy
 from warmpool.operator.deps import Deps
-
-
-class BadOutputError(Exception):
-    """The output is empty, not decodable, or a single flat colour."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +53,12 @@ async def store(
     stored = await deps.artifacts.put_stream(key, chunks(), content_type=ctype)
     facts: artifacts.ImageFacts | None = None
     if not buffer:
-        raise BadOutputError(f"{file.filename} is empty")
+        raise errors.JobOutputError(f"{file.filename} is empty")
     if ctype.startswith("image/"):
         try:
             facts = artifacts.check_output(bytes(buffer))
         except errors.ArtifactInvalidError as exc:
-            raise BadOutputError(f"{file.filename}: {exc}") from None
+            raise errors.JobOutputError(f"{file.filename}: {exc}") from None
     output = Output(
         key=key, content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
         width=facts.width if facts else None, height=facts.height if facts else None,

@@ -5,11 +5,16 @@
 lease and a finalizer), submit with the instance's token, write ``Running``,
 follow over the websocket with throttled progress writes and a watchdog, store
 the outputs, write ``Succeeded``; or ask :func:`scheduler.decide_failure` whether
-to requeue or fail. The slot is released only after the outcome is written.
+to requeue or fail. The runner gets a held slot and the adapters (:class:`Deps`) and
+returns an :class:`Outcome`; the job loop (:mod:`.loops`) releases the slot after it.
 
 Status writes per job: Scheduled, Running, progress at most once per
 :data:`PROGRESS_INTERVAL` (and only when the percent moved), the outcome — about
 six for a job of a few seconds.
+
+One piece past ~400 lines on purpose: the steps of an attempt (build, place, follow,
+watch, succeed or fail) share its state (client, prompt id, timers, writer); the writes
+themselves are in :mod:`.outcomes`, the outputs in :mod:`.outputs`.
 """
 
 from __future__ import annotations
@@ -18,22 +23,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from warmpool.crds.common import iso, parse_duration, parse_time
-from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.common import format_time, parse_duration, parse_optional_time
+from warmpool.crds.generationjob import GenerationJobSpec, GenerationJobStatus, Progress
 from warmpool.crds.gpupool import GpuPool
 from warmpool.crds.muse import Muse
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import comfy, kube, secrets
+from warmpool.operator.adapters import comfy, kube
 from warmpool.operator.controllers.jobs import outcomes, outputs
-from warmpool.operator.controllers.jobs.facts import FINALIZER, JobFacts, PoolFacts, lease_end
-from warmpool.operator.controllers.jobs.ledger import Held
+from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
+from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
 from warmpool.operator.decisions import prompts, scheduler, workflows
-
-if TYPE_CHECKING:
-    from warmpool.operator.controllers.jobs.loops import Dispatcher
+from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +47,33 @@ PROGRESS_INTERVAL = 1.0
 QUICK = 3.0
 
 
-class BuildError(Exception):
-    """The job cannot be turned into a graph (missing muse, reference image...)."""
+@dataclass(frozen=True)
+class Outcome:
+    """How a runner ended: ``finished`` (terminal phase written), ``clean`` (an outcome,
+    terminal or requeued, was written; otherwise the next dispatch requeues the job), and
+    the job's finalizers as last known (the loop removes ours once the slot is free)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+    finished: bool = False
+    clean: bool = False
+    finalizers: list[str] = field(default_factory=list)
 
 
-async def run_job(d: Dispatcher, held: Held, pool: PoolFacts, *, resume: bool) -> None:
-    """The runner task of one placed job (see the module docstring)."""
-    run = Run(d, held, pool)
+async def run_job(
+    deps: Deps,
+    held: Held,
+    pool: PoolFacts,
+    *,
+    resume: bool,
+    activity: dict[InstanceKey, float],
+    pool_gpus: Callable[[], set[str]],
+) -> Outcome:
+    """The runner of one placed job (see the module docstring).
+
+    ``activity``: the last progress seen per instance, shared by the runners of one
+    instance (a busy neighbour shows the instance is alive). ``pool_gpus``: the GPU
+    models the pool has now (a job out of memory everywhere fails instead of requeueing).
+    """
+    run = Run(deps, held, pool, activity=activity, pool_gpus=pool_gpus)
     finished = False
     try:
         finished = await run.attempt(resume=resume)
@@ -62,20 +82,30 @@ async def run_job(d: Dispatcher, held: Held, pool: PoolFacts, *, resume: bool) -
         raise
     except Exception as exc:
         logger.exception("job %s/%s: runner failed", held.job.namespace, held.job.name)
-        with contextlib.suppress(Exception):
+        try:
             finished = await run.failed("instance_lost", f"operator error: {exc}"[:300])
-    finally:
-        d.release(held, finished=finished, clean=finished or run.requeued)
-    if finished:  # off the slot's critical path: the outcome is already written
-        await outcomes.remove_finalizer(d, held.job, run.finalizers)
+        except Exception:
+            metrics.ERRORS_CONTINUED.labels("runner_failure").inc()
+            logger.exception("job %s/%s: recording the runner's failure failed too; the next "
+                             "dispatch requeues it", held.job.namespace, held.job.name)  # fmt: skip
+    return Outcome(finished, finished or run.requeued, run.writer.finalizers)
 
 
 class Run:
     """One attempt of one job on one instance."""
 
-    def __init__(self, d: Dispatcher, held: Held, pool: PoolFacts) -> None:
-        self.d, self.held, self.pool = d, held, pool
-        self.deps = d.deps
+    def __init__(
+        self,
+        deps: Deps,
+        held: Held,
+        pool: PoolFacts,
+        *,
+        activity: dict[InstanceKey, float],
+        pool_gpus: Callable[[], set[str]],
+    ) -> None:
+        self.deps, self.held, self.pool = deps, held, pool
+        self.activity, self.pool_gpus = activity, pool_gpus
+        self.monotonic = deps.monotonic
         self.job: JobFacts = held.job
         self.inst = held.instance
         self.ns = self.job.namespace
@@ -85,32 +115,29 @@ class Run:
         self.client_id = f"warmpool-{self.job.uid}"
         self.attempts = self.job.attempts
         self.client: comfy.ComfyClient | None = None
-        self.last_activity = time.monotonic()
-        self.last_write = 0.0
+        self.last_activity = self.monotonic()
         self.last_percent = -1
         self.exec_started: float | None = None
         self.accepted: float | None = None
         self.flow: workflows.Workflow | None = None
-        self.finalizers = list(self.job.finalizers)
-        self.chain: asyncio.Task[bool] | None = None  # status writes, in order
+        self.writer = outcomes.JobWriter(deps.kube, self.job, monotonic=self.monotonic)
         self.requeued = False
 
     # ------------------------------------------------------------- the attempt
     async def attempt(self, *, resume: bool) -> bool:
         """Run to an outcome; True when the job reached a terminal phase."""
-        http = self.d.http_for(self.inst.comfy_url)
-        self.client = comfy.ComfyClient(http, self.inst.comfy_url, await self.token(),
-                                        timeout=self.deps.settings.comfy_timeout)  # fmt: skip
+        self.client = self.deps.comfy.client(self.inst.comfy_url, await self.token(),
+                                             timeout=self.deps.settings.comfy_timeout)  # fmt: skip
         if resume:
-            started = parse_time(self.status.get("startedAt"))
-            self.accepted = time.monotonic() - (
+            started = parse_optional_time(self.status.get("startedAt"))
+            self.accepted = self.monotonic() - (
                 (self.deps.now() - started).total_seconds() if started else 0.0
             )
         else:
             try:
                 self.flow = await self.build()
-            except (BuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
-                reason = exc.reason if isinstance(exc, BuildError) else "InvalidSpec"
+            except (errors.JobBuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
+                reason = exc.reason if isinstance(exc, errors.JobBuildError) else "InvalidSpec"
                 return await self.finish("Failed", reason, str(exc)[:500])
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"uploading the reference: {exc}")
@@ -120,19 +147,21 @@ class Run:
             # its end cannot be announced before ComfyUI knows the socket; the runner
             # learns the prompt id, and that ComfyUI accepted it, from the first event.
             self.prompt_id = ""
-            self.chain = asyncio.create_task(self.place())
+            self.writer.chain = asyncio.create_task(self.place())
             return await self.follow(self.flow.graph)
         return await self.follow(None)
 
     def accepted_now(self, prompt_id: str) -> None:
         """ComfyUI accepted the prompt: Running (written in order after Scheduled)."""
         self.prompt_id = prompt_id
-        self.accepted = time.monotonic()
+        self.accepted = self.monotonic()
         now = self.deps.now()
         metrics.JOB_QUEUE_WAIT.labels(self.ns, self.pool.name).observe(
             max((now - self.job.created).total_seconds(), 0.0)
         )
-        self.enqueue({"phase": "Running", "startedAt": iso(now), "promptId": prompt_id})
+        self.writer.enqueue(
+            {"phase": "Running", "startedAt": format_time(now), "promptId": prompt_id}
+        )
 
     async def place(self) -> bool:
         """Write Scheduled (lease, attempt, estimate) and add the finalizer; False if gone."""
@@ -140,18 +169,17 @@ class Run:
         now = self.deps.now()
         self.attempts = self.job.attempts + 1
         estimate = workflows.estimate(self.spec, price_per_hour=self.inst.price_per_hour)
-        status = {
-            "phase": "Scheduled", "reason": "", "message": "",
-            "instance": self.inst.name, "gpuName": self.inst.gpu_name,
-            "promptId": "", "seed": self.flow.seed,
-            "queuedAt": self.status.get("queuedAt") or iso(self.job.created),
-            "scheduledAt": iso(now), "startedAt": None, "finishedAt": None,
-            "leaseExpiresAt": iso(lease_end(now, self.pool)),
-            "attempts": self.attempts, "progress": {"value": 0, "max": 0, "percent": 0},
-            "estimatedCost": estimate.dollars, "estimatedSeconds": estimate.seconds,
-        }  # fmt: skip
+        status = outcomes.status_patch(GenerationJobStatus(
+            phase="Scheduled", reason="", message="", instance=self.inst.name,
+            gpu_name=self.inst.gpu_name, prompt_id="", seed=self.flow.seed,
+            queued_at=self.status.get("queuedAt") or format_time(self.job.created),
+            scheduled_at=format_time(now), started_at=None, finished_at=None,
+            lease_expires_at=format_time(lease_end(now, self.pool)), attempts=self.attempts,
+            progress=Progress(value=0, max=0, percent=0), estimated_cost=estimate.dollars,
+            estimated_seconds=estimate.seconds,
+        ))  # fmt: skip
         written, finalized = await asyncio.gather(
-            self.write(status), self.add_finalizer(), return_exceptions=True
+            self.writer.write(status), self.writer.add_finalizer(), return_exceptions=True
         )
         if isinstance(written, BaseException) or isinstance(finalized, BaseException):
             error = written if isinstance(written, BaseException) else finalized
@@ -167,7 +195,7 @@ class Run:
         """Submit ``graph`` and follow it (or follow the known prompt when None)."""
         assert self.client is not None
         timeout = parse_duration(self.spec.timeout).total_seconds()
-        elapsed = time.monotonic() - (self.accepted or time.monotonic())
+        elapsed = self.monotonic() - (self.accepted or self.monotonic())
         deadline = max(timeout - elapsed, 1.0)
         follow = asyncio.create_task(
             self.client.run_prompt(graph, client_id=self.client_id, on_progress=self.on_progress,
@@ -210,10 +238,8 @@ class Run:
             return await self.failed("execution", _node_message(exc))
         except errors.ComfyInterruptedError as exc:
             return await self.failed("interrupted", str(exc))
-        except errors.ComfyUnavailableError as exc:
-            if exc.reason == "deadline":
-                return await self.failed("timeout", f"not finished within {self.spec.timeout}")
-            return await self.failed("instance_lost", str(exc))
+        except errors.ComfyDeadlineError:
+            return await self.failed("timeout", f"not finished within {self.spec.timeout}")
         except errors.ComfyError as exc:
             return await self.failed("instance_lost", str(exc))
         return await self.succeed(result)
@@ -225,7 +251,7 @@ class Run:
         if spec.muse_ref:
             body = await self.deps.kube.get(kube.MUSES, spec.muse_ref, self.ns)
             if body is None:
-                raise BuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
+                raise errors.JobBuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
             muse = Muse.from_body(body).spec
             composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
             positive, negative = composed.positive, composed.negative
@@ -257,9 +283,9 @@ class Run:
     async def on_progress(self, event: comfy.ProgressEvent) -> None:
         if self.accepted is None and event.prompt_id:
             self.accepted_now(event.prompt_id)
-        now = time.monotonic()
+        now = self.monotonic()
         self.last_activity = now
-        self.d.activity[(self.ns, self.inst.name)] = now
+        self.activity[(self.ns, self.inst.name)] = now
         if event.kind == "started" and self.exec_started is None:
             self.exec_started = now
         if event.kind != "progress" or event.max <= 0:
@@ -267,14 +293,14 @@ class Run:
         if self.exec_started is None:
             self.exec_started = now
         percent = min(99, event.value * 100 // event.max)
-        lease_due = now - self.last_write >= self.pool.jobs.lease_seconds / 3
-        if (percent != self.last_percent and now - self.last_write >= PROGRESS_INTERVAL) or (
+        lease_due = now - self.writer.last_write >= self.pool.jobs.lease_seconds / 3
+        if (percent != self.last_percent and now - self.writer.last_write >= PROGRESS_INTERVAL) or (
             lease_due
         ):
             self.last_percent = percent
-            self.enqueue({
+            self.writer.enqueue({
                 "progress": {"value": event.value, "max": event.max, "percent": percent},
-                "leaseExpiresAt": iso(lease_end(self.deps.now(), self.pool)),
+                "leaseExpiresAt": format_time(lease_end(self.deps.now(), self.pool)),
             })  # fmt: skip
 
     async def watch(self) -> tuple[str, str]:
@@ -292,11 +318,13 @@ class Run:
         key = (self.ns, self.inst.name)
         while True:
             await asyncio.sleep(tick)
-            if self.last_write and time.monotonic() - self.last_write >= (
+            if self.writer.last_write and self.monotonic() - self.writer.last_write >= (
                 self.pool.jobs.lease_seconds / 3
             ):
-                self.enqueue({"leaseExpiresAt": iso(lease_end(self.deps.now(), self.pool))})
-            silent = time.monotonic() - max(self.last_activity, self.d.activity.get(key, 0.0))
+                self.writer.enqueue(
+                    {"leaseExpiresAt": format_time(lease_end(self.deps.now(), self.pool))}
+                )
+            silent = self.monotonic() - max(self.last_activity, self.activity.get(key, 0.0))
             if not self.prompt_id:  # not accepted yet (run_prompt's own time-outs apply)
                 continue
             if silent < early:
@@ -320,7 +348,7 @@ class Run:
             state = (queue.running, queue.pending)
             if snapshot != state:
                 if snapshot is not None:
-                    self.last_activity = time.monotonic()
+                    self.last_activity = self.monotonic()
                 snapshot = state
             elif silent >= stall:
                 return "stalled", f"no progress for {self.pool.jobs.stall_timeout}"
@@ -328,7 +356,7 @@ class Run:
     # ------------------------------------------------------------- outcomes
     async def succeed(self, result: comfy.PromptResult) -> bool:
         assert self.client is not None
-        gpu_seconds = time.monotonic() - (self.exec_started or self.accepted or time.monotonic())
+        gpu_seconds = self.monotonic() - (self.exec_started or self.accepted or self.monotonic())
         files = [f for f in result.outputs if f.type == "output"]
         if not files:
             return await self.failed("bad_output", "the prompt produced no output")
@@ -337,7 +365,7 @@ class Run:
             try:
                 item = await outputs.store(self.deps, self.client, file, index=index,
                                            record=self.record())  # fmt: skip
-            except outputs.BadOutputError as exc:
+            except errors.JobOutputError as exc:
                 return await self.failed("bad_output", str(exc))
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"fetching outputs: {exc}")
@@ -346,7 +374,7 @@ class Run:
             stored.append(item)
         cost = round(gpu_seconds * self.inst.price_per_hour / 3600.0, 6)
         pool, gpu = self.pool.name, self.inst.gpu_name or "unknown"
-        metrics.JOB_RUN.labels(self.ns, pool).observe(time.monotonic() - (self.accepted or 0.0))
+        metrics.JOB_RUN.labels(self.ns, pool).observe(self.monotonic() - (self.accepted or 0.0))
         for item in stored:
             metrics.OUTPUT_BYTES.labels(self.ns, pool).inc(item.output.size)
         if self.spec.kind == "video":
@@ -389,8 +417,7 @@ class Run:
 
     async def failed(self, kind: scheduler.FailureKind, message: str) -> bool:
         """Requeue or fail after this attempt; True when the job is now terminal."""
-        gpus = {*self.pool.gpu_names, *(i.gpu_name for i in self.d._store(
-            self.d.instances, (self.ns, self.pool.name)) if i.gpu_name)}  # fmt: skip
+        gpus = self.pool_gpus()
         verdict = scheduler.decide_failure(
             kind, attempts=max(self.attempts, 1), max_attempts=self.pool.jobs.max_attempts,
             gpu_name=self.inst.gpu_name, pool_gpus=gpus, excluded_gpus=self.job.excluded_gpus,
@@ -399,8 +426,10 @@ class Run:
         if kind in ("stalled", "timeout", "bad_output", "interrupted"):
             await self.interrupt()
         if verdict.record_host:
-            await outcomes.record_host_failure(self.d, self.pool, self.inst.machine_id,
-                                               verdict.reason, message)  # fmt: skip
+            await outcomes.record_host_failure(
+                self.deps.kube, self.pool, self.inst.machine_id, verdict.reason, message,
+                now=self.deps.now(),
+            )  # fmt: skip
         outcome = "requeued" if verdict.requeue else "failed"
         logger.info("job %s/%s on %s: %s (%s): %s", self.ns, self.job.name, self.inst.name,
                     verdict.reason, outcome, message)  # fmt: skip
@@ -412,13 +441,10 @@ class Run:
         gpus_out = set(self.job.excluded_gpus)
         if verdict.exclude_gpu and self.inst.gpu_name:
             gpus_out.add(self.inst.gpu_name)
-        await self.flush()
-        self.requeued = await self.write({
-            "phase": "Queued", "reason": verdict.reason, "message": message[:1000],
-            "instance": "", "promptId": "", "leaseExpiresAt": None, "startedAt": None,
-            "progress": {"value": 0, "max": 0, "percent": 0},
-            "excludedHosts": sorted(hosts), "excludedGpus": sorted(gpus_out),
-        })  # fmt: skip
+        await self.writer.flush()
+        self.requeued = await self.writer.write(outcomes.requeued(
+            verdict.reason, message, excluded_hosts=hosts, excluded_gpus=gpus_out
+        ))  # fmt: skip
         return False
 
     async def finish(
@@ -426,91 +452,23 @@ class Run:
     ) -> bool:
         """Write a terminal phase (the runner drops the finalizer once the slot is free)."""
         status = {"phase": phase, "reason": reason, "message": message,
-                  "finishedAt": iso(self.deps.now()), "leaseExpiresAt": None,
+                  "finishedAt": format_time(self.deps.now()), "leaseExpiresAt": None,
                   "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
-        await self.flush()
-        await self.write(status)
+        await self.writer.flush()
+        await self.writer.write(status)
         metrics.JOBS_FINISHED.labels(self.ns, self.pool.name, phase).inc()
         return True
 
     # ------------------------------------------------------------- I/O helpers
-    async def write(self, status: dict[str, Any]) -> bool:
-        """A merge patch of the job's status; False when the job is gone.
-
-        Transient API failures are retried a few times (a lost outcome would leave the
-        job Scheduled until its lease expires)."""
-        self.last_write = time.monotonic()
-        for delay in (0.2, 0.5, 1.0, None):
-            try:
-                await self.deps.kube.patch(kube.GENERATIONJOBS, self.job.name, self.ns,
-                                           {"status": status}, subresource="status")  # fmt: skip
-                return True
-            except errors.KubeNotFoundError:
-                return False
-            except errors.KubeUnavailableError:
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-        return True
-
-    def enqueue(self, status: dict[str, Any]) -> None:
-        """Write soon, after the writes already queued (the caller does not wait)."""
-        previous = self.chain
-        self.last_write = time.monotonic()
-
-        async def step() -> bool:
-            if previous is not None:
-                try:
-                    if not await previous:
-                        return False  # the job is gone
-                except errors.KubeError:
-                    pass  # logged by flush(); later writes still go
-            return await self.write(status)
-
-        self.chain = asyncio.create_task(step())
-
-    async def flush(self) -> bool:
-        """Wait for the queued writes; False when the job turned out to be gone."""
-        if self.chain is None:
-            return True
-        try:
-            return await self.chain
-        except errors.KubeError as exc:
-            logger.warning("job %s/%s: a status write failed: %s", self.ns, self.job.name, exc)
-            return True
-
-    async def add_finalizer(self) -> bool:
-        if FINALIZER in self.finalizers:
-            return True
-        ops: list[dict[str, Any]] = (
-            [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
-            if self.finalizers
-            else [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
-        )
-        try:
-            await self.deps.kube.patch(kube.GENERATIONJOBS, self.job.name, self.ns, ops)
-        except errors.KubeNotFoundError:
-            return False
-        self.finalizers.append(FINALIZER)
-        return True
-
     async def token(self) -> str | None:
-        key = (self.ns, self.inst.name)
-        if key not in self.d.tokens:
-            token = await secrets.read_token(self.deps.kube, self.ns, self.inst.name,
-                                             secret=self.inst.token_secret)  # fmt: skip
-            if token is None:
-                return None
-            self.d.tokens[key] = token
-        return self.d.tokens[key]
+        return await self.deps.tokens.get(self.ns, self.inst.name, secret=self.inst.token_secret)
 
     async def interrupt(self) -> None:
         """Best effort: drop the prompt from the queue, interrupt it if it runs."""
         if self.client is None or not self.prompt_id:
             return
-        http = self.d.http_for(self.inst.comfy_url)
-        quick = comfy.ComfyClient(http, self.inst.comfy_url, await self.token(),
-                                  timeout=QUICK, attempts=1)  # fmt: skip
+        quick = self.deps.comfy.client(self.inst.comfy_url, await self.token(), timeout=QUICK,
+                                       attempts=1)  # fmt: skip
         with contextlib.suppress(errors.ComfyError, TimeoutError):
             await asyncio.wait_for(quick.cancel(self.prompt_id), QUICK * 2)
 

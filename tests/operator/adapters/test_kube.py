@@ -126,11 +126,9 @@ async def test_status_error_table(
 
 
 def test_retry_meaning() -> None:
-    import kopf
-
-    assert isinstance(errors.KubeUnavailableError("x"), kopf.TemporaryError)
-    assert isinstance(errors.KubeForbiddenError("x"), kopf.PermanentError)
-    assert isinstance(errors.KubeInvalidError("x"), kopf.PermanentError)
+    assert isinstance(errors.KubeUnavailableError("x"), errors.TemporaryError)
+    assert isinstance(errors.KubeForbiddenError("x"), errors.PermanentError)
+    assert isinstance(errors.KubeInvalidError("x"), errors.PermanentError)
 
 
 async def test_invalid_carries_causes(client: kube.KubeClient, mock: respx.MockRouter) -> None:

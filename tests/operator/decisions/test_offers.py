@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from warmpool.crds.common import format_time, parse_time
 from warmpool.crds.gpupool import HostFailure, OfferSpec, UnavailableOffer
 from warmpool.operator.decisions import offers
 from warmpool.operator.decisions.offers import OfferView
@@ -40,7 +41,7 @@ def spec(**fields: Any) -> OfferSpec:
 
 
 def at(delta: timedelta) -> str:
-    return offers.format_time(NOW + delta)
+    return format_time(NOW + delta)
 
 
 @pytest.mark.parametrize(
@@ -281,9 +282,9 @@ def test_record_unavailable_replaces_and_expires() -> None:
     ],
 )
 def test_parse_time(text: str, expected: datetime) -> None:
-    assert offers.parse_time(text) == expected
+    assert parse_time(text) == expected
 
 
 def test_format_time_is_utc_zulu() -> None:
     local = NOW.astimezone(timezone(timedelta(hours=2)))
-    assert offers.format_time(local) == "2024-05-01T12:00:00Z"
+    assert format_time(local) == "2024-05-01T12:00:00Z"

@@ -10,14 +10,14 @@ import pytest
 
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import GpuPoolSpec, RentalOutcome
-from warmpool.operator.decisions import policy
+from warmpool.operator.decisions import breaker, policy, warmup
+from warmpool.operator.decisions.conditions import SetCondition
 from warmpool.operator.decisions.policy import (
     Drain,
     InstanceView,
     PoolPlan,
     Release,
     Rent,
-    SetCondition,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -780,7 +780,7 @@ def test_assess_breaker(
     until: datetime | None,
     trip: str,
 ) -> None:
-    b = policy.assess_breaker(
+    b = breaker.assess_breaker(
         recent, breaker_until=breaker_until, max_consecutive_failures=3, now=NOW
     )
     assert (b.state, b.until, b.trip) == (state, until, trip)
@@ -798,7 +798,7 @@ def test_assess_breaker(
     ],
 )
 def test_breaker_backoff(failures: int, expected: timedelta) -> None:
-    assert policy.breaker_backoff(failures) == expected
+    assert breaker.breaker_backoff(failures) == expected
 
 
 def test_open_breaker_blocks_rentals_not_releases() -> None:
@@ -874,7 +874,7 @@ def test_breaker_open_then_half_open_then_open_again() -> None:
     later = NOW + 3 * MIN
     trial = plan(spec=s, recent_rentals=recent, breaker_until=first.breaker_until, now=later)
     assert intents(trial) == rent("Warm")
-    failed = policy.record_outcome(
+    failed = breaker.record_outcome(
         recent,
         RentalOutcome(
             instance="trial", ok=False, reason="LoadingTimeout", time="2024-05-01T12:20:00Z"
@@ -893,25 +893,25 @@ def test_breaker_open_then_half_open_then_open_again() -> None:
 def test_record_outcome_appends_in_time_order() -> None:
     recent = [outcome("a", OK, 10 * MIN), outcome("b", F, 5 * MIN)]
     new = outcome("c", OK, 7 * MIN)
-    assert policy.record_outcome(recent, new, now=NOW) == [recent[0], new, recent[1]]
+    assert breaker.record_outcome(recent, new, now=NOW) == [recent[0], new, recent[1]]
 
 
 def test_record_outcome_replaces_the_same_instance() -> None:
     recent = [outcome("a", F, 10 * MIN), outcome("b", F, 5 * MIN)]
     again = outcome("a", F, 1 * MIN)
-    assert policy.record_outcome(recent, again, now=NOW) == [recent[1], again]
+    assert breaker.record_outcome(recent, again, now=NOW) == [recent[1], again]
 
 
 def test_record_outcome_keeps_the_newest() -> None:
     recent = history(*[OK] * 5, step=MIN)
     new = outcome("z", F, timedelta(0))
-    assert policy.record_outcome(recent, new, now=NOW, keep=3) == [recent[3], recent[4], new]
+    assert breaker.record_outcome(recent, new, now=NOW, keep=3) == [recent[3], recent[4], new]
 
 
 def test_record_outcome_forgets_after_a_day() -> None:
     recent = [outcome("old", F, 25 * 60 * MIN), outcome("day", F, 24 * 60 * MIN)]
     new = outcome("n", OK, timedelta(0))
-    assert policy.record_outcome(recent, new, now=NOW) == [recent[1], new]
+    assert breaker.record_outcome(recent, new, now=NOW) == [recent[1], new]
 
 
 def test_idle_since_is_the_latest_activity() -> None:
@@ -1000,7 +1000,7 @@ def test_predictive_warmup(overrides: dict[str, Any], expected: list[Intent]) ->
     ],
 )
 def test_arrival_rate(minutes_ago: list[int], window: timedelta, expected: float) -> None:
-    assert policy.arrival_rate(arrivals(*minutes_ago), window=window, now=NOW) == expected
+    assert warmup.arrival_rate(arrivals(*minutes_ago), window=window, now=NOW) == expected
 
 
 # ---------------------------------------------------------------- work-aware scale-up

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from warmpool.crds.gpupool import ArrivalDay, GpuPoolSpec
-from warmpool.operator.decisions import policy, warmup
+from warmpool.operator.decisions import warmup
 
 NOW = datetime(2024, 5, 8, 12, 30, tzinfo=UTC)
 
@@ -123,7 +123,7 @@ WEEK = [day(f"2024-05-0{d}", h9=5, h10=5, h12=5, h13=5, h3=1) for d in range(1, 
 def test_warm_floor_learned(
     spec: GpuPoolSpec, now: datetime, recent: list[datetime], expected: int
 ) -> None:
-    assert policy.warm_floor(spec, recent, now=now, arrival_days=WEEK) == expected
+    assert warmup.warm_floor(spec, recent, now=now, arrival_days=WEEK) == expected
 
 
 def test_warm_floor_falls_back_to_the_rate_rule_until_a_whole_day_is_known() -> None:
@@ -131,17 +131,17 @@ def test_warm_floor_falls_back_to_the_rate_rule_until_a_whole_day_is_known() -> 
     recent = [at("2024-05-08", 3, 10)]
     spec = pool(coverage=0.9)
     assert (
-        policy.warm_floor(spec, recent, now=at("2024-05-08", 3, 30), arrival_days=today_only) == 1
+        warmup.warm_floor(spec, recent, now=at("2024-05-08", 3, 30), arrival_days=today_only) == 1
     )
-    assert policy.warm_floor(spec, [], now=at("2024-05-08", 3, 30), arrival_days=today_only) == 0
+    assert warmup.warm_floor(spec, [], now=at("2024-05-08", 3, 30), arrival_days=today_only) == 0
 
 
 def test_an_unused_pool_stops_following_its_history() -> None:
     """No job in the last 24 hours: the busy hours of last week keep nothing warm."""
     stale = WEEK[:-2]  # the last arrivals were on 2024-05-06
     spec = pool(coverage=0.9)
-    assert policy.warm_floor(spec, [], now=at("2024-05-08", 12, 30), arrival_days=stale) == 0
-    assert policy.warm_floor(spec, [], now=at("2024-05-08", 12, 30), arrival_days=WEEK) == 1
+    assert warmup.warm_floor(spec, [], now=at("2024-05-08", 12, 30), arrival_days=stale) == 0
+    assert warmup.warm_floor(spec, [], now=at("2024-05-08", 12, 30), arrival_days=WEEK) == 1
 
 
 @pytest.mark.parametrize(

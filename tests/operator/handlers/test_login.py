@@ -39,13 +39,13 @@ async def test_login_uses_the_clients_configuration(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(_write(tmp_path / "config")))
-    memo: Any = SimpleNamespace(kube=None)
+    memo: Any = SimpleNamespace(opened_kube=None)
     info = await startup.on_login_cluster(memo=memo)
     assert isinstance(info, kopf.ConnectionInfo)
-    assert isinstance(memo.kube, kube.KubeClient), "the client is created once, here"
+    assert isinstance(memo.opened_kube, kube.KubeClient), "the client is created once, here"
     assert (info.server, info.token, info.default_namespace) == ("http://k:6443", TOKEN, "team")
     assert (info.ca_data, info.proxy_url, info.expiration) == (CA, "http://proxy:3128", None)
-    client = memo.kube
+    client = memo.opened_kube
     assert await startup.on_login_cluster(memo=memo) == info
-    assert memo.kube is client
+    assert memo.opened_kube is client
     await client.close()
