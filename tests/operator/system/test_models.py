@@ -83,7 +83,8 @@ async def test_two_models_one_behind_a_token_one_with_a_sha256_reach_ready(
         assert (landed / "loras" / "detail.safetensors").read_bytes() == LORA
         assert (landed / "checkpoints" / "mine.safetensors").read_bytes() == CKPT
         step = REGISTRY.get_sample_value(
-            "warmpool_ready_phase_seconds_count", {"pool": "hf", "step": "models"}
+            "warmpool_ready_phase_seconds_count",
+            {"namespace": "default", "pool": "hf", "step": "models"},
         )
         assert step is not None and step >= 1
     # The token reached the machine as an environment variable ...
