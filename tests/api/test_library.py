@@ -218,7 +218,7 @@ async def test_the_page_is_served(studio: Studio) -> None:
     [
         ("a lighthouse at dusk", None),
         ("two kids playing", "kids"),
-        ("a Teenager", "Teenager"),
+        ("a Teenager", "teenager"),
         ("school-girl uniform", "school-girl"),
         ("a 16 year old", "16 year old"),
         ("a 16-year-old", "16-year-old"),
