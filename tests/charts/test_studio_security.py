@@ -91,7 +91,11 @@ def test_the_oauth2_proxy_sidecar(chart: Any) -> None:
     assert studio["WARMPOOL_STUDIO_PROXY_JWKS_URL"] == "https://login.example.org/keys"
     assert studio["WARMPOOL_STUDIO_PROXY_JWT_AUDIENCE"] == "warmpool-studio"
     service = chart.one(manifests, "Service", "-studio")
-    assert service["spec"]["ports"][0]["targetPort"] == "oauth2-proxy"
+    ports = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+    assert ports == {"http": "http", "oauth2-proxy": "oauth2-proxy"}  # http: for Prometheus
+    ingress = chart.one(manifests, "Ingress", "-studio")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+    assert backend["service"]["port"] == {"name": "oauth2-proxy"}
     for manifest in manifests:
         if manifest["apiVersion"] in ("apps/v1", "v1"):
             kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
