@@ -317,9 +317,11 @@ class Authenticator:
         return User(name, admin=admin)
 
     async def _from_jwt(self, request: Request) -> tuple[str, set[str]]:
-        token = request.headers.get(
+        # The ID token (--pass-authorization-header) first: an access token in
+        # <family>-Access-Token may be opaque for some providers.
+        token = self.bearer(request) or request.headers.get(
             f"{self.settings.studio_proxy_headers}-Access-Token"
-        ) or self.bearer(request)
+        )
         if not token:
             raise _unauthorized("the proxy's signed token is missing")
         s = self.settings

@@ -7,6 +7,7 @@ writing the output into the artifact store. Screenshots go to ``test-artifacts/`
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ from PIL import Image
 from warmpool.operator.adapters import kube
 
 NS = "default"
+
+
+def wait_until(page: Any, expression: str, timeout: float = 20.0) -> None:
+    """Poll ``expression`` until true, with a deadline. Not ``page.wait_for_function``:
+    it compiles its predicate with eval inside the page, which the studio's CSP forbids
+    (no 'unsafe-eval'); ``page.evaluate`` goes through DevTools and is not affected."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+
 
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 
@@ -115,7 +127,7 @@ def test_create_a_muse_generate_watch_see_find_download(
     expect(bar).to_have_attribute("aria-valuenow", "100")
     result = page.locator("#result-image")
     expect(result).to_be_visible()
-    page.wait_for_function("document.querySelector('#result-image').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#result-image')?.naturalWidth > 0")
     page.screenshot(path=str(ARTIFACTS / "studio-result.png"), full_page=True)
 
     # --- download
@@ -131,11 +143,11 @@ def test_create_a_muse_generate_watch_see_find_download(
     page.click("[data-view=gallery]")
     tiles = page.locator("#gallery-grid .tile")
     expect(tiles).to_have_count(1)
-    page.wait_for_function("document.querySelector('#gallery-grid img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#gallery-grid img')?.naturalWidth > 0")
     page.screenshot(path=str(ARTIFACTS / "studio-gallery.png"), full_page=True)
     tiles.first.click()
     expect(page.locator("#lightbox")).to_be_visible()
-    page.wait_for_function("document.querySelector('#lightbox-img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#lightbox-img')?.naturalWidth > 0")
     page.screenshot(path=str(ARTIFACTS / "studio-lightbox.png"))
     page.keyboard.press("Escape")
     expect(page.locator("#lightbox")).to_be_hidden()

@@ -179,6 +179,12 @@ async def test_proxy_mode_verifies_the_proxys_signed_token(studio: Studio, issue
     for why, token in bad.items():
         r = await http.get("/api/v1/me", headers=auth(token))
         assert r.status_code == 401, why
+    # oauth2-proxy --pass-access-token: the token in X-Forwarded-Access-Token works too,
+    # and an opaque access token next to the ID token does not spoil it
+    via_header = {"X-Forwarded-Access-Token": issuer.token()}
+    assert (await http.get("/api/v1/me", headers=via_header)).status_code == 200
+    both = {**auth(issuer.token()), "X-Forwarded-Access-Token": "opaque-access-token"}
+    assert (await http.get("/api/v1/me", headers=both)).status_code == 200
     # a header naming someone else than the token is refused
     mismatch = {**auth(issuer.token()), "X-Forwarded-User": "root"}
     assert (await http.get("/api/v1/me", headers=mismatch)).status_code == 403
