@@ -197,23 +197,73 @@ def _views(text: str) -> tuple[str, ...]:
     return folded, latin, leet, joined, tight, once, twice
 
 
-def _term_pattern(term: str) -> str:
-    folded = _fold(term)
-    if _CJK.search(folded):
-        return re.escape(folded)
-    parts = []
-    for word in re.split(r"[\s\-_]+", folded):
-        parts.append(re.escape(word))
-    body = r"[\s\-_.]*".join(parts)  # "school girl", "school-girl", "schoolgirl"
-    return rf"(?<![^\W\d_]){body}(?![^\W\d_])"
+_TOKEN = re.compile(r"[^\W\d_]+|\d+")  # letter runs and digit runs: "2kids" → 2, kids
+_PLAIN = re.compile(r"[\w\s\-.]+")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Terms ready to match without one big regex (Python's re tries every alternative at
+    every position: too slow for a 4,000-character prompt in seven views). One-word terms
+    are a set looked up per token, several-word terms tuples looked up per run of tokens
+    (so "school girl", "school-girl" and "schoolgirl" all match, each a whole word), CJK
+    terms substrings, and the few with other characters ("18+") a small regex."""
+
+    words: frozenset[str]
+    phrases: frozenset[tuple[str, ...]]
+    lengths: tuple[int, ...]
+    cjk: tuple[str, ...]
+    others: re.Pattern[str] | None
+
+    def search(self, view: str) -> str | None:
+        tokens = _tokens(view)
+        for token in tokens:
+            if token in self.words:
+                return token
+        for n in self.lengths:
+            for k in range(len(tokens) - n + 1):
+                if (run := tuple(tokens[k : k + n])) in self.phrases:
+                    return " ".join(run)
+        for term in self.cjk:
+            if term in view:
+                return term
+        if self.others is not None and (m := self.others.search(view)):
+            return m.group(0)
+        return None
 
 
 @lru_cache(maxsize=16)
-def _compiled(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    chosen = sorted({t.strip() for t in terms if t.strip()}, key=len, reverse=True)
-    if not chosen:
+def _compiled(terms: tuple[str, ...]) -> _Index | None:
+    words: set[str] = set()
+    phrases: set[tuple[str, ...]] = set()
+    cjk: list[str] = []
+    others: list[str] = []
+    for term in {_fold(t.strip()) for t in terms if t.strip()}:
+        parts = tuple(_tokens(term))
+        if _CJK.search(term):
+            cjk.append(term)
+        elif not _PLAIN.fullmatch(term):
+            body = re.escape(term)
+            others.append(rf"(?<![^\W_]){body}" if term[0].isalnum() else body)
+        elif len(parts) == 1:
+            words.add(parts[0])
+        elif parts:
+            phrases.add(parts)
+            if all(p.isalpha() for p in parts):
+                words.add("".join(parts))  # "schoolgirl" for "school girl"
+    if not (words or phrases or cjk or others):
         return None
-    return re.compile("|".join(f"(?:{_term_pattern(t)})" for t in chosen))
+    return _Index(
+        frozenset(words),
+        frozenset(phrases),
+        tuple(sorted({len(p) for p in phrases})),
+        tuple(sorted(cjk)),
+        re.compile("|".join(others)) if others else None,
+    )
 
 
 _NUMBER = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
@@ -229,6 +279,9 @@ _AGES = re.compile(
 )
 
 
+_AGE_HINT = re.compile(r"y|age|an|jahr|лет|год|歳|才|岁|세")  # every age pattern has one
+
+
 def _age(value: str) -> int:
     return int(value) if value.isdigit() else _NUMBER_WORDS[value]
 
@@ -236,6 +289,8 @@ def _age(value: str) -> int:
 def _age_refusal(text: str) -> Refusal | None:
     folded = _fold(text)
     for view in (folded, folded.translate(_CONFUSABLES)):  # "12 лет", and "12 уеаrs old"
+        if not _AGE_HINT.search(view):
+            continue
         for m in _AGES.finditer(view):
             value = next(g for g in m.groups() if g)
             if _age(value) < ADULT_AGE:
@@ -243,12 +298,12 @@ def _age_refusal(text: str) -> Refusal | None:
     return None
 
 
-def _search(pattern: re.Pattern[str] | None, text: str) -> str | None:
-    if pattern is None:
+def _search(index: _Index | None, text: str) -> str | None:
+    if index is None:
         return None
     for view in _views(text):
-        if m := pattern.search(view):
-            return m.group(0).strip()
+        if found := index.search(view):
+            return found
     return None
 
 

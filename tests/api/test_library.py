@@ -219,7 +219,7 @@ async def test_the_page_is_served(studio: Studio) -> None:
         ("a lighthouse at dusk", None),
         ("two kids playing", "kids"),
         ("a Teenager", "teenager"),
-        ("school-girl uniform", "school-girl"),
+        ("school-girl uniform", "school girl"),  # the words matched, normalised
         ("a 16 year old", "16 year old"),
         ("a 16-year-old", "16-year-old"),
         ("she is 12yo", "12yo"),
