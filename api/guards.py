@@ -6,9 +6,10 @@ In order, for each HTTP request:
    ``X-Real-IP``: every ingress adds one) answers 404: metrics are for Prometheus
    scraping the pod, not for the internet.
 2. Cross-site state changes are refused (403): for POST/PUT/PATCH/DELETE a
-   ``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` other than
-   the studio's own (scheme and host as the browser sees them, see :mod:`peers`), is
-   refused. Requests with neither header (curl, scripts with a bearer token) pass: a
+   ``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` whose host and
+   port differ from the studio's (``Host``, or ``X-Forwarded-Host`` from a trusted proxy,
+   see :mod:`peers`), is refused. Requests with neither header (curl, scripts with a
+   bearer token) pass: a
    browser always sends at least one of them on a cross-origin POST. Together with the
    ``SameSite=Strict`` cookie this is the OWASP "verify origin with standard headers"
    defence, and it covers the multipart upload, which no CORS preflight protects.
@@ -59,6 +60,14 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
+def _host_of(origin: str) -> str:
+    """``host[:port]`` of an Origin. The scheme is not compared: behind a TLS ingress that
+    is not a trusted proxy the studio sees http where the browser says https, and the
+    same host is the same site (``null`` and garbage never equal a host)."""
+    _, sep, rest = origin.strip().lower().partition("://")
+    return rest.rstrip("/") if sep else ""
+
+
 async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
     body = ('{"detail":"' + detail + '"}').encode()
     await send(
@@ -98,7 +107,7 @@ class Guard:
             if site is not None and site.lower() not in SAME_SITE:
                 return 403, "cross-site requests are refused"
             origin = conn.headers.get("origin")
-            if origin is not None and origin.lower() != self.peers.origin(conn):
+            if origin is not None and _host_of(origin) != self.peers.host(conn):
                 return 403, "cross-origin requests are refused"
             anonymous = b"authorization" not in headers and SESSION_COOKIE not in conn.cookies
             if (

@@ -59,7 +59,3 @@ class Peers:
         if forwarded and self.trusted(conn):
             return forwarded.split(",")[0].strip().lower()
         return conn.headers.get("host", "").lower()
-
-    def origin(self, conn: HTTPConnection) -> str:
-        """The studio's own origin, ``scheme://host``."""
-        return f"{self.scheme(conn)}://{self.host(conn)}"

@@ -310,6 +310,14 @@ async def test_cross_site_requests_are_refused(studio: Studio, tokens: Any, png:
     up = await http.post("/api/v1/uploads", files=files, headers=same)
     assert up.status_code == 201
     assert (await http.post("/api/v1/generations", json=GOOD)).status_code == 201
+    # behind a TLS ingress that is not a trusted proxy the studio sees http, the browser
+    # says https: the same host is the same site (the page must keep working)
+    tls = {"Origin": "https://studio.test", "Sec-Fetch-Site": "same-origin"}
+    assert (await http.post("/api/v1/generations", json=GOOD, headers=tls)).status_code == 201
+    other_port = {"Origin": "http://studio.test:8443"}
+    assert (
+        await http.post("/api/v1/generations", json=GOOD, headers=other_port)
+    ).status_code == 403
     # reading is not a state change
     assert (await http.get("/api/v1/me", headers=evil)).status_code == 200
 
