@@ -7,28 +7,17 @@ writing the output into the artifact store. Screenshots go to ``test-artifacts/`
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
 from PIL import Image
 
 from warmpool.operator.adapters import kube
 
 NS = "default"
-
-
-def wait_until(page: Any, expression: str, timeout: float = 20.0) -> None:
-    """Poll ``expression`` until true, with a deadline. Not ``page.wait_for_function``:
-    it compiles its predicate with eval inside the page, which the studio's CSP forbids
-    (no 'unsafe-eval'); ``page.evaluate`` goes through DevTools and is not affected."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        page.wait_for_timeout(50)
 
 
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
