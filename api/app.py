@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from warmpool.api import metrics, problems
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
+from warmpool.api.guards import Guard
 from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
 from warmpool.api.records.service import Records
@@ -43,6 +44,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = kube or kube_adapter.KubeClient.from_config(settings.kubeconfig)
         artifact_store = store or artifacts.open_store(settings.artifacts_url)
+        auth = Authenticator(settings, client)
+        await auth.start()  # refuses weak tokens (before anything else is opened)
         records = app.state.records = await Records.open(settings, client)
         hub = Hub(client, settings.studio_namespace, on_change=records.on_job)
         app.state.studio = Studio(
@@ -52,9 +55,11 @@ def create_app(
                 artifact_store,
                 max_bytes=settings.studio_upload_max_bytes,
                 thumb_size=settings.studio_thumbnail_size,
+                namespace=settings.studio_namespace,
+                max_pixels=settings.studio_max_image_pixels,
             ),
             hub=hub,
-            auth=Authenticator(settings, client),
+            auth=auth,
             limiter=RateLimiter(settings.studio_requests_per_minute),
             blocklist=Blocklist(settings.studio_blocklist),
         )
@@ -73,8 +78,13 @@ def create_app(
         version="0.1.0",
         description="Prompts, muses, estimates, live progress and a gallery, on GPU pools.",
         lifespan=lifespan,
+        # /docs and /redoc load scripts from a CDN into the studio's origin: not served
+        # (the OpenAPI document stays at /openapi.json).
+        docs_url=None,
+        redoc_url=None,
     )
     app.middleware("http")(metrics.measure)
+    app.add_middleware(Guard, settings=settings)  # outermost: before anything reads a body
     handlers: dict[Any, Any] = {
         errors.KubeError: problems.on_kube_error,
         errors.ArtifactError: problems.on_artifact_error,

@@ -1,102 +1,31 @@
-"""The prompt blocklist: refuses texts that indicate a person under 18.
+"""The studio's side of the minors policy (:mod:`warmpool.operator.decisions.minors`).
 
-Terms match as whole words, case-insensitively (``kid`` blocks "a kid" but not
-"kidney"). Besides the terms, stated ages under 18 are refused: "12 year old",
-"15-yr-old", "aged 9", "age: 16". The list is configurable
-(``WARMPOOL_STUDIO_BLOCKLIST``); the age rule always applies.
-
-Negative prompts are not checked: "child" in a negative prompt keeps children out.
+The policy itself is a pure function in ``operator/decisions`` so that the operator
+(its admission webhook, its last check before submitting to ComfyUI) applies the very
+same rule; this wrapper only carries the configured terms
+(``WARMPOOL_STUDIO_BLOCKLIST``: replaces the default terms; the age rule always applies).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-DEFAULT_TERMS: tuple[str, ...] = (
-    "child",
-    "children",
-    "childlike",
-    "kid",
-    "kids",
-    "minor",
-    "minors",
-    "underage",
-    "under-age",
-    "teen",
-    "teens",
-    "teenage",
-    "teenager",
-    "preteen",
-    "pre-teen",
-    "tween",
-    "adolescent",
-    "juvenile",
-    "schoolgirl",
-    "schoolboy",
-    "school girl",
-    "school boy",
-    "loli",
-    "lolita",
-    "shota",
-    "shotacon",
-    "lolicon",
-    "toddler",
-    "infant",
-    "jailbait",
-    "little girl",
-    "little boy",
-    "young girl",
-    "young boy",
-    "elementary school",
-    "middle school",
-    "junior high",
-)
+from warmpool.operator.decisions import minors
 
-_AGES = re.compile(
-    r"\b(\d{1,2})\s*[- ]?\s*(?:years?|yrs?)\s*[- ]?\s*old\b"
-    r"|\b(\d{1,2})\s*y/?o\b"
-    r"|\bage[ds]?\s*[:=]?\s*(\d{1,2})\b",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """Why a text was refused (the matched words, for the message)."""
-
-    match: str
-
-    @property
-    def message(self) -> str:
-        return (
-            f"refused by the content policy: {self.match!r} suggests a person under 18; "
-            "only adults may be depicted"
-        )
+Blocked = minors.Refusal
+DEFAULT_TERMS = minors.DEFAULT_TERMS
 
 
 class Blocklist:
-    """A compiled blocklist."""
+    """The policy with this studio's terms."""
 
     def __init__(self, terms: Iterable[str] | None = None) -> None:
-        chosen = [t.strip() for t in (DEFAULT_TERMS if terms is None else terms) if t.strip()]
-        if chosen:
-            words = "|".join(
-                re.escape(t).replace(r"\ ", r"[\s_-]+") for t in sorted(chosen, key=len)[::-1]
-            )
-            self._terms: re.Pattern[str] | None = re.compile(
-                rf"(?<![\w]){words}(?![\w])", re.IGNORECASE
-            )
-        else:
-            self._terms = None
+        self.terms = None if terms is None else tuple(terms)
 
     def check(self, text: str) -> Blocked | None:
-        """The first reason to refuse ``text``, or None when it is acceptable."""
-        if self._terms is not None and (m := self._terms.search(text)):
-            return Blocked(m.group(0))
-        for m in _AGES.finditer(text):
-            age = int(next(g for g in m.groups() if g))
-            if age < 18:
-                return Blocked(m.group(0).strip())
-        return None
+        """The first reason to refuse one positive text, or None."""
+        return minors.check_text(text, self.terms)
+
+    def check_prompt(self, positive: str, negative: str, *, person: bool) -> Blocked | None:
+        """The policy on a composed prompt (positive and negative)."""
+        return minors.check_prompt(positive, negative, person=person, terms=self.terms)

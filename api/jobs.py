@@ -1,6 +1,7 @@
 """Generations: GenerationJob objects made, read, listed and cancelled for a user.
 
-The rules the CRD schema cannot express live here: the blocklist, the pool and
+The rules the CRD schema cannot express live here: the minors policy (on each text
+and on the composed prompt), the pool and
 model must exist, the muse and reference image must be the caller's, and the
 per-user limit of unfinished jobs.
 """
@@ -21,7 +22,7 @@ from warmpool.api.schemas import EstimateOut, GenerationOut, GenerationRequest, 
 from warmpool.api.state import Studio
 from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob
 from warmpool.crds.gpupool import GpuPool
-from warmpool.crds.muse import Muse
+from warmpool.crds.muse import Muse, MuseSpec
 from warmpool.operator.adapters import kube
 from warmpool.operator.decisions import prompts, workflows
 
@@ -128,6 +129,25 @@ def check_text(studio: Studio, loc: list[str | int], text: str) -> None:
         raise FieldError(loc, blocked.message, type="content_policy")
 
 
+def check_composed(
+    studio: Studio,
+    prefix: list[str | int],
+    muse: MuseSpec | None,
+    prompt: str,
+    negative: str,
+    *,
+    positive_field: str = "prompt",
+) -> None:
+    """The policy on what is really sent: the muse template composed with the prompt."""
+    composed = prompts.compose(muse, prompt, negative)
+    refusal = studio.blocklist.check_prompt(
+        composed.positive, composed.negative, person=muse is not None
+    )
+    if refusal is not None:
+        field = "negativePrompt" if refusal.where == "negative" else positive_field
+        raise FieldError([*prefix, field], refusal.message, type="content_policy")
+
+
 def check_reference(studio: Studio, user: User, loc: list[str | int], key: str) -> None:
     if not studio.uploads.owns(user, key):
         raise FieldError(loc, "not one of your uploaded images", type="unknown_upload")
@@ -146,6 +166,7 @@ async def checked(
     """Every rule beyond the schema; fills the model from the muse when unset."""
     check_text(studio, ["body", "prompt"], req.prompt)
     muse = await muse_for(studio, user, req.muse_ref) if req.muse_ref else None
+    check_composed(studio, ["body"], muse.spec if muse else None, req.prompt, req.negative_prompt)
     pool = await pool_for(studio, req.pool)
     if req.kind == "video":
         check_video_family(pool, req)

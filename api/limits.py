@@ -47,3 +47,43 @@ class RateLimiter:
     def _forget_idle(self, now: float) -> None:
         for name in [u for u, w in self._hits.items() if not w or now - w[-1] >= WINDOW_SECONDS]:
             del self._hits[name]
+
+
+class FailureLimiter:
+    """Failed sign-ins counted per key (a client address, a user name) over one minute:
+    ``blocked(*keys)`` gives the seconds to wait once any key reached the limit."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10000,
+    ) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+
+    def _window(self, key: str, now: float) -> deque[float] | None:
+        window = self._failures.get(key)
+        while window and now - window[0] >= WINDOW_SECONDS:
+            window.popleft()
+        return window
+
+    def blocked(self, *keys: str) -> int:
+        now = self._clock()
+        waits = [
+            max(1, math.ceil(WINDOW_SECONDS - (now - w[0])))
+            for k in keys
+            if (w := self._window(k, now)) and len(w) >= self.per_minute
+        ]
+        return max(waits, default=0)
+
+    def failed(self, *keys: str) -> None:
+        now = self._clock()
+        if len(self._failures) >= self._max_keys:
+            for key in [k for k, w in self._failures.items() if not w or now - w[-1] >= 60]:
+                del self._failures[key]
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)

@@ -7,7 +7,14 @@ import secrets
 from typing import Any
 
 from warmpool.api.auth import OWNER_LABEL, User
-from warmpool.api.jobs import check_reference, check_text, get_owned, newest_first, owner_of
+from warmpool.api.jobs import (
+    check_composed,
+    check_reference,
+    check_text,
+    get_owned,
+    newest_first,
+    owner_of,
+)
 from warmpool.api.problems import FieldError
 from warmpool.api.schemas import MuseExport, MuseExportItem, MuseOut, MuseRequest
 from warmpool.api.state import Studio
@@ -15,8 +22,9 @@ from warmpool.crds.muse import Muse, MuseSpec
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 
-#: The muse texts that reach prompts (notes and the negative prompt do not count:
-#: "child" in a negative prompt keeps children out).
+#: The muse texts that reach prompts, checked one by one (for a precise error), then
+#: composed (the template with its placeholders filled) with the negative prompt:
+#: "child" in a negative prompt keeps children out, "adult" there is refused.
 CHECKED_TEXTS = ("display_name", "style", "personality", "prompt_template")
 
 
@@ -46,6 +54,7 @@ def check(studio: Studio, user: User, req: MuseRequest, prefix: list[str | int])
         check_text(studio, [*prefix, "appearance", alias], str(value))
     for i, tag in enumerate(req.tags):
         check_text(studio, [*prefix, "tags", i], tag)
+    check_composed(studio, prefix, req, "", "", positive_field="promptTemplate")
     for i, key in enumerate(req.reference_images):
         check_reference(studio, user, [*prefix, "referenceImages", i], key)
 

@@ -200,3 +200,6 @@ class UserOut(Out):
 
 class SessionRequest(BaseModel):
     token: str = Field(min_length=1, max_length=4096)
+    name: str | None = Field(
+        None, min_length=1, max_length=253, description="Optional: the user the token is for."
+    )

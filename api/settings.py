@@ -9,10 +9,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AuthMode = Literal["none", "token", "proxy"]
+ProxyHeaders = Literal["X-Forwarded", "X-Auth-Request"]
 
 
 class StudioSettings(BaseSettings):
@@ -37,7 +38,9 @@ class StudioSettings(BaseSettings):
         "default", description="Namespace of the pools, jobs and muses the studio manages."
     )
     studio_auth: AuthMode = Field(
-        "none", description="none (dev: one local user), token (Secret of tokens) or proxy."
+        "token",
+        description="token (Secret of tokens, the default), proxy, or none (dev only: one "
+        "local user; must be chosen explicitly).",
     )
     studio_local_user: str = Field(
         "local", min_length=1, description="The user name in auth mode none (an admin)."
@@ -51,14 +54,47 @@ class StudioSettings(BaseSettings):
     )
     studio_proxy_cidrs: list[str] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
-        description="Addresses of the trusted authenticating proxy (CIDRs).",
+        description="Addresses of the trusted proxies (CIDRs): the authenticating proxy "
+        "of proxy mode, and the ingress whose X-Forwarded-Proto/-For are believed.",
     )
-    studio_proxy_user_headers: list[str] = Field(
-        default_factory=lambda: ["X-Auth-Request-User", "X-Forwarded-User"],
-        description="Headers naming the user, first present wins (oauth2-proxy style).",
+    studio_proxy_headers: ProxyHeaders = Field(
+        "X-Forwarded",
+        description="The one header family naming the user in proxy mode: X-Forwarded "
+        "(<family>-User, <family>-Groups; oauth2-proxy as a reverse proxy) or X-Auth-Request "
+        "(oauth2-proxy behind nginx auth_request). A request carrying the other family is "
+        "refused.",
     )
-    studio_proxy_groups_header: str = Field(
-        "X-Auth-Request-Groups", description="Header with the user's groups, comma-separated."
+    studio_proxy_jwks_url: str | None = Field(
+        None,
+        description="Proxy mode: the issuer's JWKS URL. When set, every request must carry "
+        "the proxy's signed ID token (Authorization: Bearer, or X-Forwarded-Access-Token) "
+        "and the user comes from it.",
+    )
+    studio_proxy_jwt_issuer: str | None = Field(None, description="Required `iss` of the token.")
+    studio_proxy_jwt_audience: str | None = Field(
+        None, description="Required `aud` of the token (the OIDC client id)."
+    )
+    studio_proxy_jwt_user_claim: str = Field("email", description="Claim naming the user.")
+    studio_proxy_jwt_groups_claim: str = Field("groups", description="Claim listing groups.")
+    studio_secure_cookies: bool | None = Field(
+        None,
+        description="Secure session cookies: unset = when the outside scheme is https "
+        "(the request's, or X-Forwarded-Proto from a trusted proxy).",
+    )
+    studio_session_seconds: int = Field(
+        12 * 3600, ge=60, description="Lifetime of a sign-in session (the cookie), seconds."
+    )
+    studio_signin_failures_per_minute: int = Field(
+        10, ge=1, description="Failed sign-ins per client and per user name per minute (429)."
+    )
+    studio_min_token_length: int = Field(
+        32, ge=16, description="Shorter tokens in the Secret are refused (at start: fatal)."
+    )
+    studio_body_max_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body except uploads, bytes."
+    )
+    studio_max_image_pixels: int = Field(
+        25_000_000, ge=1_000_000, description="Largest image (width × height) decoded, pixels."
     )
     studio_admin_group: str = Field(
         "warmpool-admins", description="Members of this group see and manage everything."
@@ -128,3 +164,14 @@ class StudioSettings(BaseSettings):
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
         return value
+
+    @model_validator(mode="after")
+    def _jwt_needs_issuer_and_audience(self) -> StudioSettings:
+        if self.studio_proxy_jwks_url and not (
+            self.studio_proxy_jwt_issuer and self.studio_proxy_jwt_audience
+        ):
+            raise ValueError(
+                "WARMPOOL_STUDIO_PROXY_JWKS_URL needs WARMPOOL_STUDIO_PROXY_JWT_ISSUER and "
+                "WARMPOOL_STUDIO_PROXY_JWT_AUDIENCE"
+            )
+        return self

@@ -146,6 +146,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await client.create(kube.GPUPOOLS, POOL, NS)
         settings = StudioSettings(
             _env_file=None,  # type: ignore[call-arg]
+            studio_auth="none",  # the code default is token
             studio_max_queued_jobs=10**6,
             studio_requests_per_minute=10**6,
             artifacts_url=f"file://{tempfile.mkdtemp(prefix='warmpool-bench-')}",

@@ -31,32 +31,40 @@ async def me(studio: StudioDep, user: UserDep) -> UserOut:
 async def sign_in(
     studio: StudioDep, body: SessionRequest, request: Request, audit: RecorderDep
 ) -> Response:
-    """Token mode: checks the token and keeps it in an HttpOnly, SameSite=Strict cookie,
+    """Token mode: checks the token and sets an HttpOnly, SameSite=Strict session cookie
+    (a signed session value, not the token; ``Secure`` when the outside scheme is https),
     so images and the progress stream work in the browser."""
     if studio.settings.studio_auth != "token":
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="sessions are for token mode")
-    name = await studio.auth.user_for_token(body.token)
     # Audited with a keyed fingerprint of the token (never the token) and the address.
     fingerprint = {"token": audit.records.audit.fingerprint(body.token)}
-    if name is None:
-        await audit("anonymous", "session.sign_in", outcome="denied", detail=fingerprint)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="the token is not valid")
+    try:
+        name, value = await studio.auth.sign_in(request, body.token, body.name)
+    except HTTPException as e:
+        outcome = "denied" if e.status_code == status.HTTP_401_UNAUTHORIZED else "limited"
+        await audit("anonymous", "session.sign_in", outcome=outcome, detail=fingerprint)
+        raise
     await audit(name, "session.sign_in", "User", name, detail=fingerprint)
+    secure = studio.settings.studio_secure_cookies
+    if secure is None:
+        secure = studio.auth.peers.scheme(request) == "https"
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.set_cookie(
         SESSION_COOKIE,
-        body.token,
+        value,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=7 * 86400,
+        secure=secure,
+        max_age=studio.settings.studio_session_seconds,
         path="/",
     )
     return response
 
 
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, summary="Sign out")
-async def sign_out() -> Response:
+async def sign_out(studio: StudioDep, request: Request) -> Response:
+    """Revokes the session (the cookie stops working even if it was copied) and clears it."""
+    await studio.auth.sign_out(request)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

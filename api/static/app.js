@@ -252,6 +252,17 @@ function initSignin() {
       $("#signin-error").textContent = e.message;
     }
   });
+  // Token mode: the server revokes the session; proxy mode: oauth2-proxy's sign-out.
+  $("#signout").addEventListener("click", async () => {
+    if (state.auth === "proxy") {
+      window.location.assign("/oauth2/sign_out");
+      return;
+    }
+    await api("/session", { method: "DELETE" });
+    $("#who").textContent = "";
+    $("#signout").hidden = true;
+    document.dispatchEvent(new CustomEvent("warmpool:signin"));
+  });
 }
 
 // ------------------------------------------------------------------ start
@@ -260,6 +271,8 @@ async function start() {
   const me = await api("/me");
   $("#who").textContent = `${me.name}${me.admin ? " · admin" : ""}`;
   $("#admin-link").hidden = !me.admin;
+  state.auth = me.auth;
+  $("#signout").hidden = me.auth === "none";
   await loadChoices();
   await loadHistory();
   updateEstimate();

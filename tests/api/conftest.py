@@ -78,6 +78,7 @@ async def studio(
         overrides.setdefault(
             "studio_records_url", f"sqlite+aiosqlite:///{tmp_path}/r{len(stack)}.db"
         )
+        overrides.setdefault("studio_auth", "none")  # the code default is token
         settings = StudioSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
         app = create_app(settings, kube=kube_client, store=store)
         lifespan = app.router.lifespan_context(app)
@@ -191,6 +192,7 @@ class Served:
         overrides.setdefault(
             "studio_records_url", f"sqlite+aiosqlite:///{self.tmp.name}/records.db"
         )
+        overrides.setdefault("studio_auth", "none")  # the code default is token
         settings = StudioSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
         app = create_app(settings, kube=self.kube, store=self.store)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")

@@ -16,7 +16,10 @@ from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
 from warmpool.operator.adapters import kube
 
 NS = "default"
-TOKENS = {"root": "root-token-0123456789", "bob": "bob-token-0123456789"}
+TOKENS = {  # the studio refuses tokens under 32 characters
+    "root": "root-token-0123456789abcdef0123456789",
+    "bob": "bob-token-0123456789abcdef0123456789",
+}
 
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 

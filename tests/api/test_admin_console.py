@@ -24,7 +24,9 @@ USER = {"X-Auth-Request-User": "bob"}
 
 @pytest.fixture
 async def console(studio: Any, records_url: str) -> httpx.AsyncClient:  # noqa: F811
-    return await studio(studio_auth="proxy", studio_records_url=records_url)  # type: ignore[no-any-return]
+    return await studio(  # type: ignore[no-any-return]
+        studio_auth="proxy", studio_proxy_headers="X-Auth-Request", studio_records_url=records_url
+    )
 
 
 async def audit(http: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
@@ -132,17 +134,19 @@ async def test_sign_ins_are_audited_with_forwarded_address_and_fingerprint(
 ) -> None:
     secret = {
         "metadata": {"name": "warmpool-studio-tokens"},
-        "stringData": {"root": "tok-root-123"},
+        "stringData": {"root": "tok-root-0123456789abcdef0123456789ab"},
     }
     await kube_client.create(kube.SECRETS, secret, NS)
     http = await studio(studio_auth="token", studio_admins=["root"], studio_records_url=records_url)
     fwd = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}
     bad = await http.post("/api/v1/session", json={"token": "wrong-token-456"}, headers=fwd)
     assert bad.status_code == 401
-    good = await http.post("/api/v1/session", json={"token": "tok-root-123"}, headers=fwd)
+    good = await http.post(
+        "/api/v1/session", json={"token": "tok-root-0123456789abcdef0123456789ab"}, headers=fwd
+    )
     assert good.status_code == 204
-    r = await http.get("/api/v1/admin/audit", params={"action": "session."},
-                       headers={"Authorization": "Bearer tok-root-123"})  # fmt: skip
+    root = {"Authorization": "Bearer tok-root-0123456789abcdef0123456789ab"}
+    r = await http.get("/api/v1/admin/audit", params={"action": "session."}, headers=root)
     ok, failed = r.json()["items"]
     assert failed["outcome"] == "denied" and failed["address"] == "203.0.113.7"
     assert ok["actor"] == "root" and ok["outcome"] == "ok"
@@ -150,11 +154,12 @@ async def test_sign_ins_are_audited_with_forwarded_address_and_fingerprint(
         r.text
         + (
             await http.get(
-                "/api/v1/admin/audit.csv", headers={"Authorization": "Bearer tok-root-123"}
+                "/api/v1/admin/audit.csv",
+                headers={"Authorization": "Bearer tok-root-0123456789abcdef0123456789ab"},
             )
         ).text
     )
-    assert "tok-root-123" not in text and "wrong-token-456" not in text
+    assert "tok-root-0123456789abcdef0123456789ab" not in text and "wrong-token-456" not in text
     assert (
         len(failed["detail"]["token"]) == 16 and failed["detail"]["token"] != ok["detail"]["token"]
     )

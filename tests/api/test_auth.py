@@ -13,7 +13,10 @@ from warmpool.operator.adapters import kube
 
 NS = "default"
 GOOD = {"pool": "sdxl", "prompt": "a lighthouse at dusk"}
-TOKENS = {"ada": "tok-ada-0123456789abcdef", "bob": "tok-bob-fedcba9876543210"}
+TOKENS = {
+    "ada": "tok-ada-0123456789abcdef0123456789abcdef",
+    "bob": "tok-bob-fedcba9876543210fedcba9876543210",
+}
 Studio = Any
 Driver = Any
 
@@ -128,7 +131,7 @@ ELSEWHERE = ("192.168.9.9", 40000)
 
 async def test_proxy_mode_trusts_only_the_proxy(studio: Studio) -> None:
     http = await studio(client_addr=PROXY, studio_auth="proxy", studio_proxy_cidrs=["10.0.0.0/24"])
-    me = await http.get("/api/v1/me", headers={"X-Auth-Request-User": "ada@example.org"})
+    me = await http.get("/api/v1/me", headers={"X-Forwarded-User": "ada@example.org"})
     assert me.status_code == 200
     assert me.json() == {**me.json(), "name": "ada@example.org", "admin": False}
     fwd = await http.get("/api/v1/me", headers={"X-Forwarded-User": "carl"})
@@ -138,15 +141,15 @@ async def test_proxy_mode_trusts_only_the_proxy(studio: Studio) -> None:
     forged = await studio(
         client_addr=ELSEWHERE, studio_auth="proxy", studio_proxy_cidrs=["10.0.0.0/24"]
     )
-    r = await forged.get("/api/v1/me", headers={"X-Auth-Request-User": "ada@example.org"})
+    r = await forged.get("/api/v1/me", headers={"X-Forwarded-User": "ada@example.org"})
     assert r.status_code == 403
     assert (await forged.get("/api/v1/me")).status_code == 401
 
 
 async def test_proxy_admin_group_sees_everything(studio: Studio) -> None:
     http = await studio(client_addr=PROXY, studio_auth="proxy", studio_proxy_cidrs=["10.0.0.0/24"])
-    bob = {"X-Auth-Request-User": "bob"}
-    admin = {"X-Auth-Request-User": "root", "X-Auth-Request-Groups": "staff,warmpool-admins"}
+    bob = {"X-Forwarded-User": "bob"}
+    admin = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "staff,warmpool-admins"}
     name = (await http.post("/api/v1/generations", json=GOOD, headers=bob)).json()["name"]
     me = (await http.get("/api/v1/me", headers=admin)).json()
     assert me["admin"] is True

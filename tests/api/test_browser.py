@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
 from PIL import Image
 
 from warmpool.operator.adapters import kube
 
 NS = "default"
+
 
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 
@@ -115,7 +116,7 @@ def test_create_a_muse_generate_watch_see_find_download(
     expect(bar).to_have_attribute("aria-valuenow", "100")
     result = page.locator("#result-image")
     expect(result).to_be_visible()
-    page.wait_for_function("document.querySelector('#result-image').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#result-image')?.naturalWidth > 0")
     page.screenshot(path=str(ARTIFACTS / "studio-result.png"), full_page=True)
 
     # --- download
@@ -131,11 +132,11 @@ def test_create_a_muse_generate_watch_see_find_download(
     page.click("[data-view=gallery]")
     tiles = page.locator("#gallery-grid .tile")
     expect(tiles).to_have_count(1)
-    page.wait_for_function("document.querySelector('#gallery-grid img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#gallery-grid img')?.naturalWidth > 0")
     page.screenshot(path=str(ARTIFACTS / "studio-gallery.png"), full_page=True)
     tiles.first.click()
     expect(page.locator("#lightbox")).to_be_visible()
-    page.wait_for_function("document.querySelector('#lightbox-img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#lightbox-img')?.naturalWidth > 0")
     page.screenshot(path=str(ARTIFACTS / "studio-lightbox.png"))
     page.keyboard.press("Escape")
     expect(page.locator("#lightbox")).to_be_hidden()

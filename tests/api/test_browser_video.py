@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
 
 from warmpool.api.auth import OWNER_LABEL
 from warmpool.operator.adapters import artifacts, kube
@@ -75,17 +75,18 @@ def test_a_video_plays_with_its_poster_and_downloads_as_mp4(served: Any, tmp_pat
             page.goto(stack.url)
             thumb = page.locator("#history button img")
             expect(thumb).to_have_count(1)
-            page.wait_for_function("document.querySelector('#history img').naturalWidth > 0")
+            wait_until(page, "document.querySelector('#history img')?.naturalWidth > 0")
             page.locator("#history button").first.click()
             video = page.locator("#result-video")
             expect(video).to_be_visible()
             assert (video.get_attribute("poster") or "").startswith(f"/api/v1/generations/{name}")
-            page.wait_for_function(
+            wait_until(
+                page,
                 "(() => { const v = document.querySelector('#result-video');"
-                " return v.readyState >= 2 && v.videoWidth === 320; })()"
+                " return v.readyState >= 2 && v.videoWidth === 320; })()",
             )
             page.evaluate("document.querySelector('#result-video').play()")
-            page.wait_for_function("document.querySelector('#result-video').currentTime > 0.3")
+            wait_until(page, "document.querySelector('#result-video').currentTime > 0.3")
             duration = page.evaluate("document.querySelector('#result-video').duration")
             assert duration == pytest.approx(FRAMES / 8, abs=0.2)
             page.screenshot(path=str(ARTIFACTS / "studio-video.png"))

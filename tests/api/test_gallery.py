@@ -14,7 +14,10 @@ from warmpool.operator.adapters import artifacts, kube
 
 NS = "default"
 GOOD = {"pool": "sdxl", "prompt": "a lighthouse at dusk"}
-TOKENS = {"ada": "tok-ada-0123456789abcdef", "bob": "tok-bob-fedcba9876543210"}
+TOKENS = {
+    "ada": "tok-ada-0123456789abcdef0123456789abcdef",
+    "bob": "tok-bob-fedcba9876543210fedcba9876543210",
+}
 PROXY = ("10.0.0.7", 40000)
 Studio = Any
 Driver = Any
@@ -121,7 +124,7 @@ async def test_admins_see_and_download_everyone_s_outputs(
     studio: Studio, store: artifacts.ArtifactStore, png: Any
 ) -> None:
     http = await studio(client_addr=PROXY, studio_auth="proxy", studio_proxy_cidrs=["10.0.0.0/24"])
-    admin = {"X-Auth-Request-User": "root", "X-Auth-Request-Groups": "warmpool-admins"}
+    admin = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "warmpool-admins"}
     await put_output(store, "gen-bob-1", 0, png(), owner="bob")
     assert (await http.get("/api/v1/gallery", headers=admin)).json()["total"] == 0
     every = (await http.get("/api/v1/gallery", params={"all": "true"}, headers=admin)).json()

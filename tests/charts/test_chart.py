@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from typing import Any
 
@@ -423,4 +422,4 @@ def test_studio_auth_modes(chart: Any) -> None:
     )
     assert json.loads(proxy["WARMPOOL_STUDIO_PROXY_CIDRS"]) == ["10.0.0.0/8"]
     assert "WARMPOOL_STUDIO_TOKEN_SECRET" not in proxy
-    assert re.fullmatch(r"\[.*\]", proxy["WARMPOOL_STUDIO_PROXY_USER_HEADERS"])
+    assert proxy["WARMPOOL_STUDIO_PROXY_HEADERS"] == "X-Forwarded"
