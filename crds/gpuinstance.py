@@ -112,6 +112,13 @@ class GpuInstanceStatus(CamelModel):
     models: list[ModelProgress] = Field(
         default_factory=list, description="Download progress and outcome of each model."
     )
+    models_progress_at: str | None = Field(
+        None,
+        description=(
+            "When a model download last made progress; while downloads run, the readiness "
+            "timeout counts from it."
+        ),
+    )
     ready_at: str | None = Field(None, description="When the canary finished (Ready).")
     last_job_at: str | None = Field(None, description="When the last job finished.")
     terminated_at: str | None = Field(None, description="When termination started.")

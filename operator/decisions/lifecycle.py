@@ -113,6 +113,7 @@ def decide_instance(
     policy: FailurePolicySpec,
     readiness: ReadinessSpec,
     status_since: datetime | None = None,
+    progress_at: datetime | None = None,
     offline_grace: timedelta = timedelta(minutes=2),
     vanish_grace: timedelta = timedelta(minutes=1),
 ) -> InstanceDecision:
@@ -120,6 +121,10 @@ def decide_instance(
 
     ``rental`` is None while no contract exists yet (Pending/Renting). ``status_since``
     is when the current ``actual_status`` was first seen (for the offline grace).
+    ``progress_at`` is when a model download last made progress: while the machine
+    downloads, the readiness timeout counts from it rather than from ``running_at`` (a
+    large model over a slow link is not a failure; a stalled one is the provisioning step's
+    ``ModelDownloadStalled``).
     """
     if phase in ("Terminating", "Failed"):
         return InstanceDecision(phase, False, "", "", start_probe=False)
@@ -159,7 +164,9 @@ def decide_instance(
     if phase in _BEFORE_RUNNING:
         return _before_running(rental, status, rented_at=rented_at, now=now, policy=policy)
     if phase == "Starting":
-        return _starting(probe, running_at=running_at, now=now, readiness=readiness)
+        return _starting(
+            probe, running_at=running_at, progress_at=progress_at, now=now, readiness=readiness
+        )
     # Ready or Draining: liveness.
     if probe_failures >= policy.unreachable_probes:
         last = " ".join(filter(None, [probe.reason, probe.message])) if probe else ""
@@ -210,6 +217,7 @@ def _starting(
     probe: ProbeView | None,
     *,
     running_at: datetime | None,
+    progress_at: datetime | None,
     now: datetime,
     readiness: ReadinessSpec,
 ) -> InstanceDecision:
@@ -217,11 +225,15 @@ def _starting(
     if probe is not None and probe.ok and _rank(probe.stage) >= _rank(final):
         return InstanceDecision("Ready", False, "Ready", f"{final} passed", start_probe=True)
     step = _pending_step(probe)
-    if running_at is not None and now - running_at > parse_duration(readiness.timeout):
+    since = running_at
+    if running_at is not None and progress_at is not None and progress_at > running_at:
+        since = progress_at
+    if since is not None and now - since > parse_duration(readiness.timeout):
         last = " ".join(filter(None, [probe.reason, probe.message])) if probe else ""
+        after = "running" if since is running_at else "the last model download progress"
         return _fail(
             "ReadinessTimeout",
-            f"not ready {readiness.timeout} after running: step {step!r} did not complete"
+            f"not ready {readiness.timeout} after {after}: step {step!r} did not complete"
             + (f" (last probe: {_clip(last)})" if last else ""),
         )
     return InstanceDecision("Starting", False, "Waiting", f"waiting for {step}", start_probe=True)

@@ -146,6 +146,8 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
     if url and models.needs_downloads(inst, pool):
         token = await secrets.read_token(deps.kube, ns, inst.metadata.name)
         patch["models"], verdict = await models.observe(deps, pool, url, token)
+        if models.bytes_done(patch["models"]) > sum(m.bytes_done for m in s.models):
+            patch["modelsProgressAt"] = format_time(now)
         if verdict.action in ("replace", "stop_renting"):
             patch["comfyUrl"] = url
             await _models_failed(deps, inst, pool, patch, verdict, now)
@@ -163,6 +165,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
     running_at = parse_optional_time(patch.get("runningAt") or s.running_at)
     decision = lifecycle.decide_instance(
         status_since=status_since(deps, inst, rec, now),
+        progress_at=parse_optional_time(patch.get("modelsProgressAt") or s.models_progress_at),
         phase=s.phase,
         rental=rental_view(rec, port),
         probe=probe,

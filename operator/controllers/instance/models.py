@@ -59,6 +59,11 @@ async def observe(
     return [e.model_dump(by_alias=True) for e in entries], verdict
 
 
+def bytes_done(entries: list[dict[str, Any]]) -> int:
+    """Bytes on disk over every model of an observed ``status.models``."""
+    return sum(int(e.get("bytesDone") or 0) for e in entries)
+
+
 async def record_unavailable(
     deps: Deps, pool: GpuPool, verdict: downloads.ModelsVerdict, now: datetime
 ) -> None:

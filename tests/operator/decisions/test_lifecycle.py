@@ -407,6 +407,37 @@ NO_CANARY = ReadinessSpec.model_validate({"canary": {"enabled": False}})
             id="readiness-timeout-per-pool",
         ),
         pytest.param(
+            {
+                **STARTING,
+                "running_at": NOW - 30 * MIN,
+                "progress_at": NOW - 9 * MIN,
+                "probe": failed("models", "model_missing", "checkpoints/big.safetensors"),
+            },
+            InstanceDecision("Starting", False, "Waiting", "waiting for models", True),
+            id="downloads-progressing-extend-the-readiness-timeout",
+        ),
+        pytest.param(
+            {
+                **STARTING,
+                "running_at": NOW - 30 * MIN,
+                "progress_at": NOW - 10 * MIN - SEC,
+                "probe": failed("models", "model_missing", "checkpoints/big.safetensors"),
+            },
+            fail(
+                "ReadinessTimeout",
+                "not ready 10m after the last model download progress: step 'models' did not"
+                " complete (last probe: model_missing checkpoints/big.safetensors)",
+            ),
+            id="no-download-progress-for-the-readiness-timeout",
+        ),
+        pytest.param(
+            {**STARTING, "running_at": NOW - 11 * MIN, "progress_at": NOW - 20 * MIN},
+            fail(
+                "ReadinessTimeout", "not ready 10m after running: step 'answering' did not complete"
+            ),
+            id="progress-before-running-counts-from-running",
+        ),
+        pytest.param(
             {**STARTING, "running_at": None, "rented_at": NOW - 5 * 60 * MIN},
             InstanceDecision("Starting", False, "Waiting", "waiting for answering", True),
             id="no-running-at-no-timeout",

@@ -150,3 +150,33 @@ async def test_a_401_stops_renting_within_two_rentals_and_reports_models_availab
                          timeout=30, what="the operator still polling Vast.ai")  # fmt: skip
         assert count <= 2 and len(rentals_ever(vastai_sim)) == count
         assert pool_status(cluster, "gated").get("hostFailures") in (None, [])
+
+
+async def test_a_download_that_keeps_progressing_outlasts_the_readiness_timeout(
+    cluster: RunningCluster, vastai_sim: VastaiServer, run_operator: Any, models: ModelServer
+) -> None:
+    """A large model over a slow link took longer than ``readiness.timeout`` and the instance
+    was killed as ReadinessTimeout, then the next one too, each rental paid for: while bytes
+    keep landing, the timeout counts from the last progress (a stall is the provisioning
+    step's ModelDownloadStalled)."""
+    slow = Route(data=CKPT, delay=1.0, chunk=16 * 1024)  # 150 kB in ~10 s
+    body = model_pool(
+        "slow",
+        {"folder": "checkpoints", "file": "big.safetensors", "url": models.add("/big", slow)},
+    )
+    body["spec"]["readiness"]["timeout"] = "4s"
+    cluster.create(body)
+    async with run_operator(vastai_url=vastai_sim.url):
+        await eventually(
+            lambda: pool_status(cluster, "slow").get("readyReplicas") == 1,
+            timeout=90,
+            what="Ready after a download longer than the timeout",
+        )
+        (inst,) = cluster.list(API, "GpuInstance", "default")
+        assert inst["status"]["modelsProgressAt"]
+        running = inst["status"]["runningAt"]
+        ready = inst["status"]["readyAt"]
+        assert running < ready
+    assert len(rentals_ever(vastai_sim)) == 1
+    recent = pool_status(cluster, "slow").get("recentRentals") or []
+    assert all(r["reason"] != "ReadinessTimeout" for r in recent)
