@@ -13,6 +13,9 @@ Keys (pure helpers, validated: no ``..``, no leading ``/``, a restricted charset
 
 Prefixes given to :meth:`ArtifactStore.list` match whole path segments
 (``records/ns`` lists ``records/ns/...``, not ``records/ns2/...``).
+
+About 530 lines on purpose: the key codec, the streaming writes and reads over obstore
+(both backends) and the version-cached records are one store and share its handle.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ its keepalive pings notice a machine that vanished without closing the socket, i
 bounds the frame size (previews can be MBs), and a long-lived socket does not hold
 a connection of the shared HTTP pool. When the socket drops, :meth:`follow_prompt`
 falls back to polling ``/history/{id}`` and ``/queue``.
+
+One piece of about 600 lines on purpose: the HTTP chokepoint, the websocket follower with
+its polling fallback and the output fetcher share one client's state (URL, token, time-outs);
+the readiness probe (:mod:`.comfy_probe`) and the per-URL HTTP pools (:mod:`.comfy_clients`)
+are split out.
 """
 
 from __future__ import annotations

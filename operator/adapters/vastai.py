@@ -9,6 +9,10 @@ per-attempt debug logs and metrics. The API key travels in the
 
 Create is never retried after an ambiguous failure (time-out, 5xx): the caller
 reconciles with :meth:`VastaiClient.find_instances_by_label`.
+
+About 500 lines on purpose: one method per endpoint of the contract the operator uses, all
+through the one chokepoint; the wire models are in :mod:`.vastai_models`, the shared
+listing in :mod:`.inventory`.
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ Graphs (node ids are fixed, so golden files stay stable):
 
 Outputs are saved under the prefix ``warmpool/<namespace>/<job>`` so every file
 names its job.
+
+Slightly past ~400 lines: the preset table, the estimate and the image graphs share the
+fixed node ids of the golden files; video graphs are in :mod:`.videos`, the graph check in
+:mod:`.graphcheck`.
 """
 
 from __future__ import annotations
