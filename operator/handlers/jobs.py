@@ -68,7 +68,7 @@ async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[facts.PoolKey
 async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, facts.InstanceFacts]:
     """Every GpuInstance by (namespace, pool)."""
     inst = facts.instance_facts(body)
-    return {(inst.namespace, inst.pool): inst}
+    return {} if inst is None else {(inst.namespace, inst.pool): inst}
 
 
 @kopf.index(*GPUPOOLS, registry=registry, id="warmpool_pools")

@@ -15,6 +15,7 @@ import pydantic
 
 from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import JobsSpec
 from warmpool.operator.decisions import recovery, workflows
 
@@ -126,22 +127,29 @@ def job_seconds(spec: Mapping[str, Any]) -> float:
         return UNKNOWN_JOB_SECONDS
 
 
-def instance_facts(body: Mapping[str, Any]) -> InstanceFacts:
-    """A GpuInstance body as placement and the runner see it."""
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
-    offer = spec.get("offer") or {}
+def instance_facts(body: Mapping[str, Any]) -> InstanceFacts | None:
+    """A GpuInstance body as placement and the runner see it, parsed by the one model
+    (:class:`GpuInstance`); None for a body the model refuses (the API server's schema
+    refuses it too: such an object can hold no job)."""
+    try:
+        inst = GpuInstance.from_body(body)
+    except pydantic.ValidationError:
+        return None
+    s, offer = inst.status, inst.spec.offer
     return InstanceFacts(
-        namespace=meta.get("namespace") or "default",
-        name=meta["name"],
-        pool=spec.get("pool", ""),
-        phase=status.get("phase") or "Pending",
-        machine_id=status.get("machineId") or offer.get("machineId"),
-        gpu_name=status.get("gpuName") or offer.get("gpuName") or "",
-        price_per_hour=float(status.get("pricePerHour") or offer.get("pricePerHour") or 0.0),
-        checkpoint=status.get("checkpoint") or "",
-        comfy_url=status.get("comfyUrl") or "",
-        token_secret=status.get("tokenSecret") or "",
-        deleting=bool(meta.get("deletionTimestamp")),
+        namespace=inst.metadata.namespace or "default",
+        name=inst.metadata.name,
+        pool=inst.spec.pool,
+        phase=s.phase,
+        machine_id=s.machine_id
+        if s.machine_id is not None
+        else (offer.machine_id if offer else None),
+        gpu_name=s.gpu_name or (offer.gpu_name if offer else ""),
+        price_per_hour=s.price_per_hour or (offer.price_per_hour if offer else 0.0),
+        checkpoint=s.checkpoint,
+        comfy_url=s.comfy_url,
+        token_secret=s.token_secret,
+        deleting=bool(inst.metadata.deletion_timestamp),
     )
 
 

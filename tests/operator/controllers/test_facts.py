@@ -48,3 +48,40 @@ def test_heavier_jobs_weigh_more() -> None:
 )
 def test_unreadable_spec_counts_as_a_minute(spec: dict[str, Any]) -> None:
     assert dispatch.job_facts(body(**spec)).seconds == dispatch.UNKNOWN_JOB_SECONDS
+
+
+def instance(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "i", "namespace": "ns", "uid": "u2"},
+        "spec": {
+            "pool": "p",
+            "offer": {"id": 7, "machineId": 42, "gpuName": "RTX 4090", "pricePerHour": 0.4},
+        },
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param({}, ("Pending", 42, "RTX 4090", 0.4), id="offer-until-rented"),
+        pytest.param(
+            {"phase": "Ready", "machineId": 43, "gpuName": "RTX 3090", "pricePerHour": 0.2},
+            ("Ready", 43, "RTX 3090", 0.2),
+            id="rental-once-known",
+        ),
+    ],
+)
+def test_instance_facts_come_from_the_one_model(
+    status: dict[str, Any], expected: tuple[str, int, str, float]
+) -> None:
+    inst = dispatch.instance_facts(instance(**status))
+    assert inst is not None
+    assert (inst.phase, inst.machine_id, inst.gpu_name, inst.price_per_hour) == expected
+    assert (inst.namespace, inst.pool, inst.deleting) == ("ns", "p", False)
+
+
+def test_an_instance_the_model_refuses_is_left_out_of_the_index() -> None:
+    refused = instance()
+    refused["spec"]["pool"] = ""
+    assert dispatch.instance_facts(refused) is None
