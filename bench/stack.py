@@ -86,6 +86,7 @@ async def operator_stack(
         "WARMPOOL_VASTAI_URL": sim.url,
         "WARMPOOL_VASTAI_API_KEY": key,
         "WARMPOOL_RECONCILE_INTERVAL": str(interval),
+        "WARMPOOL_ALLOWED_MACHINE_NETWORKS": '["127.0.0.0/8"]',  # the simulated machines
         "WARMPOOL_INVENTORY_REFRESH": str(interval),
         "WARMPOOL_PROBE_INTERVAL": str(probe_interval),
         "WARMPOOL_HEALTH_PORT": "0",

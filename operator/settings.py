@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +55,12 @@ class OperatorSettings(BaseSettings):
     watch_timeout: float = Field(
         300.0, gt=0, description="Seconds a Kubernetes watch request stays open (server side)."
     )
+    allowed_machine_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of machine addresses contacted although private, loopback or "
+        'link-local (JSON list, e.g. ["127.0.0.0/8"] for the simulators); empty in '
+        "production: a rental reporting such a public_ipaddr is refused and replaced.",
+    )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
     namespace: str | None = Field(
         None, description="Watch only this namespace; cluster-wide when unset."
@@ -63,3 +71,10 @@ class OperatorSettings(BaseSettings):
     peering: str | None = Field(
         None, description="Kopf peering object name; standalone when unset."
     )
+
+    @field_validator("allowed_machine_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value

@@ -185,6 +185,8 @@ async def serve(
             # The studio's records (audit trail, usage ledger): an SQLite file.
             "WARMPOOL_STUDIO_RECORDS_URL": f"sqlite+aiosqlite:///{state / 'records.db'}",
             "WARMPOOL_RECONCILE_INTERVAL": "2",
+            # The simulated machines are on 127.0.0.1, which production refuses.
+            "WARMPOOL_ALLOWED_MACHINE_NETWORKS": '["127.0.0.0/8"]',
             "WARMPOOL_HEALTH_PORT": str(health_port),
             "WARMPOOL_LOG_LEVEL": log_level,
             "WARMPOOL_STUDIO_AUTH": "none",

@@ -96,6 +96,7 @@ def settings(artifacts_url: str, vastai_url: str, **overrides: Any) -> OperatorS
         "vastai_timeout": 2.0, "vastai_deadline": 10.0, "reconcile_interval": 1.0,
         "probe_interval": 0.2, "inventory_refresh": 0.3, "offer_cache": 0.5,
         "orphan_grace": 30.0, "artifacts_url": artifacts_url, "comfy_timeout": 5.0,
+        "allowed_machine_networks": ["127.0.0.0/8"],  # the simulators' machines
         **overrides,
     }  # fmt: skip
     return OperatorSettings(**values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import kopf
 
@@ -22,11 +23,13 @@ from warmpool.operator.adapters.vastai_models import Instance
 from warmpool.operator.controllers import failures
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import models, termination
-from warmpool.operator.decisions import downloads, lifecycle, workflows
+from warmpool.operator.decisions import addresses, downloads, lifecycle, workflows
 from warmpool.operator.deps import Deps
 
 #: Probe attempt time-out, seconds (the daemon's cadence spaces the attempts).
 PROBE_TIMEOUT = 5.0
+#: Status and event reason of a rental whose address the operator refuses to contact.
+ADDRESS_REFUSED = "MachineAddressRefused"
 
 
 def rental_view(rec: Instance | None, port: int) -> lifecycle.RentalView:
@@ -142,6 +145,9 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         # Vast.ai says it is not running (offline, unknown...): whether ComfyUI still
         # answers decides, after `unreachableProbes` failures in a row.
         url = s.comfy_url
+    if url and (refusal := refused_machine(deps, rec, url)):
+        await _address_refused(deps, inst, pool, patch, refusal, now)
+        return False
     probe: lifecycle.ProbeView | None = None
     if url and models.needs_downloads(inst, pool):
         token = await secrets.read_token(deps.kube, ns, inst.metadata.name)
@@ -221,6 +227,39 @@ async def _models_failed(
     await record_failure(deps, inst, pool, verdict.reason, verdict.message, now,
                          cool_down=verdict.cool_down)  # fmt: skip
     await termination.terminate(deps, inst, reason=verdict.reason, message=verdict.message)
+
+
+def refused_machine(deps: Deps, rec: Instance | None, url: str) -> str | None:
+    """Why the machine behind ``url`` must not be contacted (issue 15), or None: the
+    address the rental reports and the host the URL really names are both checked."""
+    allowed = deps.settings.allowed_machine_networks
+    reported = rec.public_ipaddr if rec is not None and rec.public_ipaddr else None
+    if reported is not None and (refusal := addresses.refused_address(reported, allowed=allowed)):
+        return refusal
+    return addresses.refused_address(urlsplit(url).hostname or "", allowed=allowed)
+
+
+async def _address_refused(
+    deps: Deps,
+    inst: GpuInstance,
+    pool: GpuPool,
+    patch: dict[str, Any],
+    refusal: str,
+    now: datetime,
+) -> None:
+    """A rental reports an address in the operator's own networks (private, loopback,
+    link-local...): no request goes to it, the rental is released and replaced. The
+    machine is cooled down: it reports the same address to the next rental too, and the
+    cheapest offer would otherwise be rented again at once; the breaker counts it."""
+    ns = inst.metadata.namespace or "default"
+    patch.update(reason=ADDRESS_REFUSED, message=refusal)
+    patch["cost"] = _cost(
+        inst.status.price_per_hour, parse_optional_time(inst.status.rented_at), now
+    )
+    await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
+    event("GpuInstance", inst.metadata, ADDRESS_REFUSED, refusal, warning=True)
+    await record_failure(deps, inst, pool, ADDRESS_REFUSED, refusal, now)
+    await termination.terminate(deps, inst, reason=ADDRESS_REFUSED, message=refusal)
 
 
 def status_since(deps: Deps, inst: GpuInstance, rec: Instance | None, now: datetime) -> datetime:

@@ -36,7 +36,7 @@ from warmpool.operator.adapters import comfy, kube
 from warmpool.operator.controllers.jobs import outcomes, outputs
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
-from warmpool.operator.decisions import prompts, scheduler, workflows
+from warmpool.operator.decisions import minors, prompts, scheduler, workflows
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,17 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 #: Time-out of best-effort calls (interrupts, cleanup) on a possibly dead instance.
 QUICK = 3.0
+#: Status reason of a job the minors policy refuses (never submitted).
+POLICY_REFUSED = "PolicyRefused"
+
+
+def policy_message(refusal: minors.Refusal) -> str:
+    """The status message of a refused job: which text, never the text itself."""
+    where = "negative prompt" if refusal.where == "negative" else "prompt"
+    return (
+        f"refused by the content policy: the composed {where} suggests a person under 18 "
+        "or steers away from adults; only adults may be depicted; it was not submitted"
+    )
 
 
 @dataclass(frozen=True)
@@ -248,13 +259,21 @@ class Run:
     async def build(self) -> workflows.Workflow:
         spec = self.spec
         positive = negative = None
+        muse = None
         if spec.muse_ref:
             body = await self.deps.kube.get(kube.MUSES, spec.muse_ref, self.ns)
             if body is None:
                 raise errors.JobBuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
             muse = Muse.from_body(body).spec
-            composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
+        composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
+        if muse is not None:
             positive, negative = composed.positive, composed.negative
+        # The minors policy, second line (the studio is the first; kubectl bypasses it):
+        # on the composed texts, before anything (reference upload, prompt) reaches ComfyUI.
+        refusal = minors.check_prompt(composed.positive, composed.negative, person=muse is not None)
+        if refusal is not None:
+            raise errors.JobBuildError(POLICY_REFUSED, policy_message(refusal))
+        if muse is not None:
             update: dict[str, Any] = {}
             if spec.model is None and muse.preferred_model:
                 update["model"] = muse.preferred_model

@@ -26,6 +26,8 @@ from warmpool.sim.cluster import RunningCluster
 from warmpool.sim.vastai import VastaiServer, start_vastai
 
 API_KEY = "sim-key-0123456789"
+#: What the simulators need: every simulated machine is on 127.0.0.1.
+LOOPBACK = ["127.0.0.0/8"]
 
 
 @pytest.fixture
@@ -63,6 +65,7 @@ def run_operator(
             "orphan_grace": 2.0,
             "artifacts_url": f"file://{tmp_path / 'artifacts'}",
             "watch_timeout": 2.0,  # Kopf's shutdown waits for open watches to end
+            "allowed_machine_networks": LOOPBACK,  # the simulators' machines are on 127.0.0.1
             **overrides,
         }
         settings = OperatorSettings(**values)
