@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -239,7 +239,7 @@ def test_create_a_muse_generate_watch_progress_find_and_download(
     assert seen[-1] == ("Succeeded", 100), seen
     result = page.locator("#result-image")
     expect(result).to_be_visible()
-    page.wait_for_function("document.querySelector('#result-image').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#result-image').naturalWidth > 0")
     assert page.evaluate("document.querySelector('#result-image').naturalWidth") == SIDE
     shot(page, "e2e-result.png")
 
@@ -267,13 +267,13 @@ def test_create_a_muse_generate_watch_progress_find_and_download(
     tiles = page.locator("#gallery-grid .tile")
     expect(tiles).to_have_count(1)
     expect(tiles.first).to_have_attribute("aria-label", re.compile("harbour wall"))
-    page.wait_for_function("document.querySelector('#gallery-grid img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#gallery-grid img').naturalWidth > 0")
     shot(page, "e2e-gallery.png")
     tiles.first.click()
     lightbox = page.locator("#lightbox")
     expect(lightbox).to_be_visible()
     expect(page.locator("#lightbox-caption")).to_contain_text(f"{SIDE}×{SIDE}")
-    page.wait_for_function("document.querySelector('#lightbox-img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#lightbox-img').naturalWidth > 0")
     shot(page, "e2e-lightbox.png", full_page=False)
     with page.expect_download() as info:
         page.click("#lightbox-download")
