@@ -31,6 +31,10 @@ class Cli:
             "NO_COLOR": "1",
             "COLUMNS": "200",
         }
+        # The CLI creates its config folder with a check-then-makedirs race: two of its
+        # processes started together can crash with FileExistsError. It exists already here.
+        for base in (home / ".config", home / ".cache", home / ".local" / "state"):
+            (base / "vastai").mkdir(parents=True, exist_ok=True)
 
     async def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [str(VASTAI), "--url", self.url, "--api-key", self.key, *args]
