@@ -170,6 +170,9 @@ async def test_bad_input_gets_real_answers(vastai_http: httpx.AsyncClient) -> No
 
 
 async def test_lifecycle_and_ports(vastai_sim: Any, vastai_http: httpx.AsyncClient) -> None:
+    # 0.3-0.4 s of real time before "loading" (10-30 ms with the fast timing): the first
+    # look must still see the rental before it loads, on a busy machine too.
+    vastai_sim.state.timing.loading_after = (30.0, 40.0)
     instance_id = await rent(vastai_http)
     first = await show(vastai_http, instance_id)
     assert first is not None
