@@ -10,6 +10,7 @@ the boundary (chained with ``from``) into these classes and decide nothing else.
     ├── TemporaryError                         mixin: retry after ``delay`` seconds
     ├── PermanentError                         mixin: retrying will not help
     ├── ConfigurationError                     (permanent: bad settings)
+    │   └── ModelTokenMissingError             a models[].tokenSecret Secret or key is missing
     ├── VastaiError                            (base of every Vast.ai failure)
     │   ├── VastaiAuthError                    401/403: bad or scoped key (permanent)
     │   ├── VastaiNotFoundError                404: unknown instance (destroy: "already gone")
@@ -74,6 +75,11 @@ class PermanentError(WarmpoolError):
 
 class ConfigurationError(PermanentError):
     """Settings are missing or contradictory."""
+
+
+class ModelTokenMissingError(ConfigurationError):
+    """A Secret (or its key) named by ``models[].tokenSecret`` is missing, empty or not text.
+    The message names the Secret and the key, never a value."""
 
 
 # ---------------------------------------------------------------- Vast.ai

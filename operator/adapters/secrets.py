@@ -1,15 +1,21 @@
-"""The per-instance ComfyUI token, kept in a Secret owned by its GpuInstance.
+"""Tokens kept in Secrets: the per-instance ComfyUI token (a Secret owned by its
+GpuInstance) and the bearer tokens of model downloads (Secrets the pool's
+``models[].tokenSecret`` name).
 
-The only place that names, creates and decodes the token Secret.
+The only place that names, creates and decodes these Secrets. The values go into
+requests and the create request's environment only: never logged, never in an event,
+a status or an error message (errors name the Secret and key).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import secrets
 from typing import Any
 
 from warmpool.crds.common import API_VERSION, owner_reference
+from warmpool.crds.gpupool import SecretKeyRef
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 
@@ -19,8 +25,24 @@ def token_secret_name(instance: str) -> str:
     return f"{instance}-comfy-token"
 
 
+def _value(secret: dict[str, Any], key: str = "token") -> str | None:
+    """The text under ``key`` of a Secret's data; None when absent or not base64 text."""
+    raw = (secret.get("data") or {}).get(key)
+    if not raw:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def _decode(secret: dict[str, Any]) -> str:
-    return base64.b64decode(secret["data"]["token"]).decode()
+    value = _value(secret)
+    if value is None:
+        raise errors.ConfigurationError(
+            f"Secret {secret.get('metadata', {}).get('name', '?')} has no readable token"
+        )
+    return value
 
 
 async def read_token(
@@ -80,3 +102,21 @@ class TokenCache:
                 return None
             self._tokens[key] = token
         return self._tokens[key]
+
+
+async def read_model_tokens(
+    client: kube.KubeClient, namespace: str, refs: dict[str, SecretKeyRef]
+) -> dict[str, str]:
+    """Environment variable → token, for each ``models[].tokenSecret`` reference."""
+    tokens: dict[str, str] = {}
+    for variable, ref in refs.items():
+        secret = await client.get(kube.SECRETS, ref.name, namespace)
+        if secret is None:
+            raise errors.ModelTokenMissingError(f"Secret {namespace}/{ref.name} not found")
+        value = (_value(secret, ref.key) or "").strip()
+        if not value:
+            raise errors.ModelTokenMissingError(
+                f"Secret {namespace}/{ref.name} key {ref.key!r} is missing, empty or not text"
+            )
+        tokens[variable] = value
+    return tokens

@@ -19,7 +19,7 @@ from warmpool.crds.common import format_time, parse_duration, pool_selector, ren
 from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import kube, model_secrets, secrets, vastai
+from warmpool.operator.adapters import kube, secrets, vastai
 from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
 from warmpool.operator.controllers.events import event
@@ -149,11 +149,11 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
                 parse_duration(pool.spec.template.model_stall_timeout).total_seconds()
             ),
         )
-        model_tokens = await model_secrets.read_tokens(deps.kube, ns, models.token_env)
+        model_tokens = await secrets.read_model_tokens(deps.kube, ns, models.token_env)
     except ValueError as exc:
         await _pending(deps, inst, "InvalidTemplate", str(exc))
         return
-    except model_secrets.ModelTokenMissingError as exc:
+    except errors.ModelTokenMissingError as exc:
         await _pending(deps, inst, "ModelTokenMissing", str(exc))
         return
     token = await secrets.ensure_token(deps.kube, ns, inst.metadata.name, inst.metadata.uid or "")
