@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warmpool-studio", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        help="serve on this inherited listening socket instead of binding --host/--port",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     args = parser.parse_args(argv)
     settings = StudioSettings()
@@ -49,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app,
         host=args.host,
         port=args.port,
+        fd=args.fd,
         log_level=args.log_level,
         log_config=None,
         proxy_headers=False,

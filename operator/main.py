@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -73,7 +74,11 @@ async def serve_health(deps: Deps, operator_task: asyncio.Task[None]) -> web.App
     app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", deps.settings.health_port).start()
+    if deps.settings.health_fd is not None:
+        listening = socket.socket(fileno=deps.settings.health_fd)
+        await web.SockSite(runner, listening).start()
+    else:
+        await web.TCPSite(runner, "0.0.0.0", deps.settings.health_port).start()
     return runner
 
 

@@ -66,6 +66,13 @@ class OperatorSettings(BaseSettings):
         None, description="Watch only this namespace; cluster-wide when unset."
     )
     health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
+    health_fd: int | None = Field(
+        None,
+        ge=0,
+        description="An inherited listening socket (file descriptor) to serve the health "
+        "endpoint on instead of binding health_port: socket activation, as `warmpool-sim dev` "
+        "uses it so that no other process can take the port between choosing and binding it.",
+    )
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json.")
     log_level: str = Field("INFO", description="Python logging level name.")
     peering: str | None = Field(

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default=".warmpool/kubeconfig")
 
     p = sub.add_parser("dev", help="the whole local stack (make demo)")
-    p.add_argument("--studio-port", type=int, default=8000)
+    p.add_argument(
+        "--studio-port", type=int, default=8000, help="the studio's port (0: any free one)"
+    )
     p.add_argument("--time-scale", type=float, default=20.0)
     p.add_argument("--kubeconfig", default=".warmpool/kubeconfig")
     p.add_argument(

@@ -47,10 +47,27 @@ SAMPLE_POOL: dict[str, Any] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def listening_socket(port: int) -> socket.socket:
+    """A listening loopback socket on ``port`` (0: any free one), to hand to a child process.
+
+    Binding here and passing the open socket on (socket activation) leaves no moment in which
+    another process could take a port chosen for a child, as choosing a free port and letting
+    the child bind it later would.
+    """
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bound_port(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
 
 
 def console_script(name: str) -> str:
@@ -74,10 +91,14 @@ class Stack:
         self.vastai: VastaiServer | None = None
         self.children: dict[str, asyncio.subprocess.Process] = {}
 
-    async def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.children[name] = await asyncio.create_subprocess_exec(
-            *argv, env=env, start_new_session=True
-        )
+    async def spawn(
+        self, name: str, argv: list[str], env: dict[str, str], *, listening: socket.socket
+    ) -> None:
+        """Start a child that serves on ``listening`` (inherited; this copy is then closed)."""
+        with listening:
+            self.children[name] = await asyncio.create_subprocess_exec(
+                *argv, env=env, start_new_session=True, pass_fds=(listening.fileno(),)
+            )
 
     async def stop(self) -> None:
         for proc in self.children.values():
@@ -168,7 +189,12 @@ async def serve(
         config = stack.cluster.write_kubeconfig(kubeconfig).resolve()
         api_key = secrets.token_hex(16)
         comfy = {} if comfy_step_seconds is None else {"step_seconds": comfy_step_seconds}
-        health_port = free_port()
+        try:
+            studio_socket = listening_socket(studio_port)
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on 127.0.0.1:{studio_port}: {exc.strerror}") from exc
+        health_socket = listening_socket(0)
+        studio_port, health_port = bound_port(studio_socket), bound_port(health_socket)
         log_level = os.environ.get("WARMPOOL_LOG_LEVEL", "WARNING").upper()  # both children
         stack.vastai = await start_vastai(
             api_key=api_key, time_scale=time_scale, comfy_options=comfy
@@ -188,16 +214,21 @@ async def serve(
             # The simulated machines are on 127.0.0.1, which production refuses.
             "WARMPOOL_ALLOWED_MACHINE_NETWORKS": '["127.0.0.0/8"]',
             "WARMPOOL_HEALTH_PORT": str(health_port),
+            "WARMPOOL_HEALTH_FD": str(health_socket.fileno()),
             "WARMPOOL_LOG_LEVEL": log_level,
             "WARMPOOL_STUDIO_AUTH": "none",
             "WARMPOOL_STUDIO_NAMESPACE": "default",
         }
-        await stack.spawn("operator", [console_script("warmpool-operator")], env)
+        studio_env = {k: v for k, v in env.items() if k != "WARMPOOL_HEALTH_FD"}
+        await stack.spawn(
+            "operator", [console_script("warmpool-operator")], env, listening=health_socket
+        )
         await stack.spawn(
             "studio",
-            [console_script("warmpool-studio"), "--host", "127.0.0.1", "--port", str(studio_port),
+            [console_script("warmpool-studio"), "--fd", str(studio_socket.fileno()),
              "--log-level", log_level.lower()],
-            env,
+            studio_env,
+            listening=studio_socket,
         )  # fmt: skip
         studio = f"http://127.0.0.1:{studio_port}/"
         await wait_http(f"{studio}healthz")

@@ -218,10 +218,9 @@ async def test_every_dashboard_query_returns_data_from_the_running_stack(tmp_pat
     prometheus_binary = binary("prometheus")
     rules = write_rule_file(tmp_path / "rules.yaml")
     (tmp_path / "dev").mkdir()
-    studio_port = free_port()
     dev = await spawn(
-        str(Path(sys.executable).parent / "warmpool-sim"), "dev", "--studio-port",
-        str(studio_port), "--time-scale", "60", cwd=tmp_path / "dev",
+        str(Path(sys.executable).parent / "warmpool-sim"), "dev", "--studio-port", "0",
+        "--time-scale", "60", cwd=tmp_path / "dev",
         env={"WARMPOOL_LOG_FORMAT": "json", "WARMPOOL_LOG_LEVEL": "INFO"},
     )  # fmt: skip
     prom: Process | None = None
@@ -231,10 +230,12 @@ async def test_every_dashboard_query_returns_data_from_the_running_stack(tmp_pat
         line = dev.line_with("/metrics (operator)")
         assert line, dev.tail()
         (operator_target,) = re.findall(r"http://(127\.0\.0\.1:\d+)/metrics \(operator\)", line)
+        (studio_target,) = re.findall(r"^studio +http://(127\.0\.0\.1:\d+)/$",
+                                      dev.line_with("studio ") or "")  # fmt: skip
         config = scrape_config(
             tmp_path,
             operator=operator_target,
-            studio=f"127.0.0.1:{studio_port}",
+            studio=studio_target,
             rules=rules,
         )
         prom_port = free_port()
@@ -247,7 +248,7 @@ async def test_every_dashboard_query_returns_data_from_the_running_stack(tmp_pat
         try:
             await check_the_stack(
                 api,
-                studio=f"http://127.0.0.1:{studio_port}",
+                studio=f"http://{studio_target}",
                 dev=dev,
                 kubeconfig=tmp_path / "dev" / ".warmpool" / "kubeconfig",
             )

@@ -23,7 +23,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,10 +46,7 @@ QUALITY, STEPS, SIDE = "ultra", 150, 1536
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+STUDIO_LINE = re.compile(r"^studio +(http://127\.0\.0\.1:\d+)/$")
 
 
 @dataclass
@@ -80,16 +76,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     Teardown stops it with SIGINT (Ctrl-C) and checks it exits 0, says ``stopped`` and
     leaves no child process behind.
     """
-    port = free_port()
     cwd = tmp_path_factory.mktemp("dev-stack")
     binary = Path(sys.executable).parent / "warmpool-sim"
-    argv = [str(binary), "dev", "--studio-port", str(port), "--time-scale", str(TIME_SCALE),
+    argv = [str(binary), "dev", "--studio-port", "0", "--time-scale", str(TIME_SCALE),
             "--comfy-step-seconds", "0.4"]  # fmt: skip
     proc = subprocess.Popen(
         argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
-    dev = DevStack(url=f"http://127.0.0.1:{port}", proc=proc)
+    dev = DevStack(url="", proc=proc)
     ready_or_gone = threading.Event()
 
     def read() -> None:
@@ -105,6 +100,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     try:
         ready_or_gone.wait(timeout=90)
         assert any(READY_LINE in ln for ln in dev.lines), f"not Ready:\n{dev.tail()}"
+        # The studio listens on the port the stack bound for it, and says which.
+        printed = [m for ln in dev.lines for m in STUDIO_LINE.findall(ln)]
+        assert len(printed) == 1, dev.tail()
+        dev.url = printed[0]
         dev.children = psutil.Process(proc.pid).children(recursive=True)
         assert len(dev.children) >= 2, "the operator and the studio run as child processes"
         yield dev

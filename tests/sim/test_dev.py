@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -16,17 +15,10 @@ import psutil
 from waiting import eventually
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
     binary = Path(sys.executable).parent / "warmpool-sim"
     proc = await asyncio.create_subprocess_exec(
-        str(binary), "dev", "--studio-port", str(port), "--time-scale", "60",
+        str(binary), "dev", "--studio-port", "0", "--time-scale", "60",
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -42,7 +34,9 @@ async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) ->
     try:
         await eventually(lambda: any("pool sdxl is Ready" in ln for ln in lines),
                          timeout=120, what="the sample pool Ready")  # fmt: skip
-        assert any(f"http://127.0.0.1:{port}/" in ln for ln in lines)
+        # The studio's address is printed (it listens on the port the stack bound for it).
+        (studio_line,) = [ln for ln in lines if ln.startswith("studio ")]
+        (studio,) = re.findall(r"(http://127\.0\.0\.1:\d+)/$", studio_line)
         # The operator's metrics address is printed, and it serves the pool's series.
         (metrics_line,) = [ln for ln in lines if "/metrics (operator)" in ln]
         (operator_metrics,) = re.findall(r"(http://\S+/metrics) \(operator\)", metrics_line)
@@ -59,7 +53,7 @@ async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) ->
         assert (tmp_path / ".warmpool" / "kubeconfig").exists()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the operator and the studio
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        async with httpx.AsyncClient(base_url=studio, timeout=10) as http:
             made = await http.post("/api/v1/generations",
                                    json={"pool": "sdxl", "prompt": "a red kite over dunes",
                                          "quality": "low"})  # fmt: skip
