@@ -432,7 +432,9 @@ class VastaiSim:
             lines.append(f"onstart: {rental.onstart.strip()[:200]}")
         text = "\n".join(lines[-tail:]) + "\n"
         token = secrets.token_hex(12)
-        ready_at = asyncio.get_running_loop().time() + 0.2  # appears a moment later, like S3
+        # It appears a moment later, as on S3.
+        delay = self.world.timing.logs_after / self.world.clock.time_scale
+        ready_at = asyncio.get_running_loop().time() + delay
         self.world.logs[token] = (ready_at, text)
         url = f"{request.url.origin()}/_sim/logs/{token}.log"
         return reply({"success": True, "result_url": url, "msg": "logs requested"})

@@ -68,6 +68,8 @@ class Timing:
     ports_after: tuple[float, float] = (0.0, 10.0)
     reboot: tuple[float, float] = (10.0, 40.0)
     unknown_before_offline: float = 30.0
+    #: Simulated seconds before a requested log file appears at its ``result_url`` (S3).
+    logs_after: float = 20.0
 
     def update(self, data: dict[str, Any]) -> None:
         for field in dataclasses.fields(self):

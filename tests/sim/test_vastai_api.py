@@ -260,6 +260,8 @@ async def test_label_and_logs(vastai_sim: Any, vastai_http: httpx.AsyncClient) -
     assert (await show(vastai_http, instance_id) or {})["label"] == "new"
     too_long = await vastai_http.put(f"/api/v0/instances/{instance_id}", json={"label": "x" * 2000})
     assert too_long.json()["error"] == "label_too_long"
+    # A whole real second (100 simulated) before the file appears: the first look comes before.
+    vastai_sim.state.timing.logs_after = 100.0
     logs = await vastai_http.put(f"/api/v0/instances/request_logs/{instance_id}/", json={})
     url = logs.json()["result_url"]
     async with httpx.AsyncClient() as anonymous:
