@@ -62,6 +62,7 @@ def create_app(
             auth=auth,
             limiter=RateLimiter(settings.studio_requests_per_minute),
             blocklist=Blocklist(settings.studio_blocklist),
+            pools=records.pools,
         )
         hub.start()
         records.start()
@@ -83,7 +84,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.middleware("http")(metrics.measure)
+    app.add_middleware(metrics.Measure)
     app.add_middleware(Guard, settings=settings)  # outermost: before anything reads a body
     handlers: dict[Any, Any] = {
         errors.KubeError: problems.on_kube_error,

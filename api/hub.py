@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 
@@ -78,6 +79,12 @@ class Hub:
         self.watches_started = 0
         #: name → (owner, phase) of every job seen: per-user counts without a list call.
         self.jobs: dict[str, tuple[str, str]] = {}
+        self._unfinished: dict[str, set[str]] = {}
+        #: The newest object of each job somebody listens to, and the one read in flight
+        #: per such job: 500 listeners opening at once cost one API read, not 500.
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._reads: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self.reads = 0
 
     @property
     def listener_count(self) -> int:
@@ -107,27 +114,79 @@ class Hub:
                 group.discard(listener)
                 if not group:
                     del self._listeners[name]
+                    self._latest.pop(name, None)
+                    self._reads.pop(name, None)
+
+    def owner(self, name: str) -> str | None:
+        """The job's owner as the synced watch last saw it; None when unknown."""
+        if not self.synced.is_set():
+            return None
+        seen = self.jobs.get(name)
+        return seen[0] if seen is not None else None
+
+    async def current(self, name: str) -> dict[str, Any] | None:
+        """The job now, for a caller subscribed to it (inside :meth:`subscribe`).
+
+        While anybody listens, every change the watch publishes is kept here, so a new
+        listener takes that copy; the first ones share one read started after they
+        subscribed. Either way nothing published after the subscription is missed: it is
+        in the listener's queue.
+        """
+        if name not in self._listeners:
+            raise RuntimeError("Hub.current() is for subscribed callers")
+        if name in self._latest:
+            return self._latest[name]
+        flight = self._reads.get(name)
+        if flight is None:
+            flight = self._reads[name] = asyncio.ensure_future(self._read(name))
+        obj = await asyncio.shield(flight)
+        return self._latest.get(name, obj)
+
+    async def _read(self, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        try:
+            obj = await self._kube.get(kube.GENERATIONJOBS, name, self._namespace)
+        finally:
+            if self._reads.get(name) is asyncio.current_task():
+                del self._reads[name]
+        if obj is not None and name in self._listeners:
+            self._latest.setdefault(name, obj)
+        return obj
 
     def note(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
         """Record a job's owner and phase (also called right after a create, so a
         burst of submissions is counted before the watch reports them)."""
         name = str((obj.get("metadata") or {}).get("name") or "")
-        if deleted:
-            self.jobs.pop(name, None)
-        else:
+        before = self.jobs.pop(name, None)
+        if before is not None:
+            self._unfinished.get(before[0], set()).discard(name)
+        if not deleted:
             owner = str((obj.get("spec") or {}).get("owner") or "")
             phase = str((obj.get("status") or {}).get("phase") or "Queued")
             self.jobs[name] = (owner, phase)
+            if phase not in TERMINAL_PHASES:
+                self._unfinished.setdefault(owner, set()).add(name)
 
-    def unfinished(self, owner: str, terminal: Collection[str]) -> int:
-        """Jobs of ``owner`` not in a terminal phase, as last seen by the watch."""
-        return sum(1 for o, phase in self.jobs.values() if o == owner and phase not in terminal)
+    def forget_all(self) -> None:
+        """Before a re-list: the listed state replaces everything seen."""
+        self.jobs.clear()
+        self._unfinished.clear()
+
+    def unfinished(self, owner: str) -> int:
+        """Jobs of ``owner`` not in a terminal phase, as last seen by the watch (kept per
+        owner as changes arrive: no walk over every job per submission)."""
+        return len(self._unfinished.get(owner, ()))
 
     def publish(self, event: JobEvent) -> None:
         self.note(event.object, deleted=event.type == "DELETED")
         if self._on_change is not None:
             self._on_change(event)
         name = str((event.object.get("metadata") or {}).get("name") or "")
+        if name in self._listeners:
+            if event.type == "DELETED":
+                self._latest.pop(name, None)
+            else:
+                self._latest[name] = event.object
         for listener in tuple(self._listeners.get(name, ())):
             listener.offer(event)
 
@@ -139,7 +198,7 @@ class Hub:
                     items, version = await self._kube.list_with_version(
                         kube.GENERATIONJOBS, self._namespace
                     )
-                    self.jobs.clear()
+                    self.forget_all()
                     for item in items:
                         self.publish(JobEvent("MODIFIED", item))
                     self.synced.set()

@@ -99,7 +99,13 @@ async def pool_for(studio: Studio, name: str) -> GpuPool:
     allowed = studio.settings.studio_pools
     obj = None
     if not allowed or name in allowed:
-        obj = await studio.kube.get(kube.GPUPOOLS, name, studio.settings.studio_namespace)
+        # The shared watch's copy when it has one (no API call per submission); a pool it
+        # has not seen yet (created a moment ago) is read from the API.
+        watched = studio.pools
+        if watched is not None and watched.synced.is_set():
+            obj = watched.objects.get(name)
+        if obj is None:
+            obj = await studio.kube.get(kube.GPUPOOLS, name, studio.settings.studio_namespace)
     if obj is None:
         raise FieldError(["body", "pool"], f"unknown pool {name!r}", type="unknown_pool")
     return GpuPool.from_body(obj)
@@ -231,7 +237,7 @@ async def unfinished_count(studio: Studio, user: User, *, exact: bool = False) -
     """The caller's jobs not yet finished: from the hub's watch cache once it is synced
     (no list call per submission), else — or when ``exact`` — by listing."""
     if studio.hub.synced.is_set() and not exact:
-        return studio.hub.unfinished(user.name, TERMINAL_PHASES)
+        return studio.hub.unfinished(user.name)
     items = await studio.kube.list(
         kube.GENERATIONJOBS,
         studio.settings.studio_namespace,

@@ -7,11 +7,11 @@ codes, never user names, object names, keys or tokens.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
+from fastapi import Request
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warmpool.operator import build
 
@@ -47,17 +47,35 @@ def route_template(request: Request) -> str:
     return "unmatched"
 
 
-async def measure(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """HTTP middleware counting requests and timing them by route template."""
-    started = time.perf_counter()
-    code = "500"
-    try:
-        response = await call_next(request)
-        code = str(response.status_code)
-        return response
-    finally:
-        route = route_template(request)
-        REQUESTS.labels(route=route, code=code).inc()
-        REQUEST_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+class Measure:
+    """ASGI middleware counting requests and timing them by route template, until the
+    response starts (a pure ASGI middleware: no extra task and stream per request, as
+    Starlette's ``BaseHTTPMiddleware`` costs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        counted = False
+
+        def count(code: str) -> None:
+            nonlocal counted
+            counted = True
+            route = route_template(Request(scope))
+            REQUESTS.labels(route=route, code=code).inc()
+            REQUEST_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and not counted:
+                count(str(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not counted:
+                count("500")

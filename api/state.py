@@ -10,6 +10,7 @@ from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
 from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
+from warmpool.api.records.watch import SharedWatch
 from warmpool.api.settings import StudioSettings
 from warmpool.api.uploads import Uploads
 from warmpool.operator.adapters import kube
@@ -26,6 +27,8 @@ class Studio:
     auth: Authenticator
     limiter: RateLimiter
     blocklist: Blocklist
+    #: The records' shared GpuPool watch: pool lookups read its cache (None: always GET).
+    pools: SharedWatch | None = None
 
 
 def studio_of(request: Request) -> Studio:

@@ -11,6 +11,7 @@ compare the head hash that ``verify`` reports with one kept elsewhere to catch t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -86,10 +87,20 @@ class Verification:
     record_id: int | None = None
 
 
+#: Appends written together in one transaction at most (group commit).
+MAX_BATCH = 200
+
+
 class AuditTrail:
+    """The trail. Appends are group-committed: the entries that arrive while one batch is
+    being written go into the next transaction together (one head read, one commit), and
+    each caller still returns only once its own record is committed."""
+
     def __init__(self, db: Database, fingerprint_key: bytes) -> None:
         self.db = db
         self._key = fingerprint_key
+        self._pending: list[tuple[Entry, asyncio.Future[AuditRecord | None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def fingerprint(self, token: str) -> str:
         """A keyed fingerprint (HMAC-SHA256, 16 hex digits) standing for a token."""
@@ -105,24 +116,77 @@ class AuditTrail:
         return anchor or GENESIS
 
     async def append(self, entry: Entry) -> AuditRecord | None:
-        """Append one record; None when its ``source`` was already recorded."""
-        async with self.db.write_lock:
+        """Append one record once it is committed; None when its ``source`` was already
+        recorded."""
+        done: asyncio.Future[AuditRecord | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="warmpool-audit-writer")
+        return await asyncio.shield(done)
+
+    async def flush(self) -> None:
+        """Wait until every append so far is written (closing)."""
+        if self._writer is not None:
+            await self._writer
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                async with self.db.session() as s:
-                    if self.db.backend == "postgresql":
-                        await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-                    if entry.source is not None:
-                        seen = await s.scalar(
-                            select(AuditRecord.id).where(AuditRecord.source == entry.source)
-                        )
-                        if seen is not None:
-                            return None
-                    return await self._add(s, entry)
-            except IntegrityError:  # the same source from another replica meanwhile
-                return None
+                written = await self._write([entry for entry, _ in batch])
+            except IntegrityError:  # a source recorded by another replica meanwhile
+                written = [await self._write_one(entry) for entry, _ in batch]
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), record in zip(batch, written, strict=True):
+                if not done.done():
+                    done.set_result(record)
+
+    async def _write_one(self, entry: Entry) -> AuditRecord | None:
+        try:
+            return (await self._write([entry]))[0]
+        except IntegrityError:
+            return None
+
+    async def _write(self, entries: list[Entry]) -> list[AuditRecord | None]:
+        """One transaction: skip sources already recorded (or twice in the batch), chain
+        the rest from the head in order."""
+        async with self.db.write_lock, self.db.session() as s:
+            if self.db.backend == "postgresql":
+                await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+            sources = {e.source for e in entries if e.source is not None}
+            seen: set[str | None] = set()
+            if sources:
+                seen.update(
+                    await s.scalars(
+                        select(AuditRecord.source).where(AuditRecord.source.in_(sources))
+                    )
+                )
+            prev = await self._head(s)
+            out: list[AuditRecord | None] = []
+            for entry in entries:
+                if entry.source is not None and entry.source in seen:
+                    out.append(None)
+                    continue
+                seen.add(entry.source)
+                record = self._record(prev, entry)
+                s.add(record)  # the unit of work inserts in the order of add(): chain order
+                prev = record.hash
+                out.append(record)
+            await s.flush()
+            return out
 
     async def _add(self, s: AsyncSession, entry: Entry) -> AuditRecord:
-        prev = await self._head(s)
+        record = self._record(await self._head(s), entry)
+        s.add(record)
+        await s.flush()
+        return record
+
+    @staticmethod
+    def _record(prev: str, entry: Entry) -> AuditRecord:
         fields: dict[str, Any] = {
             "at": utc(entry.at or datetime.now(UTC)),
             "actor": entry.actor[:320],
@@ -134,10 +198,7 @@ class AuditTrail:
             "detail": canonical(entry.detail or {}),
             "source": entry.source,
         }
-        record = AuditRecord(**fields, prev_hash=prev, hash=record_hash(prev, fields))
-        s.add(record)
-        await s.flush()
-        return record
+        return AuditRecord(**fields, prev_hash=prev, hash=record_hash(prev, fields))
 
     # ------------------------------------------------------------ reading
 

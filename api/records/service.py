@@ -132,6 +132,7 @@ class Records:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.audit.flush()
         await self.db.close()
 
     # ------------------------------------------------------------ recording

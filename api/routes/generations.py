@@ -114,16 +114,18 @@ def _snapshot(obj: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
 async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> EventSourceResponse:
     """``progress`` events (JSON: phase, percent, value, max, message, outputs) in order,
     one per observed change, then ``done`` after the terminal phase."""
-    await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name)
+    owner = studio.hub.owner(name)  # the watch's copy: no API read per listener
+    if owner is None:
+        await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name)
+    elif not user.may_touch(owner):
+        raise not_found(kube.GENERATIONJOBS.kind)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
         metrics.SSE_LISTENERS.inc()
         try:
             # Subscribe first, then read: a change between the two is never lost.
             async with studio.hub.subscribe(name) as listener:
-                obj = await studio.kube.get(
-                    kube.GENERATIONJOBS, name, studio.settings.studio_namespace
-                )
+                obj = await studio.hub.current(name)
                 last: dict[str, Any] | None = None
                 deleted = obj is None
                 if obj is not None:
@@ -132,13 +134,14 @@ async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> Eve
                 while not deleted and (last is None or last["phase"] not in TERMINAL_PHASES):
                     change = await listener.queue.get()
                     deleted = change.type == "DELETED"
-                    if "snapshot" not in change.memo:
+                    if "snapshot" not in change.memo:  # once per change, not per listener
                         snap = _snapshot(change.object, deleted=deleted)
-                        change.memo["snapshot"] = (snap, json.dumps(snap))
-                    snap, text = change.memo["snapshot"]
+                        encoded = ServerSentEvent(json.dumps(snap), event="progress").encode()
+                        change.memo["snapshot"] = (snap, encoded)
+                    snap, encoded = change.memo["snapshot"]
                     if snap != last:
                         last = snap
-                        yield ServerSentEvent(text, event="progress")
+                        yield encoded
                 yield ServerSentEvent(
                     json.dumps({"name": name, "phase": (last or {}).get("phase", "Cancelled")}),
                     event="done",

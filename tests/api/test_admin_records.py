@@ -224,3 +224,30 @@ async def test_money_events_are_ingested_once_per_uid_and_count(db: Database) ->
     assert await trail.append(money_entry(event("Rented", count=2))) is not None  # type: ignore[arg-type]
     rows, total = await trail.page(Filter(action="operator.rent"))
     assert total == 2 and rows[0].object_name == "sdxl-abc"
+
+
+async def test_concurrent_appends_are_group_committed_in_one_valid_chain(db: Database) -> None:
+    """Appends arriving together share transactions (fewer commits than records), each
+    caller gets its own record back, and a source twice in one batch is recorded once."""
+    trail = AuditTrail(db, b"k")
+    commits = 0
+    real_session = db.session
+
+    def counting_session() -> Any:
+        nonlocal commits
+        commits += 1
+        return real_session()
+
+    db.session = counting_session  # type: ignore[method-assign]
+    entries = [Entry(f"u{i}", "generation.create", "GenerationJob", f"g{i}") for i in range(60)]
+    twice = [
+        Entry("op", "operator.rent", source="ev-x"),
+        Entry("op", "operator.rent", source="ev-x"),
+    ]
+    records = await asyncio.gather(*(trail.append(e) for e in [*entries, *twice]))
+    db.session = real_session  # type: ignore[method-assign]
+    assert [r.object_name for r in records[:60] if r is not None] == [f"g{i}" for i in range(60)]
+    assert sum(r is None for r in records[60:]) == 1
+    assert commits < 10, commits
+    v = await trail.verify()
+    assert v.ok and v.checked == 61, v

@@ -105,6 +105,32 @@ async def test_many_listeners_share_one_watch(studio: Studio, drive: Driver, png
     for response in await asyncio.wait_for(asyncio.gather(*streams), timeout=20):
         assert [d["phase"] for _, d in parse_sse(response.text)][-2:] == ["Succeeded"] * 2
     assert hub.watches_started == watches  # no watch per listener
+    assert hub.reads <= 1  # and one API read for all of them, not one each
+
+
+async def test_a_listener_joining_late_starts_from_the_hubs_copy(
+    studio: Studio, drive: Driver, png: Any
+) -> None:
+    """While somebody listens, the hub keeps the job's newest state: a new listener starts
+    from it (no API read), and sees the progress reached before it joined."""
+    http = await studio()
+    name = (await http.post("/api/v1/generations", json=GOOD)).json()["name"]
+    hub = hub_of(http)
+    first = asyncio.create_task(http.get(f"/api/v1/generations/{name}/events"))
+    await eventually(lambda: hub.listener_count == 1, timeout=10, what="the first listener")
+    progress = {"value": 7, "max": 10, "percent": 70}
+    await drive.set_status(name, {"phase": "Running", "progress": progress})
+    await eventually(lambda: hub.jobs.get(name, ("", ""))[1] == "Running", timeout=10,
+                     what="the hub saw Running")  # fmt: skip
+    reads = hub.reads
+    late = asyncio.create_task(http.get(f"/api/v1/generations/{name}/events"))
+    await eventually(lambda: hub.listener_count == 2, timeout=10, what="the late listener")
+    await drive.succeed(name, png())
+    for response in await asyncio.wait_for(asyncio.gather(first, late), timeout=20):
+        assert parse_sse(response.text)[-1][1]["phase"] == "Succeeded"
+    late_events = parse_sse((await late).text)
+    assert late_events[0][1]["phase"] == "Running" and late_events[0][1]["percent"] == 70
+    assert hub.reads == reads
 
 
 async def test_unknown_job_stream_is_404(studio: Studio) -> None:
