@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,6 +71,29 @@ class OperatorSettings(BaseSettings):
     peering: str | None = Field(
         None, description="Kopf peering object name; standalone when unset."
     )
+    webhook_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the validating admission webhook (HTTPS, Kopf's WebhookServer); "
+        "no webhook server when unset. The chart's ValidatingWebhookConfiguration points at it.",
+    )
+    webhook_addr: str = Field("0.0.0.0", description="Address the admission webhook listens on.")
+    webhook_cert_file: str | None = Field(
+        None, description="PEM certificate (chain) of the webhook's HTTPS endpoint (a path)."
+    )
+    webhook_key_file: str | None = Field(
+        None, description="PEM private key of the webhook's certificate (a path)."
+    )
+
+    @model_validator(mode="after")
+    def _webhook_certificate(self) -> OperatorSettings:
+        if self.webhook_port is not None and not (self.webhook_cert_file and self.webhook_key_file):
+            raise ValueError(
+                "WARMPOOL_WEBHOOK_PORT needs WARMPOOL_WEBHOOK_CERT_FILE and "
+                "WARMPOOL_WEBHOOK_KEY_FILE (the API server only calls webhooks over HTTPS)"
+            )
+        return self
 
     @field_validator("allowed_machine_networks")
     @classmethod
