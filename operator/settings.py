@@ -79,19 +79,18 @@ class OperatorSettings(BaseSettings):
         "no webhook server when unset. The chart's ValidatingWebhookConfiguration points at it.",
     )
     webhook_addr: str = Field("0.0.0.0", description="Address the admission webhook listens on.")
-    webhook_cert_file: str | None = Field(
-        None, description="PEM certificate (chain) of the webhook's HTTPS endpoint (a path)."
-    )
-    webhook_key_file: str | None = Field(
-        None, description="PEM private key of the webhook's certificate (a path)."
+    webhook_cert_dir: str | None = Field(
+        None,
+        description="Folder holding the webhook's HTTPS certificate as a kubernetes.io/tls "
+        "Secret mounts it: tls.crt (PEM chain) and tls.key (PEM private key).",
     )
 
     @model_validator(mode="after")
     def _webhook_certificate(self) -> OperatorSettings:
-        if self.webhook_port is not None and not (self.webhook_cert_file and self.webhook_key_file):
+        if self.webhook_port is not None and not self.webhook_cert_dir:
             raise ValueError(
-                "WARMPOOL_WEBHOOK_PORT needs WARMPOOL_WEBHOOK_CERT_FILE and "
-                "WARMPOOL_WEBHOOK_KEY_FILE (the API server only calls webhooks over HTTPS)"
+                "WARMPOOL_WEBHOOK_PORT needs WARMPOOL_WEBHOOK_CERT_DIR (tls.crt and tls.key): "
+                "the API server only calls webhooks over HTTPS"
             )
         return self
 

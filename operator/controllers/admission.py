@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -60,11 +61,12 @@ def webhook_server(settings: OperatorSettings) -> kopf.WebhookServerProtocol:
     """Kopf's ``settings.admission.server``: HTTPS with the mounted certificate, or none.
 
     Kopf reloads the files when they change (cert-manager renews them in place)."""
-    if settings.webhook_port is None:
+    if settings.webhook_port is None or settings.webhook_cert_dir is None:
         return _no_webhook_server
+    folder = Path(settings.webhook_cert_dir)
     return kopf.WebhookServer(
         addr=settings.webhook_addr,
         port=settings.webhook_port,
-        certfile=settings.webhook_cert_file,
-        pkeyfile=settings.webhook_key_file,
+        certfile=folder / "tls.crt",
+        pkeyfile=folder / "tls.key",
     )
