@@ -94,16 +94,16 @@ def test_check_muse(body: dict[str, Any], field: str | None) -> None:
     assert (denial.field if denial else None) == field
 
 
-def test_check_pool_cross_field_rule() -> None:
-    models = [{"folder": "checkpoints", "file": "a.safetensors", "url": "https://x/a"}]
-    families = [{"name": "wan", "kind": "wan", "model": "missing.safetensors"}]
-    body = {
-        "metadata": {"name": "p"},
-        "spec": {"replicas": 1, "template": {"models": models, "videoFamilies": families}},
-    }
+def test_check_pool_refuses_what_only_the_model_checks() -> None:
+    """``models[].file: ".."`` passes the schema's pattern and no CEL rule covers it; the
+    model's validator refuses it (a path out of the model folder), so the webhook does."""
+    models = [{"folder": "checkpoints", "file": "..", "url": "https://example.com/a"}]
+    body = {"metadata": {"name": "p"}, "spec": {"replicas": 1, "template": {"models": models}}}
     denial = admission.check_pool(body)
     assert denial is not None
-    assert denial.field.startswith("spec.template")
+    assert denial.field == "spec.template.models[0]"
+    assert denial.reason == "models[].file must be a file name"
+    assert denial.code == 422
     assert admission.check_pool({"metadata": {"name": "p"}, "spec": {"replicas": 1}}) is None
 
 
