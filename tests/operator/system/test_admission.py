@@ -138,6 +138,9 @@ async def check_policy(cluster: RunningCluster, http: httpx.AsyncClient) -> None
         "spec.template.models[0]: models[].file must be a file name"
     )
     assert cluster.get(API, "GpuPool", "bad-pool", "default") is None
+    # The chart owns the configuration: the operator registered none of its own.
+    configs = cluster.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
+    assert [c["metadata"]["name"] for c in configs] == ["wp-warmpool"]
 
 
 async def test_kubectl_prints_the_denial(
