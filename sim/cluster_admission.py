@@ -230,6 +230,20 @@ class WebhookDispatcher:
         labels.setdefault("kubernetes.io/metadata.name", namespace)
         return labels
 
+    def may_match(
+        self, rt: ResourceType, operation: str, namespace: str | None, subresource: str | None
+    ) -> bool:
+        """Whether some webhook's rules match, selectors aside (no dry run needed if not)."""
+        if rt.group == ADMISSION_GROUP:
+            return False
+        attrs = Attributes(rt, operation, namespace, "", None, None, subresource=subresource)
+        return any(
+            rule_matches(rule, attrs)
+            for config in self.configurations()
+            for hook in config.get("webhooks") or []
+            for rule in hook.get("rules") or []
+        )
+
     def matching(self, attrs: Attributes) -> list[dict[str, Any]]:
         """The webhooks (of every configuration, in order) that this request goes to."""
         if attrs.rt.group == ADMISSION_GROUP:
@@ -357,7 +371,9 @@ class AdmittedWrites:
         field_validation: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        if dry_run or self.webhooks.configurations():
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        ns = namespace or (meta.get("namespace") if isinstance(meta, dict) else None) or "default"
+        if dry_run or self.webhooks.may_match(rt, "CREATE", ns if rt.namespaced else None, None):
             candidate = self.store.create(
                 rt, body, namespace, field_validation=field_validation, dry_run=True
             )
@@ -386,7 +402,8 @@ class AdmittedWrites:
             "require_rv": require_rv,
             "field_validation": field_validation,
         }
-        if dry_run or self.webhooks.configurations():
+        namespace = old["metadata"].get("namespace")
+        if dry_run or self.webhooks.may_match(rt, "UPDATE", namespace, subresource):
             candidate = self.store.update(rt, old, new, **options, dry_run=True)
             if candidate is not old:  # a no-op write is not sent to webhooks
                 meta = old["metadata"]
