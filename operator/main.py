@@ -27,7 +27,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from warmpool.operator.controllers.instance import garbage
 from warmpool.operator.deps import Deps, close_deps, open_deps
-from warmpool.operator.handlers import instances, jobs, muses, pools, startup  # noqa: F401
+from warmpool.operator.handlers import admission, instances, jobs, muses, pools, startup  # noqa: F401
 from warmpool.operator.handlers.registry import registry
 from warmpool.operator.settings import OperatorSettings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,28 @@ class OperatorSettings(BaseSettings):
     peering: str | None = Field(
         None, description="Kopf peering object name; standalone when unset."
     )
+    webhook_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the validating admission webhook (HTTPS, Kopf's WebhookServer); "
+        "no webhook server when unset. The chart's ValidatingWebhookConfiguration points at it.",
+    )
+    webhook_addr: str = Field("0.0.0.0", description="Address the admission webhook listens on.")
+    webhook_cert_dir: str | None = Field(
+        None,
+        description="Folder holding the webhook's HTTPS certificate as a kubernetes.io/tls "
+        "Secret mounts it: tls.crt (PEM chain) and tls.key (PEM private key).",
+    )
+
+    @model_validator(mode="after")
+    def _webhook_certificate(self) -> OperatorSettings:
+        if self.webhook_port is not None and not self.webhook_cert_dir:
+            raise ValueError(
+                "WARMPOOL_WEBHOOK_PORT needs WARMPOOL_WEBHOOK_CERT_DIR (tls.crt and tls.key): "
+                "the API server only calls webhooks over HTTPS"
+            )
+        return self
 
     @field_validator("allowed_machine_networks")
     @classmethod

@@ -21,6 +21,7 @@ from kmock._internal.apps import RawHandler
 
 from warmpool.sim import cluster_protobuf
 from warmpool.sim import cluster_resources as resources
+from warmpool.sim.cluster_admission import AdmittedWrites, WebhookDispatcher
 from warmpool.sim.cluster_ops import (
     PatchError,
     SelectorError,
@@ -52,12 +53,18 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     # When set, only ``Authorization: Bearer <one of these>`` is let in (else 401), as an
     # API server with a token authenticator; tests change the set to revoke a token.
     bearer_tokens: set[str] | None = None
+    # Validating admission webhooks (sim/cluster_admission.py); ``webhooks.services`` maps
+    # a webhook's Service reference to where it listens.
+    webhooks: WebhookDispatcher = attrs.field(init=False)
+    _writes: AdmittedWrites = attrs.field(init=False)
     _watch_tasks: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Neither the scaffold's nor the stock emulator's fallbacks: this class serves them all.
         self.store.on_change.append(self._mirror)
+        self.webhooks = WebhookDispatcher(self.store)
+        self._writes = AdmittedWrites(self.store, self.webhooks)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -207,11 +214,12 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             if method == "GET":
                 return self._list(request, rt, namespace)
             if method == "POST":
-                created = self.store.create(
+                created = await self._writes.create(
                     rt,
                     self._body(request),
                     namespace,
                     field_validation=params.get("fieldValidation"),
+                    dry_run=params.get("dryRun") == "All",
                 )
                 return _respond(created, 201)
             if method == "DELETE":
@@ -229,18 +237,20 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if method == "PUT":
             body = self._body(request)
             return _respond(
-                self.store.update(
+                await self._writes.update(
                     rt,
                     obj,
                     body,
                     subresource=subresource,
                     require_rv=True,
                     field_validation=params.get("fieldValidation"),
+                    dry_run=params.get("dryRun") == "All",
                 )
             )
         if method == "PATCH":
-            return _respond(self._patch(request, rt, obj, subresource))
+            return _respond(await self._patch(request, rt, obj, subresource))
         if method == "DELETE":
+            await self._writes.check_delete(rt, obj, dry_run=params.get("dryRun") == "All")
             options = self._body(request) or {}
             propagation = params.get("propagationPolicy") or options.get("propagationPolicy")
             result = self.store.delete(
@@ -252,7 +262,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             return _respond(result)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on an object")
 
-    def _patch(
+    async def _patch(
         self, request: kmock.Request, rt: ResourceType, obj: dict[str, Any], sub: str | None
     ) -> dict[str, Any]:
         body = self._body(request)
@@ -269,8 +279,13 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             if given and str(given) != obj["metadata"]["resourceVersion"]:
                 raise conflict(rt, obj["metadata"]["name"])
         new.setdefault("metadata", {})["resourceVersion"] = obj["metadata"]["resourceVersion"]
-        return self.store.update(
-            rt, obj, new, subresource=sub, field_validation=request.params.get("fieldValidation")
+        return await self._writes.update(
+            rt,
+            obj,
+            new,
+            subresource=sub,
+            field_validation=request.params.get("fieldValidation"),
+            dry_run=request.params.get("dryRun") == "All",
         )
 
     def _matchers(self, params: Any, name: str | None) -> tuple[Any, ...]:

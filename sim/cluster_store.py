@@ -246,7 +246,9 @@ class Store:
         *,
         keep_status: bool = False,
         field_validation: str | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
+        """Store a new object; ``dry_run``: everything but storing it (admission sees this)."""
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
@@ -310,6 +312,8 @@ class Store:
         meta["creationTimestamp"] = now_rfc3339()
         if rt.custom:
             meta["generation"] = 1
+        if dry_run:
+            return obj
         meta["resourceVersion"] = self._next_rv()
         if rt.key == CRD_KEY:
             self._install_crd(obj)
@@ -349,8 +353,10 @@ class Store:
         subresource: str | None = None,
         require_rv: bool = False,
         field_validation: str | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Store ``new`` as the next state of ``old`` (PUT, or the result of a PATCH)."""
+        """Store ``new`` as the next state of ``old`` (PUT, or the result of a PATCH);
+        ``dry_run``: return the state it would store, storing nothing."""
         if not isinstance(new, dict) or not isinstance(new.get("metadata", {}), dict):
             raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
         old_meta = old["metadata"]
@@ -422,6 +428,8 @@ class Store:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if rt.custom and _spec_part(obj) != _spec_part(old):
             obj["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
+        if dry_run:
+            return obj
         obj["metadata"]["resourceVersion"] = self._next_rv()
         obj_key = (old_meta.get("namespace"), name)
         if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):

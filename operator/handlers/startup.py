@@ -10,6 +10,7 @@ import kopf
 
 from warmpool.operator import deps
 from warmpool.operator.adapters import kube
+from warmpool.operator.controllers import admission
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import registry
@@ -43,5 +44,9 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     settings.watching.client_timeout = memo.settings.watch_timeout + 30
     settings.networking.request_timeout = 30
     settings.background.cancellation_polling = 1
+    # The validating admission webhook (handlers/admission.py): served here, registered by
+    # the chart's ValidatingWebhookConfiguration; Kopf never manages one itself.
+    settings.admission.server = admission.webhook_server(memo.settings)
+    settings.admission.managed = None
     with kopf_errors():
         await deps.open_deps(memo)

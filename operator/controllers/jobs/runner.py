@@ -36,7 +36,7 @@ from warmpool.operator.adapters import comfy, kube
 from warmpool.operator.controllers.jobs import outcomes, outputs
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
-from warmpool.operator.decisions import minors, prompts, scheduler, workflows
+from warmpool.operator.decisions import admission, minors, prompts, scheduler, workflows
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,8 @@ class Run:
             positive, negative = composed.positive, composed.negative
         # The minors policy, second line (the studio is the first; kubectl bypasses it):
         # on the composed texts, before anything (reference upload, prompt) reaches ComfyUI.
-        refusal = minors.check_prompt(composed.positive, composed.negative, person=muse is not None)
+        # The admission webhook applies this very function before the job is stored.
+        refusal = admission.policy_refusal(spec, muse)
         if refusal is not None:
             raise errors.JobBuildError(POLICY_REFUSED, policy_message(refusal))
         if muse is not None:
