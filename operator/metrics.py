@@ -104,6 +104,24 @@ BUDGET_DAILY = Gauge(
 BUDGET_EXCEEDED = Gauge(
     "warmpool_budget_exceeded", "1 while a budget blocks rentals of the pool.", POOL
 )
+BUDGET_CUTS = Counter(
+    "warmpool_budget_cuts_total",
+    "Instances released (action=release) or drained (action=drain) because a daily cap was "
+    "reached (cap: DailyCap, the pool's; OperatorDailyCap, the operator-wide one).",
+    [*POOL, "cap", "action"],
+)
+OPERATOR_SPEND_TODAY = Gauge(
+    "warmpool_operator_spend_today_dollars",
+    "Dollars every served pool spent this UTC day (counted for the operator-wide cap).",
+)
+OPERATOR_BUDGET_DAILY = Gauge(
+    "warmpool_operator_budget_dollars_per_day",
+    "The operator-wide daily cap (absent: none).",
+)
+OPERATOR_BUDGET_EXCEEDED = Gauge(
+    "warmpool_operator_budget_exceeded",
+    "1 while every served pool together reached the operator-wide daily cap.",
+)
 ORPHANS_DESTROYED = Counter(
     "warmpool_orphans_destroyed_total",
     "Rentals with warmpool's label and no GpuInstance, destroyed.",

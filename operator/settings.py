@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,22 @@ class OperatorSettings(BaseSettings):
     log_level: str = Field("INFO", description="Python logging level name.")
     peering: str | None = Field(
         None, description="Kopf peering object name; standalone when unset."
+    )
+
+    operator_daily_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Operator-wide cap, dollars per UTC day, over every pool of every namespace "
+        "this operator serves (unset: none). A namespace editor sets their own pools' budgets; "
+        "this is the ceiling they cannot lift.",
+    )
+    operator_budget_on_exceeded: Literal["Block", "Release"] = Field(
+        "Release",
+        description="At the operator-wide cap: Release idle instances now and busy ones after "
+        "their job, or Block new rentals only (as a pool's spec.budget.onExceeded).",
+    )
+    fleet_spend_refresh: float = Field(
+        5.0, gt=0, description="Seconds one count of every pool's spend serves all pools."
     )
 
     @field_validator("allowed_machine_networks")
