@@ -103,7 +103,7 @@ async def run(
     deps = deps or make_deps(settings)
     await open_deps(deps)
     deps.tasks["orphans"] = asyncio.create_task(garbage.sweep_forever(deps))
-    namespaces = [settings.namespace] if settings.namespace else []
+    namespaces = settings.served_namespaces
     operator_task = asyncio.create_task(
         kopf_operator(
             settings, deps, stop_flag=stop_flag, ready_flag=ready_flag, namespaces=namespaces

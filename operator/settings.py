@@ -64,7 +64,9 @@ class OperatorSettings(BaseSettings):
     )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
     namespace: str | None = Field(
-        None, description="Watch only this namespace; cluster-wide when unset."
+        None,
+        description="Watch only this namespace, or these (comma-separated); cluster-wide "
+        "when unset.",
     )
     health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
     health_fd: int | None = Field(
@@ -95,6 +97,11 @@ class OperatorSettings(BaseSettings):
     fleet_spend_refresh: float = Field(
         5.0, gt=0, description="Seconds one count of every pool's spend serves all pools."
     )
+
+    @property
+    def served_namespaces(self) -> list[str]:
+        """The namespaces of :attr:`namespace`; empty: every namespace."""
+        return [n.strip() for n in (self.namespace or "").split(",") if n.strip()]
 
     @field_validator("allowed_machine_networks")
     @classmethod

@@ -47,11 +47,14 @@ async def fleet_spend(deps: Deps) -> budget.FleetSpend | None:
 
 async def count_fleet(deps: Deps) -> tuple[float, float]:
     """(dollars spent today, $/hour now) of every pool in the served namespaces."""
-    namespace = deps.settings.namespace  # None: every namespace
+    served: list[str | None] = [*deps.settings.served_namespaces] or [None]  # None: all
     now = deps.now()
-    pools = await deps.kube.list(kube.GPUPOOLS, namespace)
+    pools, bodies = [], []
+    for namespace in served:
+        pools += await deps.kube.list(kube.GPUPOOLS, namespace)
+        bodies += await deps.kube.list(kube.GPUINSTANCES, namespace)
     by_pool: dict[tuple[str, str], list[policy.InstanceView]] = defaultdict(list)
-    for body in await deps.kube.list(kube.GPUINSTANCES, namespace):
+    for body in bodies:
         meta = body.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(POOL_LABEL)
         if owner:
