@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
 
     from warmpool.operator.decisions.budget import FleetSpend
+    from warmpool.operator.decisions.drift import BalanceSample, DriftVerdict
     from warmpool.operator.decisions.scheduler import JobCounts
     from warmpool.operator.settings import OperatorSettings
 
@@ -104,6 +105,9 @@ class Deps:
     #: (monotonic time counted, figure), and the lock that lets one count serve all pools.
     fleet_spend: tuple[float, FleetSpend] | None = None
     fleet_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The Vast.ai credit against the counted spend (``controllers/balance.py``).
+    balance_samples: list[BalanceSample] = field(default_factory=list)
+    drift: DriftVerdict | None = None
 
     @property
     def vastai(self) -> VastaiClient:

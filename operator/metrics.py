@@ -122,6 +122,19 @@ OPERATOR_BUDGET_EXCEEDED = Gauge(
     "warmpool_operator_budget_exceeded",
     "1 while every served pool together reached the operator-wide daily cap.",
 )
+VASTAI_CREDIT = Gauge(
+    "warmpool_vastai_credit_dollars",
+    "Credit left on the Vast.ai account (GET /users/current/), at the last balance check.",
+)
+BALANCE_DRIFT = Gauge(
+    "warmpool_vastai_balance_drift_dollars",
+    "Over the reconciliation window: the account's credit drop minus the spend the operator "
+    "counted (positive: the account paid more than counted).",
+)
+BALANCE_DRIFT_THRESHOLD = Gauge(
+    "warmpool_vastai_balance_drift_threshold_dollars",
+    "WARMPOOL_BALANCE_DRIFT_THRESHOLD_USD: drift beyond it either way is an alert.",
+)
 ORPHANS_DESTROYED = Counter(
     "warmpool_orphans_destroyed_total",
     "Rentals with warmpool's label and no GpuInstance, destroyed.",

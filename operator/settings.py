@@ -98,6 +98,22 @@ class OperatorSettings(BaseSettings):
         5.0, gt=0, description="Seconds one count of every pool's spend serves all pools."
     )
 
+    balance_check_interval: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds between two looks at the Vast.ai account's credit "
+        "(GET /users/current/) to reconcile it with the counted spend; 0: never.",
+    )
+    balance_drift_window: float = Field(
+        3600.0, gt=0, description="Seconds over which the credit drop and the spend are compared."
+    )
+    balance_drift_threshold_usd: float = Field(
+        5.0,
+        ge=0,
+        description="Dollars of difference (either way) between the credit drop and the counted "
+        "spend over the window past which SpendReconciled turns False.",
+    )
+
     @property
     def served_namespaces(self) -> list[str]:
         """The namespaces of :attr:`namespace`; empty: every namespace."""

@@ -30,7 +30,7 @@ from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
-from warmpool.operator.controllers import spending
+from warmpool.operator.controllers import balance, spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
@@ -144,6 +144,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         fleet=fleet,
     )
     spending.apply_caps(plan, pool, views, spent=spent, fleet=fleet)
+    plan.conditions += balance.pool_condition(deps)
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
         event("GpuPool", pool.metadata, "Renting",
