@@ -306,6 +306,10 @@ class FailurePolicySpec(CamelModel):
     )
 
 
+#: What a pool does at its daily cap (``spec.budget.onExceeded``).
+OnExceeded = Literal["Block", "Release"]
+
+
 class BudgetSpec(CamelModel):
     """Spending limits in dollars; unset means unlimited."""
 
@@ -323,6 +327,14 @@ class BudgetSpec(CamelModel):
     )
     max_daily_spend: float | None = Field(
         None, ge=0, description="Ceiling on dollars spent per UTC day."
+    )
+    on_exceeded: OnExceeded = Field(
+        "Release",
+        description=(
+            "At maxDailySpend: Release (default) releases idle instances at once and busy "
+            "ones after their current job; Block only stops new rentals while running ones "
+            "keep billing. Either way nothing rents until the UTC day turns."
+        ),
     )
 
     @model_validator(mode="after")

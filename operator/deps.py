@@ -25,6 +25,8 @@ from warmpool.operator.adapters.vastai_models import Offer
 if TYPE_CHECKING:
     import httpx
 
+    from warmpool.operator.decisions.budget import FleetSpend
+    from warmpool.operator.decisions.drift import BalanceSample, DriftVerdict
     from warmpool.operator.decisions.scheduler import JobCounts
     from warmpool.operator.settings import OperatorSettings
 
@@ -99,6 +101,13 @@ class Deps:
     rental_status: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
+    #: Every pool's spend against the operator-wide cap (``controllers/spending.py``):
+    #: (monotonic time counted, figure), and the lock that lets one count serve all pools.
+    fleet_spend: tuple[float, FleetSpend] | None = None
+    fleet_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The Vast.ai credit against the counted spend (``controllers/balance.py``).
+    balance_samples: list[BalanceSample] = field(default_factory=list)
+    drift: DriftVerdict | None = None
 
     @property
     def vastai(self) -> VastaiClient:

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from warmpool.operator.controllers import balance
 from warmpool.operator.controllers.instance import garbage
 from warmpool.operator.deps import Deps, close_deps, open_deps
 from warmpool.operator.handlers import admission, instances, jobs, muses, pools, startup  # noqa: F401
@@ -103,7 +104,8 @@ async def run(
     deps = deps or make_deps(settings)
     await open_deps(deps)
     deps.tasks["orphans"] = asyncio.create_task(garbage.sweep_forever(deps))
-    namespaces = [settings.namespace] if settings.namespace else []
+    deps.tasks["balance"] = asyncio.create_task(balance.check_forever(deps))
+    namespaces = settings.served_namespaces
     operator_task = asyncio.create_task(
         kopf_operator(
             settings, deps, stop_flag=stop_flag, ready_flag=ready_flag, namespaces=namespaces

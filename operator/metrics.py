@@ -104,6 +104,37 @@ BUDGET_DAILY = Gauge(
 BUDGET_EXCEEDED = Gauge(
     "warmpool_budget_exceeded", "1 while a budget blocks rentals of the pool.", POOL
 )
+BUDGET_CUTS = Counter(
+    "warmpool_budget_cuts_total",
+    "Instances released (action=release) or drained (action=drain) because a daily cap was "
+    "reached (cap: DailyCap, the pool's; OperatorDailyCap, the operator-wide one).",
+    [*POOL, "cap", "action"],
+)
+OPERATOR_SPEND_TODAY = Gauge(
+    "warmpool_operator_spend_today_dollars",
+    "Dollars every served pool spent this UTC day (counted for the operator-wide cap).",
+)
+OPERATOR_BUDGET_DAILY = Gauge(
+    "warmpool_operator_budget_dollars_per_day",
+    "The operator-wide daily cap (absent: none).",
+)
+OPERATOR_BUDGET_EXCEEDED = Gauge(
+    "warmpool_operator_budget_exceeded",
+    "1 while every served pool together reached the operator-wide daily cap.",
+)
+VASTAI_CREDIT = Gauge(
+    "warmpool_vastai_credit_dollars",
+    "Credit left on the Vast.ai account (GET /users/current/), at the last balance check.",
+)
+BALANCE_DRIFT = Gauge(
+    "warmpool_vastai_balance_drift_dollars",
+    "Over the reconciliation window: the account's credit drop minus the spend the operator "
+    "counted (positive: the account paid more than counted).",
+)
+BALANCE_DRIFT_THRESHOLD = Gauge(
+    "warmpool_vastai_balance_drift_threshold_dollars",
+    "WARMPOOL_BALANCE_DRIFT_THRESHOLD_USD: drift beyond it either way is an alert.",
+)
 ORPHANS_DESTROYED = Counter(
     "warmpool_orphans_destroyed_total",
     "Rentals with warmpool's label and no GpuInstance, destroyed.",

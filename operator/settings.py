@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,7 +64,9 @@ class OperatorSettings(BaseSettings):
     )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
     namespace: str | None = Field(
-        None, description="Watch only this namespace; cluster-wide when unset."
+        None,
+        description="Watch only this namespace, or these (comma-separated); cluster-wide "
+        "when unset.",
     )
     health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
     health_fd: int | None = Field(
@@ -100,6 +103,43 @@ class OperatorSettings(BaseSettings):
                 "the API server only calls webhooks over HTTPS"
             )
         return self
+
+    operator_daily_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Operator-wide cap, dollars per UTC day, over every pool of every namespace "
+        "this operator serves (unset: none). A namespace editor sets their own pools' budgets; "
+        "this is the ceiling they cannot lift.",
+    )
+    operator_budget_on_exceeded: Literal["Block", "Release"] = Field(
+        "Release",
+        description="At the operator-wide cap: Release idle instances now and busy ones after "
+        "their job, or Block new rentals only (as a pool's spec.budget.onExceeded).",
+    )
+    fleet_spend_refresh: float = Field(
+        5.0, gt=0, description="Seconds one count of every pool's spend serves all pools."
+    )
+
+    balance_check_interval: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds between two looks at the Vast.ai account's credit "
+        "(GET /users/current/) to reconcile it with the counted spend; 0: never.",
+    )
+    balance_drift_window: float = Field(
+        3600.0, gt=0, description="Seconds over which the credit drop and the spend are compared."
+    )
+    balance_drift_threshold_usd: float = Field(
+        5.0,
+        ge=0,
+        description="Dollars of difference (either way) between the credit drop and the counted "
+        "spend over the window past which SpendReconciled turns False.",
+    )
+
+    @property
+    def served_namespaces(self) -> list[str]:
+        """The namespaces of :attr:`namespace`; empty: every namespace."""
+        return [n.strip() for n in (self.namespace or "").split(",") if n.strip()]
 
     @field_validator("allowed_machine_networks")
     @classmethod

@@ -37,6 +37,7 @@ from tenacity.wait import wait_random_exponential
 
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters.vastai_models import (
+    Account,
     CreatedInstance,
     CreateInstanceRequest,
     Instance,
@@ -75,6 +76,7 @@ LABEL: Final = "PUT /api/v0/instances/{id}/"
 DESTROY: Final = "DELETE /api/v0/instances/{id}/"
 LOGS: Final = "PUT /api/v0/instances/request_logs/{id}/"
 LOGS_RESULT: Final = "GET {result_url}"
+USER: Final = "GET /api/v0/users/current/"
 PAGE_SIZE: Final = 25
 MAX_PAGES: Final = 1000
 
@@ -326,6 +328,10 @@ class VastaiClient:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise errors.VastaiMalformedResponseError(f"{LOGS}: no result_url", endpoint=LOGS)
         return await self._fetch_result(url)
+
+    async def show_user(self) -> Account:
+        """The account: the credit left, for reconciling spend (``users/current``)."""
+        return _parse(Account, await self._request(USER, "/api/v0/users/current/"), USER)
 
     # ------------------------------------------------------------ the chokepoint
 

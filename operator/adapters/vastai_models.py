@@ -90,6 +90,20 @@ class Offer(_Lenient):
         return tail.upper() if len(tail) == 2 else None
 
 
+class Account(_Lenient):
+    """The account from ``GET /users/current/`` (contract §5.10): only what the operator
+    reads. ``credit`` is the prepaid credit left; ``balance`` is read when it is absent."""
+
+    id: LaxInt = None
+    credit: LaxFloat = None
+    balance: LaxFloat = None
+
+    @property
+    def remaining(self) -> float | None:
+        """Dollars left on the account (``credit``, else ``balance``)."""
+        return self.credit if self.credit is not None else self.balance
+
+
 class PortBinding(_Lenient):
     host_ip: LaxStr = Field(None, alias="HostIp")
     host_port: LaxInt = Field(None, alias="HostPort")

@@ -30,6 +30,7 @@ from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
+from warmpool.operator.controllers import balance, spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
@@ -120,6 +121,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     counts = await count_jobs(deps, ns, name)
     queued, running = counts.queued, counts.running
     spent = budget.spend_today(pool.status.spend, views, now=now)
+    fleet = await spending.fleet_spend(deps)
     arrivals = await recent_arrivals(deps, pool) if pool.spec.warmup else []
     days = (
         warmup.record_arrivals(pool.status.arrivals, arrivals, now=now, keep=pool.spec.warmup.days)
@@ -139,7 +141,10 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         recent_arrivals=arrivals,
         queued_seconds=counts.queued_seconds,
         arrival_days=days,
+        fleet=fleet,
     )
+    spending.apply_caps(plan, pool, views, spent=spent, fleet=fleet)
+    plan.conditions += balance.pool_condition(deps)
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
         event("GpuPool", pool.metadata, "Renting",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from warmpool.crds.common import parse_duration
@@ -153,6 +153,7 @@ def plan_pool(
     recent_arrivals: Sequence[datetime] = (),
     queued_seconds: float | None = None,
     arrival_days: Sequence[ArrivalDay] = (),
+    fleet: budget.FleetSpend | None = None,
 ) -> PoolPlan:
     """What to rent, release and drain now, the conditions, and the breaker time.
 
@@ -162,7 +163,8 @@ def plan_pool(
     ``warmup.window`` back (only ``spec.warmup`` reads them). ``queued_seconds`` is
     the expected run time of the queued jobs, summed (None: unknown, one instance
     per queued job). ``arrival_days`` are the pool's arrivals per hour of day
-    (``status.arrivals``, only ``warmup.coverage`` reads them).
+    (``status.arrivals``, only ``warmup.coverage`` reads them). ``fleet`` is the
+    operator-wide daily cap over every pool (None: no such cap).
 
     Rules, in order:
 
@@ -315,6 +317,7 @@ def plan_pool(
             )
         price = rental_price if rental_price is not None else spec.offer.max_price_per_hour or 0.0
         hours_left = budget.hours_left_today(now)
+        planned = hourly
         for reason in reasons[:allowed]:
             verdict = budget.may_rent(
                 price,
@@ -322,6 +325,9 @@ def plan_pool(
                 current_hourly=hourly,
                 spend_today=spend_today,
                 hours_left_today=hours_left,
+                fleet=None
+                if fleet is None
+                else replace(fleet, current_hourly=fleet.current_hourly + hourly - planned),
             )
             if not verdict.allowed:
                 plan.events.append(("BudgetBlocked", verdict.message))

@@ -313,19 +313,19 @@ def calls_of(grants: set[Grant]) -> set[Call]:
 
 
 @pytest.mark.parametrize(
-    ("values", "extra", "scope"),
+    ("values", "extra", "scopes"),
     [
-        pytest.param({}, {}, "cluster", id="cluster-wide"),
+        pytest.param({}, {}, {"cluster"}, id="cluster-wide"),
         pytest.param(
             {"operator": {"replicas": 2}},
             operator_peering("clusterkopfpeerings"),
-            "cluster",
+            {"cluster"},
             id="cluster-wide-peering",
         ),
         pytest.param(
             {"operator": {"watchNamespace": "gpu"}},
             OPERATOR_NAMESPACED_EXTRA,
-            "gpu",
+            {"gpu"},
             id="namespaced",
         ),
         pytest.param(
@@ -336,28 +336,67 @@ def calls_of(grants: set[Grant]) -> set[Call]:
                 }
             },
             {**OPERATOR_NAMESPACED_EXTRA, **operator_peering("kopfpeerings")},
-            "gpu",
+            {"gpu"},
             id="namespaced-peering",
+        ),
+        pytest.param(
+            {"operator": {"watchNamespaces": ["gpu", "team-b"], "replicas": 2}},
+            {**OPERATOR_NAMESPACED_EXTRA, **operator_peering("kopfpeerings")},
+            {"gpu", "team-b"},
+            id="several-namespaces-peering",
+        ),
+        pytest.param(
+            {"operator": {"watchNamespace": "gpu", "watchNamespaces": ["gpu", "team-b"]}},
+            OPERATOR_NAMESPACED_EXTRA,
+            {"gpu", "team-b"},
+            id="both-values-merged",
         ),
     ],
 )
 def test_operator_is_granted_exactly_its_calls(
-    chart: Any, values: dict[str, Any], extra: dict[Call, str], scope: str
+    chart: Any, values: dict[str, Any], extra: dict[Call, str], scopes: set[str]
 ) -> None:
     manifests = chart.render(values)
     grants = grants_of(manifests, "wp-warmpool-operator", "warmpool")
     assert calls_of(grants) == OPERATOR_CALLS.keys() | extra.keys()
+    where_granted: dict[tuple[str, str, str], set[str]] = {}
     for group, resource, verb, name, where in grants:
+        where_granted.setdefault((group, resource, verb), set()).add(where)
+        if "peerings" in resource and verb in ("get", "patch"):
+            assert name == "warmpool"
+        else:
+            assert name is None
+    for (group, resource, verb), found in where_granted.items():
         cluster_scoped = resource in (
             "customresourcedefinitions",
             "namespaces",
             "clusterkopfpeerings",
         )
-        assert where == ("cluster" if cluster_scoped else scope), (group, resource, verb)
-        if "peerings" in resource and verb in ("get", "patch"):
-            assert name == "warmpool"
-        else:
-            assert name is None
+        assert found == ({"cluster"} if cluster_scoped else scopes), (group, resource, verb)
+    deployment = chart.one(manifests, "Deployment", "-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    served = env.get("WARMPOOL_NAMESPACE")
+    assert (set(served.split(",")) if served else {"cluster"}) == scopes
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({}, id="cluster-wide"),
+        pytest.param({"operator": {"watchNamespaces": ["gpu", "team-b"]}}, id="namespaced"),
+    ],
+)
+def test_the_operator_can_never_list_or_watch_secrets(chart: Any, values: dict[str, Any]) -> None:
+    """Secrets are read by name only (a pool's own tokenSecret, an instance's token): the
+    operator cannot enumerate the Secrets of a namespace, let alone of the cluster."""
+    grants = grants_of(chart.render(values), "wp-warmpool-operator", "warmpool")
+    verbs = {verb for _, resource, verb, _, _ in grants if resource == "secrets"}
+    assert verbs == {"get", "create"}
+    where = {w for _, resource, _, _, w in grants if resource == "secrets"}
+    assert where == ({"cluster"} if not values else {"gpu", "team-b"})
 
 
 @pytest.mark.parametrize("mode", ["token", "proxy", "none"])
@@ -380,8 +419,83 @@ def test_studio_is_granted_exactly_its_calls(chart: Any, mode: str) -> None:
             assert (name, where) == (None, "studio-ns"), (group, resource, verb)
 
 
-def test_people_with_edit_may_scale_pools(chart: Any, default_manifests: list[Any]) -> None:
-    edit = chart.one(default_manifests, "ClusterRole", "-edit")
-    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
-    assert any("gpupools/scale" in rule["resources"] for rule in edit["rules"])
-    assert not any("secrets" in rule["resources"] for rule in edit["rules"])
+# ---------------------------------------------------------------- what people are granted
+
+POOL_WRITES = {(WP, "gpupools", verb) for verb in ("create", "update", "patch", "delete")} | {
+    (WP, "gpupools/scale", "update"),
+    (WP, "gpupools/scale", "patch"),
+    (WP, "gpuinstances", "delete"),
+}
+WORK_WRITES = {
+    (WP, kind, verb)
+    for kind in ("generationjobs", "muses")
+    for verb in ("create", "update", "patch", "delete")
+}
+READS = {
+    (WP, kind, verb)
+    for kind in ("gpupools", "gpupools/scale", "gpupools/status", "gpuinstances",
+                 "gpuinstances/status", "generationjobs", "generationjobs/status", "muses")
+    for verb in ("get", "list", "watch")
+}  # fmt: skip
+
+
+def rules_calls(role: dict[str, Any]) -> set[Call]:
+    return {
+        (group, resource, verb)
+        for rule in role.get("rules") or []
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+#: The built-in roles include the next smaller one: ``view`` is labelled aggregate-to-edit,
+#: ``edit`` aggregate-to-admin.
+BUILTIN_INCLUDES = {"view": None, "edit": "view", "admin": "edit"}
+
+
+def aggregated(manifests: list[Any], builtin: str) -> set[Call]:
+    """What the chart adds to a built-in role (view, edit, admin): the API server's
+    aggregation controller unions the rules of every ClusterRole labelled for it, and the
+    built-in roles include each other (admin ⊇ edit ⊇ view)."""
+    label = f"rbac.authorization.k8s.io/aggregate-to-{builtin}"
+    own: set[Call] = set().union(
+        *(
+            rules_calls(m)
+            for m in manifests
+            if m["kind"] == "ClusterRole" and m["metadata"].get("labels", {}).get(label) == "true"
+        )
+    )
+    smaller = BUILTIN_INCLUDES[builtin]
+    return own | (aggregated(manifests, smaller) if smaller else set())
+
+
+def test_edit_makes_jobs_and_muses_but_never_rents(
+    chart: Any, default_manifests: list[Any]
+) -> None:
+    """A namespace editor makes images; renting machines (pools, scale, terminate) and setting
+    a pool's budget need the warmpool pool-admin role (Karpenter's NodePool pattern)."""
+    edit = aggregated(default_manifests, "edit")
+    assert edit == READS | WORK_WRITES
+    assert not edit & POOL_WRITES
+    assert aggregated(default_manifests, "admin") == READS | WORK_WRITES
+    assert aggregated(default_manifests, "view") == READS
+
+
+def test_pool_admin_rents(chart: Any, default_manifests: list[Any]) -> None:
+    role = chart.one(default_manifests, "ClusterRole", "-pool-admin")
+    assert rules_calls(role) == READS | WORK_WRITES | POOL_WRITES
+    assert "rbac.authorization.k8s.io/aggregate-to-admin" not in role["metadata"]["labels"]
+    assert not any(r["resources"] == ["secrets"] for r in role["rules"])
+
+
+def test_pool_admin_can_be_aggregated_into_admin(chart: Any) -> None:
+    manifests = chart.render({"rbac": {"poolAdmin": {"aggregateToAdmin": True}}})
+    assert aggregated(manifests, "admin") == READS | WORK_WRITES | POOL_WRITES
+    assert not aggregated(manifests, "edit") & POOL_WRITES
+
+
+def test_no_aggregation_keeps_the_pool_admin_role(chart: Any) -> None:
+    manifests = chart.render({"rbac": {"aggregateToDefaultRoles": False}})
+    assert aggregated(manifests, "edit") == set() and aggregated(manifests, "admin") == set()
+    assert rules_calls(chart.one(manifests, "ClusterRole", "-pool-admin")) >= POOL_WRITES

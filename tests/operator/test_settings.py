@@ -19,3 +19,28 @@ def test_allowed_machine_networks_default_empty_and_read_from_the_environment(
 def test_a_bad_cidr_is_refused_naming_the_setting() -> None:
     with pytest.raises(ValidationError, match="allowed_machine_networks"):
         OperatorSettings(allowed_machine_networks=["127.0.0.0/33"])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(None, [], id="unset-every-namespace"),
+        pytest.param("gpu", ["gpu"], id="one"),
+        pytest.param("gpu, team-b,", ["gpu", "team-b"], id="several"),
+    ],
+)
+def test_served_namespaces(value: str | None, expected: list[str]) -> None:
+    assert OperatorSettings(namespace=value).served_namespaces == expected
+
+
+def test_operator_daily_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WARMPOOL_OPERATOR_DAILY_BUDGET_USD", "250")
+    monkeypatch.setenv("WARMPOOL_OPERATOR_BUDGET_ON_EXCEEDED", "Block")
+    settings = OperatorSettings()
+    assert (settings.operator_daily_budget_usd, settings.operator_budget_on_exceeded) == (
+        250.0,
+        "Block",
+    )
+    monkeypatch.setenv("WARMPOOL_OPERATOR_BUDGET_ON_EXCEEDED", "Ignore")
+    with pytest.raises(ValueError, match="operator_budget_on_exceeded"):
+        OperatorSettings()

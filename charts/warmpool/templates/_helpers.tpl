@@ -65,6 +65,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* The namespaces the operator serves (watchNamespace and watchNamespaces), comma-separated;
+empty: every namespace. */}}
+{{- define "warmpool.operator.namespaces" -}}
+{{- $ns := list }}
+{{- with .Values.operator.watchNamespace }}{{ $ns = append $ns . }}{{ end }}
+{{- range .Values.operator.watchNamespaces }}{{ $ns = append $ns . }}{{ end }}
+{{- $ns | uniq | join "," }}
+{{- end }}
+
 {{/* Peering is on when asked for, and always with more than one operator replica. */}}
 {{- define "warmpool.peering.enabled" -}}
 {{- if or .Values.operator.peering.enabled (gt (int .Values.operator.replicas) 1) }}true{{ end }}

@@ -22,6 +22,7 @@ from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube, secrets, vastai
 from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
+from warmpool.operator.controllers import spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.views import instance_view, offer_view
 from warmpool.operator.decisions import budget, downloads, offers, provisioning
@@ -194,6 +195,7 @@ async def reserve(
         # the rentals other instances of the pool are making right now.
         current_hourly = budget.current_hourly(views) + sum(r.price_per_hour for r in others)
         spent = budget.spend_today(pool.status.spend, views, now=now)
+        fleet = await spending.fleet_spend(deps)
         busy = {v.machine_id for v in live if v.machine_id is not None}
         busy |= {r.machine_id for r in others}
         found = [offer_view(o) for o in await search(deps, pool)]
@@ -220,6 +222,7 @@ async def reserve(
                 current_hourly=current_hourly,
                 spend_today=spent,
                 hours_left_today=budget.hours_left_today(now),
+                fleet=fleet,
             )
             if verdict.allowed:
                 reserved[name] = Reservation(choice.machine_id, choice.price_per_hour)

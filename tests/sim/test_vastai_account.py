@@ -1,0 +1,55 @@
+"""The simulated account (contract §5.10, §13.4): its credit falls as the rentals bill,
+and the operator's reconciliation reads exactly that."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+BODY = {"image": "pytorch/pytorch", "disk": 40, "runtype": "args", "label": "by-hand"}
+
+
+async def user(http: httpx.AsyncClient, path: str = "/api/v0/users/current/") -> dict[str, Any]:
+    response = await http.get(path)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def state(http: httpx.AsyncClient) -> dict[str, Any]:
+    data: dict[str, Any] = (await http.get("/_sim/state")).json()
+    return data
+
+
+async def test_the_credit_falls_as_a_running_rental_bills(
+    vastai_sim: Any, vastai_http: httpx.AsyncClient
+) -> None:
+    start = await user(vastai_http)
+    assert start["credit"] == start["balance"] == 1000
+    assert {"id", "email", "ssh_key", "key_id"} <= start.keys() and "api_key" not in start
+    offers = (await vastai_http.post("/api/v0/bundles/", json={})).json()["offers"]
+    created = (await vastai_http.put(f"/api/v0/asks/{offers[0]['id']}/", json=BODY)).json()
+    rental = vastai_sim.state.rentals[created["new_contract"]]
+    for _ in range(200):
+        if rental.actual_status == "running":
+            break
+        await asyncio.sleep(0.02)
+    assert rental.actual_status == "running"
+    first, seen1 = await user(vastai_http), await state(vastai_http)
+    await asyncio.sleep(0.3)
+    second, seen2 = await user(vastai_http, "/api/v0/users/current"), await state(vastai_http)
+    dropped = first["credit"] - second["credit"]
+    billed = seen2["total_cost"] - seen1["total_cost"]
+    assert dropped > 0
+    assert dropped == pytest.approx(billed, abs=2e-4)  # the answer is rounded to 4 decimals
+    per_hour = seen2["rentals"][0]["dph_total"]
+    assert billed == pytest.approx(per_hour * (seen2["now"] - seen1["now"]) / 3600, rel=0.05)
+
+
+async def test_a_deposit_raises_the_credit(vastai_http: httpx.AsyncClient) -> None:
+    """``/_sim/config`` ``balance`` is the account's deposits: raising it is a top-up."""
+    await vastai_http.post("/_sim/config", json={"balance": 1500})
+    assert (await user(vastai_http))["credit"] == 1500
