@@ -170,13 +170,23 @@ async def open_deps(deps: Deps) -> None:
         deps.opened_artifacts = artifacts.from_settings(s)
 
 
-async def close_deps(deps: Deps) -> None:
-    """Close what :func:`open_deps` opened."""
+async def cancel_tasks(deps: Deps) -> None:
+    """Cancel the operator's background tasks (probes, job runners) and wait for them.
+
+    Before any client they use is closed: a job runner cancelled keeps its job's lease
+    for the next process, while one whose client was closed under it takes that for an
+    error and fails the job over.
+    """
     tasks = list(deps.tasks.values())
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     deps.tasks.clear()
+
+
+async def close_deps(deps: Deps) -> None:
+    """Close what :func:`open_deps` opened."""
+    await cancel_tasks(deps)
     await deps.comfy.aclose()
     if deps.opened_inventory is not None:
         await deps.opened_inventory.aclose()

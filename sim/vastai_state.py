@@ -7,7 +7,11 @@ port to a real local port where a ComfyUI simulator answers (token from
 ``OPEN_BUTTON_TOKEN``). Billing accrues per simulated second (§13.4): storage
 while the rental exists and its host is not offline, ``dph_base`` while running.
 Faults (§13.3) are kept as :class:`Fault` entries matched per rental, machine,
-host, label, offer or endpoint, with a rate and a count.
+host, label, offer or endpoint, with a rate and a count. Besides the contract's faults:
+``no_space`` on a running rental (its disk fills up: the status message says so and its
+ComfyUI's saves fail), ``comfy_crash`` (its ComfyUI dies and its supervisor restarts it
+after ``params.restart_after`` simulated seconds), and ``create_listeners`` (called with
+each new rental before the create answer goes out).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from warmpool.sim import vastai_machine
 from warmpool.sim.clock import Clock
@@ -32,8 +36,9 @@ from warmpool.sim.vastai_catalogue import Machine, Offer, generate_machines, off
 logger = logging.getLogger(__name__)
 
 RENTAL_FAULTS = frozenset(
-    {"no_space", "stuck_loading", "late_ports", "offline", "destroy_retry", "pull_error"}
-)
+    {"no_space", "stuck_loading", "late_ports", "offline", "destroy_retry", "pull_error",
+     "comfy_crash"}
+)  # fmt: skip
 REQUEST_FAULTS = frozenset({"rate_limit", "server_error", "slow", "offer_taken", "create_lost"})
 FAULT_KINDS = RENTAL_FAULTS | REQUEST_FAULTS
 NO_SPACE_MSG = (
@@ -43,6 +48,9 @@ NO_SPACE_MSG = (
 PULL_ERROR_MSG = (
     "Error response from daemon: manifest for {image} not found: manifest unknown: manifest unknown"
 )
+#: What a running machine reports once its disk is full (and its ComfyUI's saves raise).
+DISK_FULL_MSG = "Error: write /workspace/ComfyUI/output: no space left on device"
+DISK_FULL_ERROR = "[Errno 28] No space left on device: '/workspace/ComfyUI/output'"
 LAYER_STEPS = ("Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete")
 
 
@@ -52,6 +60,17 @@ class ComfyHandle(Protocol):
     port: int
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class CrashableComfy(ComfyHandle, Protocol):
+    """A ComfyUI simulator that can crash and come back (the ``comfy_crash`` and running
+    ``no_space`` faults; :class:`~warmpool.sim.comfyui.ComfyServer` is one)."""
+
+    async def crash(self) -> None: ...
+    async def restart(self) -> None: ...
+    def fail_node(self, node_type: str = ..., *, exception_type: str = ..., message: str = ...,
+                  after_steps: int = ...) -> None: ...  # fmt: skip
 
 
 #: (token, clock, workspace or None) → a started ComfyUI; with a workspace, ComfyUI lives
@@ -290,6 +309,10 @@ class World:
         self._initial_machines = machines
         self._initial_balance = balance
         self.ports_in_show = True
+        #: Called with every new rental right after it exists, before the create answer
+        #: is sent (chaos runs kill the operator there: a create whose answer it never saw).
+        self.create_listeners: list[Callable[[Rental], None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._reset_market()
 
     def _reset_market(self) -> None:
@@ -310,6 +333,9 @@ class World:
         self._reset_market()
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for rental in list(self.rentals.values()):
             await self._stop_rental(rental)
         if self._own_workspaces and self._workspaces is not None:
@@ -393,6 +419,39 @@ class World:
             self._restart_task(rental, self._go_offline(rental))
         elif fault.kind in ("no_space", "pull_error") and rental.actual_status in (None, "loading"):
             self._restart_task(rental, self._fail_loading(rental, fault.kind))
+        elif fault.kind == "no_space" and rental.actual_status == "running":
+            self._disk_full(rental)
+        elif fault.kind == "comfy_crash" and rental.actual_status == "running":
+            self._in_background(self._crash_comfy(rental, fault.params))
+
+    def _in_background(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _disk_full(self, rental: Rental) -> None:
+        """A running machine's disk fills up: the status says so, saves fail from now on."""
+        self.set_status(rental, "running", DISK_FULL_MSG)
+        comfy = rental.comfy
+        if isinstance(comfy, CrashableComfy):
+            comfy.fail_node("SaveImage", exception_type="OSError", message=DISK_FULL_ERROR)
+
+    async def _crash_comfy(self, rental: Rental, params: dict[str, Any]) -> None:
+        """Its ComfyUI dies now (port closed, queue and history lost); the image's
+        supervisor starts it again after ``restart_after`` simulated seconds (default 30;
+        a negative value: never)."""
+        comfy = rental.comfy
+        if not isinstance(comfy, CrashableComfy):
+            return
+        await comfy.crash()
+        rental.log.append("comfyui exited with code -9 (killed)")
+        restart_after = float(params.get("restart_after", 30.0))
+        if restart_after < 0:
+            return
+        await self.clock.sleep(restart_after)
+        if rental.comfy is comfy and rental.id in self.rentals:
+            await comfy.restart()
+            rental.log.append("comfyui restarted by the supervisor")
 
     # ------------------------------------------------------------ rentals
 
@@ -428,6 +487,8 @@ class World:
                 rental.flags[kind] = dict(fault.params)
         self.rentals[rental.id] = rental
         self._restart_task(rental, self._boot(rental, cached=False))
+        for listener in list(self.create_listeners):
+            listener(rental)
         return rental
 
     def _restart_task(self, rental: Rental, coro: Awaitable[None]) -> None:
@@ -521,6 +582,10 @@ class World:
         wait = float(late.get("seconds", 120.0)) if late is not None else 0.0
         await self.clock.sleep(max(wait, self.rnd.uniform(*self.timing.ports_after)))
         rental.ports = self._port_map(rental, comfy_key)
+        crash = rental.flags.get("comfy_crash")
+        if crash is not None:
+            await self.clock.sleep(float(crash.get("after", 60.0)))
+            await self._crash_comfy(rental, crash)
         offline = rental.flags.get("offline")
         if offline is not None:
             await self.clock.sleep(float(offline.get("after", 60.0)))

@@ -173,6 +173,7 @@ def expired_leases(held: Sequence[HeldJob], *, now: datetime) -> list[str]:
 FailureKind = Literal[
     "validation",  # ComfyUI refused the graph
     "execution",  # a node raised (not out of memory)
+    "host_fault",  # a node raised because of the machine (disk full, I/O or CUDA fault)
     "oom",  # out of GPU memory
     "timeout",  # spec.timeout passed
     "stalled",  # no progress for stallTimeout
@@ -197,6 +198,7 @@ class Verdict:
 _REASONS: dict[str, str] = {
     "validation": "InvalidGraph",
     "execution": "ExecutionFailed",
+    "host_fault": "HostFault",
     "oom": "OutOfMemory",
     "timeout": "Timeout",
     "stalled": "Stalled",
@@ -225,7 +227,8 @@ def decide_failure(
     - out of memory: retried on another GPU model when the pool has one the job has
       not run out of memory on (``pool_gpus``: the models of its instances and its
       offer filter), and never again on this model; otherwise it fails;
-    - a stall or a bad output is retried on another machine, and recorded against
+    - a stall, a bad output or a host fault (a node failed because of the machine: see
+      :func:`execution_failure`) is retried on another machine, and recorded against
       the host in the pool's failure ledger;
     - a lost instance or crashed ComfyUI is retried on another machine;
     - an interruption nobody here asked for, or an artifact store that refused the
@@ -241,8 +244,31 @@ def decide_failure(
     if kind == "oom":
         others = set(pool_gpus) - set(excluded_gpus) - {gpu_name}
         return Verdict(left and bool(others), reason, exclude_gpu=True)
-    if kind in ("stalled", "bad_output"):
+    if kind in ("stalled", "bad_output", "host_fault"):
         return Verdict(left, reason, exclude_host=True, record_host=True)
     if kind == "instance_lost":
         return Verdict(left, reason, exclude_host=True)
     return Verdict(left, reason)
+
+
+#: Errors a node raises because of the machine it runs on, not the job: the disk full
+#: (``OSError`` errno 28), a failing or read-only disk (errno 5, 30), a CUDA or driver
+#: fault (out of memory is :class:`ComfyOutOfMemoryError`'s, decided apart). Lower case.
+HOST_FAULTS = (
+    "no space left on device",
+    "[errno 28]",
+    "input/output error",
+    "[errno 5]",
+    "read-only file system",
+    "[errno 30]",
+    "cuda error",
+    "cudnn_status_internal_error",
+    "uncorrectable ecc error",
+)
+
+
+def execution_failure(exception_type: str, message: str) -> FailureKind:
+    """``host_fault`` when a node's error is the machine's (:data:`HOST_FAULTS`), else
+    ``execution`` (the job's: the same graph fails the same way anywhere)."""
+    text = f"{exception_type} {message}".lower()
+    return "host_fault" if any(p in text for p in HOST_FAULTS) else "execution"

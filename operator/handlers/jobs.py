@@ -22,7 +22,7 @@ from warmpool.crds.common import parse_optional_time
 from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.jobs.loops import dispatcher
-from warmpool.operator.deps import Deps
+from warmpool.operator.deps import Deps, cancel_tasks
 from warmpool.operator.handlers.registry import (
     GENERATIONJOBS,
     GPUINSTANCES,
@@ -39,7 +39,9 @@ async def on_startup_jobs(memo: Deps, **kwargs: Any) -> None:
 
 @kopf.on.cleanup(registry=registry, id="jobs-cleanup")
 async def on_cleanup_jobs(memo: Deps, **_: Any) -> None:
-    """Close the per-instance ComfyUI HTTP clients."""
+    """Stop the job runners (their jobs keep their leases), then close the per-instance
+    ComfyUI HTTP clients."""
+    await cancel_tasks(memo)
     await memo.comfy.aclose()
 
 

@@ -191,3 +191,55 @@ async def test_bad_fault_is_400(vastai_http: httpx.AsyncClient) -> None:
     assert (await vastai_http.post("/_sim/faults", json={"kind": "meteor"})).status_code == 400
     assert (await vastai_http.post("/_sim/faults", json={"nope": 1})).status_code == 400
     assert (await vastai_http.post("/_sim/faults", content=b"[")).status_code == 400
+
+
+async def _running_comfy(sim: Any, http: httpx.AsyncClient) -> tuple[int, Any, str]:
+    instance_id = await rent(http)
+    rental = sim.state.rentals[instance_id]
+    ports = await wait_for(lambda: rental.ports)
+    return instance_id, rental, f"http://127.0.0.1:{ports['8188/tcp'][0]['HostPort']}"
+
+
+async def test_a_running_machine_fills_its_disk(vastai_sim_comfy: Any) -> None:
+    """``no_space`` on a running rental: the status message says so, saves fail."""
+    headers = {"Authorization": "Bearer vast-sim-key-SECRET-42"}
+    async with httpx.AsyncClient(base_url=vastai_sim_comfy.url, headers=headers) as http:
+        instance_id, rental, _ = await _running_comfy(vastai_sim_comfy, http)
+        applied = await fault(http, kind="no_space", instance_id=instance_id)
+        assert applied["applied_to"] == [instance_id]
+        shown = (await http.get(f"/api/v0/instances/{instance_id}/")).json()["instances"]
+        assert shown["actual_status"] == "running"
+        assert "no space left on device" in shown["status_msg"]
+        assert rental.comfy.faults.fail["node_type"] == "SaveImage"
+        assert "No space left" in rental.comfy.faults.fail["message"]
+
+
+async def test_comfyui_crashes_and_its_supervisor_restarts_it(vastai_sim_comfy: Any) -> None:
+    headers = {"Authorization": "Bearer vast-sim-key-SECRET-42"}
+    async with httpx.AsyncClient(base_url=vastai_sim_comfy.url, headers=headers) as http:
+        instance_id, rental, url = await _running_comfy(vastai_sim_comfy, http)
+        token = {"Authorization": "Bearer instance-token"}
+
+        async def stats() -> int:
+            async with httpx.AsyncClient(base_url=url, headers=token, timeout=5) as comfy:
+                return (await comfy.get("/system_stats")).status_code
+
+        assert await stats() == 200
+        await fault(http, kind="comfy_crash", instance_id=instance_id,
+                    params={"restart_after": 20})  # fmt: skip
+        await wait_for(lambda: rental.comfy.crashed)
+        with pytest.raises(httpx.ConnectError):
+            await stats()
+        await wait_for(lambda: not rental.comfy.crashed)  # 20 simulated s later
+        assert await stats() == 200
+        assert rental.actual_status == "running"  # the machine itself never stopped
+        assert "comfyui restarted by the supervisor" in rental.log
+
+
+async def test_create_listeners_see_the_rental_before_the_answer(
+    vastai_sim: Any, vastai_http: httpx.AsyncClient
+) -> None:
+    seen: list[int] = []
+    vastai_sim.state.create_listeners.append(lambda rental: seen.append(rental.id))
+    instance_id = await rent(vastai_http)
+    assert seen == [instance_id]

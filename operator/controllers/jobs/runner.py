@@ -246,7 +246,8 @@ class Run:
         except errors.ComfyOutOfMemoryError as exc:
             return await self.failed("oom", _node_message(exc))
         except errors.ComfyExecutionError as exc:
-            return await self.failed("execution", _node_message(exc))
+            kind = scheduler.execution_failure(exc.exception_type, str(exc))
+            return await self.failed(kind, _node_message(exc))
         except errors.ComfyInterruptedError as exc:
             return await self.failed("interrupted", str(exc))
         except errors.ComfyDeadlineError:

@@ -266,6 +266,16 @@ GPUS = ("RTX 4090", "RTX 3090")
             "instance_lost", 3, GPUS, (), Verdict(False, "InstanceLost", exclude_host=True),
             id="lost-out-of-attempts",
         ),
+        pytest.param(
+            "host_fault", 1, GPUS, (),
+            Verdict(True, "HostFault", exclude_host=True, record_host=True),
+            id="host-fault-retried-elsewhere",
+        ),
+        pytest.param(
+            "host_fault", 3, GPUS, (),
+            Verdict(False, "HostFault", exclude_host=True, record_host=True),
+            id="host-fault-out-of-attempts",
+        ),
         pytest.param("interrupted", 1, GPUS, (), Verdict(True, "Interrupted"), id="interrupted"),
         pytest.param(
             "store_unavailable", 1, GPUS, (), Verdict(True, "ArtifactStoreUnavailable"),
@@ -285,3 +295,29 @@ def test_decide_failure(
         excluded_gpus=excluded,
     )  # fmt: skip
     assert verdict == expected
+
+
+@pytest.mark.parametrize(
+    ("exception_type", "message", "expected"),
+    [
+        pytest.param("OSError", "[Errno 28] No space left on device: '/workspace/ComfyUI/output'",
+                     "host_fault", id="disk-full"),
+        pytest.param("OSError", "[Errno 5] Input/output error", "host_fault", id="disk-failing"),
+        pytest.param("OSError", "[Errno 30] Read-only file system: 'x.png'", "host_fault",
+                     id="disk-read-only"),
+        pytest.param("RuntimeError", "CUDA error: an illegal memory access was encountered",
+                     "host_fault", id="cuda-fault"),
+        pytest.param("RuntimeError", "mat1 and mat2 shapes cannot be multiplied (77x768)",
+                     "execution", id="the-graph-itself"),
+        pytest.param("FileNotFoundError", "[Errno 2] No such file or directory: 'lora.pt'",
+                     "execution", id="missing-file-is-the-job"),
+        pytest.param("ValueError", "cudagraph capture size 5", "execution",
+                     id="cuda-word-alone-is-not-a-fault"),
+    ],
+)  # fmt: skip
+def test_execution_failure_tells_the_machine_from_the_job(
+    exception_type: str, message: str, expected: str
+) -> None:
+    """Regression (chaos day): a job whose SaveImage hit the rented machine's full disk
+    failed for good (``ExecutionFailed``) instead of moving to another machine."""
+    assert scheduler.execution_failure(exception_type, message) == expected
