@@ -99,6 +99,9 @@ class Deps:
     rental_status: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
+    #: Per pool ("ns/name"): when its next time-bound decision falls due (the cold tier's
+    #: resume timeouts and maxAge); its reconcile loop wakes up then.
+    deadlines: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def vastai(self) -> VastaiClient:

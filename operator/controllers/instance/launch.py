@@ -23,6 +23,7 @@ from warmpool.operator.adapters import kube, secrets, vastai
 from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
 from warmpool.operator.controllers.events import event
+from warmpool.operator.controllers.instance import cold
 from warmpool.operator.controllers.views import instance_view, offer_view
 from warmpool.operator.decisions import budget, downloads, offers, provisioning
 from warmpool.operator.deps import Deps, Reservation
@@ -193,7 +194,7 @@ async def reserve(
         # Every object costs money until its rental is destroyed, deleting ones too; so do
         # the rentals other instances of the pool are making right now.
         current_hourly = budget.current_hourly(views) + sum(r.price_per_hour for r in others)
-        spent = budget.spend_today(pool.status.spend, views, now=now)
+        spent = cold.spend_today(pool, siblings, now)
         busy = {v.machine_id for v in live if v.machine_id is not None}
         busy |= {r.machine_id for r in others}
         found = [offer_view(o) for o in await search(deps, pool)]
