@@ -62,7 +62,9 @@ class ComfyStarter(Protocol):
 
     def __call__(
         self, token: str | None, clock: Clock, workspace: Path | None, /, *, host: str = ...
-    ) -> Awaitable[ComfyHandle]: ...
+    ) -> Awaitable[ComfyHandle]:
+        """``host`` is passed only when the rental has its own address (after a start)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -531,7 +533,10 @@ class World:
                 token = None
             provisions = vastai_machine.provisions(rental.env) and bool(rental.onstart)
             workspace = self.workspace_for(rental) if provisions else None
-            rental.comfy = await self.comfy(token, self.clock, workspace, host=rental.address)
+            if rental.public_ipaddr is None:  # the machine's address (starters of 3 args)
+                rental.comfy = await self.comfy(token, self.clock, workspace)
+            else:  # a new address after a start (F19)
+                rental.comfy = await self.comfy(token, self.clock, workspace, host=rental.address)
             if workspace is not None and rental.onstart:
                 rental.provisioning = asyncio.ensure_future(
                     vastai_machine.run_provisioning(
