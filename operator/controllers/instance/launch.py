@@ -208,6 +208,7 @@ async def reserve(
             busy_machines=busy,
             cooldown=cooldown,
             now=now,
+            stopped_disk_gb=pool.spec.template.disk_gb if pool.spec.cold.replicas else 0.0,
         )
         _report_cooling(inst, pool, found, cooldown=cooldown, now=now)
         if not chosen:
