@@ -127,6 +127,22 @@ class GpuInstanceStatus(CamelModel):
     probe_failures: int = Field(0, description="Consecutive failed probes.")
     last_probe: ProbeStatus = Field(default_factory=ProbeStatus, description="Last probe.")
     cost: float = Field(0.0, description="Dollars accrued so far (estimate).")
+    stopped_at: str | None = Field(
+        None, description="When the cold tier last stopped the rental (disk kept)."
+    )
+    resumed_at: str | None = Field(None, description="When the cold tier last started it.")
+    storage_per_hour: float = Field(
+        0.0, description="$/hour of its disk alone: what it bills while Stopped."
+    )
+    billed_from: str | None = Field(
+        None,
+        description=(
+            "Since when pricePerHour applies (a stop or a start changes it); rentedAt when unset."
+        ),
+    )
+    cost_before: float = Field(
+        0.0, description="Dollars accrued before billedFrom (at the earlier prices)."
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
 
 

@@ -554,6 +554,9 @@ class GpuPoolStatus(CamelModel):
     observed_generation: int | None = Field(None, description="Last metadata.generation seen.")
     replicas: int = Field(0, description="Instances that exist (any phase but Terminating).")
     ready_replicas: int = Field(0, description="Instances that are Ready.")
+    cold_replicas: int = Field(
+        0, description="Instances of the cold tier: Stopped (disk kept) or Resuming."
+    )
     selector: str = Field("", description="Label selector of the pool's GpuInstances.")
     queued_jobs: int = Field(0, description="Jobs waiting for a slot.")
     running_jobs: int = Field(0, description="Jobs placed or running.")

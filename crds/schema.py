@@ -69,6 +69,7 @@ KINDS: list[Kind] = [
         columns=[
             _col("Desired", ".spec.replicas", "integer"),
             _col("Ready", ".status.readyReplicas", "integer"),
+            _col("Cold", ".status.coldReplicas", "integer"),
             _col("Queued", ".status.queuedJobs", "integer"),
             _col("$/hr", ".status.pricePerHour", "number"),
             _col("Paused", ".spec.paused", "boolean"),

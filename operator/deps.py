@@ -108,6 +108,9 @@ class Deps:
     #: The Vast.ai credit against the counted spend (``controllers/balance.py``).
     balance_samples: list[BalanceSample] = field(default_factory=list)
     drift: DriftVerdict | None = None
+    #: Per pool ("ns/name"): when its next time-bound decision falls due (the cold tier's
+    #: resume timeouts and maxAge); its reconcile loop wakes up then.
+    deadlines: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def vastai(self) -> VastaiClient:

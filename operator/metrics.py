@@ -216,7 +216,7 @@ def forget_pool(namespace: str, pool: str) -> None:
     """Drop a deleted pool's state gauges, so that its last Degraded or BudgetExceeded does
     not keep an alert firing. Counters and histograms stay: they are history, and rates of
     a series that stops being exported end by themselves."""
-    for gauge in POOL_STATE:
+    for gauge in (*POOL_STATE, *COLD_STATE):
         gauge.remove_by_labels({"namespace": namespace, "pool": pool})
 
 
@@ -232,3 +232,37 @@ ERRORS_CONTINUED = Counter(
 )
 
 # ---------------------------------------------------------------- end operator
+
+# ---------------------------------------------------------------- cold tier
+
+COLD_INSTANCES = Gauge(
+    "warmpool_cold_instances",
+    "Instances of the pool's cold tier by phase (Stopped: disk kept, storage billed; "
+    "Resuming: started again, not Ready yet).",
+    [*POOL, "phase"],
+)
+STORAGE_PER_HOUR = Gauge(
+    "warmpool_storage_dollars_per_hour",
+    "Storage $/hour of the pool's stopped instances (storage_cost x disk / 720).",
+    POOL,
+)
+COLD_TRANSITIONS = Counter(
+    "warmpool_cold_transitions_total",
+    "Stops and starts of the cold tier by action (stop, start) and reason.",
+    [*POOL, "action", "reason"],
+)
+RESUME_SECONDS = Histogram(
+    "warmpool_resume_seconds",
+    "Seconds from starting a stopped instance to Ready again.",
+    POOL,
+    buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600),
+)
+RESUME_FAILURES = Counter(
+    "warmpool_resume_failures_total",
+    "Starts of stopped instances given up, by reason (GpuTaken, ResumeTimeout, "
+    "RentalVanished, StatusMessageFailure, ...).",
+    [*POOL, "reason"],
+)
+COLD_STATE = (COLD_INSTANCES, STORAGE_PER_HOUR)
+
+# ---------------------------------------------------------------- end cold tier

@@ -75,10 +75,12 @@ class BadInput(Exception):
 def comfy_starter(options: dict[str, Any] | None = None) -> ComfyStarter:
     """How a rental that reaches running gets its ComfyUI: the ComfyUI simulator."""
 
-    async def start(token: str | None, clock: Clock, workspace: Path | None) -> ComfyHandle:
+    async def start(
+        token: str | None, clock: Clock, workspace: Path | None, /, *, host: str = "127.0.0.1"
+    ) -> ComfyHandle:
         from warmpool.sim.comfyui import start_comfyui
 
-        chosen = dict(options or {})
+        chosen = {"host": host, **(options or {})}
         if workspace is not None:  # Vast.ai's ComfyUI image: /workspace/ComfyUI
             chosen["root"] = str(workspace / "ComfyUI")
             chosen["models_dir"] = str(workspace / "ComfyUI" / "models")

@@ -39,8 +39,10 @@ RENTAL_FAULTS = frozenset(
     {"no_space", "stuck_loading", "late_ports", "offline", "destroy_retry", "pull_error",
      "comfy_crash"}
 )  # fmt: skip
+#: Faults drawn when a stopped rental is started (F17: its GPU was rented by someone else).
+START_FAULTS = frozenset({"gpu_taken"})
 REQUEST_FAULTS = frozenset({"rate_limit", "server_error", "slow", "offer_taken", "create_lost"})
-FAULT_KINDS = RENTAL_FAULTS | REQUEST_FAULTS
+FAULT_KINDS = RENTAL_FAULTS | REQUEST_FAULTS | START_FAULTS
 NO_SPACE_MSG = (
     "Error response from daemon: failed to register layer: write "
     "/opt/conda/lib/libcudnn_engines_precompiled.so.9: no space left on device"
@@ -73,9 +75,15 @@ class CrashableComfy(ComfyHandle, Protocol):
                   after_steps: int = ...) -> None: ...  # fmt: skip
 
 
-#: (token, clock, workspace or None) → a started ComfyUI; with a workspace, ComfyUI lives
-#: in ``<workspace>/ComfyUI`` and lists the models that landed there.
-ComfyStarter = Callable[[str | None, Clock, Path | None], Awaitable[ComfyHandle]]
+class ComfyStarter(Protocol):
+    """(token, clock, workspace or None, host) → a started ComfyUI on ``host``; with a
+    workspace, ComfyUI lives in ``<workspace>/ComfyUI`` and lists the models there."""
+
+    def __call__(
+        self, token: str | None, clock: Clock, workspace: Path | None, /, *, host: str = ...
+    ) -> Awaitable[ComfyHandle]:
+        """``host`` is passed only when the rental has its own address (after a start)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -89,6 +97,12 @@ class Timing:
     unknown_before_offline: float = 30.0
     #: Simulated seconds before a requested log file appears at its ``result_url`` (S3).
     logs_after: float = 20.0
+    resume: tuple[float, float] = (5.0, 60.0)
+    """A start of a stopped rental whose GPU is free: ``loading`` this long (the image and
+    the disk are on the machine), then running (contract §13.2: 5-60 s)."""
+    gpu_taken: float = 0.0
+    """Probability that a start finds the machine's GPU rented by someone else (F17): it
+    waits forever (``intended_status=running``, ``cur_state=stopped``)."""
 
     def update(self, data: dict[str, Any]) -> None:
         for field in dataclasses.fields(self):
@@ -99,6 +113,8 @@ class Timing:
                     if lo < 0 or hi < lo:
                         raise ValueError(f"bad range for {field.name}")
                     setattr(self, field.name, (lo, hi))
+                elif field.name == "gpu_taken" and not 0.0 <= float(value) <= 1.0:
+                    raise ValueError("gpu_taken is a probability between 0 and 1")
                 else:
                     setattr(self, field.name, float(value))
 
@@ -166,6 +182,12 @@ class Rental:
     workspace: Path | None = None  # the container's /workspace, when it provisions models
     provisioning: asyncio.Task[int | None] | None = None
     destroyed_at: float | None = None
+    public_ipaddr: str | None = None
+    """The address after a start on a dynamic-IP host (F19); None: the machine's."""
+    starts: int = 0
+    stopped_at: float | None = None
+    gpu_taken: bool = False
+    """The last start found the GPU rented by someone else: it waits (F17)."""
 
     @property
     def machine(self) -> Machine:
@@ -182,6 +204,11 @@ class Rental:
     @property
     def storage_rate(self) -> float:
         return self.disk * self.machine.storage_cost / 720.0
+
+    @property
+    def address(self) -> str:
+        """Where the rental answers: its own address after a restart, else the machine's."""
+        return self.public_ipaddr or self.machine.public_ipaddr
 
     def requested_ports(self) -> list[str]:
         """Container ports asked for with ``-p A:B`` env keys (and 22 for ssh runtypes)."""
@@ -220,7 +247,7 @@ class Rental:
             "template_id": None,
             "template_hash_id": None,
             "template_name": None,
-            "public_ipaddr": m.public_ipaddr if self.actual_status is not None else None,
+            "public_ipaddr": self.address if self.actual_status is not None else None,
             "local_ipaddrs": "172.17.0.4 10.12.0.7 \n",
             "gpu_totalram": m.gpu_ram * self.offer.num_gpus,
             "gpu_util": 0.0 if self.actual_status == "running" else None,
@@ -354,7 +381,9 @@ class World:
     # ------------------------------------------------------------ market
 
     def busy_machines(self) -> set[int]:
-        return {r.machine.machine_id for r in self.rentals.values()}
+        """Machines whose GPUs are held: a stopped rental holds none (its disk stays), so
+        its machine is on the market again until it is started."""
+        return {r.machine.machine_id for r in self.rentals.values() if r.cur_state != "stopped"}
 
     def available_offers(self) -> list[Offer]:
         busy = self.busy_machines()
@@ -567,7 +596,10 @@ class World:
                 token = None
             provisions = vastai_machine.provisions(rental.env) and bool(rental.onstart)
             workspace = self.workspace_for(rental) if provisions else None
-            rental.comfy = await self.comfy(token, self.clock, workspace)
+            if rental.public_ipaddr is None:  # the machine's address (starters of 3 args)
+                rental.comfy = await self.comfy(token, self.clock, workspace)
+            else:  # a new address after a start (F19)
+                rental.comfy = await self.comfy(token, self.clock, workspace, host=rental.address)
             if workspace is not None and rental.onstart:
                 rental.provisioning = asyncio.ensure_future(
                     vastai_machine.run_provisioning(
@@ -601,7 +633,7 @@ class World:
             if key == comfy_key and rental.comfy is not None:
                 host_port = rental.comfy.port
             else:
-                host_port = 40400 + (rental.id % 50) * 10 + n
+                host_port = 40400 + (rental.id % 50 + rental.starts * 7) % 50 * 10 + n
             mapping[key] = [{"HostIp": "0.0.0.0", "HostPort": str(host_port)}]
         return mapping
 
@@ -645,16 +677,72 @@ class World:
         self.destroyed.append(rental)
 
     async def set_state(self, rental: Rental, state: str) -> None:
-        """``PUT /instances/{id}/ {"state": ...}``: stop or start."""
-        rental.intended_status = state
+        """``PUT /instances/{id}/ {"state": ...}``: stop or start (contract §5.6, §7.2).
+
+        Stop: the container exits, the GPU is released (the machine's offers are on the
+        market again), the disk is kept and billed. Start: when the machine's GPU is free
+        the rental loads for :attr:`Timing.resume` and runs again — the disk as it was
+        (models already there), a new ComfyUI port and, on a host without a static IP, a
+        new ``public_ipaddr`` (F19). When the GPU was rented meanwhile (by a rental of ours
+        or, as drawn from ``gpu_taken`` faults and :attr:`Timing.gpu_taken`, by someone
+        else) it waits: ``intended_status=running``, ``cur_state=stopped`` (F17).
+        """
         if state == "stopped":
+            rental.intended_status = "stopped"
+            if rental.cur_state == "stopped" and rental.task is None:
+                return
             await self._stop_rental(rental)
             self.set_status(rental, "exited", "")
             rental.cur_state = "stopped"
             rental.ports = None
-        elif rental.actual_status != "running":
+            rental.gpu_taken = False
+            rental.stopped_at = self.clock.now()
+            return
+        rental.intended_status = "running"
+        if rental.cur_state != "stopped" or rental.task is not None:
+            return  # running, or a start already under way
+        facts = {
+            "instance_id": rental.id,
+            "label": rental.label,
+            "machine_id": rental.machine.machine_id,
+            "host_id": rental.machine.host_id,
+            "offer_id": rental.offer.id,
+        }
+        taken = "gpu_taken" in rental.flags or self.take_fault("gpu_taken", **facts) is not None
+        taken = taken or (self.timing.gpu_taken > 0 and self.rnd.random() < self.timing.gpu_taken)
+        rental.flags.pop("gpu_taken", None)
+        self._restart_task(rental, self._resume(rental, taken=taken))
+
+    async def _resume(self, rental: Rental, *, taken: bool) -> None:
+        """A start: wait for the GPU (forever when someone else took it), load, run."""
+        try:
+            rental.gpu_taken = taken
+            if taken:
+                await asyncio.Event().wait()
+            while rental.machine.machine_id in self._held_by_others(rental):
+                rental.gpu_taken = True  # "scheduling": another rental holds the GPU
+                await self.clock.sleep(5.0)
+            rental.gpu_taken = False
             rental.cur_state = "running"
-            self._restart_task(rental, self._boot(rental, cached=True))
+            rental.starts += 1
+            if not rental.machine.static_ip:
+                rental.public_ipaddr = (
+                    f"127.0.{self.rnd.randrange(1, 255)}.{rental.starts % 250 + 2}"
+                )
+            self.set_status(rental, "loading", "starting the container")
+            await self._sleep_range(self.timing.resume)
+            await self._run(rental)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not kill the server
+            logger.exception("rental %s start failed", rental.id)
+
+    def _held_by_others(self, rental: Rental) -> set[int]:
+        return {
+            r.machine.machine_id
+            for r in self.rentals.values()
+            if r is not rental and r.cur_state != "stopped"
+        }
 
     async def reboot(self, rental: Rental, *, recycle: bool = False) -> None:
         await self._stop_provisioning(rental)
@@ -688,6 +776,11 @@ class World:
                 "status_msg": r.status_msg,
                 "ports": r.ports,
                 "comfy_port": r.comfy.port if r.comfy is not None else None,
+                "public_ipaddr": r.address,
+                "starts": r.starts,
+                "stopped_at": r.stopped_at,
+                "gpu_taken": r.gpu_taken,
+                "storage_per_hour": round(r.storage_rate, 6),
                 "dph_total": round(r.dph_base + r.storage_rate, 6),
                 "accrued_cost": round(r.accrued, 6),
                 "created_at": r.created_at,

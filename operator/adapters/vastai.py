@@ -1,4 +1,4 @@
-"""Vast.ai REST client: search, rent, observe, label, destroy, logs.
+"""Vast.ai REST client: search, rent, observe, label, stop/start, destroy, logs.
 
 Wire protocol: ``contracts/vastai-api.md``. One :class:`VastaiClient` per process
 on one shared ``httpx.AsyncClient``; every request goes through
@@ -73,6 +73,7 @@ LIST_V1: Final = "GET /api/v1/instances/"
 LIST_ALL: Final = "GET /api/v0/instances/"
 SHOW: Final = "GET /api/v0/instances/{id}/"
 LABEL: Final = "PUT /api/v0/instances/{id}/"
+STATE: Final = LABEL  # the same endpoint: {"state": "stopped" | "running"} (contract §5.6)
 DESTROY: Final = "DELETE /api/v0/instances/{id}/"
 LOGS: Final = "PUT /api/v0/instances/request_logs/{id}/"
 LOGS_RESULT: Final = "GET {result_url}"
@@ -306,6 +307,21 @@ class VastaiClient:
         """Set an instance's label."""
         await self._request(
             LABEL, f"/api/v0/instances/{int(instance_id)}/", json_body={"label": label}
+        )
+
+    async def stop_instance(self, instance_id: int) -> None:
+        """Stop a rental: the GPU is released, the disk kept and billed (contract §5.6).
+        Idempotent (stopping a stopped rental changes nothing), so retried like a read."""
+        await self._request(
+            STATE, f"/api/v0/instances/{int(instance_id)}/", json_body={"state": "stopped"}
+        )
+
+    async def start_instance(self, instance_id: int) -> None:
+        """Start a stopped rental again. The answer comes at once; the rental then loads,
+        or waits forever when its GPU was rented meanwhile (``intended_status=running``,
+        ``cur_state=stopped``: contract F17). Its address and ports may change (F19)."""
+        await self._request(
+            STATE, f"/api/v0/instances/{int(instance_id)}/", json_body={"state": "running"}
         )
 
     async def destroy_instance(self, instance_id: int) -> bool:

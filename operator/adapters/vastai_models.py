@@ -150,7 +150,8 @@ class Instance(_Lenient):
     disk_space: LaxFloat = None
     dph_base: LaxFloat = None
     dph_total: LaxFloat = None
-    storage_total_cost: LaxFloat = None
+    storage_cost: LaxFloat = Field(None, description="$/GB/month of the disk")
+    storage_total_cost: LaxFloat = Field(None, description="$/hour of the allocated disk")
     is_bid: bool | None = None
     reliability2: LaxFloat = None
     verification: LaxStr = None

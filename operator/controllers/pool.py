@@ -30,16 +30,16 @@ from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
-from warmpool.operator.controllers import balance, spending
+from warmpool.operator.controllers import balance, coldtier, spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.views import instance_view
-from warmpool.operator.decisions import budget, downloads, policy, provisioning, scheduler, warmup
+from warmpool.operator.decisions import downloads, policy, provisioning, scheduler, warmup
 from warmpool.operator.deps import Deps
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
-          "Failed")  # fmt: skip
+          "Failed", "Stopped", "Resuming")  # fmt: skip
 
 
 #: Shortest time between two reconciles of one pool, seconds.
@@ -62,12 +62,21 @@ async def run(
             await reconcile(memo, dict(body), logger)
         except errors.TemporaryError as exc:
             logger.warning("Reconcile failed, will retry: %s", exc)
-        await wait_for_wake(wake, stopped, memo.settings.reconcile_interval)
+        await wait_for_wake(wake, stopped, until_due(memo, f"{ns}/{name}"))
         # Wake-ups come in bursts (fifty instances changing phase): coalesce them, at
         # most one reconcile per MIN_GAP seconds, so the work stays linear in the pool.
         gap = MIN_GAP - (loop.time() - started)
         if gap > 0 and not stopped:
             await stopped.wait(gap)
+
+
+def until_due(deps: Deps, key: str) -> float:
+    """Seconds to the next reconcile: the interval, or sooner when a cold deadline falls."""
+    interval = deps.settings.reconcile_interval
+    due = deps.deadlines.get(key)
+    if due is None:
+        return interval
+    return max(MIN_GAP, min(interval, (due - deps.now()).total_seconds() + 0.05))
 
 
 async def wait_for_wake(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -120,8 +129,9 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     ]
     counts = await count_jobs(deps, ns, name)
     queued, running = counts.queued, counts.running
-    spent = budget.spend_today(pool.status.spend, views, now=now)
+    spent = coldtier.spend_today(pool, bodies, now)  # storage of stopped instances included
     fleet = await spending.fleet_spend(deps)
+    cold_state = await coldtier.before_plan(deps, pool, bodies, views, spent=spent, now=now)
     arrivals = await recent_arrivals(deps, pool) if pool.spec.warmup else []
     days = (
         warmup.record_arrivals(pool.status.arrivals, arrivals, now=now, keep=pool.spec.warmup.days)
@@ -130,7 +140,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     )
     plan = policy.plan_pool(
         spec=pool.spec,
-        instances=views,
+        instances=cold_state.serving,
         queued_jobs=queued,
         template_hash=pool.spec.template.hash(),
         recent_rentals=pool.status.recent_rentals,
@@ -145,6 +155,8 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     )
     spending.apply_caps(plan, pool, views, spent=spent, fleet=fleet)
     plan.conditions += balance.pool_condition(deps)
+    # After the caps: releases the caps asked for may become stops while storage fits.
+    await coldtier.after_plan(deps, pool, bodies, plan, cold_state, spent=spent, now=now)
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
         event("GpuPool", pool.metadata, "Renting",
@@ -165,6 +177,8 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     for reason, message in plan.events:
         kopf.info(cast(kopf.Body, body), reason=reason, message=message)
     live = [v for v in views if not v.deleting and v.phase not in ("Terminating", "Failed")]
+    cold_counts = coldtier.counts(views)
+    serving = [v for v in live if v.phase != "Stopped"]
     ready = [v for v in live if v.phase == "Ready"]
     hourly = sum(v.price_per_hour for v in live)
     models_condition = downloads.pool_condition(
@@ -181,8 +195,9 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     )
     status = {
         "observedGeneration": pool.metadata.generation,
-        "replicas": len(live),
+        "replicas": len(serving),
         "readyReplicas": len(ready),
+        "coldReplicas": sum(cold_counts.values()),
         "selector": pool_selector(name),
         "queuedJobs": queued,
         "runningJobs": running,
@@ -196,6 +211,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     await patch_status(deps.kube, kube.GPUPOOLS, ns, name, status)
     publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
                     conditions=conditions)  # fmt: skip
+    coldtier.publish(pool, views)
 
 
 async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
@@ -298,4 +314,5 @@ def forget(deps: Deps, namespace: str, name: str) -> None:
     key = f"{namespace}/{name}"
     deps.wakeups.pop(key, None)
     deps.offer_cache.pop(key, None)
+    deps.deadlines.pop(key, None)
     metrics.forget_pool(namespace, name)

@@ -27,6 +27,7 @@ def offer_view(offer: Offer) -> offers.OfferView:
         verified=(offer.verification or "verified") == "verified",
         country=offer.country or "",
         interruptible_min_bid=offer.min_bid,
+        storage_cost=offer.storage_cost or 0.0,
     )
 
 

@@ -130,12 +130,17 @@ def choose_offers(
     busy_machines: Collection[int],
     cooldown: timedelta,
     now: datetime,
+    stopped_disk_gb: float = 0.0,
 ) -> list[OfferView]:
     """Up to ``count`` offers to rent, best first, each on a different machine.
 
     Drops offers that do not match, whose machine or host failed less than
     ``cooldown`` ago (``ledger``), that are skipped until a later time
     (``unavailable``), or whose machine the pool already rents (``busy_machines``).
+    ``stopped_disk_gb`` (a pool with a cold tier: its template's disk) ranks offers also by
+    what they bill while stopped: :func:`score` minus ``storage_cost`` × disk / 720 $/hour
+    (``dph_total`` already holds the storage of a running rental; a stopped one pays it
+    alone, for hours, so cheap storage is worth as much as the same cheaper GPU price).
     """
     if count <= 0:
         return []
@@ -148,7 +153,8 @@ def choose_offers(
         and matches(o, spec)
         and cooling_down(o, ledger, cooldown=cooldown, now=now) is None
     ]
-    candidates.sort(key=lambda o: (-score(o, spec), o.id))
+    stopped = max(stopped_disk_gb, 0.0) / 720.0
+    candidates.sort(key=lambda o: (-(score(o, spec) - stopped * max(o.storage_cost, 0.0)), o.id))
     chosen: list[OfferView] = []
     machines: set[int] = set()
     for offer in candidates:

@@ -72,7 +72,7 @@ def test_names_columns_and_subresources() -> None:
         for k, v in by_kind.items()
     }
     assert columns == {
-        "GpuPool": ["Desired", "Ready", "Queued", "$/hr", "Paused", "Age"],
+        "GpuPool": ["Desired", "Ready", "Cold", "Queued", "$/hr", "Paused", "Age"],
         "GpuInstance": ["Pool", "Phase", "GPU", "$/hr", "Contract", "Age"],
         "GenerationJob": ["Pool", "Kind", "Phase", "Progress", "Instance", "Age"],
         "Muse": ["Display name", "Age"],

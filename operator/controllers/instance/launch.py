@@ -24,6 +24,7 @@ from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
 from warmpool.operator.controllers import spending
 from warmpool.operator.controllers.events import event
+from warmpool.operator.controllers.instance import cold
 from warmpool.operator.controllers.views import instance_view, offer_view
 from warmpool.operator.decisions import budget, downloads, offers, provisioning
 from warmpool.operator.deps import Deps, Reservation
@@ -194,7 +195,7 @@ async def reserve(
         # Every object costs money until its rental is destroyed, deleting ones too; so do
         # the rentals other instances of the pool are making right now.
         current_hourly = budget.current_hourly(views) + sum(r.price_per_hour for r in others)
-        spent = budget.spend_today(pool.status.spend, views, now=now)
+        spent = cold.spend_today(pool, siblings, now)
         fleet = await spending.fleet_spend(deps)
         busy = {v.machine_id for v in live if v.machine_id is not None}
         busy |= {r.machine_id for r in others}
@@ -209,6 +210,7 @@ async def reserve(
             busy_machines=busy,
             cooldown=cooldown,
             now=now,
+            stopped_disk_gb=pool.spec.template.disk_gb if pool.spec.cold.replicas else 0.0,
         )
         _report_cooling(inst, pool, found, cooldown=cooldown, now=now)
         if not chosen:

@@ -14,7 +14,7 @@ import kopf
 
 from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
-from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.crds.gpuinstance import COLD_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import comfy, kube, secrets
@@ -128,6 +128,8 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         # Not in a possibly stale listing: make sure before declaring it vanished.
         deps.inventory.invalidate()
         rec = await deps.inventory.by_id(inst.status.contract_id)
+    if rec is not None and rec.intended_status == "stopped" and await _went_cold(deps, inst):
+        return False  # the pool stopped it (cold tier) while this step began: not a failure
     now = deps.now()
     s = inst.status
     patch: dict[str, Any] = {}
@@ -183,7 +185,8 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         policy=pool.spec.failure_policy,
         readiness=pool.spec.readiness,
     )
-    patch["phase"] = decision.phase
+    if decision.phase != s.phase:  # unchanged: not written (the pool may be moving it)
+        patch["phase"] = decision.phase
     if decision.reason:
         patch["reason"] = decision.reason
         patch["message"] = decision.message
@@ -192,7 +195,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         patch["readyAt"] = format_time(now)
         await _became_ready(deps, inst, pool, patch, now, log)
         await models.clear_unavailable(deps, pool)
-    patch["cost"] = _cost(s.price_per_hour, parse_optional_time(s.rented_at), now)
+    patch["cost"] = accrued(inst, now)
     await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     if decision.terminate:
         event("GpuInstance", inst.metadata, decision.reason, decision.message,
@@ -215,9 +218,7 @@ async def _models_failed(
     or, for a configuration error, also stop the pool renting (no host is blamed)."""
     ns = inst.metadata.namespace or "default"
     patch.update(reason=verdict.reason, message=verdict.message)
-    patch["cost"] = _cost(
-        inst.status.price_per_hour, parse_optional_time(inst.status.rented_at), now
-    )
+    patch["cost"] = accrued(inst, now)
     await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     event("GpuInstance", inst.metadata, verdict.reason, verdict.message, warning=True)
     if verdict.configuration_error:
@@ -227,6 +228,14 @@ async def _models_failed(
     await record_failure(deps, inst, pool, verdict.reason, verdict.message, now,
                          cool_down=verdict.cool_down)  # fmt: skip
     await termination.terminate(deps, inst, reason=verdict.reason, message=verdict.message)
+
+
+async def _went_cold(deps: Deps, inst: GpuInstance) -> bool:
+    """Whether the pool moved the instance to the cold tier since it was read."""
+    fresh = await deps.kube.get(
+        kube.GPUINSTANCES, inst.metadata.name, inst.metadata.namespace or "default"
+    )
+    return fresh is not None and (fresh.get("status") or {}).get("phase") in COLD_PHASES
 
 
 def refused_machine(deps: Deps, rec: Instance | None, url: str) -> str | None:
@@ -253,9 +262,7 @@ async def _address_refused(
     cheapest offer would otherwise be rented again at once; the breaker counts it."""
     ns = inst.metadata.namespace or "default"
     patch.update(reason=ADDRESS_REFUSED, message=refusal)
-    patch["cost"] = _cost(
-        inst.status.price_per_hour, parse_optional_time(inst.status.rented_at), now
-    )
+    patch["cost"] = accrued(inst, now)
     await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
     event("GpuInstance", inst.metadata, ADDRESS_REFUSED, refusal, warning=True)
     await record_failure(deps, inst, pool, ADDRESS_REFUSED, refusal, now)
@@ -274,10 +281,15 @@ def status_since(deps: Deps, inst: GpuInstance, rec: Instance | None, now: datet
     return seen[1]
 
 
-def _cost(price: float, rented: datetime | None, now: datetime) -> float:
-    if rented is None:
+def accrued(inst: GpuInstance, now: datetime) -> float:
+    """Dollars accrued: earlier billing periods (a cold-tier stop or start changed the
+    price) plus the current price since it applies."""
+    s = inst.status
+    since = parse_optional_time(s.billed_from or s.rented_at)
+    if since is None:
         return 0.0
-    return round(price * max(0.0, (now - rented).total_seconds()) / 3600.0, 6)
+    current = s.price_per_hour * max(0.0, (now - since).total_seconds()) / 3600.0
+    return round(s.cost_before + current, 6)
 
 
 async def _became_ready(

@@ -1,7 +1,8 @@
-"""One GpuInstance's loop: which concern acts now (launch, liveness, termination).
+"""One GpuInstance's loop: which concern acts now (launch, liveness, cold, termination).
 
 One daemon per GpuInstance walks it through its phases: no contract yet → launch;
-rented → liveness; Terminating/Failed or its pool gone → termination.
+rented → liveness; Stopped/Resuming (the cold tier) → cold; Terminating/Failed or its
+pool gone → termination.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
-from warmpool.operator.controllers.instance import launch, liveness, termination
+from warmpool.operator.controllers.instance import cold, launch, liveness, termination
 from warmpool.operator.deps import Deps
 
 #: After the daemon is asked to stop (the object is being deleted, the operator exits),
@@ -94,4 +95,6 @@ async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
     if inst.status.contract_id is None:
         await launch.rent(deps, inst, pool, log)
         return False
+    if cold.is_cold(inst):
+        return await cold.follow(deps, inst, pool, log)
     return await liveness.follow(deps, inst, pool, log)

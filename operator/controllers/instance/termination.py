@@ -35,8 +35,9 @@ async def destroy(deps: Deps, inst: GpuInstance) -> list[int]:
 
 
 async def close_spend(deps: Deps, inst: GpuInstance) -> None:
-    """Add what the rental cost to the pool's closed spend of the day."""
-    rented = parse_optional_time(inst.status.rented_at)
+    """Add what the rental cost to the pool's closed spend of the day (since its current
+    price applies: a cold tier stop or start closed the earlier periods)."""
+    rented = parse_optional_time(inst.status.billed_from or inst.status.rented_at)
     if rented is None or not inst.status.price_per_hour:
         return
     now = deps.now()

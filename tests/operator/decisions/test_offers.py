@@ -147,11 +147,13 @@ def choose(
     ledger: list[HostFailure] | None = None,
     unavailable: list[UnavailableOffer] | None = None,
     busy: set[int] | None = None,
+    stopped_disk_gb: float = 0.0,
 ) -> list[int]:
     return ids(
         offers.choose_offers(
             candidates,
             the_spec or spec(),
+            stopped_disk_gb=stopped_disk_gb,
             count=count,
             ledger=ledger or [],
             unavailable=unavailable or [],
@@ -288,3 +290,12 @@ def test_parse_time(text: str, expected: datetime) -> None:
 def test_format_time_is_utc_zulu() -> None:
     local = NOW.astimezone(timezone(timedelta(hours=2)))
     assert format_time(local) == "2024-05-01T12:00:00Z"
+
+
+def test_a_cold_tier_ranks_by_storage_too() -> None:
+    """With a cold tier, an offer 1 cent/h cheaper but with storage at $0.50/GB/month (a
+    stopped 250 GB disk: $0.17/h) loses to one with storage at $0.05 (about $0.02/h)."""
+    cheap_gpu = offer(1, machine_id=1, price_per_hour=0.40, storage_cost=0.50)
+    cheap_disk = offer(2, machine_id=2, price_per_hour=0.41, storage_cost=0.05)
+    assert choose([cheap_gpu, cheap_disk]) == [1, 2]
+    assert choose([cheap_gpu, cheap_disk], stopped_disk_gb=250.0) == [2, 1]
