@@ -254,6 +254,8 @@ class Simulation:
         self.loading_timeout = parse_duration(spec.failure_policy.loading_timeout).total_seconds()
         self.readiness_timeout = parse_duration(spec.readiness.timeout).total_seconds()
         self.wakeups: set[float] = set()
+        # A cold pool ranks offers by their storage too, as the operator does (launch.py).
+        self.stopped_disk_gb = spec.template.disk_gb if spec.cold.replicas else 0.0
         # The market ranked once as choose_offers ranks it: the expected price of the
         # next rental is the first offer not rented and not cooling down.
         self.ranked = offers.choose_offers(
@@ -265,6 +267,7 @@ class Simulation:
             busy_machines=(),
             cooldown=self.cooldown,
             now=T0,
+            stopped_disk_gb=self.stopped_disk_gb,
         )
 
     # ------------------------------------------------------------ events
@@ -454,6 +457,7 @@ class Simulation:
             busy_machines=self.busy_machines(),
             cooldown=self.cooldown,
             now=at(now),
+            stopped_disk_gb=self.stopped_disk_gb,
         )
         if not chosen:
             return

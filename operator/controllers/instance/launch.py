@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from warmpool.crds.common import format_time, parse_duration, pool_selector, rental_label
-from warmpool.crds.gpuinstance import LIVE_PHASES, GpuInstance
+from warmpool.crds.gpuinstance import COLD_PHASES, LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube, secrets, vastai
@@ -198,6 +198,10 @@ async def reserve(
         spent = cold.spend_today(pool, siblings, now)
         fleet = await spending.fleet_spend(deps)
         busy = {v.machine_id for v in live if v.machine_id is not None}
+        # The pool's cold instances keep their machines: a fresh rental there would take
+        # the GPU they start on (the start would wait for ever: GpuTaken).
+        stopped = [v for v in views if v.phase in COLD_PHASES and not v.deleting]
+        busy |= {v.machine_id for v in stopped if v.machine_id is not None}
         busy |= {r.machine_id for r in others}
         found = [offer_view(o) for o in await search(deps, pool)]
         cooldown = parse_duration(pool.spec.failure_policy.host_cooldown)

@@ -133,7 +133,10 @@ async def test_stop_resume_without_downloads_gpu_taken_fallback_and_max_age(
         contract = cold["status"]["contractId"]
         assert cold["status"]["reason"] == "IdleCold"
         rental = sim.state.rentals[contract]
-        assert (rental.intended_status, rental.cur_state) == ("stopped", "stopped")
+        # The phase is written first, then Vast.ai is asked to stop it.
+        stopped = ("stopped", "stopped")
+        await eventually(lambda: (rental.intended_status, rental.cur_state) == stopped,
+                         what="the rental stopped on Vast.ai")  # fmt: skip
         assert not sim.state.destroyed
         assert 0 < cold["status"]["storagePerHour"] == pytest.approx(rental.storage_rate, abs=1e-6)
         assert cold["status"]["pricePerHour"] == cold["status"]["storagePerHour"]
