@@ -97,10 +97,10 @@ async def one_stopped(cluster: RunningCluster) -> dict[str, Any]:
     return found
 
 
-async def patch_cold(http: httpx.AsyncClient, **cold: str) -> None:
+async def patch_pool(http: httpx.AsyncClient, spec: dict[str, Any]) -> None:
     response = await http.patch(
         f"/apis/{API}/namespaces/default/gpupools/cold",
-        json={"spec": {"cold": cold}},
+        json={"spec": spec},
         headers={"Content-Type": "application/merge-patch+json"},
     )
     response.raise_for_status()
@@ -184,7 +184,7 @@ async def test_stop_resume_without_downloads_gpu_taken_fallback_and_max_age(
         # 4. maxAge: the cold one (the fresh machine, stopped once idle) is destroyed.
         cold = await one_stopped(cluster)
         contract = cold["status"]["contractId"]
-        await patch_cold(cluster_http, maxAge="1s")
+        await patch_pool(cluster_http, {"cold": {"maxAge": "1s"}})
         await eventually(lambda: contract not in sim.state.rentals, timeout=30,
                          what="the cold instance destroyed after maxAge")  # fmt: skip
         await eventually(lambda: not in_phase(cluster, "Stopped"), what="no Stopped instance")
@@ -194,3 +194,34 @@ async def test_stop_resume_without_downloads_gpu_taken_fallback_and_max_age(
     spent = sum(r.accrued for r in [*sim.state.rentals.values(), *sim.state.destroyed])
     assert spent > 0
     assert json.dumps(pool(cluster)["status"]).count("coldReplicas") == 1
+
+
+async def test_at_the_budget_cap_the_stopped_instance_goes_first(
+    cluster: RunningCluster,
+    cluster_http: httpx.AsyncClient,
+    kubeconfig: Path,
+    slow_sim: VastaiServer,
+    artifacts_url: str,
+) -> None:
+    """Storage is never paid silently: a cap the warm machine fits under but not with the
+    stopped one's disk destroys the stopped one (BudgetCap) and keeps the warm one."""
+    cluster.create(pool_body("cold", replicas=1, maxReplicas=2, cold={"replicas": 1}))
+    sim = slow_sim
+    async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)):
+        await jobsys.ready(cluster, 1)
+        await all_succeeded(cluster, burst(cluster, "burst"))
+        cold = await one_stopped(cluster)
+        (warm,) = in_phase(cluster, "Ready")
+        storage = cold["status"]["storagePerHour"]
+        assert storage > 0
+        cap = warm["status"]["pricePerHour"] + storage / 2
+        await patch_pool(cluster_http, {"budget": {"maxHourlySpend": round(cap, 6)}})
+        contract = cold["status"]["contractId"]
+        await eventually(lambda: contract not in sim.state.rentals, timeout=30,
+                         what="the stopped instance destroyed at the cap")  # fmt: skip
+        assert [e for e in events(cluster, "BudgetCap")
+                if e["involvedObject"]["name"] == cold["metadata"]["name"]]  # fmt: skip
+        assert [i["metadata"]["name"] for i in in_phase(cluster, "Ready")] == [
+            warm["metadata"]["name"]
+        ]
+        assert warm["status"]["contractId"] in sim.state.rentals
