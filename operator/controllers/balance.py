@@ -73,9 +73,12 @@ async def check_forever(deps: Deps) -> None:
 
 
 def pool_condition(deps: Deps) -> list[conditions.SetCondition]:
-    """``SpendReconciled`` for a pool's status (none while checks are off or not begun)."""
+    """``SpendReconciled`` for a pool's status: Unknown while measuring, False past the
+    threshold (none while checks are off or not begun)."""
     verdict = deps.drift
     if verdict is None:
         return []
-    status: ConditionStatus = "False" if verdict.exceeded else "True"
+    status: ConditionStatus = (
+        "Unknown" if verdict.reason == drift.MEASURING else "False" if verdict.exceeded else "True"
+    )
     return [conditions.SetCondition(CONDITION, status, verdict.reason, verdict.message)]

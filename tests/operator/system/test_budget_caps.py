@@ -98,6 +98,12 @@ async def test_release_at_the_daily_cap_idle_now_busy_after_its_job(
         {"namespace": "default", "pool": "capped", "reason": "BudgetExceeded"},
     )  # fmt: skip
     assert after is not None and after - before >= 1
+    for action in ("release", "drain"):
+        cuts = REGISTRY.get_sample_value(
+            "warmpool_budget_cuts_total",
+            {"namespace": "default", "pool": "capped", "cap": "DailyCap", "action": action},
+        )
+        assert cuts is not None and cuts >= 1, action
 
 
 async def test_block_at_the_daily_cap_keeps_running_machines(
