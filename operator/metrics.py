@@ -112,7 +112,8 @@ BUDGET_CUTS = Counter(
 )
 OPERATOR_SPEND_TODAY = Gauge(
     "warmpool_operator_spend_today_dollars",
-    "Dollars every served pool spent this UTC day (counted for the operator-wide cap).",
+    "Dollars every served pool spent this UTC day (counted for the operator-wide cap and "
+    "the balance check).",
 )
 OPERATOR_BUDGET_DAILY = Gauge(
     "warmpool_operator_budget_dollars_per_day",

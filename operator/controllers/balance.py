@@ -54,6 +54,7 @@ async def check(deps: Deps) -> drift.DriftVerdict:
         logger.info("Spend reconciled again: %s.", verdict.message)
     deps.drift = verdict
     metrics.VASTAI_CREDIT.set(credit)
+    metrics.OPERATOR_SPEND_TODAY.set(spent)
     metrics.BALANCE_DRIFT.set(verdict.drift)
     metrics.BALANCE_DRIFT_THRESHOLD.set(settings.balance_drift_threshold_usd)
     return verdict
