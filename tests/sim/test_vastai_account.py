@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from waiting import eventually
 
 BODY = {"image": "pytorch/pytorch", "disk": 40, "runtype": "args", "label": "by-hand"}
 
@@ -33,11 +34,7 @@ async def test_the_credit_falls_as_a_running_rental_bills(
     offers = (await vastai_http.post("/api/v0/bundles/", json={})).json()["offers"]
     created = (await vastai_http.put(f"/api/v0/asks/{offers[0]['id']}/", json=BODY)).json()
     rental = vastai_sim.state.rentals[created["new_contract"]]
-    for _ in range(200):
-        if rental.actual_status == "running":
-            break
-        await asyncio.sleep(0.02)
-    assert rental.actual_status == "running"
+    await eventually(lambda: rental.actual_status == "running", timeout=30, what="running")
     first, seen1 = await user(vastai_http), await state(vastai_http)
     await asyncio.sleep(0.3)
     second, seen2 = await user(vastai_http, "/api/v0/users/current"), await state(vastai_http)
