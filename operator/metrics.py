@@ -188,7 +188,7 @@ COMFY_PROBE_FAILURES = Counter(
 # ---------------------------------------------------------------- pool lifecycle
 
 #: The gauges that describe a pool's current state: gone with the pool.
-POOL_STATE = (
+POOL_STATE: tuple[Gauge, ...] = (
     INSTANCES,
     POOL_DESIRED,
     POOL_MAX,
@@ -247,6 +247,7 @@ STORAGE_PER_HOUR = Gauge(
     "Storage $/hour of the pool's stopped instances (storage_cost x disk / 720).",
     POOL,
 )
+POOL_STATE += (COLD_INSTANCES, STORAGE_PER_HOUR)  # gone with the pool too
 COLD_TRANSITIONS = Counter(
     "warmpool_cold_transitions_total",
     "Stops and starts of the cold tier by action (stop, start) and reason.",
