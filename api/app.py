@@ -6,6 +6,8 @@ starts the progress hub's single GenerationJob watch, and closes them on exit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -17,11 +19,22 @@ from fastapi.staticfiles import StaticFiles
 from warmpool.api import metrics, problems
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
+from warmpool.api.gallery_ops import retention_loop
 from warmpool.api.guards import Guard
 from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
+from warmpool.api.records.curation import Curation
 from warmpool.api.records.service import Records
-from warmpool.api.routes import admin, generations, health, library, muses, session
+from warmpool.api.routes import (
+    admin,
+    curation,
+    generations,
+    health,
+    library,
+    muses,
+    session,
+    shares,
+)
 from warmpool.api.settings import StudioSettings
 from warmpool.api.state import Studio
 from warmpool.api.uploads import Uploads
@@ -66,9 +79,16 @@ def create_app(
         )
         hub.start()
         records.start()
+        app.state.curation = Curation(records.db)
+        retention = asyncio.create_task(
+            retention_loop(app.state.studio, app.state.curation), name="warmpool-gallery-retention"
+        )
         try:
             yield
         finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
             await hub.stop()
             await records.close()
             if kube is None:
@@ -92,7 +112,7 @@ def create_app(
     }
     for exc, handler in handlers.items():
         app.add_exception_handler(exc, handler)
-    for module in (generations, muses, library, session, health, admin):
+    for module in (generations, muses, library, curation, shares, session, health, admin):
         app.include_router(module.router)
     static = resources.files("warmpool.api") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")

@@ -50,6 +50,11 @@ def _when(record: artifacts.OutputRecord) -> datetime:
     return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
+#: Public names of the two helpers, for :mod:`warmpool.api.gallery_ops`.
+consistent = _consistent
+when = _when
+
+
 def ordered(records: list[artifacts.OutputRecord]) -> list[artifacts.OutputRecord]:
     """Jobs newest first (by their newest output), each job's outputs by index."""
     newest: dict[str, datetime] = {}
@@ -99,6 +104,9 @@ def item_of(record: artifacts.OutputRecord) -> GalleryItem:
         width=record.width,
         height=record.height,
         tags=record.tags,
+        pool=record.pool,
+        model=record.model,
+        negative_prompt=record.negative_prompt,
         url=urls.gallery_output(record.job, record.index),
         thumbnail_url=urls.gallery_thumbnail(record.job, record.index),
     )

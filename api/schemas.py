@@ -169,6 +169,12 @@ class GalleryItem(Out):
     tags: list[str] = Field(default_factory=list)
     url: str
     thumbnail_url: str
+    pool: str | None = None
+    model: str | None = None
+    negative_prompt: str = ""
+    favourite: bool = Field(False, description="The caller's favourite.")
+    rating: int | None = Field(None, description="The caller's 1–5 rating.")
+    albums: list[int] = Field(default_factory=list, description="The caller's albums with it.")
 
 
 class GalleryPage(Out):

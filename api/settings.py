@@ -158,6 +158,25 @@ class StudioSettings(BaseSettings):
         True, description="Copy the operator's money Events (rent, release) into the audit."
     )
 
+    # ---- the gallery: share links and retention (api/shares.py, api/gallery_ops.py)
+    studio_share_secret: SecretStr | None = Field(
+        None,
+        description="Key signing share links; unset = a random key kept in the records "
+        "database (every replica shares it). Changing it ends every link.",
+    )
+    studio_share_max_days: int = Field(
+        30, ge=1, le=365, description="Longest lifetime of a share link, days."
+    )
+    studio_gallery_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Outputs older than this are deleted unless favourited or in an album, "
+        "days; unset = kept forever.",
+    )
+    studio_gallery_cleanup_seconds: float = Field(
+        3600.0, gt=0, description="Seconds between gallery retention passes."
+    )
+
     @field_validator("studio_proxy_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -82,3 +92,62 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------- the gallery (r0003)
+
+
+class GalleryMark(Base):
+    """A user's favourite flag and 1–5 rating of one output (job, index)."""
+
+    __tablename__ = "gallery_mark"
+    __table_args__ = (UniqueConstraint("owner", "job", "idx", name="uq_gallery_mark"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    job: Mapped[str] = mapped_column(String(253), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    favourite: Mapped[bool] = mapped_column(Boolean, default=False)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Album(Base):
+    """A user-made collection of outputs."""
+
+    __tablename__ = "album"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_album_owner_name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlbumItem(Base):
+    """One output in one album."""
+
+    __tablename__ = "album_item"
+    __table_args__ = (UniqueConstraint("album_id", "job", "idx", name="uq_album_item"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    album_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    job: Mapped[str] = mapped_column(String(253), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ShareLink(Base):
+    """A read-only link to one output or one album: expires, and can be revoked.
+    ``id`` is random and travels signed (:mod:`warmpool.api.shares`)."""
+
+    __tablename__ = "share_link"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    job: Mapped[str | None] = mapped_column(String(253), nullable=True, index=True)
+    idx: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    album_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

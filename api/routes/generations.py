@@ -6,13 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from warmpool.api import files, jobs, metrics
+from warmpool.api import files, gallery_ops, jobs, metrics
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import not_found
+from warmpool.api.records.curation import Curation
 from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
 from warmpool.api.schemas import GenerationRequest as Req
@@ -84,10 +85,19 @@ async def get_generation(studio: StudioDep, user: UserDep, name: Name) -> Genera
     "/generations/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Cancel (delete)"
 )
 async def cancel_generation(
-    studio: StudioDep, user: UserDep, name: Name, audit: RecorderDep
+    studio: StudioDep,
+    user: UserDep,
+    name: Name,
+    audit: RecorderDep,
+    curation: Annotated[Curation, Depends(gallery_ops.curation_of)],
 ) -> Response:
+    """Deletes the job (a running one is interrupted) and its stored outputs."""
     await jobs.cancel(studio, user, name)
     await audit(user, "generation.cancel", "GenerationJob", name)
+    # A finished job's outputs go with it (a TTL or an admin deleting the object keeps them).
+    removed = await gallery_ops.delete_job_outputs(studio, curation, user, name)
+    if removed:
+        await audit(user, "output.delete", "GenerationJob", name, detail={"outputs": removed})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Path, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from warmpool.api import files, gallery, jobs
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.records.deps import RecorderDep
-from warmpool.api.schemas import OBJECT_NAME_PATTERN, GalleryPage, PoolOut, UploadOut
-from warmpool.crds.generationjob import JobKind
+from warmpool.api.schemas import OBJECT_NAME_PATTERN, PoolOut, UploadOut
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator.adapters import kube
 
@@ -38,30 +37,6 @@ async def upload(
         size=stored.size,
         width=stored.width,
         height=stored.height,
-    )
-
-
-@router.get("/gallery", summary="My outputs, newest first")
-async def list_gallery(
-    studio: StudioDep,
-    user: UserDep,
-    muse: Annotated[str | None, Query(max_length=253)] = None,
-    kind: JobKind | None = None,
-    tag: Annotated[str | None, Query(max_length=253)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 24,
-    all: Annotated[bool, Query(description="Admins: everyone's outputs.")] = False,
-) -> GalleryPage:
-    """Read from the outputs' metadata records: outputs stay listed after their
-    GenerationJob is deleted. Each item links to the gallery's own download and
-    thumbnail routes, which work without the job object."""
-    found = await gallery.records(studio, user, muse=muse, kind=kind, tag=tag, everyone=all)
-    return GalleryPage(
-        items=[gallery.item_of(r) for r in found[offset : offset + limit]],
-        total=len(found),
-        offset=offset,
-        limit=limit,
-        next_offset=offset + limit if offset + limit < len(found) else None,
     )
 
 
