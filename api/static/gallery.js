@@ -1,5 +1,5 @@
 // The gallery grid with filters, and the lightbox (Esc closes, arrows move).
-import { api, qs } from "./api.js";
+import { api } from "./api.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let items = [];
@@ -7,17 +7,41 @@ let nextOffset = null;
 let shown = [];
 let at = 0;
 
-function filters() {
+// Several tags (comma-separated) must all match; the other filters as the API names them.
+export function filters() {
   const data = new FormData($("#gallery-filters"));
-  return { muse: data.get("muse"), kind: data.get("kind"), tag: String(data.get("tag") || "").trim() };
+  const q = new URLSearchParams();
+  for (const key of ["muse", "kind", "q", "rating", "since", "until", "album"]) {
+    const value = String(data.get(key) ?? "").trim();
+    if (value) q.set(key, value);
+  }
+  if (data.get("favourite")) q.set("favourite", "true");
+  for (const tag of String(data.get("tag") || "").split(",")) if (tag.trim()) q.append("tag", tag.trim());
+  return q;
 }
 
 export async function loadGallery(append = false) {
   const offset = append ? nextOffset ?? 0 : 0;
-  const page = await api(`/gallery${qs({ ...filters(), offset, limit: 24 })}`);
+  const q = filters();
+  q.set("offset", offset);
+  q.set("limit", 24);
+  const page = await api(`/gallery?${q}`);
   items = append ? [...items, ...page.items] : page.items;
   nextOffset = page.nextOffset;
   render();
+  document.dispatchEvent(new CustomEvent("warmpool:gallery", { detail: { total: page.total } }));
+}
+
+// An output deleted from the lightbox leaves the grid and the lightbox.
+export function dropItem(item) {
+  items = items.filter((i) => i !== item);
+  shown = shown.filter((i) => i !== item);
+  render();
+  if (!shown.length) $("#lightbox").close();
+  else {
+    at = Math.min(at, shown.length - 1);
+    paint();
+  }
 }
 
 function render() {
@@ -29,6 +53,8 @@ function render() {
     btn.type = "button";
     btn.className = "tile";
     btn.setAttribute("aria-label", `Open: ${item.prompt}`);
+    btn.dataset.output = `${item.job}/${item.index}`;
+    if (item.favourite) btn.dataset.favourite = "true";
     const video = item.contentType?.startsWith("video/");
     const img = document.createElement(video ? "video" : "img");
     img.src = video ? `${item.url}?disposition=inline#t=0.1` : item.thumbnailUrl;
@@ -68,6 +94,7 @@ function paint() {
   dl.setAttribute("download", "");
   $("#lightbox-prev").disabled = at === 0;
   $("#lightbox-next").disabled = at >= shown.length - 1;
+  document.dispatchEvent(new CustomEvent("warmpool:lightbox", { detail: item }));
 }
 
 export function openLightbox(list, index) {
