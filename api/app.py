@@ -31,6 +31,7 @@ from warmpool.api.routes import (
     generations,
     health,
     library,
+    live,
     muses,
     session,
     shares,
@@ -112,7 +113,7 @@ def create_app(
     }
     for exc, handler in handlers.items():
         app.add_exception_handler(exc, handler)
-    for module in (generations, muses, library, curation, shares, session, health, admin):
+    for module in (generations, live, muses, library, curation, shares, session, health, admin):
         app.include_router(module.router)
     static = resources.files("warmpool.api") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")

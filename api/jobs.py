@@ -27,6 +27,8 @@ from warmpool.operator.adapters import kube
 from warmpool.operator.decisions import prompts, workflows
 
 MUSE_LABEL = "warmpool.dev/muse"
+COMPOSED_ANNOTATION = "warmpool.dev/composed-prompt"
+COMPOSED_MAX = 8000
 QUEUE_RETRY_AFTER = "30"
 
 
@@ -89,6 +91,9 @@ def to_out(obj: dict[str, Any], estimate: EstimateOut | None = None) -> Generati
         outputs=outputs,
         events_url=urls.events(name),
         estimate=estimate,
+        composed_prompt=job.metadata.annotations.get(COMPOSED_ANNOTATION),
+        model=job.spec.model
+        or (None if job.spec.kind == "video" else workflows.DEFAULT_CHECKPOINT),
     )
 
 
@@ -143,9 +148,10 @@ def check_composed(
     negative: str,
     *,
     positive_field: str = "prompt",
+    variation: str | None = None,
 ) -> None:
     """The policy on what is really sent: the muse template composed with the prompt."""
-    composed = prompts.compose(muse, prompt, negative)
+    composed = prompts.compose(muse, prompt, negative, variation=variation)
     refusal = studio.blocklist.check_prompt(
         composed.positive, composed.negative, person=muse is not None
     )
@@ -172,7 +178,13 @@ async def checked(
     """Every rule beyond the schema; fills the model from the muse when unset."""
     check_text(studio, ["body", "prompt"], req.prompt)
     muse = await muse_for(studio, user, req.muse_ref) if req.muse_ref else None
-    check_composed(studio, ["body"], muse.spec if muse else None, req.prompt, req.negative_prompt)
+    if muse is not None and req.variation and muse.spec.variation(req.variation) is None:
+        names = [v.name for v in muse.spec.variations]
+        raise FieldError(["body", "variation"],
+                         f"muse {muse.metadata.name!r} has no variation {req.variation!r} "
+                         f"(it has {names})", type="unknown_variation")  # fmt: skip
+    check_composed(studio, ["body"], muse.spec if muse else None, req.prompt, req.negative_prompt,
+                   variation=req.variation)  # fmt: skip
     pool = await pool_for(studio, req.pool)
     if req.kind == "video":
         check_video_family(pool, req)
@@ -219,7 +231,9 @@ def estimate_of(
     price = price_per_hour(studio, pool)
     family = pool.spec.template.video_family(req.model) if req.kind == "video" else None
     est = workflows.estimate(req, price_per_hour=price, family=family)
-    composed = prompts.compose(muse.spec if muse else None, req.prompt, req.negative_prompt)
+    composed = prompts.compose(
+        muse.spec if muse else None, req.prompt, req.negative_prompt, variation=req.variation
+    )
     return EstimateOut(
         pool=pool.metadata.name,
         seconds=est.seconds,
@@ -275,8 +289,10 @@ async def create(studio: Studio, user: User, req: GenerationRequest) -> Generati
     labels = {OWNER_LABEL: user.label}
     if req.muse_ref and len(req.muse_ref) <= 63:
         labels[MUSE_LABEL] = req.muse_ref
+    # The composed prompt as the studio previewed it, shown after the run.
+    annotations = {COMPOSED_ANNOTATION: estimate.positive[:COMPOSED_MAX]}
     body = {
-        "metadata": {"name": new_name("gen"), "labels": labels},
+        "metadata": {"name": new_name("gen"), "labels": labels, "annotations": annotations},
         "spec": spec,
     }
     obj = await studio.kube.create(kube.GENERATIONJOBS, body, studio.settings.studio_namespace)

@@ -54,7 +54,22 @@ def check(studio: Studio, user: User, req: MuseRequest, prefix: list[str | int])
         check_text(studio, [*prefix, "appearance", alias], str(value))
     for i, tag in enumerate(req.tags):
         check_text(studio, [*prefix, "tags", i], tag)
+    for field, value in req.traits:
+        alias = type(req.traits).model_fields[field].alias or field
+        for i, text in enumerate(value if isinstance(value, list) else [value]):
+            at = (
+                [*prefix, "traits", alias, i]
+                if isinstance(value, list)
+                else [*prefix, "traits", alias]
+            )
+            check_text(studio, at, str(text))
+    for i, variation in enumerate(req.variations):
+        for field in ("outfit", "scenario", "style"):
+            check_text(studio, [*prefix, "variations", i, field], getattr(variation, field))
     check_composed(studio, prefix, req, "", "", positive_field="promptTemplate")
+    for variation in req.variations:
+        check_composed(studio, prefix, req, "", "", positive_field="variations",
+                       variation=variation.name)  # fmt: skip
     for i, key in enumerate(req.reference_images):
         check_reference(studio, user, [*prefix, "referenceImages", i], key)
 

@@ -77,6 +77,10 @@ class GenerationOut(Out):
     outputs: list[OutputOut] = Field(default_factory=list)
     events_url: str = Field(description="Server-Sent Events progress stream.")
     estimate: EstimateOut | None = Field(None, description="Set in the answer to a create.")
+    composed_prompt: str | None = Field(
+        None, description="The positive prompt as composed at submission (muse applied)."
+    )
+    model: str | None = Field(None, description="The checkpoint (or video family) it uses.")
 
 
 class GenerationPage(Out):
@@ -195,6 +199,7 @@ class PoolOut(Out):
     running_jobs: int
     price_per_hour: float = Field(description="$/hour of one instance (estimate).")
     models: list[str] = Field(description="Checkpoints usable on this pool.")
+    loras: list[str] = Field(default_factory=list, description="LoRA files the pool loads.")
 
 
 class UserOut(Out):

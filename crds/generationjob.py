@@ -48,6 +48,11 @@ class GenerationJobSpec(CamelModel):
             "message": "denoise needs a referenceImage",
             "fieldPath": ".denoise",
         },
+        {
+            "rule": "!has(self.variation) || has(self.museRef)",
+            "message": "variation needs a museRef",
+            "fieldPath": ".variation",
+        },
     )
 
     pool: str = Field(min_length=1, max_length=253, description="GpuPool to run on.")
@@ -61,6 +66,9 @@ class GenerationJobSpec(CamelModel):
     negative_prompt: str = Field("", max_length=MAX_PROMPT, description="What to avoid.")
     muse_ref: str | None = Field(
         None, max_length=253, description="Name of a Muse whose prompt is composed in."
+    )
+    variation: str | None = Field(
+        None, max_length=63, description="Name of one of the muse's variations."
     )
     model: str | None = Field(
         None,
@@ -105,6 +113,8 @@ class GenerationJobSpec(CamelModel):
             raise ValueError("frames is only for video and animation jobs")
         if self.denoise is not None and self.reference_image is None:
             raise ValueError("denoise needs a referenceImage")
+        if self.variation is not None and self.muse_ref is None:
+            raise ValueError("variation needs a museRef")
         return self
 
 

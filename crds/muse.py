@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from warmpool.crds.common import CamelModel, Condition, ObjectMeta
+from warmpool.crds.musetraits import Traits, Variation
 
 MIN_AGE = 18
 
@@ -50,6 +51,26 @@ class MuseSpec(CamelModel):
     notes: str = Field("", max_length=4000, description="Free notes (never in prompts).")
     owner: str = Field("", max_length=253, description="Studio user who owns it.")
     tags: list[str] = Field(default_factory=list, max_length=20, description="Free tags.")
+    traits: Traits = Field(
+        default_factory=Traits, description="Structured attributes (pick lists or free text)."
+    )
+    variations: list[Variation] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Named overrides (outfit, scenario, style) a job may choose.",
+    )
+
+    @field_validator("variations")
+    @classmethod
+    def _unique_names(cls, value: list[Variation]) -> list[Variation]:
+        names = [v.name for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError("variation names must be unique")
+        return value
+
+    def variation(self, name: str | None) -> Variation | None:
+        """The variation of that name (None for no name or an unknown one)."""
+        return next((v for v in self.variations if v.name == name), None) if name else None
 
 
 class MuseStatus(CamelModel):
@@ -57,6 +78,8 @@ class MuseStatus(CamelModel):
 
     observed_generation: int | None = Field(None, description="Last metadata.generation seen.")
     jobs: int = Field(0, description="Jobs that used this muse.")
+    last_job: str | None = Field(None, description="The newest job that used this muse.")
+    last_job_at: str | None = Field(None, description="When it finished.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
 
 

@@ -42,7 +42,15 @@ function request() {
     batchSize: num("batchSize") ?? 1,
     frames: kind === "image" ? undefined : num("frames"),
     tags: (data.get("tags") || "").split(",").map((t) => t.trim()).filter(Boolean),
+    sampler: data.get("sampler") || undefined,
+    scheduler: data.get("scheduler") || undefined,
+    lora: data.get("loraName") ? { name: data.get("loraName"), strength: num("loraStrength") ?? 1 } : undefined,
+    fps: kind === "image" ? undefined : num("fps"),
+    priority: num("priority") ?? 0,
+    referenceImage: data.get("referenceImage") || undefined,
+    variation: data.get("variation") || undefined,
   };
+  if (body.referenceImage) body.denoise = num("denoise");
   return body;
 }
 
@@ -148,6 +156,7 @@ function showResult(name, outputs) {
     a.textContent = "Download MP4";
     cap.append(a);
     fig.append(videoElement(video, outputs.find(isImage), "result-video"), cap);
+    document.dispatchEvent(new CustomEvent("warmpool:result", { detail: { name } }));
     return;
   }
   const out = outputs[0];
@@ -166,6 +175,7 @@ function showResult(name, outputs) {
     cap.append(a);
   }
   fig.append(media, cap);
+  document.dispatchEvent(new CustomEvent("warmpool:result", { detail: { name } }));
 }
 
 async function loadHistory() {
@@ -206,12 +216,19 @@ function fillModels() {
   select.replaceChildren(new Option("Preset default", ""));
   for (const m of pool?.models || []) select.append(new Option(m, m));
   select.value = keep && [...select.options].some((o) => o.value === keep) ? keep : "";
+  $("#loras").replaceChildren(...(pool?.loras || []).map((l) => new Option(l, l)));
 }
 
 async function loadChoices() {
   const [pools, muses] = await Promise.all([api("/pools"), api(`/muses${qs({ limit: 200 })}`)]);
-  state.pools = pools;
   state.muses = muses.items;
+  applyPools(pools);
+  refreshMuseOptions();
+}
+
+// The pool list, first loaded, then kept live by the pools stream (create_more.js).
+function applyPools(pools) {
+  state.pools = pools;
   const poolSel = $("#pool");
   const keep = poolSel.value;
   poolSel.replaceChildren();
@@ -221,7 +238,6 @@ async function loadChoices() {
   }
   if (keep) poolSel.value = keep;
   fillModels();
-  refreshMuseOptions();
 }
 
 export function refreshMuseOptions(muses = state.muses) {
@@ -276,6 +292,7 @@ async function start() {
   await loadChoices();
   await loadHistory();
   updateEstimate();
+  document.dispatchEvent(new CustomEvent("warmpool:started"));
 }
 
 function init() {
@@ -303,6 +320,9 @@ function init() {
     if (ev.target.tagName === "IMG") openLightbox([{ url: ev.target.src.split("?")[0], prompt: ev.target.alt }], 0);
   });
   initSignin();
+  // create_more.js submits "again" and asks to follow the new job here.
+  document.addEventListener("warmpool:follow", (ev) => follow(ev.detail));
+  document.addEventListener("warmpool:pools", (ev) => applyPools(ev.detail));
   initMuses({ onChange: refreshMuseOptions });
   initGallery();
   const view = location.hash.slice(1);

@@ -11,6 +11,11 @@ the default composition (:data:`DEFAULT_TEMPLATE`). A template that does not
 mention ``{prompt}`` gets the user prompt prepended, so the user's words are
 never silently dropped.
 
+Structured traits (``MuseSpec.traits``) join ``{appearance}`` in a readable order, head
+to toe, before the free appearance phrases; personality traits join ``{personality}``.
+A variation (``spec.variation``) replaces the outfit and/or style and adds its scenario
+after the user prompt.
+
 Negative prompts are merged: the muse's terms first, then the job's, split on
 commas, stripped, and de-duplicated case-insensitively in first-seen order.
 """
@@ -21,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from warmpool.crds.muse import Appearance, MuseSpec
+from warmpool.crds.musetraits import Traits
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -28,6 +34,7 @@ __all__ = [
     "ComposedPrompt",
     "compose",
     "describe_appearance",
+    "describe_traits",
     "merge_negative",
 ]
 
@@ -73,17 +80,65 @@ def _tidy(text: str) -> str:
     return text.strip().strip(",").strip()
 
 
-def compose(muse: MuseSpec | None, prompt: str, negative: str = "") -> ComposedPrompt:
-    """Compose the positive and negative prompts of a job, optionally with a muse."""
+def _with(value: str, suffix: str) -> str:
+    """``value`` and its noun (``athletic`` → ``athletic build``), unless already there."""
+    value = value.strip()
+    if not value or not suffix or value.lower().endswith(suffix):
+        return value
+    return f"{value} {suffix}"
+
+
+def _words(*parts: str) -> str:
+    return " ".join(p.strip() for p in parts if p.strip())
+
+
+def describe_traits(traits: Traits, *, outfit: str | None = None) -> str:
+    """The structured attributes as readable phrases, head to toe: who (nationality,
+    ethnicity, occupation), body, face, eyes, hair, lips and nose, skin, then what they
+    wear (``outfit``, from a variation, replaces fashion and footwear)."""
+    t = traits
+    hair = _words(t.hair_length, t.hair_texture, t.hair_style, t.hair_colour)
+    eyes = _words(t.eye_size, t.eye_shape, t.eye_colour)
+    skin = _words(t.skin_tone, t.skin_texture)
+    wearing = [outfit.strip()] if outfit is not None else [
+        _with(t.fashion, "clothes"), t.footwear.strip()
+    ]  # fmt: skip
+    wearing = [w for w in wearing if w]
+    parts = [
+        t.nationality, _with(t.ethnicity, "descent"), t.occupation,
+        t.height, _with(t.build, "build"), _with(t.shape, "figure"),
+        _with(t.face_shape, "face"), _with(t.jawline, "jawline"),
+        _with(t.cheekbones, "cheekbones"), t.makeup,
+        _with(eyes, "eyes"), _with(hair, "hair"), _with(t.lips, "lips"), _with(t.nose, "nose"),
+        _with(skin, "skin"),
+        ("wearing " + " and ".join(wearing)) if wearing else "", t.nails,
+    ]  # fmt: skip
+    return ", ".join(p.strip() for p in parts if p.strip())
+
+
+def compose(
+    muse: MuseSpec | None, prompt: str, negative: str = "", *, variation: str | None = None
+) -> ComposedPrompt:
+    """Compose the positive and negative prompts of a job, optionally with a muse and one
+    of its variations (an unknown variation name composes the muse as it is)."""
     if muse is None:
         return ComposedPrompt(positive=prompt.strip(), negative=merge_negative(negative))
+    chosen = muse.variation(variation)
+    appearance = muse.appearance
+    if chosen is not None and chosen.outfit.strip():
+        appearance = appearance.model_copy(update={"outfit": ""})
+    outfit = chosen.outfit if chosen is not None and chosen.outfit.strip() else None
+    scenario = chosen.scenario.strip() if chosen is not None else ""
+    style = chosen.style.strip() if chosen is not None and chosen.style.strip() else muse.style
+    traits = ", ".join(t.strip() for t in muse.traits.personality if t.strip())
+    looks = describe_traits(muse.traits, outfit=outfit)
     values = {
-        "prompt": prompt.strip(),
+        "prompt": ", ".join(p for p in (prompt.strip(), scenario) if p),
         "name": muse.display_name.strip(),
         "age": str(muse.age),
-        "appearance": describe_appearance(muse.appearance),
-        "style": muse.style.strip(),
-        "personality": muse.personality.strip(),
+        "appearance": ", ".join(p for p in (looks, describe_appearance(appearance)) if p),
+        "style": style.strip(),
+        "personality": ", ".join(p for p in (traits, muse.personality.strip()) if p),
     }
     template = muse.prompt_template.strip() or DEFAULT_TEMPLATE
     if "{prompt}" not in template:

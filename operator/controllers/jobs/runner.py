@@ -266,7 +266,9 @@ class Run:
             if body is None:
                 raise errors.JobBuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
             muse = Muse.from_body(body).spec
-        composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
+        composed = prompts.compose(
+            muse, spec.prompt, spec.negative_prompt, variation=spec.variation
+        )
         if muse is not None:
             positive, negative = composed.positive, composed.negative
         # The minors policy, second line (the studio is the first; kubectl bypasses it):

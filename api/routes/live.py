@@ -1,0 +1,77 @@
+"""Live pool status for the create page, and previews of uploaded reference images."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from warmpool.api import files, metrics
+from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.problems import not_found
+from warmpool.api.records.deps import records_of
+from warmpool.api.routes import library
+from warmpool.crds.musetraits import CHOICES, Traits
+
+router = APIRouter(prefix="/api/v1", tags=["library"])
+SSE_PING_SECONDS = 15
+UPLOAD_KEY = Query(min_length=10, max_length=512, description="The key an upload answered.")
+
+
+@router.get(
+    "/pools/events",
+    summary="The pools I may use, as Server-Sent Events on every change",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def pool_events(studio: StudioDep, user: UserDep, request: Request) -> EventSourceResponse:
+    """A ``pools`` event (the same JSON list as ``GET /pools``) now and after each change
+    of a GpuPool, from the studio's one shared pool watch."""
+    watch = records_of(request).pools
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        metrics.SSE_LISTENERS.inc()
+        try:
+            async with watch.changes() as changed:
+                last = ""
+                while True:
+                    changed.clear()
+                    pools = await library.list_pools(studio, user)
+                    text = json.dumps([p.model_dump(by_alias=True) for p in pools])
+                    if text != last:
+                        last = text
+                        yield ServerSentEvent(text, event="pools")
+                    await changed.wait()
+        finally:
+            metrics.SSE_LISTENERS.dec()
+
+    return EventSourceResponse(events(), ping=SSE_PING_SECONDS)
+
+
+@router.get(
+    "/uploads/preview",
+    summary="A thumbnail of one of my uploads (WEBP)",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+)
+async def upload_preview(
+    studio: StudioDep, user: UserDep, key: Annotated[str, UPLOAD_KEY]
+) -> Response:
+    """For the reference images of muses and the image-to-image start; 404 unless the
+    key has the shape of the caller's own upload."""
+    # Thumbnails are cached by digest: the upload itself must exist, or a key of the
+    # caller's shape naming someone else's digest would show their cached thumbnail.
+    if not studio.uploads.owns(user, key) or await studio.uploads.store.head(key) is None:
+        raise not_found("upload")
+    digest = key.rsplit("/", 1)[-1].partition(".")[0]
+    return await files.thumbnail(studio, key=key, sha256=digest)
+
+
+@router.get("/muses/traits", summary="The pick lists of a muse's structured attributes")
+async def muse_traits(user: UserDep) -> dict[str, list[str]]:
+    """Attribute (camelCase, as in ``spec.traits``) → its choices, in the editor's order."""
+    aliases = {name: field.alias or name for name, field in Traits.model_fields.items()}
+    return {aliases[name]: list(values) for name, values in CHOICES.items()}
