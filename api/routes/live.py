@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from warmpool.api import files, metrics
+from warmpool.api import files, gallery, metrics
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import not_found
 from warmpool.api.records.deps import records_of
 from warmpool.api.routes import library
+from warmpool.api.schemas import GalleryItem, Out
 from warmpool.crds.musetraits import CHOICES, Traits
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
@@ -75,3 +76,30 @@ async def muse_traits(user: UserDep) -> dict[str, list[str]]:
     """Attribute (camelCase, as in ``spec.traits``) → its choices, in the editor's order."""
     aliases = {name: field.alias or name for name, field in Traits.model_fields.items()}
     return {aliases[name]: list(values) for name, values in CHOICES.items()}
+
+
+class MuseHistory(Out):
+    generations: int
+    outputs: int
+    latest: GalleryItem
+
+
+@router.get("/muses/history", summary="Per muse: my generations with it, and the latest")
+async def muse_history(studio: StudioDep, user: UserDep) -> dict[str, MuseHistory]:
+    """From the outputs' records (they outlive the jobs): muse name → how many
+    generations and outputs, and the newest output (an image when it has one)."""
+    found = await gallery.records(studio, user)  # newest job first
+    jobs: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    latest: dict[str, GalleryItem] = {}
+    for record in found:
+        if not record.muse:
+            continue
+        jobs.setdefault(record.muse, set()).add(record.job)
+        counts[record.muse] = counts.get(record.muse, 0) + 1
+        have = latest.get(record.muse)
+        if have is None or (have.job == record.job and not have.content_type.startswith("image/")):
+            latest[record.muse] = gallery.item_of(record)
+    return {
+        m: MuseHistory(generations=len(jobs[m]), outputs=counts[m], latest=latest[m]) for m in jobs
+    }

@@ -242,6 +242,7 @@ function applyPools(pools) {
 
 export function refreshMuseOptions(muses = state.muses) {
   state.muses = muses;
+  document.dispatchEvent(new CustomEvent("warmpool:muses", { detail: muses }));
   for (const select of [$("#muse"), $("#gallery-filters [name=muse]")]) {
     const keep = select.value;
     select.replaceChildren(new Option(select.id === "muse" ? "No muse" : "Any", ""));

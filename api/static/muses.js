@@ -1,11 +1,13 @@
 // The muse editor: attribute groups, reference uploads, import/export.
 import { api, qs } from "./api.js";
+import { buildTraitFields, fillTraits, fillVariations, traitsOf, variationsOf } from "./muse_more.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let muses = [];
 let editing = null; // name of the muse in the editor, or null for a new one
 let refs = [];
 let notify = () => {};
+let history = {}; // muse name → {generations, outputs, latest}
 
 function setField(form, name, value) {
   const el = form.elements.namedItem(name);
@@ -22,6 +24,8 @@ function fillForm(muse) {
   }
   for (const [key, value] of Object.entries(spec.appearance || {})) setField(form, `appearance.${key}`, value);
   setField(form, "tags", (spec.tags || []).join(", "));
+  fillTraits(form, spec.traits || {});
+  fillVariations(spec.variations || []);
   refs = [...(spec.referenceImages || [])];
   renderRefs();
   $("#muse-form-title").textContent = muse ? `Edit ${spec.displayName}` : "New muse";
@@ -34,8 +38,10 @@ function renderRefs() {
   list.replaceChildren();
   refs.forEach((key, i) => {
     const li = document.createElement("li");
-    li.textContent = `image ${i + 1}`;
-    li.title = key;
+    const img = document.createElement("img");
+    img.src = `/api/v1/uploads/preview?key=${encodeURIComponent(key)}`;
+    img.alt = `Reference image ${i + 1}${i === 0 ? " (the image-to-image start)" : ""}`;
+    li.append(img);
     const rm = document.createElement("button");
     rm.type = "button";
     rm.className = "ghost";
@@ -61,13 +67,21 @@ function specOf(form) {
   }
   spec.tags = text("tags").split(",").map((t) => t.trim()).filter(Boolean);
   spec.referenceImages = refs;
+  spec.traits = traitsOf(form);
+  spec.variations = variationsOf();
   return spec;
+}
+
+function matchesSearch(m) {
+  const words = ($("#muse-search")?.value || "").toLowerCase().split(/\s+/).filter(Boolean);
+  const text = [m.spec.displayName, m.name, ...(m.spec.tags || [])].join(" ").toLowerCase();
+  return words.every((w) => text.includes(w));
 }
 
 function renderCards() {
   const list = $("#muse-cards");
   list.replaceChildren();
-  for (const m of muses) {
+  for (const m of muses.filter(matchesSearch)) {
     const li = document.createElement("li");
     const btn = document.createElement("button");
     btn.type = "button";
@@ -77,14 +91,32 @@ function renderCards() {
     btn.firstChild.textContent = m.spec.displayName;
     btn.lastChild.textContent = `${m.spec.age} · ${m.spec.style || "no style"}`;
     btn.addEventListener("click", () => fillForm(m));
+    const h = history[m.name];
+    const meta = document.createElement("div");
+    meta.className = "history";
+    if (h?.latest) {
+      const img = document.createElement("img");
+      img.src = h.latest.thumbnailUrl;
+      img.alt = `Latest: ${h.latest.prompt}`;
+      meta.append(img);
+    }
+    const count = document.createElement("span");
+    count.textContent = h
+      ? `${h.generations} generation${h.generations === 1 ? "" : "s"}, ${h.outputs} output${h.outputs === 1 ? "" : "s"}`
+      : "no generations yet";
+    if (m.jobs) count.textContent += ` · ${m.jobs} jobs run`;
+    meta.append(count);
+    btn.append(meta);
     li.append(btn);
     list.append(li);
   }
 }
 
 export async function loadMuses() {
-  const page = await api(`/muses${qs({ limit: 200 })}`);
+  await buildTraitFields();
+  const [page, done] = await Promise.all([api(`/muses${qs({ limit: 200 })}`), api("/muses/history")]);
   muses = page.items;
+  history = done;
   renderCards();
   notify(muses);
 }
@@ -137,6 +169,7 @@ export function initMuses({ onChange }) {
   notify = onChange;
   $("#muse-form").addEventListener("submit", save);
   $("#muse-new").addEventListener("click", () => fillForm(null));
+  $("#muse-search").addEventListener("input", renderCards);
   $("#muse-upload").addEventListener("change", upload);
   $("#muse-import").addEventListener("change", importFile);
   $("#muse-delete").addEventListener("click", async () => {
