@@ -33,7 +33,7 @@ from warmpool.crds.gpupool import GpuPool
 from warmpool.crds.muse import Muse
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import comfy, kube
-from warmpool.operator.controllers.jobs import outcomes, outputs
+from warmpool.operator.controllers.jobs import musecount, outcomes, outputs
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
 from warmpool.operator.decisions import admission, minors, prompts, scheduler, workflows
@@ -416,7 +416,11 @@ class Run:
             "actualCost": cost,
             "progress": {"value": 100, "max": 100, "percent": 100},
         }  # fmt: skip
-        return await self.finish("Succeeded", "Succeeded", f"{len(stored)} output(s)", extra)
+        done = await self.finish("Succeeded", "Succeeded", f"{len(stored)} output(s)", extra)
+        if self.spec.muse_ref:
+            with contextlib.suppress(errors.KubeError):  # counting never fails the job
+                await musecount.count_job(self.deps, self.ns, self.spec.muse_ref, self.job.name)
+        return done
 
     def record(self) -> dict[str, Any]:
         """The metadata stored next to each output (the gallery lists these)."""

@@ -106,7 +106,10 @@ async def test_a_muse_job_sends_the_composed_prompt(
         "apiVersion": API, "kind": "Muse", "metadata": {"name": "ada", "namespace": "default"},
         "spec": {"displayName": "Ada", "age": 31,
                  "appearance": {"hair": "copper braid", "eyes": "green eyes"},
-                 "style": "oil painting", "negativePrompt": "extra fingers"},
+                 "style": "oil painting", "negativePrompt": "extra fingers",
+                 "traits": {"occupation": "cartographer", "hairLength": "long"},
+                 "variations": [{"name": "sea", "outfit": "oilskin coat",
+                                 "scenario": "on a rolling deck"}]},
     }  # fmt: skip
     cluster.create(muse)
     cluster.create(pool_body("muses", replicas=1))
@@ -118,10 +121,27 @@ async def test_a_muse_job_sends_the_composed_prompt(
         st = status(cluster, "portrait")
         assert st["phase"] == "Succeeded", st
         positive, negative = texts(graph_of(jobsys.comfy_of(sim, inst), st["promptId"]))
+        # the same muse in a variation; the operator counts both jobs on the muse
+        cluster.create(job_body("at-sea", "muses", museRef="ada", prompt="reading a map",
+                                variation="sea"))  # fmt: skip
+        await eventually(lambda: phase(cluster, "at-sea") in DONE, timeout=30, what="done")
+        sea = status(cluster, "at-sea")
+        assert sea["phase"] == "Succeeded", sea
+        varied, _ = texts(graph_of(jobsys.comfy_of(sim, inst), sea["promptId"]))
+
+        def counted() -> dict[str, Any]:
+            return (cluster.get(API, "Muse", "ada", namespace="default") or {}).get("status") or {}
+
+        await eventually(lambda: counted().get("jobs") == 2, timeout=10, what="muse counted")
+        assert counted()["lastJob"] == "at-sea"
     expected = prompts.compose(Muse.from_body(muse).spec, "reading a map", "blurry")
     assert (positive, negative) == (expected.positive, expected.negative)
     assert "copper braid" in positive and "green eyes" in positive and "reading a map" in positive
+    assert "cartographer" in positive and "long hair" in positive
     assert "extra fingers" in negative and "blurry" in negative
+    at_sea = prompts.compose(Muse.from_body(muse).spec, "reading a map", variation="sea")
+    assert varied == at_sea.positive
+    assert "on a rolling deck" in varied and "wearing oilskin coat" in varied
 
 
 async def test_image_to_image_uploads_the_reference(
