@@ -234,6 +234,7 @@ def estimate_of(
     composed = prompts.compose(
         muse.spec if muse else None, req.prompt, req.negative_prompt, variation=req.variation
     )
+    wait, why = expected_wait(studio, pool, est.seconds)
     return EstimateOut(
         pool=pool.metadata.name,
         seconds=est.seconds,
@@ -241,7 +242,24 @@ def estimate_of(
         price_per_hour=price,
         positive=composed.positive,
         negative=composed.negative,
+        wait_seconds=wait,
+        wait_reason=why,
     )
+
+
+def expected_wait(studio: Studio, pool: GpuPool, seconds: float) -> tuple[float, str]:
+    """Seconds before a machine takes the job, from the pool's status: the jobs ahead
+    shared over the ready machines, plus renting and booting one when none is ready."""
+    st = pool.status
+    ahead = st.queued_jobs * seconds
+    if pool.spec.paused:
+        return 0.0, "the pool is paused: the job waits until it resumes"
+    if st.ready_replicas > 0:
+        wait = round(ahead / st.ready_replicas, 1)
+        return wait, (f"{st.queued_jobs} job(s) ahead" if st.queued_jobs else "a machine is ready")
+    boot = studio.settings.studio_boot_estimate_seconds
+    starting = "a machine is starting" if st.replicas > 0 else "no machine is warm: one is rented"
+    return round(boot + ahead, 1), starting
 
 
 # ---------------------------------------------------------------- writing

@@ -49,6 +49,8 @@ class EstimateOut(Out):
     price_per_hour: float = Field(description="The $/hour the estimate assumes.")
     positive: str = Field(description="The composed positive prompt (muse applied).")
     negative: str = Field(description="The composed negative prompt.")
+    wait_seconds: float = Field(0.0, description="Expected wait for a machine, seconds.")
+    wait_reason: str = Field("", description="Why that wait (from the pool's status).")
 
 
 class OutputOut(Out):

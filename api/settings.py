@@ -173,6 +173,9 @@ class StudioSettings(BaseSettings):
         description="Outputs older than this are deleted unless favourited or in an album, "
         "days; unset = kept forever.",
     )
+    studio_boot_estimate_seconds: float = Field(
+        240.0, ge=0, description="Expected wait to rent and boot a machine (estimates), seconds."
+    )
     studio_gallery_cleanup_seconds: float = Field(
         3600.0, gt=0, description="Seconds between gallery retention passes."
     )

@@ -72,7 +72,9 @@ async function updateEstimate() {
   estimateAbort = new AbortController();
   try {
     const est = await api("/estimate", { method: "POST", body, signal: estimateAbort.signal });
-    out.textContent = `≈ ${formatSeconds(est.seconds)} · $${est.dollars.toFixed(4)} at $${est.pricePerHour.toFixed(2)}/h`;
+    const wait = est.waitSeconds > 0 ? `wait ≈ ${formatSeconds(est.waitSeconds)} (${est.waitReason}) + ` : "";
+    out.textContent = `${wait}≈ ${formatSeconds(est.seconds)} · $${est.dollars.toFixed(4)} at $${est.pricePerHour.toFixed(2)}/h`;
+    out.title = est.waitReason;
     out.dataset.dollars = est.dollars;
   } catch (e) {
     if (e.name !== "AbortError") out.textContent = e.message;

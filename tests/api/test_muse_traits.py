@@ -130,3 +130,36 @@ async def test_upload_previews_are_for_their_owner_only(studio: Studio, png: Any
         await http.get("/api/v1/uploads/preview", params={"key": "outputs/default/x/0.png"})
     ).status_code == 404
     assert (await http.get("/api/v1/uploads/preview", params={"key": "x"})).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("pool_status", "paused", "wait", "reason"),
+    [
+        pytest.param({"readyReplicas": 1, "replicas": 1}, False, 0.0, "machine is ready",
+                     id="ready"),
+        pytest.param({"readyReplicas": 2, "replicas": 2, "queuedJobs": 4}, False, "ahead/2",
+                     "4 job(s) ahead", id="queue"),
+        pytest.param({"replicas": 0}, False, "boot", "no machine is warm", id="cold"),
+        pytest.param({"replicas": 1}, False, "boot", "a machine is starting", id="starting"),
+        pytest.param({"readyReplicas": 1, "replicas": 1}, True, 0.0, "paused", id="paused"),
+    ],
+)  # fmt: skip
+async def test_the_estimate_includes_the_wait_for_a_machine(
+    studio: Studio,
+    kube_client: kube.KubeClient,
+    pool_status: dict[str, int],
+    paused: bool,
+    wait: float | str,
+    reason: str,
+) -> None:
+    http = await studio(studio_boot_estimate_seconds=200)
+    await kube_client.patch(
+        kube.GPUPOOLS, "sdxl", NS, {"status": pool_status}, subresource="status"
+    )
+    if paused:
+        await kube_client.patch(kube.GPUPOOLS, "sdxl", NS, {"spec": {"paused": True}})
+    est = (await http.post("/api/v1/estimate", json={"pool": "sdxl", "prompt": "a cat"})).json()
+    run = est["seconds"]
+    expected = {"boot": 200.0, "ahead/2": round(4 * run / 2, 1)}.get(str(wait), wait)
+    assert est["waitSeconds"] == pytest.approx(expected)
+    assert reason in est["waitReason"]
