@@ -118,8 +118,31 @@ def test_a_muse_from_pick_lists_and_a_variation_then_again_with_a_new_seed(
     expect(page.locator("#muse-cards [data-muse]")).to_have_count(1)
     shot(page, "muses")
 
-    # --- create with the variation
+    # --- a reference image can be removed again (and the removal is saved)
+    page.set_input_files("#muse-upload", str(ref))
+    expect(preview).to_have_count(2)
+    page.click("#muse-refs li:nth-child(2) button")
+    expect(preview).to_have_count(1)
+    page.click("#muse-save")
+    expect(page.locator("#muse-error")).to_have_text("")
+
+    def references() -> int:
+        [muse] = stack.run(stack.kube.list(kube.MUSES, NS))
+        return len(muse["spec"].get("referenceImages") or [])
+
+    for _ in range(100):
+        if references() == 1:
+            break
+        page.wait_for_timeout(50)
+    assert references() == 1
+
+    # --- create with the variation; the pool's status is live
     page.click("[data-view=create]")
+    pool = page.locator("#pool option[value=sdxl]")
+    expect(pool).to_contain_text("warming")
+    status = {"readyReplicas": 1, "replicas": 1, "queuedJobs": 3}
+    stack.run(stack.kube.patch(kube.GPUPOOLS, "sdxl", NS, {"status": status}, subresource="status"))
+    expect(pool).to_contain_text("ready · 3 queued")
     page.select_option("#muse", label="Captain Ada")
     expect(page.locator("#variation-wrap")).to_be_visible()
     page.select_option("#variation", "beach")

@@ -90,6 +90,9 @@ def test_a_video_plays_with_its_poster_and_downloads_as_mp4(served: Any, tmp_pat
             duration = page.evaluate("document.querySelector('#result-video').duration")
             assert duration == pytest.approx(FRAMES / 8, abs=0.2)
             page.screenshot(path=str(ARTIFACTS / "studio-video.png"))
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.screenshot(path=str(ARTIFACTS / "studio-video-phone.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
             with page.expect_download() as info:
                 page.click("#download")
             assert info.value.suggested_filename == f"{name}-1.mp4"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from gallerydata import T0, put_output
 
 from warmpool.operator.adapters import kube
 
@@ -163,3 +164,21 @@ async def test_the_estimate_includes_the_wait_for_a_machine(
     expected = {"boot": 200.0, "ahead/2": round(4 * run / 2, 1)}.get(str(wait), wait)
     assert est["waitSeconds"] == pytest.approx(expected)
     assert reason in est["waitReason"]
+
+
+async def test_each_muse_s_history_comes_from_the_records(
+    studio: Studio, store: Any, png: Any
+) -> None:
+    http = await studio()
+    await put_output(store, "gen-1", 0, png(), muse="ada", created=T0)
+    await put_output(store, "gen-2", 0, png(), muse="ada", created=T0.replace(hour=2))
+    await put_output(store, "gen-2", 1, png(), muse="ada", created=T0.replace(hour=2))
+    await put_output(store, "gen-3", 0, png(), muse="cy", created=T0)
+    await put_output(store, "gen-4", 0, png(), created=T0)
+    await put_output(store, "gen-5", 0, png(), muse="ada", owner="someone-else")
+    history = (await http.get("/api/v1/muses/history")).json()
+    assert set(history) == {"ada", "cy"}
+    ada = history["ada"]
+    assert (ada["generations"], ada["outputs"]) == (2, 3)
+    assert (ada["latest"]["job"], ada["latest"]["index"]) == ("gen-2", 0)
+    assert history["cy"]["generations"] == 1
