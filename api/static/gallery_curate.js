@@ -9,7 +9,8 @@ let item = null; // the gallery item in the lightbox (null: a live result, no cu
 let albums = [];
 let itemLink = null;
 let albumLink = null;
-let armed = false; // the delete button asks once more before deleting
+let armed = false; // the delete buttons ask once more before deleting
+let armedJob = false;
 
 const path = (i) => `/gallery/${encodeURIComponent(i.job)}/${i.index}`;
 const say = (text) => {
@@ -58,11 +59,43 @@ function albumTools() {
   if (!chosen) $("#album-link").hidden = true;
 }
 
+async function loadShares() {
+  const list = $("#share-list");
+  const links = await api("/shares");
+  list.replaceChildren();
+  for (const link of links) {
+    const li = document.createElement("li");
+    const what = link.kind === "album"
+      ? `album ${albums.find((a) => a.id === link.album)?.name ?? link.album}`
+      : `${link.job} #${link.index + 1}`;
+    const ended = link.revoked || new Date(link.expires) < new Date();
+    const text = document.createElement("span");
+    text.textContent = `${what} · ${ended ? (link.revoked ? "revoked" : "expired") : `until ${new Date(link.expires).toLocaleString()}`}`;
+    li.append(text);
+    if (!ended) {
+      const url = document.createElement("input");
+      Object.assign(url, { readOnly: true, value: `${location.origin}${link.url}` });
+      url.setAttribute("aria-label", `Link to ${what}`);
+      const revoke = document.createElement("button");
+      Object.assign(revoke, { type: "button", className: "danger", textContent: "Revoke" });
+      revoke.addEventListener("click", async () => {
+        await api(`/shares/${link.id}`, { method: "DELETE" }).catch(() => {});
+        loadShares();
+      });
+      li.append(url, revoke);
+    }
+    list.append(li);
+  }
+  if (!links.length) list.textContent = "No links yet: share an output from its viewer, or an album.";
+}
+
 function paintCuration(detail) {
   item = detail && detail.job ? detail : null;
   $("#lightbox-curate").hidden = !item;
   armed = false;
+  armedJob = false;
   $("#lb-delete").textContent = "Delete";
+  $("#lb-delete-job").textContent = "Delete the whole generation";
   $("#lb-share-box").hidden = true;
   itemLink = null;
   say("");
@@ -141,6 +174,23 @@ function init() {
     } catch (e) {
       fail(e);
     }
+  });
+  $("#lb-delete-job").addEventListener("click", async () => {
+    if (!armedJob) {
+      armedJob = true;
+      $("#lb-delete-job").textContent = "Really delete every output of it? Click again";
+      return;
+    }
+    try {
+      await api(`/gallery/${encodeURIComponent(item.job)}`, { method: "DELETE" });
+      $("#lightbox").close();
+      await loadGallery();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  $("#share-links").addEventListener("toggle", () => {
+    if ($("#share-links").open) loadShares().catch(() => {});
   });
   $("#album-new").addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -120,6 +120,32 @@ def test_share_revoke_favourite_and_delete_from_the_gallery(served: Any, browser
     page.reload()
     expect(tiles).to_have_count(1)
 
+    # --- my share links (the deleted output's went with it): revoke one from the list
+    page.locator("[data-output='gen-0/0']").click()
+    page.click("#lb-share")
+    expect(page.locator("#lb-share-box")).to_be_visible()
+    link = page.locator("#share-url").input_value()
+    page.keyboard.press("Escape")
+    page.click("#share-links summary")
+    listed = page.locator("#share-list li")
+    expect(listed).to_have_count(1)
+    assert listed.locator("input").input_value() == link
+    listed.locator("button", has_text="Revoke").click()
+    expect(listed).to_contain_text("revoked")
+
+    # --- a whole generation, asked once more
+    for i in range(2):
+        stack.run(put_output(stack.store, "gen-many", i, picture("#6b6b2a"), prompt="a pair"))
+    page.reload()
+    expect(tiles).to_have_count(3)
+    page.locator("[data-output='gen-many/1']").click()
+    page.click("#lb-delete-job")
+    expect(page.locator("#lb-delete-job")).to_contain_text("Really")
+    page.click("#lb-delete-job")
+    expect(page.locator("#lightbox")).to_be_hidden()
+    expect(tiles).to_have_count(1)
+    assert stack.run(stack.store.list("outputs/default/gen-many")) == []
+
     # --- filters: text search, favourites
     page.fill("#gallery-filters [name=q]", "number 0")
     expect(tiles).to_have_count(1)
