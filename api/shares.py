@@ -1,12 +1,12 @@
 """Share links: a read-only page of one output or one album, for anyone with the link.
 
-A link is ``/s/<token>``; the token is a random link id signed with itsdangerous
-(``URLSafeTimedSerializer``, HMAC-SHA1 over the id and its time, salt
-``warmpool-share``) under ``WARMPOOL_STUDIO_SHARE_SECRET`` or a random key kept in the
-records database. The row in ``share_link`` is the authority: a link works only while
-its row exists, is not revoked and has not expired (the signature's age is checked
-too, against the longest lifetime, as a second line). A token that is altered, revoked,
-expired, or names a deleted output answers 404, all alike.
+A link is ``/s/<token>``; the token is a random 128-bit link id signed with
+itsdangerous (``URLSafeSerializer``: HMAC over the id, salt ``warmpool-share``) under
+``WARMPOOL_STUDIO_SHARE_SECRET`` or a random key kept in the records database, so the
+same link always has the same token (the owner's list shows the URL they handed out).
+The row in ``share_link`` is the authority: a link works only while its row exists, is
+not revoked and has not expired. A token that is altered, revoked, expired, or names a
+deleted output answers 404, all alike.
 
 What a shared page may reach: ``GET /api/v1/shared/<token>`` (the items: kind, prompt,
 size, its own URLs) and ``GET /api/v1/shared/<token>/<n>`` (+ ``/thumbnail``), where
@@ -37,10 +37,10 @@ SALT = "warmpool-share"
 PAGE = "/s/"
 
 
-async def signer_of(request: Request) -> itsdangerous.URLSafeTimedSerializer:
+async def signer_of(request: Request) -> itsdangerous.URLSafeSerializer:
     """The app's serializer (its key read once)."""
     state = request.app.state
-    found: itsdangerous.URLSafeTimedSerializer | None = getattr(state, "share_signer", None)
+    found: itsdangerous.URLSafeSerializer | None = getattr(state, "share_signer", None)
     if found is None:
         studio: Studio = state.studio
         configured = studio.settings.studio_share_secret
@@ -48,15 +48,15 @@ async def signer_of(request: Request) -> itsdangerous.URLSafeTimedSerializer:
             key = configured.get_secret_value()
         else:
             key = await records_of(request).db.fact("share_key", secrets.token_hex(32))
-        found = state.share_signer = itsdangerous.URLSafeTimedSerializer(key, salt=SALT)
+        found = state.share_signer = itsdangerous.URLSafeSerializer(key, salt=SALT)
     return found
 
 
-def token_of(signer: itsdangerous.URLSafeTimedSerializer, link_id: str) -> str:
+def token_of(signer: itsdangerous.URLSafeSerializer, link_id: str) -> str:
     return str(signer.dumps(link_id))
 
 
-def url_of(signer: itsdangerous.URLSafeTimedSerializer, link: ShareLink) -> str:
+def url_of(signer: itsdangerous.URLSafeSerializer, link: ShareLink) -> str:
     return PAGE + token_of(signer, link.id)
 
 
@@ -71,16 +71,15 @@ def is_live(link: ShareLink, now: datetime) -> bool:
 async def resolve(
     studio: Studio,
     curation: Curation,
-    signer: itsdangerous.URLSafeTimedSerializer,
+    signer: itsdangerous.URLSafeSerializer,
     token: str,
     *,
     now: datetime | None = None,
 ) -> ShareLink:
     """The live link a token stands for; 404 for anything else."""
     now = utc(now or datetime.now(UTC))
-    max_age = int(timedelta(days=studio.settings.studio_share_max_days, hours=1).total_seconds())
     try:
-        link_id = signer.loads(token, max_age=max_age)
+        link_id = signer.loads(token)
     except itsdangerous.BadData:
         raise not_found("share link") from None
     link = await curation.share(str(link_id)) if isinstance(link_id, str) else None

@@ -29,7 +29,7 @@ from warmpool.operator.adapters import artifacts
 router = APIRouter(tags=["shares"])
 
 CurationDep = Annotated[Curation, Depends(gallery_ops.curation_of)]
-SignerDep = Annotated[itsdangerous.URLSafeTimedSerializer, Depends(shares.signer_of)]
+SignerDep = Annotated[itsdangerous.URLSafeSerializer, Depends(shares.signer_of)]
 Token = Annotated[str, Path(min_length=10, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
 LinkId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 N = Annotated[int, Path(ge=0, le=10_000)]
@@ -40,7 +40,7 @@ def _iso(at: datetime) -> str:
     return utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def share_out(signer: itsdangerous.URLSafeTimedSerializer, link: ShareLink) -> ShareOut:
+def share_out(signer: itsdangerous.URLSafeSerializer, link: ShareLink) -> ShareOut:
     return ShareOut(
         id=link.id,
         kind="album" if link.album_id is not None else "output",
@@ -122,7 +122,7 @@ PublicDep = Annotated[Studio, Depends(limited)]
 
 
 async def _records(
-    studio: Studio, curation: Curation, signer: itsdangerous.URLSafeTimedSerializer, token: str
+    studio: Studio, curation: Curation, signer: itsdangerous.URLSafeSerializer, token: str
 ) -> tuple[ShareLink, list[artifacts.OutputRecord]]:
     link = await shares.resolve(studio, curation, signer, token)
     found = await shares.shared_records(studio, curation, link)
@@ -168,7 +168,7 @@ async def shared(
 async def _nth(
     studio: Studio,
     curation: Curation,
-    signer: itsdangerous.URLSafeTimedSerializer,
+    signer: itsdangerous.URLSafeSerializer,
     token: str,
     n: int,
 ) -> artifacts.OutputRecord:

@@ -74,6 +74,9 @@ async def test_a_link_shows_one_output_to_anyone_until_revoked(
             assert (await anon.get(path)).status_code == 404, path
     mine = (await http.get("/api/v1/shares", headers=a)).json()
     assert [(s["id"], s["revoked"]) for s in mine] == [(link["id"], True)]
+    # The same link keeps its URL: the list shows the one that was handed out (a
+    # time-stamped signature made a new token on every listing).
+    assert mine[0]["url"] == link["url"]
     assert (await http.get("/api/v1/shares", headers=bearer("bob"))).json() == []
 
 
