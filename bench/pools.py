@@ -6,7 +6,11 @@ Figures, printed and written to ``bench/results/pools.json``:
 - time from the ``replicas`` change to every rental requested, and to every instance Ready;
 - operator CPU seconds and peak RSS (the operator runs as its own process, as in a cluster).
 
+- issue 16's figure: operator CPU milliseconds per idle Ready instance per reconcile
+  interval (the steady-state CPU ÷ instances).
+
 Run: ``.venv/bin/python bench/pools.py [--sizes 5 50] [--time-scale 240]``. No assertions.
+``WARMPOOL_BENCH_PROFILE=DIR`` also records a py-spy profile of the steady window.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
         cluster_options={"request_log_limit": 1000},
         vastai_options={"time_scale": time_scale},
     ) as stack:
+        stack.name = f"pools-{size}"
         stack.create_pool(replicas=0, maxReplicas=size)
         # The operator is up once it has reconciled the pool (start-up is not measured).
         await wait_until(lambda: stack.pool_status().get("observedGeneration"), 60,
@@ -59,15 +64,21 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
         cpu_to_ready = stack.cpu_seconds() - cpu0
         before = dict(sim.state.requests)
         cpu1 = stack.cpu_seconds()
+        await stack.start_profile()
         await asyncio.sleep(window)  # steady state, measured over a fixed window
         cpu_steady = stack.cpu_seconds() - cpu1
+        await stack.stop_profile()
         after = dict(sim.state.requests)
         per_interval = {
             route: round((after.get(route, 0) - before.get(route, 0)) * interval / window, 2)
             for route in after
             if after.get(route, 0) != before.get(route, 0)
         }
+        per_interval_cpu = cpu_steady * interval / window
         return {
+            "operator_cpu_ms_per_idle_ready_instance_per_interval (goal <= 2)": round(
+                per_interval_cpu * 1000 / size, 2
+            ),
             "instances": size,
             "reconcile_interval_s": interval,
             "seconds_to_all_rentals_requested": round(requested, 2),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warmpool.operator import selectors as shards
 
 
 class OperatorSettings(BaseSettings):
@@ -47,6 +50,18 @@ class OperatorSettings(BaseSettings):
     probe_interval: float = Field(
         2.0, gt=0, description="Seconds between steps of an instance on its way to Ready."
     )
+    ready_probe_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between ComfyUI probes of a Ready instance that "
+        "Vast.ai lists as running and whose last probe passed (any failure: every step).",
+    )
+    status_refresh: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between status writes of a Ready instance whose "
+        "observation did not change (its lastProbe time and cost move with the clock only).",
+    )
     offer_cache: float = Field(
         10.0, ge=0, description="Seconds one offer search serves a pool's rentals."
     )
@@ -67,6 +82,11 @@ class OperatorSettings(BaseSettings):
         None,
         description="Watch only this namespace, or these (comma-separated); cluster-wide "
         "when unset.",
+    )
+    pool_selector: str = Field(
+        "",
+        description="Label selector of the GpuPools this operator handles (their GpuInstances "
+        "carry the pool's labels); a shard of the fleet by label. Empty: every pool.",
     )
     health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
     health_fd: int | None = Field(
@@ -140,6 +160,24 @@ class OperatorSettings(BaseSettings):
     def served_namespaces(self) -> list[str]:
         """The namespaces of :attr:`namespace`; empty: every namespace."""
         return [n.strip() for n in (self.namespace or "").split(",") if n.strip()]
+
+    peering_lifetime: int = Field(
+        60,
+        gt=0,
+        description="Seconds a replica's peering heartbeat stays valid: a standby "
+        "takes over this long (plus a keep-alive) after the active replica dies.",
+    )
+
+    @field_validator("pool_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        shards.parse_selector(value)  # a SelectorError (ValueError) names the requirement
+        return value
+
+    @cached_property
+    def pool_requirements(self) -> tuple[shards.Requirement, ...]:
+        """The parsed ``pool_selector``."""
+        return shards.parse_selector(self.pool_selector)
 
     @field_validator("allowed_machine_networks")
     @classmethod
