@@ -138,6 +138,16 @@ async def check_policy(cluster: RunningCluster, http: httpx.AsyncClient) -> None
         "spec.template.models[0]: models[].file must be a file name"
     )
     assert cluster.get(API, "GpuPool", "bad-pool", "default") is None
+    # An object stored before the webhook existed (straight into the store) can still be
+    # labelled, its finalizers removed, deleted: metadata-only updates are not refused.
+    cluster.create(job("legacy", "a child"))
+    answer = await http.patch(
+        f"{NS_PATH}/generationjobs/legacy",
+        content=json.dumps({"metadata": {"labels": {"reviewed": "yes"}}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert (await http.delete(f"{NS_PATH}/generationjobs/legacy")).status_code == 200
     # The chart owns the configuration: the operator registered none of its own.
     configs = cluster.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
     assert [c["metadata"]["name"] for c in configs] == ["wp-warmpool"]
@@ -166,6 +176,17 @@ async def check_kubectl(cluster: RunningCluster, kubectl: str) -> None:
     assert "Error from server" in err.decode()
     assert DENIED in err.decode(), err.decode()
     assert stored(cluster, "kubectl-bad") is None
+    # A job naming a muse that does not exist yet is stored, with the webhook's warning.
+    process = await asyncio.create_subprocess_exec(
+        kubectl, "create", "-f", "-",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    body = yaml.safe_dump(job("kubectl-later", "a portrait", museRef="not-yet"))
+    out, err = await asyncio.wait_for(process.communicate(body.encode()), 60)
+    assert process.returncode == 0, err.decode()
+    assert "Warning: spec.museRef: muse 'not-yet' does not exist (yet)" in err.decode()
+    assert stored(cluster, "kubectl-later") is not None
 
 
 @pytest.mark.parametrize(("policy", "created"), [("Fail", False), ("Ignore", True)])
