@@ -96,9 +96,6 @@ class Deps:
 
     #: Rentals being made right now, per pool then instance.
     reservations: dict[str, dict[str, Reservation]] = field(default_factory=dict)
-    #: Per instance ("ns/name"): the rental's ``actual_status`` and when this process
-    #: first saw it so (the offline grace of the liveness decision).
-    rental_status: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
     #: Every pool's spend against the operator-wide cap (``controllers/spending.py``):

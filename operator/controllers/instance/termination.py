@@ -87,5 +87,4 @@ async def finalize(deps: Deps, inst: GpuInstance, log: kopf.Logger) -> None:
               f"contract {contract}: {st.reason or 'deleted'}, "
               f"${st.price_per_hour:.3f}/h, ${st.cost:.4f} accrued")  # fmt: skip
     await close_spend(deps, inst)
-    deps.rental_status.pop(f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}", None)
     deps.wake(inst.metadata.namespace or "default", inst.spec.pool)
