@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import httpx
 
-from warmpool.operator.adapters.comfy import ComfyClient
+from warmpool.operator.adapters.comfy import ComfyClient, ComfyLimits
 
 
 class ClientPool:
     """The HTTP clients of every ComfyUI this process talks to, by base URL."""
 
-    def __init__(self, *, max_connections: int = 16, max_keepalive: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 16,
+        max_keepalive: int = 8,
+        limits: ComfyLimits | None = None,
+    ) -> None:
+        #: The byte caps of every client made here (set from the settings at start-up).
+        self.limits = limits or ComfyLimits()
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_keepalive
         )
@@ -31,7 +39,8 @@ class ClientPool:
         self, url: str, token: str | None, *, timeout: float, attempts: int = 3
     ) -> ComfyClient:
         """A ComfyUI client over the URL's pool."""
-        return ComfyClient(self.http_for(url), url, token, timeout=timeout, attempts=attempts)
+        return ComfyClient(self.http_for(url), url, token, timeout=timeout, attempts=attempts,
+                           limits=self.limits)  # fmt: skip
 
     async def aclose(self) -> None:
         """Close every pool (operator shutdown)."""

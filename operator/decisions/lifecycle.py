@@ -54,6 +54,10 @@ class RentalView:
     public_ip: str | None = None
 
 
+#: The probe reason of an answer past its byte cap (``comfy.ProbeReason.TOO_LARGE``).
+PROBE_TOO_LARGE = "too_large"
+
+
 @dataclass(frozen=True)
 class ProbeView:
     """The last ComfyUI probe.
@@ -161,6 +165,10 @@ def decide_instance(
             phase, False, "MachineLost", f"{_describe(rental)}; waiting", start_probe=probing
         )
 
+    if probe is not None and probe.reason == PROBE_TOO_LARGE:
+        # A machine whose ComfyUI answers past the byte caps is hostile or broken: it is
+        # replaced at once and its host cooled down (not probed again until a timeout).
+        return _fail("MachineAnswerTooLarge", f"ComfyUI answered too much: {_clip(probe.message)}")
     if phase in _BEFORE_RUNNING:
         return _before_running(rental, status, rented_at=rented_at, now=now, policy=policy)
     if phase == "Starting":

@@ -61,8 +61,8 @@ async def run_probe(
     )
     models = [(m.folder, m.file) for m in pool.spec.template.models]
     result = await comfy.probe(
-        deps.http, url, token, required_models=models, deadline=0.0,
-        attempt_timeout=PROBE_TIMEOUT,
+        deps.comfy.http_for(url), url, token, required_models=models, deadline=0.0,
+        attempt_timeout=PROBE_TIMEOUT, limits=deps.comfy.limits,
     )  # fmt: skip
     if not result.ready:
         reason = result.reason.value if result.reason else "unknown"
@@ -109,7 +109,7 @@ async def run_canary(
     flow = workflows.build_workflow(
         spec, namespace=inst.metadata.namespace or "default", job=f"canary-{inst.metadata.name}"
     )
-    client = comfy.ComfyClient(deps.http, url, token, timeout=deps.settings.comfy_timeout)
+    client = deps.comfy.client(url, token, timeout=deps.settings.comfy_timeout)
     deadline = parse_duration(canary.timeout).total_seconds()
     await client.run_prompt(flow.graph, deadline=deadline)
 

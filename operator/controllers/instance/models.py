@@ -34,16 +34,16 @@ REPORT = comfy.OutputFile(
 
 async def read_report(deps: Deps, url: str, token: str | None) -> downloads.ModelsReport | None:
     """The machine's download report; None while it is not there (yet) or unreadable."""
-    client = comfy.ComfyClient(deps.http, url, token, timeout=deps.settings.comfy_timeout)
+    client = deps.comfy.client(url, token, timeout=deps.settings.comfy_timeout)
     data = b""
     try:
-        stream = cast("AsyncGenerator[bytes, None]", client.fetch_output(REPORT))
+        stream = cast(
+            "AsyncGenerator[bytes, None]", client.fetch_output(REPORT, limit=MAX_REPORT_BYTES)
+        )
         async with contextlib.aclosing(stream) as chunks:
             async for chunk in chunks:
                 data += chunk
-                if len(data) > MAX_REPORT_BYTES:
-                    return None
-    except (errors.ComfyError, TimeoutError):
+    except (errors.ComfyError, TimeoutError):  # too large included: not a report
         return None
     return downloads.parse_report(data)
 

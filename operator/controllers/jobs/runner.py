@@ -36,7 +36,9 @@ from warmpool.operator.adapters import comfy, kube
 from warmpool.operator.controllers.jobs import outcomes, outputs
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
-from warmpool.operator.decisions import admission, minors, prompts, scheduler, workflows
+from warmpool.operator.decisions import (
+    admission, minors, prompts, references, scheduler, workflows,
+)  # fmt: skip
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -150,6 +152,8 @@ class Run:
             except (errors.JobBuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
                 reason = exc.reason if isinstance(exc, errors.JobBuildError) else "InvalidSpec"
                 return await self.finish("Failed", reason, str(exc)[:500])
+            except errors.ComfyAnswerTooLargeError as exc:
+                return await self.failed("too_large", f"uploading the reference: {exc}")
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"uploading the reference: {exc}")
             # Scheduled + finalizer and the submission go in parallel (dispatch latency);
@@ -252,6 +256,8 @@ class Run:
             return await self.failed("interrupted", str(exc))
         except errors.ComfyDeadlineError:
             return await self.failed("timeout", f"not finished within {self.spec.timeout}")
+        except errors.ComfyAnswerTooLargeError as exc:
+            return await self.failed("too_large", str(exc))
         except errors.ComfyError as exc:
             return await self.failed("instance_lost", str(exc))
         return await self.succeed(result)
@@ -286,6 +292,11 @@ class Run:
             spec = spec.model_copy(update={"seed": int(self.status["seed"])})  # same on retry
         upload = None
         if spec.reference_image:
+            # Only the owner's own uploads in this namespace (kubectl bypasses the studio).
+            ref = references.check_reference(spec.reference_image, namespace=self.ns,
+                                             owner=spec.owner)  # fmt: skip
+            if ref is not None:
+                raise errors.JobBuildError(ref.reason, ref.message)
             assert self.client is not None
             data = await self.deps.artifacts.get_bytes(spec.reference_image)
             name = f"warmpool-{self.job.uid}-{spec.reference_image.rsplit('/', 1)[-1]}"
@@ -388,6 +399,8 @@ class Run:
                                            record=self.record())  # fmt: skip
             except errors.JobOutputError as exc:
                 return await self.failed("bad_output", str(exc))
+            except errors.ComfyAnswerTooLargeError as exc:
+                return await self.failed("too_large", f"fetching outputs: {exc}")
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"fetching outputs: {exc}")
             except errors.ArtifactError as exc:  # the store is down: try again later
@@ -444,7 +457,7 @@ class Run:
             gpu_name=self.inst.gpu_name, pool_gpus=gpus, excluded_gpus=self.job.excluded_gpus,
         )  # fmt: skip
         metrics.JOB_FAILURES.labels(self.ns, self.pool.name, verdict.reason).inc()
-        if kind in ("stalled", "timeout", "bad_output", "interrupted"):
+        if kind in ("stalled", "timeout", "bad_output", "interrupted", "too_large"):
             await self.interrupt()
         if verdict.record_host:
             await outcomes.record_host_failure(
