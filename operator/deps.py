@@ -163,6 +163,7 @@ async def open_deps(deps: Deps) -> None:
     """Create the clients in the memo (idempotent)."""
     s = deps.settings
     deps.comfy.limits = ComfyLimits.from_settings(s)
+    deps.comfy.allow_http = s.comfy_allow_plain_http
     if deps.opened_vastai is None:
         deps.opened_vastai = VastaiClient.from_settings(deps.http, s)
     if deps.opened_inventory is None:

@@ -70,6 +70,13 @@ class OperatorSettings(BaseSettings):
         "production: a rental reporting such a public_ipaddr is refused and replaced.",
     )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
+    comfy_allow_plain_http: bool = Field(
+        False,
+        description="Rent without a per-instance TLS certificate and talk plain HTTP to "
+        "ComfyUI (token and prompts in clear text): only for images without a TLS proxy on a "
+        "trusted network. By default every machine gets a pinned certificate and any "
+        "http:// URL is refused before a byte (or the token) is sent.",
+    )
     comfy_max_json_bytes: int = Field(
         8 * MIB, ge=64 * 1024,
         description="Bytes: the largest JSON answer accepted from a machine's ComfyUI "

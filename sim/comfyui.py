@@ -33,6 +33,7 @@ import hmac
 import itertools
 import logging
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections import Counter, OrderedDict
@@ -88,6 +89,10 @@ class ComfyOptions:
     # (the image's own) plus the files in it, rescanned on every request (the Vast.ai
     # simulator's machines download there).
     models_dir: str | None = None
+    # TLS: serve HTTPS with this certificate and key (PEM files), as the Instance Portal's
+    # Caddy does with ENABLE_HTTPS; plain HTTP when unset.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 @dataclasses.dataclass
@@ -156,7 +161,16 @@ class ComfyServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.options.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.options.tls_cert:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.options.tls_cert, self.options.tls_key)
+        return context
 
     # ------------------------------------------------------------- lifecycle
     async def _start(self, port: int) -> None:
@@ -164,7 +178,8 @@ class ComfyServer:
         routes.register(app, self)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, port, reuse_address=True,
+                           ssl_context=self._tls())  # fmt: skip
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.crashed = False

@@ -221,10 +221,13 @@ class ComfyClient:
         sleep: Sleep = asyncio.sleep,
         limits: ComfyLimits | None = None,
         tls: ssl.SSLContext | None = None,
+        allow_http: bool = True,
     ) -> None:
         self._http = http
         #: The TLS context the HTTP client verifies with; the websocket uses the same.
         self.tls = tls
+        #: False: an ``http://`` base URL is refused before anything (the token) is sent.
+        self.allow_http = allow_http
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout
@@ -252,6 +255,7 @@ class ComfyClient:
             reraise=True,
         )
         endpoint = f"{method} {path.split('?')[0]}"
+        self._check_channel(endpoint)
         async for attempt in retrying:
             with attempt:
                 request = self._http.build_request(
@@ -265,8 +269,6 @@ class ComfyClient:
                             body = await read_capped(response, endpoint, self.limits.json)
                         finally:
                             await response.aclose()
-                except httpx.ConnectError as exc:
-                    raise errors.ComfyRefusedError(f"{endpoint}: connection refused") from exc
                 except (httpx.TimeoutException, TimeoutError) as exc:
                     raise errors.ComfyTimedOutError(f"{endpoint}: timed out") from exc
                 except httpx.TransportError as exc:
@@ -275,6 +277,13 @@ class ComfyClient:
                 _raise_for_status(endpoint, response.status_code, body)
                 return body
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_channel(self, endpoint: str) -> None:
+        if not self.allow_http and not self.base_url.startswith("https://"):
+            raise errors.ComfyInsecureChannelError(
+                f"{endpoint}: plain HTTP refused (WARMPOOL_COMFY_ALLOW_PLAIN_HTTP is off); "
+                "nothing was sent"
+            )
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         body = await self._request(method, path, **kwargs)
@@ -374,6 +383,7 @@ class ComfyClient:
         :class:`errors.ComfyAnswerTooLargeError` (a declared ``Content-Length`` above it is
         refused before the first byte)."""
         cap = self.limits.image if limit is None else limit
+        self._check_channel("GET /view")
         params = {"filename": output.filename, "subfolder": output.subfolder, "type": output.type}
         request = self._http.build_request(
             "GET", self.base_url + "/view", params=params, headers=self._headers,
@@ -404,6 +414,7 @@ class ComfyClient:
 
     def connect(self, client_id: str) -> connect:
         """An (unopened) websocket connection to ``/ws`` for ``client_id``."""
+        self._check_channel("GET /ws")
         return connect(
             self._ws_url(client_id), additional_headers=self._headers,
             max_size=self.limits.json, open_timeout=self.timeout, ping_interval=20,
@@ -446,6 +457,8 @@ def _transport_error(endpoint: str, exc: httpx.TransportError) -> errors.ComfyEr
         return errors.ComfyInsecureChannelError(f"{endpoint}: TLS certificate not verified")
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text.lower():
         return errors.ComfyInsecureChannelError(f"{endpoint}: the machine does not speak TLS")
+    if isinstance(exc, httpx.ConnectError):
+        return errors.ComfyRefusedError(f"{endpoint}: connection refused")
     return errors.ComfyRefusedError(f"{endpoint}: {type(exc).__name__}")
 
 
@@ -670,9 +683,11 @@ async def probe(
     attempt_timeout: float = 5.0,
     sleep: Sleep = asyncio.sleep,
     limits: ComfyLimits | None = None,
+    allow_http: bool = True,
 ) -> ProbeResult:
     """Probe one server until ready or ``deadline`` seconds passed (see :mod:`.comfy_probe`)."""
-    client = ComfyClient(http, base_url, token, timeout=attempt_timeout, attempts=1, limits=limits)
+    client = ComfyClient(http, base_url, token, timeout=attempt_timeout, attempts=1, limits=limits,
+                         allow_http=allow_http)  # fmt: skip
     return await probe_with(client, required_models=required_models, deadline=deadline,
                             initial_backoff=initial_backoff, max_backoff=max_backoff,
                             sleep=sleep)  # fmt: skip

@@ -49,6 +49,7 @@ class ProbeReason(enum.StrEnum):
     MODEL_MISSING = "model_missing"
     AUTH = "auth"
     TOO_LARGE = "too_large"  # an answer past its byte cap: a hostile or broken machine
+    INSECURE = "insecure_channel"  # plain HTTP refused, or TLS that fails the pinned certificate
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ async def probe_once(
         return ProbeResult(False, ProbeReason.AUTH, str(exc))
     except errors.ComfyAnswerTooLargeError as exc:
         return ProbeResult(False, ProbeReason.TOO_LARGE, str(exc))
+    except errors.ComfyInsecureChannelError as exc:
+        return ProbeResult(False, ProbeReason.INSECURE, str(exc))
     except errors.ComfyUnavailableError as exc:
         reason = (
             ProbeReason.REFUSED
@@ -130,7 +133,8 @@ async def probe_with(
     models = tuple(required_models)
 
     def failed(result: ProbeResult) -> bool:
-        return not result.ready and result.reason not in (ProbeReason.AUTH, ProbeReason.TOO_LARGE)
+        final = (ProbeReason.AUTH, ProbeReason.TOO_LARGE, ProbeReason.INSECURE)
+        return not result.ready and result.reason not in final
 
     def last(state: RetryCallState) -> ProbeResult:
         assert state.outcome is not None

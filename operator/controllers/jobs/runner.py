@@ -37,7 +37,12 @@ from warmpool.operator.controllers.jobs import outcomes, outputs
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
 from warmpool.operator.decisions import (
-    admission, minors, prompts, references, scheduler, workflows,
+    admission,
+    minors,
+    prompts,
+    references,
+    scheduler,
+    workflows,
 )  # fmt: skip
 from warmpool.operator.deps import Deps
 
@@ -140,7 +145,8 @@ class Run:
     async def attempt(self, *, resume: bool) -> bool:
         """Run to an outcome; True when the job reached a terminal phase."""
         self.client = self.deps.comfy.client(self.inst.comfy_url, await self.token(),
-                                             timeout=self.deps.settings.comfy_timeout)  # fmt: skip
+                                             timeout=self.deps.settings.comfy_timeout,
+                                             pin=await self.pin())  # fmt: skip
         if resume:
             started = parse_optional_time(self.status.get("startedAt"))
             self.accepted = self.monotonic() - (
@@ -497,12 +503,16 @@ class Run:
     async def token(self) -> str | None:
         return await self.deps.tokens.get(self.ns, self.inst.name, secret=self.inst.token_secret)
 
+    async def pin(self) -> str | None:
+        """The instance's pinned TLS certificate (None: rented without one)."""
+        return await self.deps.tokens.pin(self.ns, self.inst.name, secret=self.inst.token_secret)
+
     async def interrupt(self) -> None:
         """Best effort: drop the prompt from the queue, interrupt it if it runs."""
         if self.client is None or not self.prompt_id:
             return
         quick = self.deps.comfy.client(self.inst.comfy_url, await self.token(), timeout=QUICK,
-                                       attempts=1)  # fmt: skip
+                                       attempts=1, pin=await self.pin())  # fmt: skip
         with contextlib.suppress(errors.ComfyError, TimeoutError):
             await asyncio.wait_for(quick.cancel(self.prompt_id), QUICK * 2)
 
