@@ -198,3 +198,21 @@ async def test_an_endless_instance_log_is_cut_at_its_cap(
     assert text.endswith("[log cut at 100000 bytes]\n")
     assert len(text) < 100_000 + 100
     assert body.sent <= 100_000 + READ
+
+
+async def test_a_websocket_frame_past_the_cap_fails_the_follow() -> None:
+    """A frame larger than the JSON cap closes the socket (1009) and is an oversized
+    answer, not a reason to fall back to polling the same machine."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def huge(ws: ServerConnection) -> None:
+        await ws.send('{"type": "status", "data": {"pad": "' + "x" * (LIMITS.json * 2) + '"}}')
+        await ws.wait_closed()
+
+    async with serve(huge, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with httpx.AsyncClient() as http:
+            c = comfy.ComfyClient(http, f"http://127.0.0.1:{port}", TOKEN, limits=LIMITS,
+                                  timeout=5.0)  # fmt: skip
+            with pytest.raises(errors.ComfyAnswerTooLargeError, match="GET /ws"):
+                await c.follow_prompt("p1", "cid", deadline=10.0)
