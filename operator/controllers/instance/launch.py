@@ -166,10 +166,11 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
     identity = None
     if not deps.settings.comfy_allow_plain_http:
         identity = await secrets.read_identity(deps.kube, ns, inst.metadata.name)
-        if identity is None:  # a Secret from before TLS: give it a pair now
-            await deps.kube.delete(kube.SECRETS, secrets.token_secret_name(inst.metadata.name), ns)
-            raise errors.KubeUnavailableError("the token Secret had no TLS pair; made anew",
-                                              retry_after=1)  # fmt: skip
+        if identity is None:  # a token Secret made before TLS: no pinned pair to send
+            missing = ("the instance's token Secret has no TLS pair (made by an older operator); "
+                       "delete this GpuInstance and the pool makes a new one")  # fmt: skip
+            await _pending(deps, inst, "ChannelCertificateMissing", missing)
+            return
     request = create_request(pool, label=label, token=token, models=models,
                              model_tokens=model_tokens, identity=identity)  # fmt: skip
     reserved = deps.reservations.setdefault(f"{ns}/{pool.metadata.name}", {})
