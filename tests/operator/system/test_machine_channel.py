@@ -86,13 +86,13 @@ async def test_a_host_that_downgrades_or_swaps_the_certificate_gets_no_token(
 
     cluster.create(pool_body("wary", replicas=1))
     async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)):
-        await eventually(hostile_started, timeout=30, what="the hostile machine up")
+        await eventually(hostile_started, timeout=60, what="the hostile machine up")
         (bad,) = seen
         ledger = await eventually(
             lambda: [f for f in (cluster.get(API, "GpuPool", "wary", namespace="default")
                                  or {}).get("status", {}).get("hostFailures", [])
                      if f["reason"] == "MachineChannelInsecure"],
-            timeout=30, what="the hostile instance replaced and its host cooled down",
+            timeout=60, what="the hostile instance replaced and its host cooled down",
         )  # fmt: skip
         assert ledger[0]["machineId"] == sim.state.rentals[bad].machine.machine_id
         assert ledger
