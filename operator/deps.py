@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from warmpool.operator.adapters import artifacts
 from warmpool.operator.adapters.artifacts import ArtifactStore
 from warmpool.operator.adapters.comfy_clients import ClientPool
+from warmpool.operator.adapters.comfy_limits import ComfyLimits
 from warmpool.operator.adapters.inventory import Inventory
 from warmpool.operator.adapters.kube import KubeClient
 from warmpool.operator.adapters.secrets import TokenCache
@@ -169,6 +170,8 @@ def _opened(client: T | None, name: str) -> T:
 async def open_deps(deps: Deps) -> None:
     """Create the clients in the memo (idempotent)."""
     s = deps.settings
+    deps.comfy.limits = ComfyLimits.from_settings(s)
+    deps.comfy.allow_http = s.comfy_allow_plain_http
     if deps.opened_vastai is None:
         deps.opened_vastai = VastaiClient.from_settings(deps.http, s)
     if deps.opened_inventory is None:

@@ -36,7 +36,9 @@ the boundary (chained with ``from``) into these classes and decide nothing else.
     │   ├── ComfyExecutionError                execution_error (message, node, exception type)
     │   │   └── ComfyOutOfMemoryError          execution_error caused by out-of-memory
     │   ├── ComfyInterruptedError              execution_interrupted
-    │   └── ComfyMalformedResponseError        not JSON / wrong shape
+    │   ├── ComfyMalformedResponseError        not JSON / wrong shape
+    │   ├── ComfyAnswerTooLargeError           an answer passed its byte cap (hostile machine)
+    │   └── ComfyInsecureChannelError          plain HTTP, or TLS that fails verification
     ├── KubeError                              (base of every Kubernetes API failure)
     │   ├── KubeNotFoundError                  404: no such object
     │   ├── KubeConflictError                  409: stale resourceVersion or already exists
@@ -228,6 +230,29 @@ class ComfyInterruptedError(ComfyError):
 
 class ComfyMalformedResponseError(ComfyError):
     """The answer was not JSON or not of the documented shape."""
+
+
+class ComfyAnswerTooLargeError(ComfyError):
+    """A machine answered more bytes than accepted for that kind of answer: a hostile or
+    broken machine (status reason :data:`MACHINE_ANSWER_TOO_LARGE`). Reading stopped at
+    the cap, so nothing past it was held in memory. Not retried on the same machine."""
+
+    reason = "MachineAnswerTooLarge"
+
+    def __init__(self, message: str, *, endpoint: str = "", limit: int = 0) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.limit = limit
+
+
+#: The status reason of a job or instance that failed because of an oversized answer.
+MACHINE_ANSWER_TOO_LARGE = ComfyAnswerTooLargeError.reason
+
+
+class ComfyInsecureChannelError(ComfyError):
+    """The machine's channel is not the verified TLS one expected: a plain ``http://`` URL
+    where only HTTPS is allowed, or a certificate that does not verify against the pinned
+    per-instance CA. Nothing (no token) was sent."""
 
 
 # ---------------------------------------------------------------- Kubernetes

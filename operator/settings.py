@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warmpool.operator import selectors as shards
 
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
 
 class OperatorSettings(BaseSettings):
     """Everything the operator reads from its environment. Secrets are ``SecretStr``."""
@@ -29,6 +32,10 @@ class OperatorSettings(BaseSettings):
     vastai_deadline: float = Field(
         60.0, gt=0, description="Total time for one call including retries, seconds."
     )
+    vastai_max_log_bytes: int = Field(
+        4 * MIB, ge=1024,
+        description="Bytes: the most read of one instance log (the machine writes it).",
+    )  # fmt: skip
     inventory_refresh: float = Field(
         5.0, gt=0, description="Seconds one Vast.ai instance listing serves all pools."
     )
@@ -78,6 +85,29 @@ class OperatorSettings(BaseSettings):
         "production: a rental reporting such a public_ipaddr is refused and replaced.",
     )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
+    comfy_allow_plain_http: bool = Field(
+        False,
+        description="Rent without a per-instance TLS certificate and talk plain HTTP to "
+        "ComfyUI (token and prompts in clear text): only for images without a TLS proxy on a "
+        "trusted network. By default every machine gets a pinned certificate and any "
+        "http:// URL is refused before a byte (or the token) is sent.",
+    )
+    comfy_max_json_bytes: int = Field(
+        8 * MIB, ge=64 * 1024,
+        description="Bytes: the largest JSON answer accepted from a machine's ComfyUI "
+        "(/prompt, /history, /queue, /object_info, /system_stats, the download report, "
+        "a websocket frame); past it the answer is dropped and the host cooled down.",
+    )  # fmt: skip
+    comfy_max_image_bytes: int = Field(
+        64 * MIB, ge=1024,
+        description="Bytes: the largest image output accepted from a machine (checked in "
+        "memory, so keep it modest).",
+    )  # fmt: skip
+    comfy_max_video_bytes: int = Field(
+        2 * GIB, ge=1024,
+        description="Bytes: the largest video output accepted from a machine (streamed to the "
+        "artifact store, never held in memory).",
+    )  # fmt: skip
     namespace: str | None = Field(
         None,
         description="Watch only this namespace, or these (comma-separated); cluster-wide "

@@ -17,7 +17,8 @@ access. The control API under ``/_sim/`` needs no token.
 Faults (``POST /_sim/faults`` or methods of :class:`ComfyServer`): slow start,
 missing model (at validation or at run time), crash mid-job, node failure and
 out-of-memory, stalled progress, a flat-colour output, websocket drop, HTTP errors
-on a route.
+on a route, and a hostile machine's answer on a route: a body of N bytes, or one that
+never ends (``huge_answer``; for the operator's byte caps).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import hmac
 import itertools
 import logging
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections import Counter, OrderedDict
@@ -63,6 +65,8 @@ DEFAULT_MODELS: dict[str, list[str]] = {
 BROADCAST_WITHOUT_CLIENT = {"status", "progress", "progress_state", "execution_interrupted"}
 HISTORY_CAP = 10_000
 COOKIE = "warmpool_sim_token"
+#: An "endless" answer stops here anyway, should its client never hang up (16 GiB).
+HUGE_SAFETY = 16 * 1024**3
 
 
 @dataclasses.dataclass
@@ -85,6 +89,10 @@ class ComfyOptions:
     # (the image's own) plus the files in it, rescanned on every request (the Vast.ai
     # simulator's machines download there).
     models_dir: str | None = None
+    # TLS: serve HTTPS with this certificate and key (PEM files), as the Instance Portal's
+    # Caddy does with ENABLE_HTTPS; plain HTTP when unset.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 @dataclasses.dataclass
@@ -98,6 +106,8 @@ class Faults:
     flat_output: bool = False  # the next saved image is a single flat colour
     fail: dict[str, Any] | None = None  # node_type, after_steps, exception_type, message
     route_errors: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # path→[st, n]
+    #: path → [bytes (0: endless), count]: the next answers are that many junk bytes.
+    huge_answers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def describe(self, now: float) -> dict[str, Any]:
         return {
@@ -108,6 +118,7 @@ class Faults:
             "flat_output": self.flat_output,
             "fail": self.fail,
             "route_errors": self.route_errors,
+            "huge_answers": self.huge_answers,
         }
 
 
@@ -150,7 +161,16 @@ class ComfyServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.options.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.options.tls_cert:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.options.tls_cert, self.options.tls_key)
+        return context
 
     # ------------------------------------------------------------- lifecycle
     async def _start(self, port: int) -> None:
@@ -158,7 +178,8 @@ class ComfyServer:
         routes.register(app, self)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, port, reuse_address=True,
+                           ssl_context=self._tls())  # fmt: skip
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.crashed = False
@@ -248,6 +269,24 @@ class ComfyServer:
     def fail_route(self, path: str, status: int = 500, count: int = 1) -> None:
         """The next ``count`` requests to ``path`` answer ``status``."""
         self.faults.route_errors[path] = [status, count]
+
+    def huge_answer(self, path: str, size: int = 0, count: int = 1) -> None:
+        """The next ``count`` answers on ``path`` are ``size`` junk bytes (0: never ending),
+        streamed without a Content-Length, as a hostile machine would."""
+        self.faults.huge_answers[path] = [size, count]
+
+    async def _huge(self, request: web.Request, size: int) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        chunk = b"\x89" + b"a" * 65535
+        sent = 0
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await response.write(b'{"junk": "')
+            while (size == 0 and sent < HUGE_SAFETY) or sent < size:
+                part = chunk if size == 0 else chunk[: size - sent]
+                await response.write(part)
+                sent += len(part)
+        return response
 
     def clear_faults(self) -> None:
         self.faults = Faults()
@@ -447,6 +486,10 @@ class ComfyServer:
         if err and err[1] > 0:
             err[1] -= 1
             return web.Response(status=err[0], text=f"{err[0]} simulated error")
+        huge = self.faults.huge_answers.get(bare)
+        if huge and huge[1] > 0:
+            huge[1] -= 1
+            return await self._huge(request, huge[0])
         response = await handler(request)
         if set_cookie and self.token is not None:
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")

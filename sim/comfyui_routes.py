@@ -293,7 +293,8 @@ def _register_control(app: web.Application, s: ComfyServer) -> None:
         """Body keys: slow_start (seconds), missing_model {folder, name, at_runtime},
         crash_after_steps, stall_after_steps, flat_output, oom {node_type, after_steps},
         fail {node_type, exception_type, message, after_steps}, drop_websockets,
-        route_error {path, status, count}, crash, clear."""
+        route_error {path, status, count}, huge_answer {path, bytes (0: endless), count},
+        crash, clear."""
         body = await _json_or_empty(request)
         if body.get("clear"):
             s.clear_faults()
@@ -317,6 +318,9 @@ def _register_control(app: web.Application, s: ComfyServer) -> None:
         if "route_error" in body:
             r = body["route_error"]
             s.fail_route(r["path"], int(r.get("status", 500)), int(r.get("count", 1)))
+        if "huge_answer" in body:
+            h = body["huge_answer"]
+            s.huge_answer(h["path"], int(h.get("bytes", 0)), int(h.get("count", 1)))
         if body.get("drop_websockets"):
             await s.drop_websockets()
         if body.get("crash"):

@@ -76,7 +76,13 @@ def comfy_starter(options: dict[str, Any] | None = None) -> ComfyStarter:
     """How a rental that reaches running gets its ComfyUI: the ComfyUI simulator."""
 
     async def start(
-        token: str | None, clock: Clock, workspace: Path | None, /, *, host: str = "127.0.0.1"
+        token: str | None,
+        clock: Clock,
+        workspace: Path | None,
+        /,
+        *,
+        host: str = "127.0.0.1",
+        tls: tuple[Path, Path] | None = None,
     ) -> ComfyHandle:
         from warmpool.sim.comfyui import start_comfyui
 
@@ -84,6 +90,8 @@ def comfy_starter(options: dict[str, Any] | None = None) -> ComfyStarter:
         if workspace is not None:  # Vast.ai's ComfyUI image: /workspace/ComfyUI
             chosen["root"] = str(workspace / "ComfyUI")
             chosen["models_dir"] = str(workspace / "ComfyUI" / "models")
+        if tls is not None:  # ENABLE_HTTPS: the portal serves <dir>/instance.{crt,key}
+            chosen["tls_cert"], chosen["tls_key"] = str(tls[0]), str(tls[1])
         return await start_comfyui(token=token, clock=clock, **chosen)
 
     return start

@@ -37,7 +37,10 @@ logger = logging.getLogger(__name__)
 
 RENTAL_FAULTS = frozenset(
     {"no_space", "stuck_loading", "late_ports", "offline", "destroy_retry", "pull_error",
-     "comfy_crash"}
+     "comfy_crash",
+     # a hostile host: its portal ignores ENABLE_HTTPS (plain HTTP), or serves a
+     # certificate of its own instead of the one it was given (a man in the middle)
+     "plain_http", "foreign_cert"}
 )  # fmt: skip
 #: Faults drawn when a stopped rental is started (F17: its GPU was rented by someone else).
 START_FAULTS = frozenset({"gpu_taken"})
@@ -76,13 +79,23 @@ class CrashableComfy(ComfyHandle, Protocol):
 
 
 class ComfyStarter(Protocol):
-    """(token, clock, workspace or None, host) → a started ComfyUI on ``host``; with a
-    workspace, ComfyUI lives in ``<workspace>/ComfyUI`` and lists the models there."""
+    """(token, clock, workspace or None, host, tls) → a started ComfyUI on ``host``; with a
+    workspace, ComfyUI lives in ``<workspace>/ComfyUI`` and lists the models there; with
+    ``tls`` (certificate and key files) it serves HTTPS with them (the Instance Portal's
+    Caddy with ``ENABLE_HTTPS``)."""
 
     def __call__(
-        self, token: str | None, clock: Clock, workspace: Path | None, /, *, host: str = ...
+        self,
+        token: str | None,
+        clock: Clock,
+        workspace: Path | None,
+        /,
+        *,
+        host: str = ...,
+        tls: tuple[Path, Path] | None = ...,
     ) -> Awaitable[ComfyHandle]:
-        """``host`` is passed only when the rental has its own address (after a start)."""
+        """``host`` is passed only when the rental has its own address (after a start),
+        ``tls`` only when the rental serves HTTPS."""
         ...
 
 
@@ -596,10 +609,22 @@ class World:
                 token = None
             provisions = vastai_machine.provisions(rental.env) and bool(rental.onstart)
             workspace = self.workspace_for(rental) if provisions else None
-            if rental.public_ipaddr is None:  # the machine's address (starters of 3 args)
-                rental.comfy = await self.comfy(token, self.clock, workspace)
-            else:  # a new address after a start (F19)
-                rental.comfy = await self.comfy(token, self.clock, workspace, host=rental.address)
+            options: dict[str, Any] = {}  # passed only when set (starters of 3 args)
+            if rental.public_ipaddr is not None:  # a new address after a start (F19)
+                options["host"] = rental.address
+            tls = None
+            if vastai_machine.serves_tls(rental.env, rental.onstart):
+                # The onstart line writes the pair before the portal's Caddy serves it.
+                tls = await vastai_machine.install_tls(
+                    rental.onstart or "", rental.env, self.workspace_for(rental), log=rental.log
+                )
+                if "plain_http" in rental.flags:
+                    tls = None
+                elif "foreign_cert" in rental.flags:
+                    tls = vastai_machine.foreign_tls(self.workspace_for(rental))
+            if tls is not None:
+                options["tls"] = tls
+            rental.comfy = await self.comfy(token, self.clock, workspace, **options)
             if workspace is not None and rental.onstart:
                 rental.provisioning = asyncio.ensure_future(
                     vastai_machine.run_provisioning(

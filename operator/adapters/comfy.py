@@ -13,10 +13,13 @@ bounds the frame size (previews can be MBs), and a long-lived socket does not ho
 a connection of the shared HTTP pool. When the socket drops, :meth:`follow_prompt`
 falls back to polling ``/history/{id}`` and ``/queue``.
 
-One piece of about 600 lines on purpose: the HTTP chokepoint, the websocket follower with
-its polling fallback and the output fetcher share one client's state (URL, token, time-outs);
-the readiness probe (:mod:`.comfy_probe`) and the per-URL HTTP pools (:mod:`.comfy_clients`)
-are split out.
+Every answer is read with a byte cap (:mod:`.comfy_limits`) and JSON answers are checked
+against pydantic shapes (:mod:`.comfy_answers`) before use: a rented machine is not trusted.
+
+One piece of about 670 lines on purpose: the HTTP chokepoint, the websocket follower with
+its polling fallback and the output fetcher share one client's state (URL, token, time-outs,
+caps); the readiness probe (:mod:`.comfy_probe`), the per-URL HTTP pools
+(:mod:`.comfy_clients`), the caps and the answer shapes are split out.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import inspect
 import json
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -39,9 +43,17 @@ from tenacity import (
     wait_exponential_jitter,
 )
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.frames import CloseCode
 
 from warmpool.operator import errors
+from warmpool.operator.adapters import comfy_answers as answers
+from warmpool.operator.adapters.comfy_limits import (
+    ComfyLimits,
+    capped_chunks,
+    read_capped,
+    too_large,
+)
 from warmpool.operator.adapters.comfy_probe import (
     ProbeReason,
     ProbeResult,
@@ -51,9 +63,10 @@ from warmpool.operator.adapters.comfy_probe import (
 )
 
 __all__ = [
-    "ComfyClient", "OutputFile", "ProbeReason", "ProbeResult", "ProbeTarget", "ProgressCallback",
-    "ProgressEvent", "PromptResult", "QueueState", "Submitted", "execution_error",
-    "is_out_of_memory", "outputs_from", "probe", "probe_once", "probe_with", "validation_error",
+    "ComfyClient", "ComfyLimits", "OutputFile", "ProbeReason", "ProbeResult", "ProbeTarget",
+    "ProgressCallback", "ProgressEvent", "PromptResult", "QueueState", "Submitted",
+    "execution_error", "is_out_of_memory", "outputs_from", "probe", "probe_once", "probe_with",
+    "validation_error",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -61,8 +74,10 @@ logger = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 OOM_TIPS = "This error means you ran out of memory on your GPU."
 HOST_OOM = "DefaultCPUAllocator: can't allocate memory"
-WS_MAX_SIZE = 32 * 1024 * 1024
 WS_GREETING_TIMEOUT = 5.0  # for the first status, sent once the server registered the socket
+#: A JSON answer must arrive whole within this many per-request time-outs (a body dripping
+#: one byte at a time never trips the per-read time-out).
+TOTAL_TIMEOUT_FACTOR = 3
 
 
 # ---------------------------------------------------------------- values
@@ -204,22 +219,34 @@ class ComfyClient:
         timeout: float = 10.0,
         attempts: int = 3,
         sleep: Sleep = asyncio.sleep,
+        limits: ComfyLimits | None = None,
+        tls: ssl.SSLContext | None = None,
+        allow_http: bool = True,
     ) -> None:
         self._http = http
+        #: The TLS context the HTTP client verifies with; the websocket uses the same.
+        self.tls = tls
+        #: False: an ``http://`` base URL is refused before anything (the token) is sent.
+        self.allow_http = allow_http
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout
         self.attempts = attempts
         self._sleep = sleep
+        self.limits = limits or ComfyLimits()
 
     @property
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        # identity: no compressed body whose expansion would have to be counted
+        headers = {"Accept-Encoding": "identity"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
 
-    async def _request(
-        self, method: str, path: str, *, retry: bool = True, **kwargs: Any
-    ) -> httpx.Response:
-        """The chokepoint: time-out, status → error, retries of idempotent calls."""
+    async def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> bytes:
+        """The chokepoint: time-out, byte cap, status → error, retries of idempotent calls.
+        Returns the body (at most ``limits.json`` bytes, read within
+        :data:`TOTAL_TIMEOUT_FACTOR` time-outs)."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts if retry else 1),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
@@ -228,50 +255,59 @@ class ComfyClient:
             reraise=True,
         )
         endpoint = f"{method} {path.split('?')[0]}"
+        self._check_channel(endpoint)
         async for attempt in retrying:
             with attempt:
+                request = self._http.build_request(
+                    method, self.base_url + path, headers=self._headers, timeout=self.timeout,
+                    **kwargs,
+                )  # fmt: skip
                 try:
-                    response = await self._http.request(
-                        method, self.base_url + path, headers=self._headers,
-                        timeout=self.timeout, **kwargs,
-                    )  # fmt: skip
-                except httpx.ConnectError as exc:
-                    raise errors.ComfyRefusedError(f"{endpoint}: connection refused") from exc
-                except httpx.TimeoutException as exc:
+                    async with asyncio.timeout(self.timeout * TOTAL_TIMEOUT_FACTOR):
+                        response = await self._http.send(request, stream=True)
+                        try:
+                            body = await read_capped(response, endpoint, self.limits.json)
+                        finally:
+                            await response.aclose()
+                except (httpx.TimeoutException, TimeoutError) as exc:
                     raise errors.ComfyTimedOutError(f"{endpoint}: timed out") from exc
                 except httpx.TransportError as exc:
-                    raise errors.ComfyRefusedError(f"{endpoint}: {type(exc).__name__}") from exc
+                    raise _transport_error(endpoint, exc) from exc
                 logger.debug("%s → %s", endpoint, response.status_code)
-                _raise_for_status(endpoint, response)
-                return response
+                _raise_for_status(endpoint, response.status_code, body)
+                return body
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _check_channel(self, endpoint: str) -> None:
+        if not self.allow_http and not self.base_url.startswith("https://"):
+            raise errors.ComfyInsecureChannelError(
+                f"{endpoint}: plain HTTP refused (WARMPOOL_COMFY_ALLOW_PLAIN_HTTP is off); "
+                "nothing was sent"
+            )
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._request(method, path, **kwargs)
+        body = await self._request(method, path, **kwargs)
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError as exc:
             raise errors.ComfyMalformedResponseError(f"{method} {path}: not JSON") from exc
 
     # ------------------------------------------------------------- calls
     async def system_stats(self, *, retry: bool = True) -> dict[str, Any]:
         data = await self._json("GET", "/system_stats", retry=retry)
-        if not isinstance(data, dict):
-            raise errors.ComfyMalformedResponseError("GET /system_stats: not an object")
-        return data
+        stats: dict[str, Any] = answers.parse(dict[str, Any], data, "GET /system_stats")
+        return stats
 
     async def object_info(self, node_class: str | None = None) -> dict[str, Any]:
         path = "/object_info" + (f"/{node_class}" if node_class else "")
         data = await self._json("GET", path)
-        if not isinstance(data, dict):
-            raise errors.ComfyMalformedResponseError(f"GET {path}: not an object")
-        return data
+        info: dict[str, Any] = answers.parse(dict[str, dict[str, Any]], data, f"GET {path}")
+        return info
 
     async def list_models(self, folder: str, *, retry: bool = True) -> list[str]:
         data = await self._json("GET", f"/models/{folder}", retry=retry)
-        if not isinstance(data, list):
-            raise errors.ComfyMalformedResponseError("GET /models/{folder}: not a list")
-        return [str(x) for x in data]
+        names: list[str] = answers.parse(list[str], data, "GET /models/{folder}")
+        return names
 
     async def submit_prompt(
         self,
@@ -291,27 +327,29 @@ class ComfyClient:
             data = await self._json("POST", "/prompt", retry=False, json=body)
         except errors.ComfyBadRequestError as exc:
             raise validation_error(exc.body) from None
-        if not isinstance(data, dict) or "prompt_id" not in data:
-            raise errors.ComfyMalformedResponseError("POST /prompt: no prompt_id")
+        answer = answers.parse(answers.PromptAnswer, data, "POST /prompt")
         # A 200 with a prompt_id AND node_errors: the server queued the outputs that
         # validated and runs them; the id must be kept so it can be followed or
         # interrupted (raising here would orphan a running prompt).
-        node_errors = data.get("node_errors") or {}
-        return Submitted(str(data["prompt_id"]), data.get("number", 0),
-                         dict(node_errors) if isinstance(node_errors, Mapping) else {})  # fmt: skip
+        return Submitted(answer.prompt_id, answer.number, dict(answer.node_errors))
 
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
-        """The history entry of a finished prompt, or None while it is not there."""
+        """The history entry of a finished prompt (its shape checked), or None while it is
+        not there."""
         data = await self._json("GET", f"/history/{prompt_id}")
         entry = data.get(prompt_id) if isinstance(data, dict) else None
-        return entry if isinstance(entry, dict) else None
+        if entry is None:
+            return None
+        answers.parse(answers.HistoryEntry, entry, "GET /history/{prompt_id}")
+        checked: dict[str, Any] = entry
+        return checked
 
     async def queue_state(self) -> QueueState:
-        data = await self._json("GET", "/queue")
+        data = answers.parse(answers.QueueAnswer, await self._json("GET", "/queue"), "GET /queue")
         try:
-            running = tuple(str(i[1]) for i in data["queue_running"])
-            pending = tuple(str(i[1]) for i in sorted(data["queue_pending"], key=lambda i: i[0]))
-        except (KeyError, IndexError, TypeError) as exc:
+            running = tuple(str(i[1]) for i in data.queue_running)
+            pending = tuple(str(i[1]) for i in sorted(data.queue_pending, key=lambda i: i[0]))
+        except (IndexError, TypeError) as exc:
             raise errors.ComfyMalformedResponseError("GET /queue: wrong shape") from exc
         return QueueState(running, pending)
 
@@ -331,17 +369,21 @@ class ComfyClient:
         """Upload into ``input/``; returns the name to put in ``LoadImage.image``."""
         files = {"image": (filename, data, "application/octet-stream")}
         form = {"subfolder": subfolder, "type": "input", "overwrite": str(overwrite).lower()}
-        answer = await self._json("POST", "/upload/image", files=files, data=form)
-        try:
-            name, sub = str(answer["name"]), str(answer.get("subfolder") or "")
-        except (KeyError, TypeError) as exc:
-            raise errors.ComfyMalformedResponseError("POST /upload/image: no name") from exc
-        return f"{sub}/{name}" if sub else name
+        data = await self._json("POST", "/upload/image", files=files, data=form)
+        answer = answers.parse(answers.UploadAnswer, data, "POST /upload/image")
+        sub = answer.subfolder or ""
+        return f"{sub}/{answer.name}" if sub else answer.name
 
     async def fetch_output(
-        self, output: OutputFile, *, chunk_size: int = 65536
+        self, output: OutputFile, *, limit: int | None = None, chunk_size: int = 65536
     ) -> AsyncIterator[bytes]:
-        """The bytes of one output from ``/view``, streamed; use with ``contextlib.aclosing``."""
+        """The bytes of one output from ``/view``, streamed; use with ``contextlib.aclosing``.
+
+        At most ``limit`` bytes (default ``limits.image``): past it the stream stops with
+        :class:`errors.ComfyAnswerTooLargeError` (a declared ``Content-Length`` above it is
+        refused before the first byte)."""
+        cap = self.limits.image if limit is None else limit
+        self._check_channel("GET /view")
         params = {"filename": output.filename, "subfolder": output.subfolder, "type": output.type}
         request = self._http.build_request(
             "GET", self.base_url + "/view", params=params, headers=self._headers,
@@ -350,11 +392,18 @@ class ComfyClient:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise errors.ComfyRefusedError("GET /view: unreachable") from exc
+            raise _transport_error("GET /view", exc) from exc
         try:
-            _raise_for_status("GET /view", response)
-            async for chunk in response.aiter_bytes(chunk_size):
-                yield chunk
+            if response.status_code >= 400:
+                body = await read_capped(response, "GET /view", self.limits.json)
+                _raise_for_status("GET /view", response.status_code, body)
+            try:
+                async for chunk in capped_chunks(response, "GET /view", cap, chunk_size=chunk_size):
+                    yield chunk
+            except httpx.TimeoutException as exc:
+                raise errors.ComfyTimedOutError("GET /view: timed out") from exc
+            except httpx.TransportError as exc:
+                raise errors.ComfyRefusedError(f"GET /view: {type(exc).__name__}") from exc
         finally:
             await response.aclose()
 
@@ -365,9 +414,11 @@ class ComfyClient:
 
     def connect(self, client_id: str) -> connect:
         """An (unopened) websocket connection to ``/ws`` for ``client_id``."""
+        self._check_channel("GET /ws")
         return connect(
             self._ws_url(client_id), additional_headers=self._headers,
-            max_size=WS_MAX_SIZE, open_timeout=self.timeout, ping_interval=20, ping_timeout=20,
+            max_size=self.limits.json, open_timeout=self.timeout, ping_interval=20,
+            ping_timeout=20, ssl=self.tls if self.base_url.startswith("https") else None,
         )  # fmt: skip
 
     async def run_prompt(
@@ -398,16 +449,38 @@ class ComfyClient:
         return await follower.run(prompt_id=prompt_id)
 
 
-def _raise_for_status(endpoint: str, response: httpx.Response) -> None:
-    code = response.status_code
+def _transport_error(endpoint: str, exc: httpx.TransportError) -> errors.ComfyError:
+    """A transport failure: a TLS verification failure is a refused channel (permanent for
+    this URL: the machine does not hold the certificate pinned for it), the rest refused."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text.lower():
+        return errors.ComfyInsecureChannelError(f"{endpoint}: TLS certificate not verified")
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text.lower():
+        return errors.ComfyInsecureChannelError(f"{endpoint}: the machine does not speak TLS")
+    if isinstance(exc, httpx.ConnectError):
+        return errors.ComfyRefusedError(f"{endpoint}: connection refused")
+    return errors.ComfyRefusedError(f"{endpoint}: {type(exc).__name__}")
+
+
+def _message(raw: str) -> answers.WsMessage:
+    """One websocket text frame, its envelope checked."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise errors.ComfyMalformedResponseError("GET /ws: a frame is not JSON") from exc
+    message: answers.WsMessage = answers.parse(answers.WsMessage, data, "GET /ws")
+    return message
+
+
+def _raise_for_status(endpoint: str, code: int, content: bytes) -> None:
     if code < 400:
         return
     if code in (401, 403):
         raise errors.ComfyAuthError(f"{endpoint}: {code}, token refused")
     if code == 400:
         try:
-            body = response.json()
-        except (ValueError, httpx.ResponseNotRead):
+            body = json.loads(content)
+        except ValueError:
             body = {}
         raise errors.ComfyBadRequestError(
             f"{endpoint}: 400", body=body if isinstance(body, dict) else {}
@@ -456,6 +529,10 @@ class _Follower:
                     if exc.response.status_code in (401, 403):
                         raise errors.ComfyAuthError("GET /ws: token refused") from exc
                     logger.info("websocket refused (%s); polling", exc.response.status_code)
+                except ConnectionClosed as exc:
+                    if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                        raise too_large("GET /ws", self.client.limits.json, "a frame") from exc
+                    logger.info("websocket closed (%s); polling history", exc)
                 except (WebSocketException, OSError) as exc:
                     logger.info("websocket lost (%s); polling history", type(exc).__name__)
                 if not self.prompt_id:
@@ -476,7 +553,7 @@ class _Follower:
                 async for raw in ws:
                     if isinstance(raw, bytes):
                         continue
-                    if json.loads(raw).get("type") == "status":
+                    if _message(raw).type == "status":
                         return early
                     early.append(raw)
         except TimeoutError:
@@ -498,8 +575,8 @@ class _Follower:
     async def _on_message(self, raw: str) -> PromptResult | None:
         """Handle one text message; the result once the prompt ended, else None."""
         pid = self.prompt_id
-        message = json.loads(raw)
-        kind, data = message.get("type"), message.get("data") or {}
+        message = _message(raw)
+        kind, data = message.type, message.data or {}
         if kind == "status" and not self.started:
             remaining = data.get("status", {}).get("exec_info", {}).get("queue_remaining")
             await self.emit(ProgressEvent("queued", pid, queue_remaining=remaining))
@@ -605,9 +682,12 @@ async def probe(
     max_backoff: float = 15.0,
     attempt_timeout: float = 5.0,
     sleep: Sleep = asyncio.sleep,
+    limits: ComfyLimits | None = None,
+    allow_http: bool = True,
 ) -> ProbeResult:
     """Probe one server until ready or ``deadline`` seconds passed (see :mod:`.comfy_probe`)."""
-    client = ComfyClient(http, base_url, token, timeout=attempt_timeout, attempts=1)
+    client = ComfyClient(http, base_url, token, timeout=attempt_timeout, attempts=1, limits=limits,
+                         allow_http=allow_http)  # fmt: skip
     return await probe_with(client, required_models=required_models, deadline=deadline,
                             initial_backoff=initial_backoff, max_backoff=max_backoff,
                             sleep=sleep)  # fmt: skip

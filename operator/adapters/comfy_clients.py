@@ -2,39 +2,73 @@
 
 httpcore scans every pooled connection on each request, so one big shared pool costs
 CPU in proportion to the fleet; one pool per instance keeps each request's cost flat.
+
+An ``https://`` URL with a pinned certificate gets a client that trusts that certificate
+only (:func:`machine_tls.pinned_context`); without a pin, the system's CAs. An
+``http://`` URL is refused by the clients made here unless :attr:`ClientPool.allow_http`.
 """
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
-from warmpool.operator.adapters.comfy import ComfyClient
+from warmpool.operator.adapters import machine_tls
+from warmpool.operator.adapters.comfy import ComfyClient, ComfyLimits
+
+_Entry = tuple[httpx.AsyncClient, ssl.SSLContext | None]
 
 
 class ClientPool:
     """The HTTP clients of every ComfyUI this process talks to, by base URL."""
 
-    def __init__(self, *, max_connections: int = 16, max_keepalive: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 16,
+        max_keepalive: int = 8,
+        limits: ComfyLimits | None = None,
+    ) -> None:
+        #: The byte caps of every client made here (set from the settings at start-up).
+        self.limits = limits or ComfyLimits()
+        #: ``WARMPOOL_COMFY_ALLOW_PLAIN_HTTP`` (set at start-up): off, http:// is refused.
+        self.allow_http = False
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_keepalive
         )
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str, str], _Entry] = {}
 
-    def http_for(self, url: str) -> httpx.AsyncClient:
-        """The HTTP client for one ComfyUI base URL (its own small connection pool)."""
-        client = self._clients.get(url)
-        if client is None:
-            client = self._clients[url] = httpx.AsyncClient(limits=self._limits)
-        return client
+    def _entry(self, url: str, pin: str | None) -> _Entry:
+        key = (url, pin or "")
+        entry = self._clients.get(key)
+        if entry is None:
+            tls = machine_tls.pinned_context(pin) if pin and url.startswith("https") else None
+            http = httpx.AsyncClient(limits=self._limits, verify=tls or True)
+            entry = self._clients[key] = (http, tls)
+        return entry
+
+    def http_for(self, url: str, pin: str | None = None) -> httpx.AsyncClient:
+        """The HTTP client for one ComfyUI base URL (its own small connection pool), trusting
+        only the pinned certificate when given."""
+        return self._entry(url, pin)[0]
 
     def client(
-        self, url: str, token: str | None, *, timeout: float, attempts: int = 3
+        self,
+        url: str,
+        token: str | None,
+        *,
+        timeout: float,
+        attempts: int = 3,
+        pin: str | None = None,
     ) -> ComfyClient:
-        """A ComfyUI client over the URL's pool."""
-        return ComfyClient(self.http_for(url), url, token, timeout=timeout, attempts=attempts)
+        """A ComfyUI client over the URL's pool (the websocket verifies the same pin)."""
+        http, tls = self._entry(url, pin)
+        return ComfyClient(http, url, token, timeout=timeout, attempts=attempts,
+                           limits=self.limits, tls=tls, allow_http=self.allow_http)  # fmt: skip
 
     async def aclose(self) -> None:
         """Close every pool (operator shutdown)."""
         clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        for client, _ in clients:
             await client.aclose()

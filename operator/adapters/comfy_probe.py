@@ -48,6 +48,8 @@ class ProbeReason(enum.StrEnum):
     NO_DEVICE = "no_device"
     MODEL_MISSING = "model_missing"
     AUTH = "auth"
+    TOO_LARGE = "too_large"  # an answer past its byte cap: a hostile or broken machine
+    INSECURE = "insecure_channel"  # plain HTTP refused, or TLS that fails the pinned certificate
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ async def probe_once(
         return ProbeResult(True, None, "ready", device=device, comfyui_version=version)
     except errors.ComfyAuthError as exc:
         return ProbeResult(False, ProbeReason.AUTH, str(exc))
+    except errors.ComfyAnswerTooLargeError as exc:
+        return ProbeResult(False, ProbeReason.TOO_LARGE, str(exc))
+    except errors.ComfyInsecureChannelError as exc:
+        return ProbeResult(False, ProbeReason.INSECURE, str(exc))
     except errors.ComfyUnavailableError as exc:
         reason = (
             ProbeReason.REFUSED
@@ -127,7 +133,8 @@ async def probe_with(
     models = tuple(required_models)
 
     def failed(result: ProbeResult) -> bool:
-        return not result.ready and result.reason is not ProbeReason.AUTH
+        final = (ProbeReason.AUTH, ProbeReason.TOO_LARGE, ProbeReason.INSECURE)
+        return not result.ready and result.reason not in final
 
     def last(state: RetryCallState) -> ProbeResult:
         assert state.outcome is not None

@@ -17,7 +17,11 @@ from typing import Any
 from warmpool.crds.common import API_VERSION, owner_reference
 from warmpool.crds.gpupool import SecretKeyRef
 from warmpool.operator import errors
-from warmpool.operator.adapters import kube
+from warmpool.operator.adapters import kube, machine_tls
+
+#: Keys of the instance Secret holding its TLS pair (the ``kubernetes.io/tls`` names).
+CERT_KEY = "tls.crt"
+KEY_KEY = "tls.key"
 
 
 def token_secret_name(instance: str) -> str:
@@ -53,13 +57,26 @@ async def read_token(
     return None if found is None else _decode(found)
 
 
+async def read_identity(
+    client: kube.KubeClient, namespace: str, instance: str, *, secret: str = ""
+) -> machine_tls.Identity | None:
+    """The instance's TLS pair; None when its Secret (or the pair) does not exist."""
+    found = await client.get(kube.SECRETS, secret or token_secret_name(instance), namespace)
+    if found is None:
+        return None
+    cert, key = _value(found, CERT_KEY), _value(found, KEY_KEY)
+    return machine_tls.Identity(cert, key) if cert and key else None
+
+
 async def ensure_token(client: kube.KubeClient, namespace: str, instance: str, uid: str) -> str:
-    """The instance's token, created (with a Secret owned by the GpuInstance) if missing."""
+    """The instance's token, created (with a Secret owned by the GpuInstance) if missing;
+    a new Secret also holds the instance's TLS pair (:func:`machine_tls.new_identity`)."""
     name = token_secret_name(instance)
     existing = await client.get(kube.SECRETS, name, namespace)
     if existing is not None:
         return _decode(existing)
     token = secrets.token_urlsafe(32)
+    identity = machine_tls.new_identity(instance)
     owner = {"apiVersion": API_VERSION, "kind": "GpuInstance",
              "metadata": {"name": instance, "uid": uid}}  # fmt: skip
     secret = {
@@ -72,7 +89,11 @@ async def ensure_token(client: kube.KubeClient, namespace: str, instance: str, u
             "ownerReferences": [owner_reference(owner)],
         },
         "type": "Opaque",
-        "data": {"token": base64.b64encode(token.encode()).decode()},
+        "data": {
+            "token": base64.b64encode(token.encode()).decode(),
+            CERT_KEY: base64.b64encode(identity.cert_pem.encode()).decode(),
+            KEY_KEY: base64.b64encode(identity.key_pem.encode()).decode(),
+        },
     }
     try:
         await client.create(kube.SECRETS, secret, namespace)
@@ -92,6 +113,7 @@ class TokenCache:
     def __init__(self, client: kube.KubeClient) -> None:
         self._client = client
         self._tokens: dict[tuple[str, str], str] = {}
+        self._pins: dict[tuple[str, str], str] = {}
 
     async def get(self, namespace: str, instance: str, *, secret: str = "") -> str | None:
         """The instance's token (cached once found); None while its Secret is missing."""
@@ -102,6 +124,16 @@ class TokenCache:
                 return None
             self._tokens[key] = token
         return self._tokens[key]
+
+    async def pin(self, namespace: str, instance: str, *, secret: str = "") -> str | None:
+        """The instance's pinned certificate (cached once found); None without one."""
+        key = (namespace, instance)
+        if key not in self._pins:
+            identity = await read_identity(self._client, namespace, instance, secret=secret)
+            if identity is None:
+                return None
+            self._pins[key] = identity.cert_pem
+        return self._pins[key]
 
 
 async def read_model_tokens(

@@ -173,8 +173,11 @@ class VastaiClient:
         backoff_max: float = 30.0,
         sleep: Sleep | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_log_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._http = http
+        #: The machine writes its container log: what is read of it stops here.
+        self._max_log_bytes = max_log_bytes
         self._base = base_url.rstrip("/")
         self._key = api_key
         self._timeout = timeout
@@ -193,6 +196,7 @@ class VastaiClient:
             api_key=settings.vastai_api_key,
             timeout=settings.vastai_timeout,
             deadline=settings.vastai_deadline,
+            max_log_bytes=settings.vastai_max_log_bytes,
         )
 
     # ------------------------------------------------------------ the calls
@@ -471,7 +475,10 @@ class VastaiClient:
         return data
 
     async def _fetch_result(self, url: str) -> str:
-        """Poll a logs ``result_url`` (no credentials: it is another host) until 200."""
+        """Poll a logs ``result_url`` (no credentials: it is another host) until 200.
+
+        The log is what the rented machine printed: at most ``max_log_bytes`` of it are
+        read (the rest is dropped and a last line says so)."""
         started = self._clock()
         delay = 0.3
         while True:
@@ -479,9 +486,18 @@ class VastaiClient:
             t0 = time.monotonic()
             code = "transport"
             response: httpx.Response | None = None
+            text: str | None = None
             try:
-                response = await self._http.get(url, timeout=min(self._timeout, remaining))
+                request = self._http.build_request(
+                    "GET", url, timeout=min(self._timeout, remaining)
+                )
+                response = await self._http.send(request, stream=True)
                 code = str(response.status_code)
+                try:
+                    if response.status_code == 200:
+                        text = await self._read_log(response)
+                finally:
+                    await response.aclose()
             except httpx.TransportError:
                 pass
             finally:
@@ -489,8 +505,8 @@ class VastaiClient:
                 metrics.VASTAI_REQUEST_SECONDS.labels(endpoint=LOGS_RESULT).observe(
                     time.monotonic() - t0
                 )
-            if response is not None and response.status_code == 200:
-                return response.text
+            if text is not None:
+                return text
             if self._clock() - started + delay >= self._deadline:
                 raise errors.VastaiTimeoutError(
                     f"{LOGS_RESULT}: logs not ready within {self._deadline:.0f}s",
@@ -498,6 +514,15 @@ class VastaiClient:
                 )
             await self._sleep(delay)
             delay = min(delay * 1.5, 5.0)
+
+    async def _read_log(self, response: httpx.Response) -> str:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body.extend(chunk[: self._max_log_bytes - len(body)])
+            if len(body) >= self._max_log_bytes:
+                body.extend(f"\n[log cut at {self._max_log_bytes} bytes]\n".encode())
+                break
+        return body.decode(errors="replace")
 
     def _scrub(self, text: str) -> str:
         key = self._key.get_secret_value()

@@ -54,6 +54,12 @@ class RentalView:
     public_ip: str | None = None
 
 
+#: The probe reason of an answer past its byte cap (``comfy.ProbeReason.TOO_LARGE``).
+PROBE_TOO_LARGE = "too_large"
+#: The probe reason of a refused channel (``comfy.ProbeReason.INSECURE``).
+PROBE_INSECURE = "insecure_channel"
+
+
 @dataclass(frozen=True)
 class ProbeView:
     """The last ComfyUI probe.
@@ -173,6 +179,14 @@ def decide_instance(
             phase, False, "MachineLost", f"{_describe(rental)}; waiting", start_probe=probing
         )
 
+    if probe is not None and probe.reason == PROBE_TOO_LARGE:
+        # A machine whose ComfyUI answers past the byte caps is hostile or broken: it is
+        # replaced at once and its host cooled down (not probed again until a timeout).
+        return _fail("MachineAnswerTooLarge", f"ComfyUI answered too much: {_clip(probe.message)}")
+    if probe is not None and probe.reason == PROBE_INSECURE:
+        # Plain HTTP where TLS is required, or a certificate other than the pinned one:
+        # the token is never sent to it; replaced at once.
+        return _fail("MachineChannelInsecure", _clip(probe.message))
     if phase in _BEFORE_RUNNING:
         return _before_running(rental, status, rented_at=rented_at, now=now, policy=policy)
     if phase == "Starting":

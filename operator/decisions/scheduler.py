@@ -181,6 +181,7 @@ FailureKind = Literal[
     "instance_lost",  # the instance went away, or ComfyUI stopped answering / crashed
     "interrupted",  # interrupted on ComfyUI by someone else
     "store_unavailable",  # the artifact store refused the outputs
+    "too_large",  # the machine answered more bytes than accepted (a hostile host)
 ]
 
 
@@ -206,6 +207,7 @@ _REASONS: dict[str, str] = {
     "instance_lost": "InstanceLost",
     "interrupted": "Interrupted",
     "store_unavailable": "ArtifactStoreUnavailable",
+    "too_large": "MachineAnswerTooLarge",
 }
 
 
@@ -227,9 +229,9 @@ def decide_failure(
     - out of memory: retried on another GPU model when the pool has one the job has
       not run out of memory on (``pool_gpus``: the models of its instances and its
       offer filter), and never again on this model; otherwise it fails;
-    - a stall, a bad output or a host fault (a node failed because of the machine: see
-      :func:`execution_failure`) is retried on another machine, and recorded against
-      the host in the pool's failure ledger;
+    - a stall, a bad output, a host fault (a node failed because of the machine: see
+      :func:`execution_failure`) or an answer past its byte cap is retried on another
+      machine, and recorded against the host in the pool's failure ledger (it cools down);
     - a lost instance or crashed ComfyUI is retried on another machine;
     - an interruption nobody here asked for, or an artifact store that refused the
       outputs, is retried (anywhere).
@@ -244,7 +246,7 @@ def decide_failure(
     if kind == "oom":
         others = set(pool_gpus) - set(excluded_gpus) - {gpu_name}
         return Verdict(left and bool(others), reason, exclude_gpu=True)
-    if kind in ("stalled", "bad_output", "host_fault"):
+    if kind in ("stalled", "bad_output", "host_fault", "too_large"):
         return Verdict(left, reason, exclude_host=True, record_host=True)
     if kind == "instance_lost":
         return Verdict(left, reason, exclude_host=True)

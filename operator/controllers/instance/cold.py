@@ -174,7 +174,7 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         if verdict.restop:
             await _call(deps, inst, "stop")
     else:
-        url = rec.url_for(port) if rec is not None and rec.actual_status == "running" else None
+        url = liveness.machine_url(deps, rec, port)
         if url and (refusal := liveness.refused_machine(deps, rec, url)):
             return await _give_up(deps, inst, pool, liveness.ADDRESS_REFUSED, refusal, now, patch)
         if url:

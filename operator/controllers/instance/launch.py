@@ -19,14 +19,14 @@ from warmpool.crds.common import format_time, parse_duration, pool_selector, ren
 from warmpool.crds.gpuinstance import COLD_PHASES, LIVE_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import kube, secrets, vastai
+from warmpool.operator.adapters import kube, machine_tls, secrets, vastai
 from warmpool.operator.adapters.status import patch_status, update_status
 from warmpool.operator.adapters.vastai_models import CreateInstanceRequest, Instance, Offer
 from warmpool.operator.controllers import spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import cold
 from warmpool.operator.controllers.views import instance_view, offer_view
-from warmpool.operator.decisions import budget, downloads, offers, provisioning
+from warmpool.operator.decisions import budget, channel, downloads, offers, provisioning
 from warmpool.operator.deps import Deps, Reservation
 
 #: Offers considered per rental step (best score first; over budget ones are skipped).
@@ -68,12 +68,15 @@ def create_request(
     token: str,
     models: provisioning.Provisioning | None = None,
     model_tokens: dict[str, str] | None = None,
+    identity: machine_tls.Identity | None = None,
 ) -> CreateInstanceRequest:
     """What to launch: the pool's template, the port mapping and the token; with
     ``models``, the provisioning step (onstart bootstrap + payload) and the download
-    tokens (environment variables named by ``models.token_env``)."""
+    tokens (environment variables named by ``models.token_env``); with ``identity``, the
+    machine's TLS pair and the onstart line that installs it (``decisions/channel.py``)."""
     t = pool.spec.template
     models = models or provisioning.compose_provisioning(t)
+    onstart = channel.with_tls(models.onstart) if identity is not None else models.onstart
     env = {
         **t.env,
         **vastai.port_env(t.comfy_port),
@@ -81,13 +84,14 @@ def create_request(
         "WARMPOOL_MODELS": " ".join(f"{m.folder}/{m.file}" for m in t.models),
         **models.env,
         **(model_tokens or {}),
+        **(channel.tls_env(identity.cert_pem, identity.key_pem) if identity else {}),
     }
     return CreateInstanceRequest(
         image=t.image,
         disk_gb=t.disk_gb,
         label=label,
         env=env,
-        onstart=models.onstart or None,
+        onstart=onstart or None,
         bid_price=pool.spec.offer.bid_price if pool.spec.offer.interruptible else None,
     )
 
@@ -159,9 +163,16 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
         await _pending(deps, inst, "ModelTokenMissing", str(exc))
         return
     token = await secrets.ensure_token(deps.kube, ns, inst.metadata.name, inst.metadata.uid or "")
-    request = create_request(
-        pool, label=label, token=token, models=models, model_tokens=model_tokens
-    )
+    identity = None
+    if not deps.settings.comfy_allow_plain_http:
+        identity = await secrets.read_identity(deps.kube, ns, inst.metadata.name)
+        if identity is None:  # a token Secret made before TLS: no pinned pair to send
+            missing = ("the instance's token Secret has no TLS pair (made by an older operator); "
+                       "delete this GpuInstance and the pool makes a new one")  # fmt: skip
+            await _pending(deps, inst, "ChannelCertificateMissing", missing)
+            return
+    request = create_request(pool, label=label, token=token, models=models,
+                             model_tokens=model_tokens, identity=identity)  # fmt: skip
     reserved = deps.reservations.setdefault(f"{ns}/{pool.metadata.name}", {})
     for _ in range(OFFER_TRIES):
         pick = await reserve(deps, inst, pool, reserved)

@@ -57,14 +57,17 @@ async def run_probe(
     """
     now = deps.now()
     stamps: dict[str, Any] = {}
-    # The token never changes for an instance (read once); the probe goes over the
-    # URL's own small connection pool (a shared pool is scanned on every request).
-    token = await deps.tokens.get(inst.metadata.namespace or "default", inst.metadata.name,
-                                  secret=inst.status.token_secret)  # fmt: skip
+    # The token and the pinned certificate never change for an instance (read once); the
+    # probe goes over the URL's own small connection pool (a shared pool is scanned on
+    # every request).
+    ns = inst.metadata.namespace or "default"
+    token = await deps.tokens.get(ns, inst.metadata.name, secret=inst.status.token_secret)
+    pin = await deps.tokens.pin(ns, inst.metadata.name, secret=inst.status.token_secret)
     models = [(m.folder, m.file) for m in pool.spec.template.models]
     result = await comfy.probe(
-        deps.comfy.http_for(url), url, token, required_models=models, deadline=0.0,
-        attempt_timeout=PROBE_TIMEOUT,
+        deps.comfy.http_for(url, pin), url, token, required_models=models, deadline=0.0,
+        attempt_timeout=PROBE_TIMEOUT, limits=deps.comfy.limits,
+        allow_http=deps.comfy.allow_http,
     )  # fmt: skip
     if not result.ready:
         reason = result.reason.value if result.reason else "unknown"
@@ -83,7 +86,7 @@ async def run_probe(
     if inst.status.ready_at or not canary.enabled:
         return lifecycle.ProbeView(ok=True, stage="canary", reason="", message="ready"), stamps
     try:
-        await run_canary(deps, inst, pool, url, token)
+        await run_canary(deps, inst, pool, url, token, pin=pin)
     except (errors.ComfyError, TimeoutError) as exc:
         return lifecycle.ProbeView(ok=False, stage="canary", reason="canary_failed",
                                    message=str(exc)[:300]), stamps  # fmt: skip
@@ -91,7 +94,13 @@ async def run_probe(
 
 
 async def run_canary(
-    deps: Deps, inst: GpuInstance, pool: GpuPool, url: str, token: str | None
+    deps: Deps,
+    inst: GpuInstance,
+    pool: GpuPool,
+    url: str,
+    token: str | None,
+    *,
+    pin: str | None = None,
 ) -> None:
     """A small real generation: the checkpoint ends up in GPU memory before any job."""
     canary = pool.spec.readiness.canary
@@ -111,7 +120,7 @@ async def run_canary(
     flow = workflows.build_workflow(
         spec, namespace=inst.metadata.namespace or "default", job=f"canary-{inst.metadata.name}"
     )
-    client = comfy.ComfyClient(deps.http, url, token, timeout=deps.settings.comfy_timeout)
+    client = deps.comfy.client(url, token, timeout=deps.settings.comfy_timeout, pin=pin)
     deadline = parse_duration(canary.timeout).total_seconds()
     await client.run_prompt(flow.graph, deadline=deadline)
 
@@ -200,7 +209,7 @@ async def follow(
         )
         if rec.actual_status == "running" and not s.running_at:
             patch["runningAt"] = format_time(now)
-    url = rec.url_for(port) if rec is not None and rec.actual_status == "running" else None
+    url = machine_url(deps, rec, port)
     if url is None and s.phase in ("Ready", "Draining") and s.comfy_url:
         # Vast.ai says it is not running (offline, unknown...): whether ComfyUI still
         # answers decides, after `unreachableProbes` failures in a row.
@@ -211,7 +220,8 @@ async def follow(
     probe: lifecycle.ProbeView | None = None
     if url and models.needs_downloads(inst, pool):
         token = await secrets.read_token(deps.kube, ns, inst.metadata.name)
-        patch["models"], verdict = await models.observe(deps, pool, url, token)
+        pin = await deps.tokens.pin(ns, inst.metadata.name)
+        patch["models"], verdict = await models.observe(deps, pool, url, token, pin=pin)
         if models.bytes_done(patch["models"]) > sum(m.bytes_done for m in s.models):
             patch["modelsProgressAt"] = format_time(now)
         if verdict.action in ("replace", "stop_renting"):
@@ -298,6 +308,14 @@ async def _went_cold(deps: Deps, inst: GpuInstance) -> bool:
         kube.GPUINSTANCES, inst.metadata.name, inst.metadata.namespace or "default"
     )
     return fresh is not None and (fresh.get("status") or {}).get("phase") in COLD_PHASES
+
+
+def machine_url(deps: Deps, rec: Instance | None, port: int) -> str | None:
+    """The ComfyUI URL of a running rental: ``https://`` (the pinned channel the rental was
+    given at launch) unless plain HTTP is allowed; None while it does not run."""
+    if rec is None or rec.actual_status != "running":
+        return None
+    return rec.url_for(port, scheme="http" if deps.settings.comfy_allow_plain_http else "https")
 
 
 def refused_machine(deps: Deps, rec: Instance | None, url: str) -> str | None:

@@ -32,28 +32,30 @@ REPORT = comfy.OutputFile(
 )
 
 
-async def read_report(deps: Deps, url: str, token: str | None) -> downloads.ModelsReport | None:
+async def read_report(
+    deps: Deps, url: str, token: str | None, *, pin: str | None = None
+) -> downloads.ModelsReport | None:
     """The machine's download report; None while it is not there (yet) or unreadable."""
-    client = comfy.ComfyClient(deps.http, url, token, timeout=deps.settings.comfy_timeout)
+    client = deps.comfy.client(url, token, timeout=deps.settings.comfy_timeout, pin=pin)
     data = b""
     try:
-        stream = cast("AsyncGenerator[bytes, None]", client.fetch_output(REPORT))
+        stream = cast(
+            "AsyncGenerator[bytes, None]", client.fetch_output(REPORT, limit=MAX_REPORT_BYTES)
+        )
         async with contextlib.aclosing(stream) as chunks:
             async for chunk in chunks:
                 data += chunk
-                if len(data) > MAX_REPORT_BYTES:
-                    return None
-    except (errors.ComfyError, TimeoutError):
+    except (errors.ComfyError, TimeoutError):  # too large included: not a report
         return None
     return downloads.parse_report(data)
 
 
 async def observe(
-    deps: Deps, pool: GpuPool, url: str, token: str | None
+    deps: Deps, pool: GpuPool, url: str, token: str | None, *, pin: str | None = None
 ) -> tuple[list[dict[str, Any]], downloads.ModelsVerdict]:
     """``status.models`` and the verdict for the pool's downloadable models."""
     wanted = provisioning.downloadable(pool.spec.template.models)
-    report = await read_report(deps, url, token)
+    report = await read_report(deps, url, token, pin=pin)
     entries = downloads.progress(report, wanted)
     verdict = downloads.classify(report, wanted)
     return [e.model_dump(by_alias=True) for e in entries], verdict

@@ -1,11 +1,14 @@
 """Storing one output of a job: stream it from ``/view`` into the artifact store.
 
 The bytes stream through the store (which hashes them: the sha256 recorded is of
-what was stored) and are kept for the checks: an empty file, one that is not a
-decodable image or animation, or a single flat colour is refused
-(:class:`errors.JobOutputError`: the job is retried elsewhere). Next to each output goes
-its metadata record (:class:`artifacts.OutputRecord`), so that the gallery can list
-outputs without reading the job objects.
+what was stored). An image is also kept in memory for the checks (at most
+``WARMPOOL_COMFY_MAX_IMAGE_BYTES``): an empty file, one that is not a decodable image or
+animation, or a single flat colour is refused (:class:`errors.JobOutputError`: the job
+is retried elsewhere). A video is never held: it streams to the store, at most
+``WARMPOOL_COMFY_MAX_VIDEO_BYTES``. Past its cap the download stops, nothing is stored,
+and :class:`errors.ComfyAnswerTooLargeError` is raised (the host is cooled down).
+Next to each output goes its metadata record (:class:`artifacts.OutputRecord`), so that
+the gallery can list outputs without reading the job objects.
 """
 
 from __future__ import annotations
@@ -40,17 +43,29 @@ async def store(
     key = artifacts.output_key(str(record["namespace"]), str(record["job"]), index,
                                artifacts.extension_for(ctype))  # fmt: skip
     buffer = bytearray()
+    keep = ctype.startswith("image/")  # checked below; a video is only streamed
+    refused: list[errors.ComfyError] = []
 
     async def chunks() -> AsyncIterator[bytes]:
-        stream = client.fetch_output(file)
+        stream = client.fetch_output(file, limit=client.limits.for_output(ctype))
         try:
             async for chunk in stream:
-                buffer.extend(chunk)
+                if keep or not buffer:
+                    buffer.extend(chunk)
                 yield chunk
+        except errors.ComfyError as exc:
+            refused.append(exc)  # the store may wrap what its writer raised
+            raise
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
-    stored = await deps.artifacts.put_stream(key, chunks(), content_type=ctype)
+    try:
+        stored = await deps.artifacts.put_stream(key, chunks(), content_type=ctype)
+    except Exception:
+        if refused:
+            await deps.artifacts.delete(key)  # nothing half-written stays
+            raise refused[0] from None
+        raise
     facts: artifacts.ImageFacts | None = None
     if not buffer:
         raise errors.JobOutputError(f"{file.filename} is empty")

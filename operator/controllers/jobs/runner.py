@@ -39,7 +39,14 @@ from warmpool.operator.adapters import comfy, kube
 from warmpool.operator.controllers.jobs import musecount, outcomes, outputs
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
-from warmpool.operator.decisions import admission, minors, prompts, scheduler, workflows
+from warmpool.operator.decisions import (
+    admission,
+    minors,
+    prompts,
+    references,
+    scheduler,
+    workflows,
+)  # fmt: skip
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -150,7 +157,8 @@ class Run:
     async def attempt(self, *, resume: bool) -> bool:
         """Run to an outcome; True when the job reached a terminal phase."""
         self.client = self.deps.comfy.client(self.inst.comfy_url, await self.token(),
-                                             timeout=self.deps.settings.comfy_timeout)  # fmt: skip
+                                             timeout=self.deps.settings.comfy_timeout,
+                                             pin=await self.pin())  # fmt: skip
         if resume:
             started = parse_optional_time(self.status.get("startedAt"))
             self.accepted = self.monotonic() - (
@@ -162,6 +170,8 @@ class Run:
             except (errors.JobBuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
                 reason = exc.reason if isinstance(exc, errors.JobBuildError) else "InvalidSpec"
                 return await self.finish("Failed", reason, str(exc)[:500])
+            except errors.ComfyAnswerTooLargeError as exc:
+                return await self.failed("too_large", f"uploading the reference: {exc}")
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"uploading the reference: {exc}")
             # The submission goes first (dispatch latency); the placement is written with
@@ -298,6 +308,8 @@ class Run:
             return await self.failed("interrupted", str(exc))
         except errors.ComfyDeadlineError:
             return await self.failed("timeout", f"not finished within {self.spec.timeout}")
+        except errors.ComfyAnswerTooLargeError as exc:
+            return await self.failed("too_large", str(exc))
         except errors.ComfyError as exc:
             return await self.failed("instance_lost", str(exc))
         return await self.succeed(result)
@@ -334,6 +346,11 @@ class Run:
             spec = spec.model_copy(update={"seed": int(self.status["seed"])})  # same on retry
         upload = None
         if spec.reference_image:
+            # Only the owner's own uploads in this namespace (kubectl bypasses the studio).
+            ref = references.check_reference(spec.reference_image, namespace=self.ns,
+                                             owner=spec.owner)  # fmt: skip
+            if ref is not None:
+                raise errors.JobBuildError(ref.reason, ref.message)
             assert self.client is not None
             data = await self.deps.artifacts.get_bytes(spec.reference_image)
             name = f"warmpool-{self.job.uid}-{spec.reference_image.rsplit('/', 1)[-1]}"
@@ -436,6 +453,8 @@ class Run:
                                            record=self.record())  # fmt: skip
             except errors.JobOutputError as exc:
                 return await self.failed("bad_output", str(exc))
+            except errors.ComfyAnswerTooLargeError as exc:
+                return await self.failed("too_large", f"fetching outputs: {exc}")
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"fetching outputs: {exc}")
             except errors.ArtifactError as exc:  # the store is down: try again later
@@ -496,7 +515,7 @@ class Run:
             gpu_name=self.inst.gpu_name, pool_gpus=gpus, excluded_gpus=self.job.excluded_gpus,
         )  # fmt: skip
         metrics.JOB_FAILURES.labels(self.ns, self.pool.name, verdict.reason).inc()
-        if kind in ("stalled", "timeout", "bad_output", "interrupted"):
+        if kind in ("stalled", "timeout", "bad_output", "interrupted", "too_large"):
             await self.interrupt()
         if verdict.record_host:
             await outcomes.record_host_failure(
@@ -543,12 +562,16 @@ class Run:
     async def token(self) -> str | None:
         return await self.deps.tokens.get(self.ns, self.inst.name, secret=self.inst.token_secret)
 
+    async def pin(self) -> str | None:
+        """The instance's pinned TLS certificate (None: rented without one)."""
+        return await self.deps.tokens.pin(self.ns, self.inst.name, secret=self.inst.token_secret)
+
     async def interrupt(self) -> None:
         """Best effort: drop the prompt from the queue, interrupt it if it runs."""
         if self.client is None or not self.prompt_id:
             return
         quick = self.deps.comfy.client(self.inst.comfy_url, await self.token(), timeout=QUICK,
-                                       attempts=1)  # fmt: skip
+                                       attempts=1, pin=await self.pin())  # fmt: skip
         with contextlib.suppress(errors.ComfyError, TimeoutError):
             await asyncio.wait_for(quick.cancel(self.prompt_id), QUICK * 2)
 

@@ -151,13 +151,14 @@ async def test_image_to_image_uploads_the_reference(
     Image.radial_gradient("L").convert("RGB").save(buffer, format="PNG")
     reference = buffer.getvalue()
     digest = hashlib.sha256(reference).hexdigest()
-    key = artifacts.upload_key("alice", digest, "png")
+    owner = hashlib.sha256(b"alice").hexdigest()  # the studio's owner id
+    key = artifacts.upload_key(f"default/{owner}", digest, "png")
     cluster.create(pool_body("i2i", replicas=1))
     async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)) as deps:
         await deps.artifacts.put_bytes(key, reference, content_type="image/png")
         (inst,) = await ready(cluster, 1)
         comfy = jobsys.comfy_of(sim, inst)
-        cluster.create(job_body("redo", "i2i", referenceImage=key, denoise=0.6))
+        cluster.create(job_body("redo", "i2i", referenceImage=key, denoise=0.6, owner="alice"))
         await eventually(lambda: phase(cluster, "redo") in DONE, timeout=30, what="done")
         st = status(cluster, "redo")
         assert st["phase"] == "Succeeded", st

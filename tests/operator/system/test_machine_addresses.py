@@ -27,8 +27,10 @@ async def test_loopback_machine_is_refused_and_never_contacted(
     start = vastai_sim.state.comfy
     assert start is not None
 
-    async def recording(token: str | None, clock: Clock, workspace: Path | None) -> ComfyHandle:
-        handle = await start(token, clock, workspace)
+    async def recording(
+        token: str | None, clock: Clock, workspace: Path | None, **how: Any
+    ) -> ComfyHandle:
+        handle = await start(token, clock, workspace, **how)  # host, tls
         started.append(handle)
         return handle
 

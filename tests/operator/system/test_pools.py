@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from prometheus_client import REGISTRY
 from waiting import eventually
 
 from warmpool.crds.gpupool import GpuPoolSpec
+from warmpool.operator.adapters import machine_tls
+from warmpool.operator.decisions import channel
 from warmpool.sim.cluster import RunningCluster
 from warmpool.sim.vastai import VastaiServer, start_vastai
 from warmpool.sim.vastai_catalogue import generate_machines
@@ -169,8 +172,8 @@ async def test_comfy_never_answering_is_replaced_after_the_readiness_timeout(
     assert original is not None
     broken: list[Any] = []
 
-    async def first_one_mute(token: str | None, clock: Any, workspace: Any) -> Any:
-        server = await original(token, clock, workspace)
+    async def first_one_mute(token: str | None, clock: Any, workspace: Any, **how: Any) -> Any:
+        server = await original(token, clock, workspace, **how)  # host, tls
         if not broken:
             server.slow_start(10**9)  # port open, ComfyUI never answers
             broken.append(server)
@@ -232,7 +235,10 @@ async def test_rate_limits_and_server_errors_never_duplicate_rentals(
 async def test_rental_made_before_a_crash_is_adopted_not_duplicated(
     cluster: RunningCluster, vastai_sim: VastaiServer, run_operator: Any
 ) -> None:
-    """The operator died between "create" and "write status": the next one adopts."""
+    """The operator died between "create" and "write status": the next one adopts.
+
+    What the dead operator had done: the instance's Secret (token and TLS pair) written,
+    then the create call with that pair in its environment (``launch.create_request``)."""
     pool = cluster.create(pool_body("adopt", replicas=1))
     inst = cluster.create({
         "apiVersion": API, "kind": "GpuInstance",
@@ -244,12 +250,31 @@ async def test_rental_made_before_a_crash_is_adopted_not_duplicated(
                  "templateHash": GpuPoolSpec.model_validate(pool["spec"]).template.hash()},
     })  # fmt: skip
     label = f"warmpool.default.adopt.{inst['metadata']['uid']}"
+    identity = machine_tls.new_identity("adopt-x1")
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "adopt-x1-comfy-token", "namespace": "default"},
+            "data": {
+                "token": base64.b64encode(b"adopt-token-0123456789").decode(),
+                "tls.crt": base64.b64encode(identity.cert_pem.encode()).decode(),
+                "tls.key": base64.b64encode(identity.key_pem.encode()).decode(),
+            },
+        }
+    )
+    env = {
+        "-p 8188:8188": "1",
+        "OPEN_BUTTON_TOKEN": "adopt-token-0123456789",
+        **channel.tls_env(identity.cert_pem, identity.key_pem),
+    }
     async with httpx.AsyncClient(base_url=vastai_sim.url, headers={
         "Authorization": f"Bearer {API_KEY}"}) as http:  # fmt: skip
         offers = (await http.post("/api/v0/bundles/", json={"limit": 1})).json()["offers"]
         made = await http.put(f"/api/v0/asks/{offers[0]['id']}/",
                               json={"image": "vastai/comfyui:latest", "disk": 50, "label": label,
-                                    "env": {"-p 8188:8188": "1"}})  # fmt: skip
+                                    "env": env, "onstart": channel.with_tls(None)})  # fmt: skip
         contract = made.json()["new_contract"]
     async with run_operator(vastai_url=vastai_sim.url):
         status = await eventually(
