@@ -73,6 +73,7 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
         cpu0 = stack.cpu_seconds()
         own0 = time.process_time()
         start = time.monotonic()
+        await stack.start_profile()
         async with httpx.AsyncClient(base_url=cluster.url, timeout=30) as http:
             for name in names:
                 body = {
@@ -108,6 +109,7 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
         await wait_until(lambda: all(phase(n) in DONE for n in reversed(names)), 900,
                          "all jobs done")  # fmt: skip
         wall = time.monotonic() - start
+        await stack.stop_profile()
         await wait_until(idle, 60, "instance job counts back to 0")
         cpu = stack.cpu_seconds() - cpu0
         own = time.process_time() - own0
@@ -119,7 +121,7 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
             by_target[f"{r.method} {resource}{'/' + r.subresource if r.subresource else ''}"] += 1
         job_writes = [r for r in writes
                       if "generationjobs" in str(r.url) and r.method != "POST"]  # fmt: skip
-        status_writes = [r for r in job_writes if str(r.url).rstrip("/").endswith("/status")]
+        status_writes = [r for r in job_writes if r.subresource == "status"]
         latencies, runs, placed_to_started, phases = [], [], [], Counter()
         timeline: dict[str, list[tuple[float, float]]] = {}
         for n in names:

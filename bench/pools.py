@@ -39,6 +39,7 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
         cluster_options={"request_log_limit": 1000},
         vastai_options={"time_scale": time_scale},
     ) as stack:
+        stack.name = f"pools-{size}"
         stack.create_pool(replicas=0, maxReplicas=size)
         # The operator is up once it has reconciled the pool (start-up is not measured).
         await wait_until(lambda: stack.pool_status().get("observedGeneration"), 60,
@@ -59,8 +60,10 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
         cpu_to_ready = stack.cpu_seconds() - cpu0
         before = dict(sim.state.requests)
         cpu1 = stack.cpu_seconds()
+        await stack.start_profile()
         await asyncio.sleep(window)  # steady state, measured over a fixed window
         cpu_steady = stack.cpu_seconds() - cpu1
+        await stack.stop_profile()
         after = dict(sim.state.requests)
         per_interval = {
             route: round((after.get(route, 0) - before.get(route, 0)) * interval / window, 2)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,12 +26,40 @@ API = "warmpool.dev/v1alpha1"
 RESULTS = Path(__file__).parent / "results"
 POOL = "bench"
 
+#: ``WARMPOOL_BENCH_PROFILE=DIR``: a py-spy profile of the operator over the measured
+#: window, written to ``DIR/<benchmark>.txt`` (collapsed stacks, ``--format raw``).
+PROFILE_DIR = os.environ.get("WARMPOOL_BENCH_PROFILE")
+
 
 @dataclass
 class Stack:
     cluster: RunningCluster
     sim: VastaiServer
     operator: psutil.Process
+
+    profiler: asyncio.subprocess.Process | None = None
+    name: str = "bench"
+
+    async def start_profile(self) -> None:
+        """Sample the operator with py-spy until :meth:`stop_profile` (when
+        ``WARMPOOL_BENCH_PROFILE`` names a folder; nothing otherwise)."""
+        if not PROFILE_DIR or self.profiler is not None:
+            return
+        out = Path(PROFILE_DIR) / f"{self.name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spy = str(Path(sys.executable).parent / "py-spy")
+        self.profiler = await asyncio.create_subprocess_exec(
+            spy, "record", "--pid", str(self.operator.pid), "--format", "raw", "--rate", "50",
+            "--nonblocking", "--output", str(out), stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    async def stop_profile(self) -> None:
+        """py-spy writes its profile when interrupted."""
+        if self.profiler is None:
+            return
+        self.profiler.send_signal(signal.SIGINT)
+        await self.profiler.wait()
+        self.profiler = None
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the operator process so far."""
@@ -95,9 +124,11 @@ async def operator_stack(
     }
     binary = str(Path(sys.executable).parent / "warmpool-operator")
     proc = await asyncio.create_subprocess_exec(binary, env=env)
+    stack = Stack(cluster, sim, psutil.Process(proc.pid), name=name)
     try:
-        yield Stack(cluster, sim, psutil.Process(proc.pid))
+        yield stack
     finally:
+        await stack.stop_profile()
         proc.terminate()
         await proc.wait()
         await sim.stop()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from warmpool.operator.decisions.budget import FleetSpend
     from warmpool.operator.decisions.drift import BalanceSample, DriftVerdict
+    from warmpool.crds.gpupool import GpuPool
     from warmpool.operator.decisions.scheduler import JobCounts
     from warmpool.operator.settings import OperatorSettings
 
@@ -99,6 +100,13 @@ class Deps:
     #: Per instance ("ns/name"): the rental's ``actual_status`` and when this process
     #: first saw it so (the offline grace of the liveness decision).
     rental_status: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
+    #: Per instance ("ns/name"): the resourceVersion this process last wrote or read (its
+    #: daemon uses the live body, not a fresh read, while the body shows this version).
+    seen_versions: dict[str, str] = field(default_factory=dict)
+    #: Per instance ("ns/name"): when this process last probed its ComfyUI.
+    probed_at: dict[str, datetime] = field(default_factory=dict)
+    #: Pools as their last watch event showed them, parsed (``controllers/cache.py``).
+    pool_models: dict[tuple[str, str], GpuPool] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
     #: Every pool's spend against the operator-wide cap (``controllers/spending.py``):

@@ -47,6 +47,18 @@ class OperatorSettings(BaseSettings):
     probe_interval: float = Field(
         2.0, gt=0, description="Seconds between steps of an instance on its way to Ready."
     )
+    ready_probe_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between ComfyUI probes of a Ready instance that "
+        "Vast.ai lists as running and whose last probe passed (any failure: every step).",
+    )
+    status_refresh: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between status writes of a Ready instance whose "
+        "observation did not change (its lastProbe time and cost move with the clock only).",
+    )
     offer_cache: float = Field(
         10.0, ge=0, description="Seconds one offer search serves a pool's rentals."
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from warmpool.operator.controllers import pool
+from warmpool.operator.controllers import cache, pool
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import GPUPOOLS, registry
@@ -35,3 +35,9 @@ async def on_delete_pool(body: kopf.Body, memo: Deps, **_: Any) -> None:
     """Forget the pool's caches; its GpuInstances go by cascading deletion."""
     pool.forget(memo, body.metadata.namespace or "default", body.metadata.name or "")
     await asyncio.sleep(0)
+
+
+@kopf.on.event(*GPUPOOLS, registry=registry, id="pool-model")
+async def on_event_pool_model(body: kopf.Body, type: str | None, memo: Deps, **_: Any) -> None:
+    """Keep the pool's parsed model for its instances' steps (no read per instance)."""
+    cache.observe_pool(memo, body, deleted=type == "DELETED")

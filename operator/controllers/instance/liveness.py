@@ -6,6 +6,7 @@ instances) and from ComfyUI probes; :func:`lifecycle.decide_instance` decides.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,12 +57,13 @@ async def run_probe(
     """
     now = deps.now()
     stamps: dict[str, Any] = {}
-    token = await secrets.read_token(
-        deps.kube, inst.metadata.namespace or "default", inst.metadata.name
-    )
+    # The token never changes for an instance (read once); the probe goes over the
+    # URL's own small connection pool (a shared pool is scanned on every request).
+    token = await deps.tokens.get(inst.metadata.namespace or "default", inst.metadata.name,
+                                  secret=inst.status.token_secret)  # fmt: skip
     models = [(m.folder, m.file) for m in pool.spec.template.models]
     result = await comfy.probe(
-        deps.http, url, token, required_models=models, deadline=0.0,
+        deps.comfy.http_for(url), url, token, required_models=models, deadline=0.0,
         attempt_timeout=PROBE_TIMEOUT,
     )  # fmt: skip
     if not result.ready:
@@ -118,9 +120,63 @@ def _side(size: int) -> int:
     return max(64, size - size % 16)
 
 
-async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -> bool:
-    """One observation of a rented instance. True when it is Ready."""
+#: Status fields that move with the clock alone: written at most every
+#: ``status_refresh`` seconds when nothing else changed.
+CLOCK_FIELDS = frozenset({"lastProbe", "cost"})
+
+
+def unchanged(current: dict[str, Any], patch: dict[str, Any], *, now: datetime,
+              refresh: float) -> bool:  # fmt: skip
+    """Whether ``patch`` would only move clock fields, refreshed less than ``refresh``
+    seconds ago: then the write (and the watch event every replica handles) is skipped."""
+    for key, value in patch.items():
+        if key == "lastProbe":
+            seen = current.get(key) or {}
+            if any(seen.get(k) != value.get(k) for k in ("ok", "reason", "message")):
+                return False
+        elif key not in CLOCK_FIELDS and current.get(key) != value:
+            return False
+    probed = parse_optional_time((current.get("lastProbe") or {}).get("time"))
+    return probed is not None and (now - probed).total_seconds() < refresh
+
+
+def probe_due(deps: Deps, inst: GpuInstance, rec: Instance | None, url: str,
+              now: datetime) -> bool:  # fmt: skip
+    """Whether ComfyUI is probed in this step: always on the way to Ready and whenever
+    something is off; a Ready instance that Vast.ai lists as running and whose last probe
+    passed is probed every ``ready_probe_interval`` seconds only (and its jobs' progress
+    shows it alive in between)."""
+    s = inst.status
+    if s.phase not in ("Ready", "Draining") or url != s.comfy_url or s.probe_failures:
+        return True
+    if rec is None or rec.actual_status != "running" or not s.last_probe.ok:
+        return True
+    key = f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}"
+    probed = deps.probed_at.get(key) or parse_optional_time(s.last_probe.time)
+    interval = deps.settings.ready_probe_interval
+    return probed is None or (now - probed).total_seconds() >= interval
+
+
+async def write_status(deps: Deps, inst: GpuInstance, patch: dict[str, Any]) -> None:
+    """Merge-patch the instance's status and remember the version written (the next step
+    uses the live body instead of reading the object again when it shows this version)."""
+    ns, name = inst.metadata.namespace or "default", inst.metadata.name
+    with contextlib.suppress(errors.KubeNotFoundError):
+        written = await deps.kube.patch(kube.GPUINSTANCES, name, ns, {"status": patch},
+                                        subresource="status")  # fmt: skip
+        deps.seen_versions[f"{ns}/{name}"] = str(written["metadata"].get("resourceVersion"))
+
+
+async def follow(
+    deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger,
+    status_body: dict[str, Any] | None = None,
+) -> bool:  # fmt: skip
+    """One observation of a rented instance. True when it is Ready.
+
+    ``status_body``: the object's ``status`` as read (JSON), to skip a write that would
+    change nothing but the clock fields (:func:`unchanged`)."""
     assert inst.status.contract_id is not None
+    status_body = status_body or {}
     ns = inst.metadata.namespace or "default"
     port = pool.spec.template.comfy_port
     rec = await deps.inventory.by_id(inst.status.contract_id)
@@ -160,9 +216,10 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
             patch["comfyUrl"] = url
             await _models_failed(deps, inst, pool, patch, verdict, now)
             return False
-    if url:
+    if url and probe_due(deps, inst, rec, url, now):
         patch["comfyUrl"] = url
         probe, stamps = await run_probe(deps, inst, pool, url)
+        deps.probed_at[f"{ns}/{inst.metadata.name}"] = now
         patch.update(stamps)
         patch["lastProbe"] = {"time": format_time(now), "ok": probe.ok, "reason": probe.reason,
                               "message": probe.message[:300]}  # fmt: skip
@@ -196,7 +253,10 @@ async def follow(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger)
         await _became_ready(deps, inst, pool, patch, now, log)
         await models.clear_unavailable(deps, pool)
     patch["cost"] = accrued(inst, now)
-    await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
+    if decision.terminate or not unchanged(
+        status_body, patch, now=now, refresh=deps.settings.status_refresh
+    ):
+        await write_status(deps, inst, patch)
     if decision.terminate:
         event("GpuInstance", inst.metadata, decision.reason, decision.message,
                      warning=True)  # fmt: skip

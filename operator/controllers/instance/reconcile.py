@@ -35,8 +35,7 @@ async def run(
     while not stopped:
         if body.metadata.get("deletionTimestamp"):
             return
-        # The live body lags behind our own status writes: read the object fresh.
-        fresh = await memo.kube.get(kube.GPUINSTANCES, body.metadata.name, body.metadata.namespace)
+        fresh = await current_body(memo, body)
         if fresh is None:
             return
         try:
@@ -49,6 +48,28 @@ async def run(
         ready = outcome
         settings = memo.settings
         await stopped.wait(settings.reconcile_interval if ready else settings.probe_interval)
+
+
+async def current_body(deps: Deps, body: kopf.Body) -> dict[str, Any] | None:
+    """The object as it is now: the live body when it shows the version this process last
+    wrote or read (nothing changed since), else read fresh (the live body lags behind
+    writes: ours, the dispatcher's, the pool's); None when it is gone."""
+    ns, name = body.metadata.namespace or "default", body.metadata.name or ""
+    key = f"{ns}/{name}"
+    live = body.metadata.get("resourceVersion")
+    if live is not None and deps.seen_versions.get(key) == live:
+        return dict(body)
+    fresh = await deps.kube.get(kube.GPUINSTANCES, name, ns)
+    if fresh is not None:
+        deps.seen_versions[key] = str(fresh["metadata"].get("resourceVersion"))
+    else:
+        deps.seen_versions.pop(key, None)
+    return fresh
+
+
+def pool_model(deps: Deps, namespace: str, name: str) -> GpuPool | None:
+    """The pool as its last watch event showed it (parsed once per change), or None."""
+    return deps.pool_models.get((namespace, name))
 
 
 async def step_until_stopped(
@@ -79,14 +100,19 @@ async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
     """One pass over one instance. Returns True when it is Ready (slower cadence)."""
     inst = GpuInstance.from_body(body)
     ns = inst.metadata.namespace or "default"
-    pool_body = await deps.kube.get(kube.GPUPOOLS, inst.spec.pool, ns)
-    if pool_body is None:
+    # The pool as its watch events show it (no read per instance per interval); read
+    # when this process has not seen it (yet).
+    pool = pool_model(deps, ns, inst.spec.pool)
+    pool_body = None if pool is not None else await deps.kube.get(kube.GPUPOOLS, inst.spec.pool, ns)
+    if pool is None and pool_body is None:
         log.info("Pool %s is gone; terminating.", inst.spec.pool)
         await termination.terminate(
             deps, inst, reason="PoolGone", message="the pool no longer exists"
         )
         return False
-    pool = GpuPool.from_body(pool_body)
+    if pool is None:
+        assert pool_body is not None
+        pool = GpuPool.from_body(pool_body)
     if inst.status.phase in ("Terminating", "Failed"):
         await termination.terminate(
             deps, inst, reason=inst.status.reason or "Failed", message=inst.status.message
@@ -97,4 +123,4 @@ async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
         return False
     if cold.is_cold(inst):
         return await cold.follow(deps, inst, pool, log)
-    return await liveness.follow(deps, inst, pool, log)
+    return await liveness.follow(deps, inst, pool, log, dict(body.get("status") or {}))

@@ -80,12 +80,23 @@ async def terminate(deps: Deps, inst: GpuInstance, *, reason: str, message: str)
 async def finalize(deps: Deps, inst: GpuInstance, log: kopf.Logger) -> None:
     """The finalizer: destroy the rental (already gone counts as done), close the spend."""
     st = inst.status
+    # status.cost is refreshed every status_refresh seconds at most: accrue up to now
+    # (as liveness.accrued does: earlier billing periods plus the current price since).
+    since = parse_optional_time(st.billed_from or st.rented_at)
+    now_cost = (
+        st.cost_before + st.price_per_hour * max(0.0, (deps.now() - since).total_seconds()) / 3600
+        if since is not None
+        else 0.0
+    )
+    accrued = max(st.cost, now_cost)
     for contract in await destroy(deps, inst):
         log.info("Destroyed rental %s.", contract)
         # A money event: the studio copies it into its durable audit trail.
         event("GpuInstance", inst.metadata, "Destroyed",
               f"contract {contract}: {st.reason or 'deleted'}, "
-              f"${st.price_per_hour:.3f}/h, ${st.cost:.4f} accrued")  # fmt: skip
+              f"${st.price_per_hour:.3f}/h, ${accrued:.4f} accrued")  # fmt: skip
     await close_spend(deps, inst)
-    deps.rental_status.pop(f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}", None)
+    key = f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}"
+    for cache in (deps.rental_status, deps.seen_versions, deps.probed_at):
+        cache.pop(key, None)
     deps.wake(inst.metadata.namespace or "default", inst.spec.pool)
