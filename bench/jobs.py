@@ -12,7 +12,13 @@ Figures, printed and written to ``bench/results/jobs.json``:
 Jobs are created one every ``--gap`` seconds (default 20 ms), so that latency is measured
 under a steady arrival rate rather than one burst; ``--gap 0`` creates them all at once.
 
+The ratios of issue 16 come first: operator CPU per job ÷ the emulated API's and the
+simulators' CPU per job (this process, same run), jobs/s ÷ the instances' capacity
+(instances ÷ median run time; arrivals above it), API writes per job.
+
 Run: ``.venv/bin/python bench/jobs.py [--jobs 1000] [--instances 10]``. No assertions.
+``WARMPOOL_BENCH_PROFILE=DIR`` also records a py-spy profile of the operator over the
+measured window (``bench/profile_summary.py DIR/jobs.txt`` summarises it).
 """
 
 from __future__ import annotations
@@ -137,7 +143,22 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
         gaps = [b[0] - a[1] for spans in timeline.values()
                 for a, b in zip(sorted(spans), sorted(spans)[1:], strict=False)
                 if b[0] >= a[1]]  # fmt: skip
+        run_p50 = statistics.median(runs) / 1000.0
+        capacity = instances / run_p50 if run_p50 > 0 else float("inf")
+        per_job_own = own * 1000 / jobs
         return {
+            "ratios (issue 16)": {
+                "operator_cpu_per_job / (api + simulators) cpu_per_job (goal <= 0.5)": round(
+                    cpu * 1000 / jobs / per_job_own, 2
+                )
+                if per_job_own
+                else None,
+                "jobs_per_second / capacity (instances / run p50) (goal >= 0.9)": round(
+                    jobs / wall / capacity, 2
+                ),
+                "api_writes_per_job (goal <= 5)": round(len(writes) / jobs, 2),
+                "capacity_jobs_per_second": round(capacity, 1),
+            },
             "jobs": jobs,
             "instances": instances,
             "arrival_gap_ms": gap * 1000,
@@ -173,7 +194,12 @@ async def main() -> None:
     result = await run(args.jobs, args.instances, gap=args.gap, time_scale=args.time_scale)
     print(f"\n== {result['jobs']} jobs over {result['instances']} ready instances")
     for key, value in result.items():
-        print(f"  {key:30} {value}")
+        if isinstance(value, dict) and key.startswith("ratios"):
+            print(f"  {key}:")
+            for name, figure in value.items():
+                print(f"    {name:72} {figure}")
+        else:
+            print(f"  {key:30} {value}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "jobs.json").write_text(json.dumps(result, indent=2) + "\n")
 

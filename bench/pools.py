@@ -6,7 +6,11 @@ Figures, printed and written to ``bench/results/pools.json``:
 - time from the ``replicas`` change to every rental requested, and to every instance Ready;
 - operator CPU seconds and peak RSS (the operator runs as its own process, as in a cluster).
 
+- issue 16's figure: operator CPU milliseconds per idle Ready instance per reconcile
+  interval (the steady-state CPU ÷ instances).
+
 Run: ``.venv/bin/python bench/pools.py [--sizes 5 50] [--time-scale 240]``. No assertions.
+``WARMPOOL_BENCH_PROFILE=DIR`` also records a py-spy profile of the steady window.
 """
 
 from __future__ import annotations
@@ -70,7 +74,11 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
             for route in after
             if after.get(route, 0) != before.get(route, 0)
         }
+        per_interval_cpu = cpu_steady * interval / window
         return {
+            "operator_cpu_ms_per_idle_ready_instance_per_interval (goal <= 2)": round(
+                per_interval_cpu * 1000 / size, 2
+            ),
             "instances": size,
             "reconcile_interval_s": interval,
             "seconds_to_all_rentals_requested": round(requested, 2),

@@ -108,7 +108,7 @@ def job_facts(body: Mapping[str, Any]) -> JobFacts:
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
         finished_at=parse_optional_time(status.get("finishedAt")),
-        seconds=job_seconds(spec),
+        seconds=cached_job_seconds(meta.get("uid") or meta["name"], meta.get("generation"), spec),
         body=dict(body),
     )
 
@@ -116,6 +116,25 @@ def job_facts(body: Mapping[str, Any]) -> JobFacts:
 #: Seconds assumed for a job whose spec cannot be estimated (the CRD schema admits
 #: nothing the estimate refuses; this is for objects written around it).
 UNKNOWN_JOB_SECONDS = 60.0
+
+
+#: Estimates by (uid, generation): a spec changes only with its generation, and every
+#: status write of a job brings its body back through the index (one parse per spec).
+_SECONDS: dict[tuple[str, int], float] = {}
+_SECONDS_KEPT = 20_000
+
+
+def cached_job_seconds(uid: str, generation: int | None, spec: Mapping[str, Any]) -> float:
+    """:func:`job_seconds`, computed once per (uid, generation)."""
+    if generation is None:
+        return job_seconds(spec)
+    key = (uid, generation)
+    found = _SECONDS.get(key)
+    if found is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            del _SECONDS[next(iter(_SECONDS))]  # the oldest (dicts keep insertion order)
+        found = _SECONDS[key] = job_seconds(spec)
+    return found
 
 
 def job_seconds(spec: Mapping[str, Any]) -> float:

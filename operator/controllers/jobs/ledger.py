@@ -65,6 +65,8 @@ class Ledger:
         self.activity: dict[InstanceKey, float] = {}
         self.last_job_at: dict[InstanceKey, datetime] = {}
         self.finished: dict[str, Finished] = {}
+        #: The finished jobs' phases counted per pool (the phase gauge, kept as they come).
+        self.finished_phases: dict[PoolKey, Counter[str]] = {}
         self.waiting: dict[PoolKey, int] = {}
         self.counts: dict[PoolKey, JobCounts] = {}
         self._order = itertools.count()
@@ -129,6 +131,17 @@ class Ledger:
             if uid in self.held:
                 self.deleted.add(uid)
             self._seen.pop(uid, None)
-            self.finished.pop(uid, None)
+            self._forget_finished(uid)
         elif terminal:
+            self._forget_finished(uid)
             self.finished[uid] = Finished(key, name, finished_at, phase)
+            self.finished_phases.setdefault(key, Counter())[phase] += 1
+
+    def _forget_finished(self, uid: str) -> None:
+        done = self.finished.pop(uid, None)
+        if done is not None:
+            counts = self.finished_phases.get(done.pool)
+            if counts is not None:
+                counts[done.phase] -= 1
+                if counts[done.phase] <= 0:
+                    del counts[done.phase]

@@ -45,6 +45,20 @@ logger = logging.getLogger(__name__)
 V = TypeVar("V")
 
 
+#: Seconds between two writes of an instance's job count while it stays busy.
+BUSY_COUNT_REFRESH = 5.0
+
+
+def instance_write_due(written: Mapping[str, Any], patch: Mapping[str, Any], age: float) -> bool:
+    """Whether the instance's job fields are written now (see ``_write_instance``)."""
+    if all(written.get(k) == v for k, v in patch.items()):
+        return False
+    before, now = written.get("jobs"), patch.get("jobs")
+    flipped = before is None or bool(before) != bool(now)
+    others = any(written.get(k) != v for k, v in patch.items() if k != "jobs")
+    return flipped or others or age >= BUSY_COUNT_REFRESH
+
+
 def dispatcher(memo: Deps) -> Dispatcher:
     """The memo's dispatcher, created on first use."""
     found = memo.dispatcher
@@ -159,6 +173,8 @@ class Dispatcher:
         """Apply recovery (halt, cancel, resume, requeue) and place what can be placed."""
         ns, pool_name = key
         pool = self.pool(key)
+        if pool is None and self.deps.settings.pool_selector:
+            return  # another shard's pool (or one not seen yet): its jobs are not ours
         jobs = self._store(self.jobs, key)
         instances = {i.name: i for i in self._store(self.instances, key)}
         now = self.deps.now()
@@ -287,6 +303,7 @@ class Dispatcher:
         key = (meta.get("namespace") or "default", spec.get("pool", ""))
         phase = status.get("phase") or "Queued"
         deleted = event_type == "DELETED"
+        echo = self._own_echo(uid, meta, phase, deleted=deleted)  # before the ledger learns
         self.ledger.observe(
             uid, key, meta["name"], phase=phase, deleted=deleted, terminal=phase in TERMINAL_PHASES,
             finished_at=parse_optional_time(status.get("finishedAt")),
@@ -295,8 +312,20 @@ class Dispatcher:
             handle = self.expiring.pop(uid, None)
             if handle is not None:
                 handle.cancel()
-        if self.gate.is_set():
+        if self.gate.is_set() and not echo:
             self.wake(key)
+
+    def _own_echo(
+        self, uid: str, meta: Mapping[str, Any], phase: str, *, deleted: bool
+    ) -> bool:  # fmt: skip
+        """An event that only echoes what this process's runner wrote (its Running,
+        progress, outcome or finalizer writes): placement learns nothing from it, so the
+        pool is not dispatched again (the slot's release wakes it)."""
+        if deleted or meta.get("deletionTimestamp"):
+            return False
+        if uid in self.ledger.held:
+            return True
+        return phase in TERMINAL_PHASES and uid in self.ledger.released
 
     # ------------------------------------------------------------- instance status
     def mark_instance(self, namespace: str, name: str) -> None:
@@ -309,19 +338,39 @@ class Dispatcher:
         dirty.set()
 
     async def _write_instance(self, key: InstanceKey, dirty: asyncio.Event) -> None:
+        """The instance's ``jobs``, ``checkpoint`` and ``lastJobAt``, written when it turns
+        busy or idle or loads another checkpoint (coalesced over 0.2 s); a count that
+        moves between busy values is written at most every :data:`BUSY_COUNT_REFRESH`
+        seconds (a display: this process's ledger is what the pool reads). ``lastJobAt``
+        goes with the idle write (the idle timeout counts from it only while idle)."""
         ns, name = key
         ledger = self.ledger
+        written: dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+        last = -BUSY_COUNT_REFRESH
+        later: list[asyncio.TimerHandle] = []
+
+        def later_due() -> None:
+            later.clear()
+            dirty.set()
+
         while True:
             await dirty.wait()
             await asyncio.sleep(0.2)  # coalesce a burst of placements into one write
             dirty.clear()
-            patch: dict[str, Any] = {"jobs": ledger.jobs_on(ns, name)}
+            jobs = ledger.jobs_on(ns, name)
+            patch: dict[str, Any] = {"jobs": jobs}
             if key in ledger.checkpoints:
                 patch["checkpoint"] = ledger.checkpoints[key]
-            if key in ledger.last_job_at:
+            if key in ledger.last_job_at and not jobs:
                 patch["lastJobAt"] = format_time(ledger.last_job_at[key])
+            if not instance_write_due(written, patch, loop.time() - last):
+                if patch.get("jobs") != written.get("jobs") and not later:
+                    later.append(loop.call_later(BUSY_COUNT_REFRESH, later_due))  # the count
+                continue
             try:
                 await patch_status(self.deps.kube, kube.GPUINSTANCES, ns, name, patch)
+                written, last = {**written, **patch}, loop.time()
             except Exception as exc:  # a write lost here is redone at the next change
                 metrics.ERRORS_CONTINUED.labels("instance_jobs").inc()
                 logger.warning("could not record jobs on %s/%s: %s", ns, name, exc)
@@ -354,8 +403,6 @@ class Dispatcher:
 
     def _publish(self, key: PoolKey, jobs: Iterable[JobFacts]) -> None:
         phases = Counter(j.phase for j in jobs)
-        for done in self.ledger.finished.values():
-            if done.pool == key:
-                phases[done.phase] += 1
+        phases.update(self.ledger.finished_phases.get(key, {}))
         for phase in ("Queued", "Scheduled", "Running", *TERMINAL_PHASES):
             metrics.JOBS.labels(key[0], key[1], phase).set(phases.get(phase, 0))

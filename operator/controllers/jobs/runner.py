@@ -8,9 +8,11 @@ the outputs, write ``Succeeded``; or ask :func:`scheduler.decide_failure` whethe
 to requeue or fail. The runner gets a held slot and the adapters (:class:`Deps`) and
 returns an :class:`Outcome`; the job loop (:mod:`.loops`) releases the slot after it.
 
-Status writes per job: Scheduled, Running, progress at most once per
-:data:`PROGRESS_INTERVAL` (and only when the percent moved), the outcome — about
-six for a job of a few seconds.
+Writes per job: the placement with the acceptance (``Running``, one write; ``Scheduled``
+first only when ComfyUI is slow to accept), progress at most once per
+:data:`PROGRESS_INTERVAL` (and only when the percent moved), the outcome; the finalizer
+(added and removed: two more) only for a job still running after :data:`FINALIZER_AFTER`
+— two writes for a job of a second, besides its creation.
 
 One piece past ~400 lines on purpose: the steps of an attempt (build, place, follow,
 watch, succeed or fail) share its state (client, prompt id, timers, writer); the writes
@@ -25,6 +27,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from warmpool.crds.common import format_time, parse_duration, parse_optional_time
@@ -45,6 +48,11 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 #: Time-out of best-effort calls (interrupts, cleanup) on a possibly dead instance.
 QUICK = 3.0
+#: Seconds after placement without ComfyUI's acceptance before ``Scheduled`` is written
+#: on its own (normally the placement is written with the acceptance, as ``Running``).
+PLACEMENT_WRITE_AFTER = 1.0
+#: Seconds a job runs before its finalizer is added (see :meth:`Run.guard_later`).
+FINALIZER_AFTER = 2.0
 #: Status reason of a job the minors policy refuses (never submitted).
 POLICY_REFUSED = "PolicyRefused"
 
@@ -133,6 +141,10 @@ class Run:
         self.flow: workflows.Workflow | None = None
         self.writer = outcomes.JobWriter(deps.kube, self.job, monotonic=self.monotonic)
         self.requeued = False
+        self.placed_at: datetime | None = None
+        self.placement_written = False
+        self.later: asyncio.Task[None] | None = None
+        self.adding_finalizer = False
 
     # ------------------------------------------------------------- the attempt
     async def attempt(self, *, resume: bool) -> bool:
@@ -152,15 +164,74 @@ class Run:
                 return await self.finish("Failed", reason, str(exc)[:500])
             except errors.ComfyError as exc:
                 return await self.failed("instance_lost", f"uploading the reference: {exc}")
-            # Scheduled + finalizer and the submission go in parallel (dispatch latency);
-            # if the job turns out to be gone, the prompt is interrupted (stopper below).
+            # The submission goes first (dispatch latency); the placement is written with
+            # the acceptance, in one write (Running, with the lease and the attempt), or
+            # as Scheduled when ComfyUI takes longer than PLACEMENT_WRITE_AFTER to accept.
+            # If the job turns out to be gone, the prompt is interrupted (stopper below).
             # The websocket opens before the prompt is submitted (run_prompt), so that
             # its end cannot be announced before ComfyUI knows the socket; the runner
             # learns the prompt id, and that ComfyUI accepted it, from the first event.
             self.prompt_id = ""
-            self.writer.chain = asyncio.create_task(self.place())
-            return await self.follow(self.flow.graph)
+            self.placed_at = self.deps.now()
+            self.attempts = self.job.attempts + 1
+            self.later = asyncio.create_task(self.guard_later())
+            try:
+                return await self.follow(self.flow.graph)
+            finally:
+                if self.adding_finalizer:  # never cut off: the loop must know to remove it
+                    await asyncio.wait([self.later])
+                else:
+                    self.later.cancel()
+        self.placement_written = True
         return await self.follow(None)
+
+    async def guard_later(self) -> None:
+        """Scheduled written when ComfyUI is slow to accept; the finalizer added once the
+        job has run for :data:`FINALIZER_AFTER` seconds (a deletion before that is seen
+        by its DELETED event: the runner interrupts the prompt all the same; the finalizer
+        only matters for a job that runs long enough to be deleted unseen)."""
+        await asyncio.sleep(PLACEMENT_WRITE_AFTER)
+        if not self.placement_written:
+            self.writer.enqueue(self.placement({}))
+            self.watch_gone(self.writer.chain)
+        await asyncio.sleep(max(FINALIZER_AFTER - PLACEMENT_WRITE_AFTER, 0.0))
+        self.adding_finalizer = True
+        try:
+            if not await self.writer.add_finalizer():
+                self.held.halt("gone")
+        except errors.KubeError as exc:  # the job runs on; a deletion is still seen
+            logger.warning("job %s/%s: could not add the finalizer: %s", self.ns,
+                           self.job.name, exc)  # fmt: skip
+
+    def watch_gone(self, write: asyncio.Task[bool] | None) -> None:
+        """Halt the runner when ``write`` finds the job gone (404)."""
+
+        def done(task: asyncio.Task[bool]) -> None:
+            if not task.cancelled() and task.exception() is None and task.result() is False:
+                self.held.halt("gone")
+
+        if write is not None:
+            write.add_done_callback(done)
+
+    def placement(self, status: dict[str, Any]) -> dict[str, Any]:
+        """``status`` with the placement's fields on the attempt's first write (the
+        instance, lease, attempt, seed, estimates; ``Scheduled`` unless it says more)."""
+        if self.placement_written:
+            return status
+        self.placement_written = True
+        assert self.flow is not None
+        now = self.deps.now()
+        estimate = workflows.estimate(self.spec, price_per_hour=self.inst.price_per_hour)
+        placed = outcomes.status_patch(GenerationJobStatus(
+            phase="Scheduled", reason="", message="", instance=self.inst.name,
+            gpu_name=self.inst.gpu_name, prompt_id="", seed=self.flow.seed,
+            queued_at=self.status.get("queuedAt") or format_time(self.job.created),
+            scheduled_at=format_time(self.placed_at or now), started_at=None, finished_at=None,
+            lease_expires_at=format_time(lease_end(now, self.pool)), attempts=self.attempts,
+            progress=Progress(value=0, max=0, percent=0), estimated_cost=estimate.dollars,
+            estimated_seconds=estimate.seconds,
+        ))  # fmt: skip
+        return {**placed, **status}
 
     def accepted_now(self, prompt_id: str) -> None:
         """ComfyUI accepted the prompt: Running (written in order after Scheduled)."""
@@ -170,37 +241,12 @@ class Run:
         metrics.JOB_QUEUE_WAIT.labels(self.ns, self.pool.name).observe(
             max((now - self.job.created).total_seconds(), 0.0)
         )
-        self.writer.enqueue(
+        first = not self.placement_written
+        self.writer.enqueue(self.placement(
             {"phase": "Running", "startedAt": format_time(now), "promptId": prompt_id}
-        )
-
-    async def place(self) -> bool:
-        """Write Scheduled (lease, attempt, estimate) and add the finalizer; False if gone."""
-        assert self.flow is not None
-        now = self.deps.now()
-        self.attempts = self.job.attempts + 1
-        estimate = workflows.estimate(self.spec, price_per_hour=self.inst.price_per_hour)
-        status = outcomes.status_patch(GenerationJobStatus(
-            phase="Scheduled", reason="", message="", instance=self.inst.name,
-            gpu_name=self.inst.gpu_name, prompt_id="", seed=self.flow.seed,
-            queued_at=self.status.get("queuedAt") or format_time(self.job.created),
-            scheduled_at=format_time(now), started_at=None, finished_at=None,
-            lease_expires_at=format_time(lease_end(now, self.pool)), attempts=self.attempts,
-            progress=Progress(value=0, max=0, percent=0), estimated_cost=estimate.dollars,
-            estimated_seconds=estimate.seconds,
         ))  # fmt: skip
-        written, finalized = await asyncio.gather(
-            self.writer.write(status), self.writer.add_finalizer(), return_exceptions=True
-        )
-        if isinstance(written, BaseException) or isinstance(finalized, BaseException):
-            error = written if isinstance(written, BaseException) else finalized
-            logger.info("job %s/%s vanished while placing: %s", self.ns, self.job.name, error)
-            self.held.halt("gone")
-            return False
-        if not (written and finalized):
-            self.held.halt("gone")
-            return False
-        return True
+        if first:
+            self.watch_gone(self.writer.chain)
 
     async def follow(self, graph: dict[str, Any] | None) -> bool:
         """Submit ``graph`` and follow it (or follow the known prompt when None)."""
@@ -463,9 +509,9 @@ class Run:
         if verdict.exclude_gpu and self.inst.gpu_name:
             gpus_out.add(self.inst.gpu_name)
         await self.writer.flush()
-        self.requeued = await self.writer.write(outcomes.requeued(
+        self.requeued = await self.writer.write(self.first_write(outcomes.requeued(
             verdict.reason, message, excluded_hosts=hosts, excluded_gpus=gpus_out
-        ))  # fmt: skip
+        )))  # fmt: skip
         return False
 
     async def finish(
@@ -476,9 +522,16 @@ class Run:
                   "finishedAt": format_time(self.deps.now()), "leaseExpiresAt": None,
                   "attempts": max(self.attempts, self.job.attempts), **(extra or {})}  # fmt: skip
         await self.writer.flush()
-        await self.writer.write(status)
+        await self.writer.write(self.first_write(status))
         metrics.JOBS_FINISHED.labels(self.ns, self.pool.name, phase).inc()
         return True
+
+    def first_write(self, status: dict[str, Any]) -> dict[str, Any]:
+        """An outcome written before the placement was: with the placement's fields (but
+        never the lease of a job that is done with this attempt)."""
+        if self.placement_written or self.flow is None:
+            return status
+        return {**self.placement({}), "leaseExpiresAt": None, **status}
 
     # ------------------------------------------------------------- I/O helpers
     async def token(self) -> str | None:

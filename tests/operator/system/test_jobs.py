@@ -149,7 +149,9 @@ async def test_deleting_a_running_job_interrupts_it(
         )
         assert response.status_code in (200, 202)
         await eventually(lambda: not jobsys.job(cluster, "doomed"), what="job gone")
-        assert comfy.interrupts_seen > before
+        # A job deleted in its first seconds has no finalizer yet (runner.FINALIZER_AFTER):
+        # the object goes at once and its DELETED event makes the runner interrupt.
+        await eventually(lambda: comfy.interrupts_seen > before, what="the prompt interrupted")
         await eventually(lambda: comfy.running is None, what="the GPU is free again")
 
 
