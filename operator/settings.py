@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Literal
+from functools import cached_property
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warmpool.operator import selectors as shards
 
 
 class OperatorSettings(BaseSettings):
@@ -80,6 +83,11 @@ class OperatorSettings(BaseSettings):
         description="Watch only this namespace, or these (comma-separated); cluster-wide "
         "when unset.",
     )
+    pool_selector: str = Field(
+        "",
+        description="Label selector of the GpuPools this operator handles (their GpuInstances "
+        "carry the pool's labels); a shard of the fleet by label. Empty: every pool.",
+    )
     health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
     health_fd: int | None = Field(
         None,
@@ -152,6 +160,17 @@ class OperatorSettings(BaseSettings):
     def served_namespaces(self) -> list[str]:
         """The namespaces of :attr:`namespace`; empty: every namespace."""
         return [n.strip() for n in (self.namespace or "").split(",") if n.strip()]
+
+    @field_validator("pool_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        shards.parse_selector(value)  # a SelectorError (ValueError) names the requirement
+        return value
+
+    @cached_property
+    def pool_requirements(self) -> tuple[shards.Requirement, ...]:
+        """The parsed ``pool_selector``."""
+        return shards.parse_selector(self.pool_selector)
 
     @field_validator("allowed_machine_networks")
     @classmethod

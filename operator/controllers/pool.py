@@ -275,7 +275,8 @@ async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str)
         "metadata": {
             "generateName": f"{name}-",
             "namespace": ns,
-            "labels": {POOL_LABEL: name},
+            # The pool's labels too: a shard's pool selector picks its instances as well.
+            "labels": {**(pool_body.get("metadata", {}).get("labels") or {}), POOL_LABEL: name},
             "ownerReferences": [owner_reference(pool_body)],
         },
         "spec": {"pool": name, "templateHash": pool.spec.template.hash(), "reason": reason},

@@ -15,10 +15,12 @@ from warmpool.operator.controllers.instance import reconcile, termination
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import GPUINSTANCES, registry
+from warmpool.operator.handlers.shard import in_shard
 
 
 @kopf.daemon(*GPUINSTANCES, registry=registry, id="instance",
-             cancellation_backoff=reconcile.STEP_GRACE_S + 2, cancellation_timeout=10)  # fmt: skip
+             cancellation_backoff=reconcile.STEP_GRACE_S + 2, cancellation_timeout=10,
+             when=in_shard)  # fmt: skip
 async def on_daemon_instance(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -27,15 +29,17 @@ async def on_daemon_instance(
         await reconcile.run(stopped, body, memo, logger)
 
 
-@kopf.on.delete(*GPUINSTANCES, registry=registry, id="destroy")
+@kopf.on.delete(*GPUINSTANCES, registry=registry, id="destroy", when=in_shard)
 async def on_delete_instance(body: kopf.Body, memo: Deps, logger: kopf.Logger, **_: Any) -> None:
     """The finalizer: destroy the rental (already gone counts as done), close the spend."""
     with kopf_errors():
         await termination.finalize(memo, GpuInstance.from_body(dict(body)), logger)
 
 
-@kopf.on.create(*GPUINSTANCES, registry=registry, id="wake-pool-on-create")
-@kopf.on.field(*GPUINSTANCES, field="status.phase", registry=registry, id="wake-pool-on-phase")
+@kopf.on.create(*GPUINSTANCES, registry=registry, id="wake-pool-on-create", when=in_shard)
+@kopf.on.field(
+    *GPUINSTANCES, field="status.phase", registry=registry, id="wake-pool-on-phase", when=in_shard
+)
 async def on_change_instance(body: kopf.Body, memo: Deps, **_: Any) -> None:
     """A phase change is a scheduling and scaling event for the pool."""
     memo.wake(body.metadata.namespace or "default", body.spec.get("pool", ""))

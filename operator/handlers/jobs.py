@@ -29,6 +29,7 @@ from warmpool.operator.handlers.registry import (
     GPUPOOLS,
     registry,
 )
+from warmpool.operator.handlers.shard import in_shard
 
 
 @kopf.on.startup(registry=registry, id="jobs-startup")
@@ -66,14 +67,14 @@ async def warmpool_job_arrivals(body: kopf.Body, **_: Any) -> dict[facts.PoolKey
     return {(body.metadata.namespace or "default", pool): created}
 
 
-@kopf.index(*GPUINSTANCES, registry=registry, id="warmpool_instances")
+@kopf.index(*GPUINSTANCES, registry=registry, id="warmpool_instances", when=in_shard)
 async def warmpool_instances(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, facts.InstanceFacts]:
     """Every GpuInstance by (namespace, pool)."""
     inst = facts.instance_facts(body)
     return {} if inst is None else {(inst.namespace, inst.pool): inst}
 
 
-@kopf.index(*GPUPOOLS, registry=registry, id="warmpool_pools")
+@kopf.index(*GPUPOOLS, registry=registry, id="warmpool_pools", when=in_shard)
 async def warmpool_pools(body: kopf.Body, **_: Any) -> dict[facts.PoolKey, facts.PoolFacts]:
     """Every GpuPool's job settings by (namespace, name)."""
     pool = facts.pool_facts(body)
@@ -91,7 +92,7 @@ async def on_event_job(
     d.job_event(body, type or "")
 
 
-@kopf.on.event(*GPUINSTANCES, registry=registry, id="instance-event")
+@kopf.on.event(*GPUINSTANCES, registry=registry, id="instance-event", when=in_shard)
 async def on_event_instance(body: kopf.Body, memo: Deps, **kwargs: Any) -> None:
     """An instance became Ready (or went away): its pool dispatches now."""
     d = dispatcher(memo)
@@ -100,7 +101,7 @@ async def on_event_instance(body: kopf.Body, memo: Deps, **kwargs: Any) -> None:
     d.wake((body.metadata.namespace or "default", body.spec.get("pool", "")))
 
 
-@kopf.on.event(*GPUPOOLS, registry=registry, id="pool-event")
+@kopf.on.event(*GPUPOOLS, registry=registry, id="pool-event", when=in_shard)
 async def on_event_pool(body: kopf.Body, memo: Deps, **kwargs: Any) -> None:
     """A pool's job settings may have changed (concurrency, attempts)."""
     d = dispatcher(memo)
