@@ -1,8 +1,8 @@
 """Two shards of the operator side by side against one emulated API (issue 16).
 
-Each shard is a full embedded operator, in a thread with its own event loop (Kopf, dispatcher, adapters) with its own memo;
-its Kubernetes client records every request it makes. Sharded by a pool label selector
-the test shows that no pool, instance or job is handled by both: each
+Each shard is a full embedded operator (Kopf, dispatcher, adapters) with its own memo, in
+a thread with its own event loop; its Kubernetes client records every object it writes.
+Sharded by a pool label selector, the test shows that no pool, instance or job is handled by both: each
 object is written by one shard only, every job ends, and each pool has one rental.
 """
 
