@@ -2,8 +2,8 @@
 
 Each shard is a full embedded operator (Kopf, dispatcher, adapters) with its own memo, in
 a thread with its own event loop; its Kubernetes client records every object it writes.
-Sharded by a pool label selector, the test shows that no pool, instance or job is handled by both: each
-object is written by one shard only, every job ends, and each pool has one rental.
+Sharded by a pool label selector, the test shows that no pool, instance or job is handled
+by both: each object is written by one shard only, every job ends, each pool has one rental.
 """
 
 from __future__ import annotations
