@@ -161,6 +161,13 @@ class OperatorSettings(BaseSettings):
         """The namespaces of :attr:`namespace`; empty: every namespace."""
         return [n.strip() for n in (self.namespace or "").split(",") if n.strip()]
 
+    peering_lifetime: int = Field(
+        60,
+        gt=0,
+        description="Seconds a replica's peering heartbeat stays valid: a standby "
+        "takes over this long (plus a keep-alive) after the active replica dies.",
+    )
+
     @field_validator("pool_selector")
     @classmethod
     def _selector(cls, value: str) -> str:

@@ -48,5 +48,6 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     # the chart's ValidatingWebhookConfiguration; Kopf never manages one itself.
     settings.admission.server = admission.webhook_server(memo.settings)
     settings.admission.managed = None
+    settings.peering.lifetime = memo.settings.peering_lifetime
     with kopf_errors():
         await deps.open_deps(memo)
