@@ -1,0 +1,141 @@
+"""Benchmark: one operator process, 200 ready instances, 10,000 jobs over a simulated hour
+(issue 16).
+
+The jobs arrive evenly over one simulated hour; ``--hour-seconds`` says how many wall
+seconds that hour takes (default 900: the arrival rate is 11 jobs/s of wall time, about a
+quarter of what the ComfyUI simulators could run at ``--time-scale``; the simulated GPUs
+run their steps ``--time-scale`` times faster than real ones). Figures, printed and
+written to ``bench/results/scale.json``:
+- every job ends (phases), wall time;
+- the operator's peak RSS (VmHWM) and CPU seconds (its own process);
+- Vast.ai requests per reconcile interval over the run, by endpoint (listing: still 1);
+- API writes per job (from the emulated API's request log);
+- dispatch latency (created → ComfyUI accepted) p50/p90/p99/max.
+
+Run: ``.venv/bin/python bench/scale.py [--instances 200] [--jobs 10000] [--hour-seconds 900]``
+(about 20 minutes on a 2-core machine; ``--instances 50 --jobs 1000 --hour-seconds 120``
+for a quick look). No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+from jobs import DONE, WRITES, percentile, stamp
+from pools import peak_rss_mb
+from stack import API, POOL, RESULTS, operator_stack, wait_until
+
+from warmpool.sim.vastai_state import Timing
+
+INTERVAL = 5.0
+
+
+async def run(
+    instances: int, jobs: int, *, hour_seconds: float, time_scale: float
+) -> dict[str, Any]:
+    timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
+    names = [f"scale-{i:05}" for i in range(jobs)]
+    created: dict[str, float] = {}
+    async with operator_stack(
+        "scale", machines=instances + 40, seed=9, interval=INTERVAL, probe_interval=1.0,
+        vastai_options={"time_scale": time_scale, "timing": timing,
+                        "comfy_options": {"load_seconds": 1.0}},
+    ) as stack:  # fmt: skip
+        cluster, sim = stack.cluster, stack.sim
+        stack.create_pool(replicas=instances, offer={"maxPricePerHour": 50, "minReliability": 0.5,
+                                                     "verifiedOnly": False})  # fmt: skip
+        started = time.monotonic()
+
+        def settled() -> bool:
+            found = cluster.list(API, "GpuInstance", "default")
+            return len(found) == instances and all(
+                (i.get("status") or {}).get("phase") == "Ready" for i in found)  # fmt: skip
+
+        await wait_until(settled, 1200, f"{instances} instances ready")
+        to_ready = time.monotonic() - started
+        log = cluster.emulator._requests
+        first = len(log)
+        vast0 = dict(sim.state.requests)
+        cpu0 = stack.cpu_seconds()
+        start = time.monotonic()
+        gap = hour_seconds / jobs
+        async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
+            for i, name in enumerate(names):
+                body = {"apiVersion": API, "kind": "GenerationJob",
+                        "metadata": {"name": name, "namespace": "default"},
+                        "spec": {"pool": POOL, "prompt": f"a lighthouse ({name})",
+                                 "quality": "low", "width": 64, "height": 64,
+                                 "steps": 4}}  # fmt: skip
+                response = await http.post(f"/apis/{API}/namespaces/default/generationjobs",
+                                           json=body)  # fmt: skip
+                response.raise_for_status()
+                created[name] = time.time()
+                ahead = start + (i + 1) * gap - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+
+        def phase(name: str) -> Any:
+            return ((cluster.get(API, "GenerationJob", name, "default") or {}).get("status")
+                    or {}).get("phase")  # fmt: skip
+
+        await wait_until(lambda: all(phase(n) in DONE for n in reversed(names)), 3600,
+                         "all jobs done")  # fmt: skip
+        wall = time.monotonic() - start
+        cpu = stack.cpu_seconds() - cpu0
+        vast = {route: n - vast0.get(route, 0) for route, n in sim.state.requests.items()
+                if n != vast0.get(route, 0)}  # fmt: skip
+        writes = [r for r in list(log)[first:] if r.method in WRITES]
+        latencies, phases = [], Counter()
+        for n in names:
+            st = (cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}
+            phases[st.get("phase")] += 1
+            if st.get("startedAt"):
+                latencies.append((stamp(st["startedAt"]) - created[n]) * 1000.0)
+        intervals = wall / INTERVAL
+        return {
+            "instances": instances,
+            "jobs": jobs,
+            "simulated_hour_wall_seconds": hour_seconds,
+            "time_scale": time_scale,
+            "phases": dict(phases),
+            "every_job_ended": sum(phases[p] for p in DONE) == jobs,
+            "seconds_to_all_ready": round(to_ready, 1),
+            "wall_seconds": round(wall, 1),
+            "operator_peak_rss_mb": round(peak_rss_mb(stack.operator.pid), 1),
+            "operator_cpu_seconds": round(cpu, 1),
+            "operator_cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
+            "vastai_requests_per_interval": {r: round(n / intervals, 2) for r, n in vast.items()},
+            "api_writes_per_job": round(len(writes) / jobs, 2),
+            "dispatch_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+            "dispatch_ms_p90": round(percentile(latencies, 90), 1) if latencies else None,
+            "dispatch_ms_p99": round(percentile(latencies, 99), 1) if latencies else None,
+            "dispatch_ms_max": round(max(latencies), 1) if latencies else None,
+        }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--hour-seconds", type=float, default=900.0,
+                        help="wall seconds of the simulated hour of arrivals")  # fmt: skip
+    parser.add_argument("--time-scale", type=float, default=240.0)
+    args = parser.parse_args()
+    result = await run(args.instances, args.jobs, hour_seconds=args.hour_seconds,
+                       time_scale=args.time_scale)  # fmt: skip
+    print(f"\n== {result['jobs']} jobs over {result['instances']} ready instances")
+    for key, value in result.items():
+        print(f"  {key:34} {value}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
