@@ -25,9 +25,9 @@ from warmpool.operator.adapters.vastai_models import Offer
 if TYPE_CHECKING:
     import httpx
 
+    from warmpool.crds.gpupool import GpuPool
     from warmpool.operator.decisions.budget import FleetSpend
     from warmpool.operator.decisions.drift import BalanceSample, DriftVerdict
-    from warmpool.crds.gpupool import GpuPool
     from warmpool.operator.decisions.scheduler import JobCounts
     from warmpool.operator.settings import OperatorSettings
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
