@@ -11,7 +11,14 @@ host, label, offer or endpoint, with a rate and a count. Besides the contract's 
 ``no_space`` on a running rental (its disk fills up: the status message says so and its
 ComfyUI's saves fail), ``comfy_crash`` (its ComfyUI dies and its supervisor restarts it
 after ``params.restart_after`` simulated seconds), and ``create_listeners`` (called with
-each new rental before the create answer goes out).
+each new rental before the create answer goes out). Stop and start (§5.6, F17, F19): a
+stopped rental frees its GPU and bills storage; a start loads for ``Timing.resume``, or
+waits while the GPU is held (``gpu_taken``), and runs again at a new port (and address on
+a host without a static IP), its disk as it was.
+
+About 800 lines on purpose: one rental's state machine (boot, faults, stop/start, reboot,
+billing) shares its one lifecycle task and status writes; split, each part would reach
+into the others' task handling.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ async def before_plan(
     template_hash = pool.spec.template.hash()
     destroys = cold.check_cold(colds, spec=pool.spec, template_hash=template_hash, now=now)
     gone = {d.name for d in destroys}
-    stopped = {c.name for c in colds}
+    stopped = {c.name for c in colds if c.phase == "Stopped"}  # Resuming ones pay the GPU
     warm_hourly = budget.current_hourly([v for v in views if v.name not in stopped])
     destroys += cold.budget_cuts(
         [c for c in colds if c.name not in gone],

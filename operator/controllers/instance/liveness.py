@@ -254,8 +254,7 @@ async def follow(
         policy=pool.spec.failure_policy,
         readiness=pool.spec.readiness,
     )
-    if decision.phase != s.phase:  # unchanged: not written (the pool may be moving it)
-        patch["phase"] = decision.phase
+    patch["phase"] = decision.phase
     if decision.reason:
         patch["reason"] = decision.reason
         patch["message"] = decision.message
@@ -303,11 +302,24 @@ async def _models_failed(
 
 
 async def _went_cold(deps: Deps, inst: GpuInstance) -> bool:
-    """Whether the pool moved the instance to the cold tier since it was read."""
-    fresh = await deps.kube.get(
-        kube.GPUINSTANCES, inst.metadata.name, inst.metadata.namespace or "default"
+    """Whether the pool moved the instance to the cold tier (its phase says so now, or a
+    step that began before the stop wrote its old phase back: ``stoppedAt`` is newer than
+    the last start); the phase is put back to ``Stopped`` then."""
+    ns = inst.metadata.namespace or "default"
+    fresh = await deps.kube.get(kube.GPUINSTANCES, inst.metadata.name, ns)
+    if fresh is None:
+        return False
+    status = GpuInstance.from_body(fresh).status
+    if status.phase in COLD_PHASES:
+        return True
+    stopped, resumed = (
+        parse_optional_time(status.stopped_at),
+        parse_optional_time(status.resumed_at),
     )
-    return fresh is not None and (fresh.get("status") or {}).get("phase") in COLD_PHASES
+    if stopped is None or (resumed is not None and resumed >= stopped):
+        return False
+    await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, {"phase": "Stopped"})
+    return True
 
 
 def machine_url(deps: Deps, rec: Instance | None, port: int) -> str | None:

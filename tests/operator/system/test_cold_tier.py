@@ -146,11 +146,13 @@ async def test_stop_resume_without_downloads_gpu_taken_fallback_and_max_age(
         assert pool(cluster)["status"]["replicas"] == 1  # a stopped one serves nothing
 
         # 2. The next burst starts it again; a job runs on it; no model is downloaded again.
-        names = burst(cluster, "again")
+        names = burst(cluster, "again", count=4)  # outlasts a start and its canary
         await eventually(lambda: events(cluster, "Resumed"), timeout=30, what="Resumed")
         await all_succeeded(cluster, names)
         assert cold["metadata"]["name"] in {status(cluster, n)["instance"] for n in names}
-        assert rental.starts == 1 and contract in sim.state.rentals
+        # At least once: a start may lose to the warm machine and be stopped again
+        # (ResumeSurplus) and started later in the same burst.
+        assert rental.starts >= 1 and contract in sim.state.rentals
         assert downloads(models) == 2, "the disk kept the models: nothing downloaded again"
         assert len(sim.state.rentals) + len(sim.state.destroyed) == 2  # no fresh rental
         resumed = REGISTRY.get_sample_value(
