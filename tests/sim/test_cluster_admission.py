@@ -393,3 +393,31 @@ async def test_denial_without_code_or_message(
     assert answer.json()["message"] == (
         'admission webhook "jobs.hooks.example" denied the request without explanation'
     )
+
+
+async def test_delete_is_sent_with_the_old_object_and_can_be_refused(
+    cluster: RunningCluster, ca: trustme.CA, hook: Hook
+) -> None:
+    async def no_deleting(review: dict[str, Any]) -> dict[str, Any]:
+        request = review["request"]
+        response = {"uid": request["uid"], "allowed": request["operation"] != "DELETE"}
+        if not response["allowed"]:
+            response["status"] = {"code": 403, "message": "keep it"}
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": response,
+        }
+
+    register(cluster, ca, hook, rules=[rule(operations=["CREATE", "DELETE"])])
+    hook.decide = no_deleting
+    assert (await post(cluster, job("kept"))).status_code == 201
+    async with httpx.AsyncClient(base_url=cluster.url) as http:
+        answer = await http.delete(f"{JOBS_PATH}/kept")
+    assert answer.status_code == 403
+    assert answer.json()["message"].endswith("denied the request: keep it")
+    request = hook.reviews[-1]["request"]
+    assert request["operation"] == "DELETE" and request["object"] is None
+    assert request["oldObject"]["metadata"]["name"] == "kept"
+    assert request["options"]["kind"] == "DeleteOptions"
+    assert cluster.get("warmpool.dev/v1alpha1", "GenerationJob", "kept", "default") is not None

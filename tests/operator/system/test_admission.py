@@ -138,6 +138,16 @@ async def check_policy(cluster: RunningCluster, http: httpx.AsyncClient) -> None
         "spec.template.models[0]: models[].file must be a file name"
     )
     assert cluster.get(API, "GpuPool", "bad-pool", "default") is None
+    # An object stored before the webhook existed (straight into the store) can still be
+    # labelled, its finalizers removed, deleted: metadata-only updates are not refused.
+    cluster.create(job("legacy", "a child"))
+    answer = await http.patch(
+        f"{NS_PATH}/generationjobs/legacy",
+        content=json.dumps({"metadata": {"labels": {"reviewed": "yes"}}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert (await http.delete(f"{NS_PATH}/generationjobs/legacy")).status_code == 200
     # The chart owns the configuration: the operator registered none of its own.
     configs = cluster.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
     assert [c["metadata"]["name"] for c in configs] == ["wp-warmpool"]
