@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import json
 import ssl
 import uuid
@@ -44,17 +45,30 @@ from warmpool.sim.cluster_store import NS_KEY, ApiError, Store
 
 __all__ = [
     "VWC_KEY",
+    "WARNINGS",
     "Attributes",
     "WebhookCallError",
     "WebhookDispatcher",
     "rule_matches",
     "selector_matches",
+    "warning_header",
     "webhook_matches",
 ]
 
 VWC_KEY = ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 USER = {"username": "warmpool-sim", "groups": ["system:masters", "system:authenticated"]}
+#: The warnings webhooks returned for the request being served (the HTTP face sets a list
+#: per request and sends each as a ``Warning: 299 - "..."`` header, as a real server does).
+WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "admission_warnings", default=None
+)
+
+
+def warning_header(text: str) -> str:
+    """RFC 7234 warn-value as the API server writes it (kubectl prints ``Warning: text``)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
 
 
 @dataclass(frozen=True)
@@ -277,6 +291,9 @@ class WebhookDispatcher:
             if (hook.get("failurePolicy") or "Fail") == "Ignore":
                 return None
             return _call_failed(name, str(exc))
+        collected = WARNINGS.get()
+        if collected is not None:
+            collected.extend(str(w) for w in response.get("warnings") or [])
         if response.get("allowed") is True:
             return None
         return _denied(name, response.get("status"))

@@ -21,7 +21,12 @@ from kmock._internal.apps import RawHandler
 
 from warmpool.sim import cluster_protobuf
 from warmpool.sim import cluster_resources as resources
-from warmpool.sim.cluster_admission import AdmittedWrites, WebhookDispatcher
+from warmpool.sim.cluster_admission import (
+    WARNINGS,
+    AdmittedWrites,
+    WebhookDispatcher,
+    warning_header,
+)
 from warmpool.sim.cluster_ops import (
     PatchError,
     SelectorError,
@@ -110,10 +115,17 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 return await RawHandler._handle(self, request)
             except NotImplementedError:
                 pass
+        warnings: list[str] = []
+        reset = WARNINGS.set(warnings)
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except ApiError as e:
-            return _respond(e.status(), e.code)
+            response = _respond(e.status(), e.code)
+        finally:
+            WARNINGS.reset(reset)
+        for text in warnings:  # from admission webhooks
+            response.headers.add("Warning", warning_header(text))
+        return response
 
     async def _dispatch(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         path = request.url.path.rstrip("/") or "/"

@@ -22,10 +22,10 @@ from warmpool.operator.settings import OperatorSettings
 
 
 async def review_job(
-    deps: Deps, body: Mapping[str, Any], old: Mapping[str, Any] | None
+    deps: Deps, body: Mapping[str, Any], old: Mapping[str, Any] | None, warnings: list[str]
 ) -> admission.Denial | None:  # fmt: skip
     """A GenerationJob create/update: its composed prompt (with its muse, when it names
-    one that exists) and its model."""
+    one that exists) and its model. A muse that does not exist yet is a warning."""
     if not admission.needs_review(old, body):
         return None
     muse = None
@@ -33,6 +33,8 @@ async def review_job(
     namespace = (body.get("metadata") or {}).get("namespace") or "default"
     if isinstance(muse_ref, str) and muse_ref:
         muse = await deps.kube.get(kube.MUSES, muse_ref, namespace)
+        if muse is None:
+            warnings.append(admission.missing_muse_warning(muse_ref))
     return admission.check_job(body, muse)
 
 

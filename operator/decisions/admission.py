@@ -38,6 +38,7 @@ __all__ = [
     "check_job",
     "check_muse",
     "check_pool",
+    "missing_muse_warning",
     "model_denial",
     "needs_review",
     "policy_refusal",
@@ -139,6 +140,13 @@ def check_muse(body: Mapping[str, Any]) -> Denial | None:
     if refusal := minors.check_prompt(composed.positive, composed.negative, person=True):
         return _composed_denial(refusal, "spec.promptTemplate", None)
     return None
+
+
+def missing_muse_warning(name: str) -> str:
+    return (
+        f"spec.museRef: muse {name!r} does not exist (yet); the prompt composed with it is "
+        "checked again before the job runs"
+    )
 
 
 def needs_review(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:

@@ -34,10 +34,10 @@ def _raise(denial: Denial | None) -> None:
     *GENERATIONJOBS, registry=registry, id=JOB_WEBHOOK, operations=["CREATE", "UPDATE"]
 )
 async def on_validate_job(
-    *, body: kopf.Body, memo: Deps, old: kopf.Body | None = None, **_: Any
+    *, body: kopf.Body, memo: Deps, warnings: list[str], old: kopf.Body | None = None, **_: Any
 ) -> None:  # fmt: skip
     """A job whose composed prompt breaks the minors policy is refused."""
-    _raise(await admission.review_job(memo, body, old))
+    _raise(await admission.review_job(memo, body, old, warnings))
 
 
 @kopf.on.validate(*MUSES, registry=registry, id=MUSE_WEBHOOK, operations=["CREATE", "UPDATE"])

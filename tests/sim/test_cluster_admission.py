@@ -421,3 +421,21 @@ async def test_delete_is_sent_with_the_old_object_and_can_be_refused(
     assert request["oldObject"]["metadata"]["name"] == "kept"
     assert request["options"]["kind"] == "DeleteOptions"
     assert cluster.get("warmpool.dev/v1alpha1", "GenerationJob", "kept", "default") is not None
+
+
+async def test_webhook_warnings_become_warning_headers(
+    cluster: RunningCluster, ca: trustme.CA, hook: Hook
+) -> None:
+    async def warn(review: dict[str, Any]) -> dict[str, Any]:
+        answer = await allow_unless_forbidden(review)
+        answer["response"]["warnings"] = ['muse "x" is missing', "second"]
+        return answer
+
+    register(cluster, ca, hook)
+    hook.decide = warn
+    answer = await post(cluster, job("warned"))
+    assert answer.status_code == 201
+    assert answer.headers.get_list("Warning") == [
+        '299 - "muse \\"x\\" is missing"',
+        '299 - "second"',
+    ]

@@ -176,6 +176,17 @@ async def check_kubectl(cluster: RunningCluster, kubectl: str) -> None:
     assert "Error from server" in err.decode()
     assert DENIED in err.decode(), err.decode()
     assert stored(cluster, "kubectl-bad") is None
+    # A job naming a muse that does not exist yet is stored, with the webhook's warning.
+    process = await asyncio.create_subprocess_exec(
+        kubectl, "create", "-f", "-",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    body = yaml.safe_dump(job("kubectl-later", "a portrait", museRef="not-yet"))
+    out, err = await asyncio.wait_for(process.communicate(body.encode()), 60)
+    assert process.returncode == 0, err.decode()
+    assert "Warning: spec.museRef: muse 'not-yet' does not exist (yet)" in err.decode()
+    assert stored(cluster, "kubectl-later") is not None
 
 
 @pytest.mark.parametrize(("policy", "created"), [("Fail", False), ("Ignore", True)])
