@@ -182,11 +182,25 @@ def test_existing_secret_needs_its_ca(chart: Any) -> None:
     assert volume["secret"]["secretName"] == "my-webhook-tls"
 
 
-def test_watched_namespace_limits_the_webhook(chart: Any) -> None:
-    manifests = chart.render({"operator": {"watchNamespace": "gpu"}})
+@pytest.mark.parametrize(
+    ("operator", "served"),
+    [
+        ({"watchNamespace": "gpu"}, ["gpu"]),
+        ({"watchNamespace": "gpu", "watchNamespaces": ["art", "gpu"]}, ["gpu", "art"]),
+    ],
+    ids=["one", "several"],
+)
+def test_served_namespaces_limit_the_webhook(
+    chart: Any, operator: dict[str, Any], served: list[str]
+) -> None:
+    manifests = chart.render({"operator": operator})
     config = chart.one(manifests, "ValidatingWebhookConfiguration")
     for hook in config["webhooks"]:
-        assert hook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "gpu"}}
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": served}
+            ]
+        }
 
 
 @pytest.mark.parametrize(
