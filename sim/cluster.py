@@ -159,6 +159,7 @@ class RunningCluster:
     async def stop(self) -> None:
         self.emulator.stop_watches()
         await self._runner.cleanup()
+        await self.emulator.webhooks.aclose()
         await self.emulator.__aexit__(None, None, None)
 
     async def __aenter__(self) -> Self:

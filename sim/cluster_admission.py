@@ -114,6 +114,21 @@ class WebhookDispatcher:
     store: Store
     #: ``(namespace, service name)`` → ``(host, port)`` where that Service's endpoint listens.
     services: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    #: One HTTPS client per trust root, kept alive across calls as an API server does.
+    _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def _client(self, hook: Mapping[str, Any]) -> httpx.AsyncClient:
+        bundle = str((hook.get("clientConfig") or {}).get("caBundle") or "")
+        client = self._clients.get(bundle)
+        if client is None:
+            client = httpx.AsyncClient(verify=self._ssl(hook))
+            self._clients[bundle] = client
+        return client
 
     def configurations(self) -> list[dict[str, Any]]:
         if VWC_KEY not in self.store.types:
@@ -219,9 +234,9 @@ class WebhookDispatcher:
         if not url.startswith("https://"):
             raise WebhookCallError(f'Post "{shown}": webhooks are called over https only')
         extensions = {"sni_hostname": server_name} if server_name else None
+        client = self._client(hook)
         try:
-            async with httpx.AsyncClient(verify=self._ssl(hook), timeout=timeout) as client:
-                answer = await client.post(url, json=review, extensions=extensions)
+            answer = await client.post(url, json=review, extensions=extensions, timeout=timeout)
         except httpx.TimeoutException as exc:
             raise WebhookCallError(f'Post "{shown}": context deadline exceeded') from exc
         except httpx.HTTPError as exc:
