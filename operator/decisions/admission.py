@@ -88,7 +88,7 @@ def model_denial(model: type[BaseModel], body: Mapping[str, Any]) -> Denial | No
 
 def policy_refusal(spec: GenerationJobSpec, muse: MuseSpec | None) -> minors.Refusal | None:
     """The minors policy on the prompt a job really sends: composed with its muse."""
-    composed = prompts.compose(muse, spec.prompt, spec.negative_prompt)
+    composed = prompts.compose(muse, spec.prompt, spec.negative_prompt, variation=spec.variation)
     return minors.check_prompt(composed.positive, composed.negative, person=muse is not None)
 
 
@@ -136,9 +136,18 @@ def check_muse(body: Mapping[str, Any]) -> Denial | None:
     for i, tag in enumerate(spec.tags):
         if refusal := minors.check_text(tag):
             return Denial(f"spec.tags[{i}]", refusal.message, POLICY_CODE)
-    composed = prompts.compose(spec, "")
-    if refusal := minors.check_prompt(composed.positive, composed.negative, person=True):
-        return _composed_denial(refusal, "spec.promptTemplate", None)
+    for variation in [None, *(v.name for v in spec.variations)]:
+        composed = prompts.compose(spec, "", variation=variation)
+        if refusal := minors.check_prompt(composed.positive, composed.negative, person=True):
+            field = "spec.promptTemplate"
+            if variation is not None:
+                index = [v.name for v in spec.variations].index(variation)
+                field = f"spec.variations[{index}]"
+            return Denial(
+                "spec.negativePrompt" if refusal.where == "negative" else field,
+                refusal.message,
+                POLICY_CODE,
+            )
     return None
 
 

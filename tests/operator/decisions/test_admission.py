@@ -135,3 +135,19 @@ def test_policy_refusal_is_what_the_second_line_applies() -> None:
     assert admission.policy_refusal(spec, None) is None
     refusal = admission.policy_refusal(spec, template)
     assert refusal is not None and refusal.where == "prompt"
+
+
+def test_a_job_is_checked_with_the_variation_it_chooses() -> None:
+    """The runner composes the job's variation; the webhook checks that very text."""
+    variations = [{"name": "school", "scenario": "in a schoolgirl uniform"}]
+    body = job(museRef="ada", variation="school")
+    denial = admission.check_job(body, muse(variations=variations))
+    assert denial is not None and denial.code == 403
+    assert admission.check_job(job(museRef="ada"), muse(variations=variations)) is None
+
+
+def test_a_muse_is_checked_with_each_variation() -> None:
+    variations = [{"name": "beach"}, {"name": "school", "scenario": "a little girl at school"}]
+    denial = admission.check_muse(muse(variations=variations))
+    assert denial is not None
+    assert denial.field == "spec.variations[1]"
