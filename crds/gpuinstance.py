@@ -102,6 +102,11 @@ class GpuInstanceStatus(CamelModel):
     comfy_url: str = Field("", description="Base URL of ComfyUI on the machine.")
     token_secret: str = Field("", description="Secret holding the ComfyUI token.")
     actual_status: str | None = Field(None, description="Vast.ai actual_status last seen.")
+    actual_status_since: str | None = Field(
+        None,
+        description="Since when actual_status has had its current value (kept across "
+        "operator restarts: the offline grace counts from it).",
+    )
     intended_status: str | None = Field(None, description="Vast.ai intended_status last seen.")
     cur_state: str | None = Field(None, description="Vast.ai cur_state last seen.")
     status_msg: str | None = Field(None, description="Vast.ai status_msg last seen.")

@@ -100,6 +100,18 @@ def is_stuck_loading(
     return now - rented_at > parse_duration(policy.loading_timeout)
 
 
+def status_since(
+    observed: str | None, *, last: str | None, last_since: datetime | None, now: datetime
+) -> datetime:
+    """Since when the rental has had the ``actual_status`` observed now: the time kept
+    with the last one seen (``last``, ``last_since``, from the object's status) while it
+    is unchanged, else ``now``. Kept in the object, so that an operator restarting more
+    often than the offline grace still replaces a machine that went offline."""
+    if last_since is not None and observed == last and last_since <= now:
+        return last_since
+    return now
+
+
 def decide_instance(
     *,
     phase: Phase,

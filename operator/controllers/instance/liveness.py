@@ -189,8 +189,10 @@ async def follow(
     now = deps.now()
     s = inst.status
     patch: dict[str, Any] = {}
+    since = status_since(inst, rec, now)
     if rec is not None:
         patch.update(
+            actualStatusSince=format_time(since),
             actualStatus=rec.actual_status,
             intendedStatus=rec.intended_status,
             curState=rec.cur_state,
@@ -229,7 +231,7 @@ async def follow(
                          warning=True)  # fmt: skip
     running_at = parse_optional_time(patch.get("runningAt") or s.running_at)
     decision = lifecycle.decide_instance(
-        status_since=status_since(deps, inst, rec, now),
+        status_since=since,
         progress_at=parse_optional_time(patch.get("modelsProgressAt") or s.models_progress_at),
         phase=s.phase,
         rental=rental_view(rec, port),
@@ -329,16 +331,16 @@ async def _address_refused(
     await termination.terminate(deps, inst, reason=ADDRESS_REFUSED, message=refusal)
 
 
-def status_since(deps: Deps, inst: GpuInstance, rec: Instance | None, now: datetime) -> datetime:
-    """Since when this process has seen the rental's current ``actual_status`` (the
-    offline grace of :func:`lifecycle.decide_instance` counts from it, as in the economics
-    engine). Kept in memory: after a restart the grace starts again (never shorter)."""
-    key = f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}"
-    status = rec.actual_status if rec is not None else None
-    seen = deps.rental_status.get(key)
-    if seen is None or seen[0] != status:
-        seen = deps.rental_status[key] = (status, now)
-    return seen[1]
+def status_since(inst: GpuInstance, rec: Instance | None, now: datetime) -> datetime:
+    """Since when the rental has had its current ``actual_status`` (the offline grace of
+    :func:`lifecycle.decide_instance` counts from it, as in the economics engine), from
+    the object's ``actualStatusSince`` (written with it, so the grace survives restarts)."""
+    return lifecycle.status_since(
+        rec.actual_status if rec is not None else None,
+        last=inst.status.actual_status,
+        last_since=parse_optional_time(inst.status.actual_status_since),
+        now=now,
+    )
 
 
 def accrued(inst: GpuInstance, now: datetime) -> float:

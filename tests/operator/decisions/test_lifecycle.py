@@ -546,3 +546,34 @@ def test_is_stuck_loading(rental: RentalView, rented_at: datetime | None, expect
         lifecycle.is_stuck_loading(rental, rented_at=rented_at, now=NOW, policy=FailurePolicySpec())
         is expected
     )
+
+
+@pytest.mark.parametrize(
+    ("observed", "last", "last_since", "expected"),
+    [
+        pytest.param("offline", "offline", NOW - 3 * MIN, NOW - 3 * MIN, id="unchanged-keeps-time"),
+        pytest.param("offline", "running", NOW - 3 * MIN, NOW, id="changed-starts-now"),
+        pytest.param("offline", "offline", None, NOW, id="never-written-starts-now"),
+        pytest.param("offline", "offline", NOW + MIN, NOW, id="from-the-future-starts-now"),
+        pytest.param(None, None, NOW - 3 * MIN, NOW - 3 * MIN, id="still-not-listed"),
+    ],
+)  # fmt: skip
+def test_status_since_survives_restarts(
+    observed: str | None, last: str | None, last_since: datetime | None, expected: datetime
+) -> None:
+    """Regression (chaos day): the time a rental went offline was kept in the operator's
+    memory only. A machine that vanished while its instance was still Provisioning (no
+    probes count there) waits for the 2-minute offline grace; the operator restarted every
+    ~25 s, each restart started the grace again, and the dead instance held its place in
+    the pool for over 100 s (forever, in a crash loop). The time is now kept in the
+    object's ``actualStatusSince`` and carried over while the status is unchanged."""
+    got = lifecycle.status_since(observed, last=last, last_since=last_since, now=NOW)
+    assert got == expected
+    decided = lifecycle.decide_instance(
+        phase="Provisioning", rental=lifecycle.RentalView(present=True, actual_status="offline"),
+        probe=None, probe_failures=0, rented_at=NOW - 10 * MIN, running_at=None, ready_at=None,
+        now=NOW, policy=FailurePolicySpec(), readiness=ReadinessSpec(),
+        status_since=lifecycle.status_since("offline", last="offline",
+                                            last_since=NOW - 3 * MIN, now=NOW),
+    )  # fmt: skip
+    assert decided.terminate and decided.reason == "MachineOffline"
