@@ -144,7 +144,7 @@ class Chaos:
         self.operator = operator
         self.rnd = random.Random(seed)
         self.done: Counter[str] = Counter()
-        self._armed: asyncio.Future[int] | None = None
+        self._armed: list[asyncio.Future[int]] = []
         sim.state.create_listeners.append(self._on_create)
 
     def _fault(self, **spec: Any) -> list[int]:
@@ -207,21 +207,27 @@ class Chaos:
 
     def arm_kill_on_create(self) -> asyncio.Future[int]:
         """SIGKILL the operator the moment its next create reaches Vast.ai (the rental
-        exists; the answer never arrives). The future ends with the rental's id."""
-        if self._armed is None or self._armed.done():
-            self._armed = asyncio.get_running_loop().create_future()
-        return self._armed
+        exists; the answer never arrives). The future ends with the rental's id; every
+        kill armed when that create comes ends with it (one kill for them all)."""
+        armed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._armed.append(armed)
+        return armed
 
-    def disarm(self) -> None:
-        if self._armed is not None and not self._armed.done():
-            self._armed.cancel()
-        self._armed = None
+    def disarm(self, armed: asyncio.Future[int] | None = None) -> None:
+        """Cancel one armed kill (all of them when None)."""
+        for pending in [armed] if armed is not None else list(self._armed):
+            if not pending.done():
+                pending.cancel()
+            with contextlib.suppress(ValueError):
+                self._armed.remove(pending)
 
     def _on_create(self, rental: Rental) -> None:
-        armed = self._armed
-        if armed is not None and not armed.done() and self.operator.kill_now():
+        waiting = [a for a in self._armed if not a.done()]
+        if waiting and self.operator.kill_now():
             self.done["kill_at_create"] += 1
-            armed.set_result(rental.id)
+            for armed in waiting:
+                armed.set_result(rental.id)
+            self._armed.clear()
 
 
 # ---------------------------------------------------------------- counting

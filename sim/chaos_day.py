@@ -74,6 +74,9 @@ class DayPlan:
     script: tuple[tuple[float, str], ...] = ()
     #: How long an armed kill waits for a create before it kills anyway, wall seconds.
     arm_timeout: float = 15.0
+    #: Fill a machine's disk right after arming a kill at create (so a replacement is
+    #: rented while the kill is armed).
+    provoke_creates: bool = True
 
 
 @dataclass
@@ -293,12 +296,14 @@ class Day:
                     await asyncio.wait_for(asyncio.shield(armed), timeout=self.plan.arm_timeout)
                     await self.restart("kill at create")
                 except TimeoutError:
-                    c.disarm()
+                    c.disarm(armed)
                     await self.restart("kill (no create came)")
 
             task = asyncio.create_task(when_created())
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
+            if self.plan.provoke_creates:  # a machine to replace: a create will come
+                await self.act("disk_full", http)
         elif kind.startswith("storm_"):
             c.storm(kind.removeprefix("storm_"), requests=self.plan.storm_requests,
                     **({"retry_after": 1.0} if kind == "storm_rate_limit" else {}))  # fmt: skip

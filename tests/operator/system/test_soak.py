@@ -43,6 +43,7 @@ PLAN = DayPlan(
     converge_timeout=40.0,
     seed=15,
     script=SCRIPT,
+    provoke_creates=False,  # the script fills a disk itself
 )
 
 
