@@ -98,9 +98,6 @@ class Deps:
 
     #: Rentals being made right now, per pool then instance.
     reservations: dict[str, dict[str, Reservation]] = field(default_factory=dict)
-    #: Per instance ("ns/name"): the rental's ``actual_status`` and when this process
-    #: first saw it so (the offline grace of the liveness decision).
-    rental_status: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
     #: Per instance ("ns/name"): the resourceVersion this process last wrote or read (its
     #: daemon uses the live body, not a fresh read, while the body shows this version).
     seen_versions: dict[str, str] = field(default_factory=dict)

@@ -97,6 +97,6 @@ async def finalize(deps: Deps, inst: GpuInstance, log: kopf.Logger) -> None:
               f"${st.price_per_hour:.3f}/h, ${accrued:.4f} accrued")  # fmt: skip
     await close_spend(deps, inst)
     key = f"{inst.metadata.namespace or 'default'}/{inst.metadata.name}"
-    for cache in (deps.rental_status, deps.seen_versions, deps.probed_at):
+    for cache in (deps.seen_versions, deps.probed_at):
         cache.pop(key, None)
     deps.wake(inst.metadata.namespace or "default", inst.spec.pool)
