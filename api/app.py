@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from warmpool.api import metrics, problems
+from warmpool.api.accounts import routes as account_routes
+from warmpool.api.accounts.service import Accounts
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
 from warmpool.api.gallery_ops import retention_loop
@@ -61,6 +63,8 @@ def create_app(
         auth = Authenticator(settings, client)
         await auth.start()  # refuses weak tokens (before anything else is opened)
         records = app.state.records = await Records.open(settings, client)
+        accounts = app.state.accounts = Accounts(settings, records.db)
+        auth.accounts = accounts  # oidc mode: server-side sessions
         hub = Hub(client, settings.studio_namespace, on_change=records.on_job)
         app.state.studio = Studio(
             settings=settings,
@@ -91,6 +95,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
             await hub.stop()
+            await accounts.close()
             await records.close()
             if kube is None:
                 await client.close()
@@ -115,6 +120,7 @@ def create_app(
         app.add_exception_handler(exc, handler)
     for module in (generations, live, muses, library, curation, shares, session, health, admin):
         app.include_router(module.router)
+    app.include_router(account_routes.router)
     static = resources.files("warmpool.api") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
     return app
