@@ -18,6 +18,8 @@ from fastapi.staticfiles import StaticFiles
 
 from warmpool.api import metrics, problems
 from warmpool.api.accounts import routes as account_routes
+from warmpool.api.accounts import spend_routes
+from warmpool.api.accounts.limits import SpendLimitError
 from warmpool.api.accounts.service import Accounts
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
@@ -115,12 +117,14 @@ def create_app(
     handlers: dict[Any, Any] = {
         errors.KubeError: problems.on_kube_error,
         errors.ArtifactError: problems.on_artifact_error,
+        SpendLimitError: spend_routes.on_limit,
     }
     for exc, handler in handlers.items():
         app.add_exception_handler(exc, handler)
     for module in (generations, live, muses, library, curation, shares, session, health, admin):
         app.include_router(module.router)
     app.include_router(account_routes.router)
+    app.include_router(spend_routes.router)
     static = resources.files("warmpool.api") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
     return app

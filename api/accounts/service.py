@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 
+from warmpool.api.accounts.limits import Spending
 from warmpool.api.accounts.oidc import Provider
 from warmpool.api.accounts.store import Identity, NameTakenError, Store
 from warmpool.api.auth import SESSION_COOKIE, User
@@ -28,6 +29,9 @@ class Accounts:
     ) -> None:
         self.settings = settings
         self.store = Store(db)
+        self.spending = Spending(
+            db, daily=settings.studio_spend_daily_limit, monthly=settings.studio_spend_monthly_limit
+        )
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_SECONDS)
         self.provider: Provider | None = None

@@ -11,6 +11,26 @@ async function config() {
   }
 }
 
+const dollars = (n) => `$${Number(n).toFixed(n < 1 ? 4 : 2)}`;
+
+// The header: today's spend and what is left of the daily limit (refreshed while shown).
+async function refreshSpend() {
+  const out = $("#spend");
+  if (!$("#who").textContent.trim() || document.hidden) return;
+  try {
+    const res = await fetch("/api/v1/account/spend", { headers: { Accept: "application/json" } });
+    if (!res.ok) throw new Error(String(res.status));
+    const { day } = await res.json();
+    out.textContent = day.limit === null
+      ? `today ${dollars(day.spent)}`
+      : `today ${dollars(day.spent)} · ${dollars(day.left)} left`;
+    out.dataset.left = day.left === null ? "" : String(day.left);
+    out.hidden = false;
+  } catch {
+    out.hidden = true;
+  }
+}
+
 async function init() {
   const cfg = await config();
   const who = $("#who");
@@ -18,7 +38,14 @@ async function init() {
   // The profile link shows once someone is signed in (app.js fills #who).
   const sync = () => {
     profile.hidden = !who.textContent.trim();
+    if (profile.hidden) $("#spend").hidden = true;
+    else refreshSpend();
   };
+  setInterval(refreshSpend, 10000);
+  document.addEventListener("visibilitychange", refreshSpend);
+  // After a submission (or a refusal) the spend has changed.
+  document.addEventListener("submit", () => setTimeout(refreshSpend, 500), true);
+
   new MutationObserver(sync).observe(who, { childList: true, characterData: true, subtree: true });
   sync();
   if (cfg.mode !== "oidc") return;

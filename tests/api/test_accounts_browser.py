@@ -32,7 +32,7 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def provider() -> Iterator[OidcProvider]:
     running = start_provider(
         redirect_uris=["http://127.0.0.1/auth/callback"], application_type="native"
@@ -41,6 +41,16 @@ def provider() -> Iterator[OidcProvider]:
         yield running
     finally:
         running.stop()
+
+
+def oidc(provider: OidcProvider) -> dict[str, Any]:
+    return {
+        "studio_auth": "oidc",
+        "studio_oidc_issuer": provider.issuer,
+        "studio_oidc_client_id": provider.client_id,
+        "studio_oidc_client_secret": provider.client_secret,
+        "studio_oidc_scopes": "openid email profile groups",
+    }
 
 
 def sign_in_at_provider(page: Any, login: str) -> None:
@@ -61,13 +71,7 @@ def test_sign_up_profile_sessions_sign_out(
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    stack = served(
-        studio_auth="oidc",
-        studio_oidc_issuer=provider.issuer,
-        studio_oidc_client_id=provider.client_id,
-        studio_oidc_client_secret=provider.client_secret,
-        studio_oidc_scopes="openid email profile groups",
-    )
+    stack = served(**oidc(provider))
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
@@ -118,4 +122,51 @@ def test_sign_up_profile_sessions_sign_out(
     response = thief.request.get(stack.url + "/api/v1/me")
     assert response.status == 401
     page.screenshot(path=str(ARTIFACTS / "accounts-signed-out.png"))
+    assert errors == []
+
+
+def test_an_admin_sets_a_limit_and_the_header_shows_what_is_left(
+    served: Any, browser: Any, provider: OidcProvider
+) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    stack = served(**oidc(provider), studio_spend_daily_limit=1.0)
+    errors: list[str] = []
+    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(stack.url)
+    page.click("#signin-oidc")
+    sign_in_at_provider(page, "henry")
+    expect(page.locator("#who")).to_have_text("henry@example.test")
+    expect(page.locator("#spend")).to_have_text("today $0.0000 · $1.00 left")
+
+    admin = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    admin.on("pageerror", lambda e: errors.append(str(e)))
+    admin.goto(stack.url + "/admin")  # 401: the console needs a session first
+    admin.goto(stack.url)
+    admin.click("#signin-oidc")
+    sign_in_at_provider(admin, "admin-eve")
+    expect(admin.locator("#who")).to_have_text("admin-eve@example.test · admin")
+    admin.click("#admin-link")
+    expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    admin.click('[data-view="usage"]')
+    expect(admin.locator("#limits-defaults")).to_contain_text("$1.00 a day")
+    admin.fill("#limits-form [name=owner]", "henry@example.test")
+    admin.fill("#limits-form [name=daily]", "0")
+    admin.click("#limits-form [type=submit]")
+    row = admin.locator('#limits tr[data-owner="henry@example.test"]')
+    expect(row).to_contain_text("$0.00")
+    admin.screenshot(path=str(ARTIFACTS / "accounts-admin-limits.png"), full_page=True)
+    admin.context.close()  # its live fleet stream ends before the studio stops
+
+    # henry's next submission is refused with what is left and when it resets.
+    page.reload()
+    expect(page.locator("#who")).to_have_text("henry@example.test")
+    expect(page.locator("#spend")).to_have_text("today $0.0000 · $0.0000 left")
+    page.fill("#prompt", "a lighthouse at dusk")
+    page.click("#generate")
+    expect(page.locator("#gen-error")).to_contain_text("would cross your daily limit of $0.00")
+    expect(page.locator("#gen-error")).to_contain_text("left until")
+    page.screenshot(path=str(ARTIFACTS / "accounts-limit-refused.png"))
     assert errors == []
