@@ -68,3 +68,33 @@ class LimitsOut(Out):
     default_daily: float | None
     default_monthly: float | None
     overrides: list[LimitOverrideOut]
+
+
+class CreditEntryOut(Out):
+    kind: str
+    amount: float
+    job: str
+    payment_intent: str
+    at: datetime
+
+
+class CreditsOut(Out):
+    enabled: bool
+    balance: float
+    packs: list[float]
+    markup: float
+    currency: str
+    publishable_key: str | None = None
+    entries: list[CreditEntryOut] = []
+
+
+class IntentRequest(CamelModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pack: float = Field(gt=0, le=100_000, description="Dollars: one of the configured packs.")
+
+
+class IntentOut(Out):
+    id: str
+    client_secret: str
+    amount: float

@@ -3,22 +3,30 @@ and the session look-up the :class:`~warmpool.api.auth.Authenticator` calls in o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import Request
 
+from warmpool.api.accounts.credits import Credits, Stripe
 from warmpool.api.accounts.limits import Spending
 from warmpool.api.accounts.oidc import Provider
 from warmpool.api.accounts.store import Identity, NameTakenError, Store
 from warmpool.api.auth import SESSION_COOKIE, User
+from warmpool.api.hub import JobEvent
 from warmpool.api.records.db import Database
 from warmpool.api.records.tables import Account
+from warmpool.api.records.usage import usage_of
 from warmpool.api.settings import StudioSettings
 
 PROVIDER_TIMEOUT_SECONDS = 10.0
+logger = logging.getLogger(__name__)
 
 __all__ = ["Accounts", "NameTakenError"]
 
@@ -46,12 +54,64 @@ class Accounts:
                 http=self.http,
             )
         self._admins = frozenset(settings.studio_admins)
+        self.credits: Credits | None = None
+        self.stripe: Stripe | None = None
+        key, hook = s.studio_stripe_secret_key, s.studio_stripe_webhook_secret
+        if s.studio_payments and key and hook:
+            self.credits = Credits(db, markup=s.studio_credit_markup)
+            self.stripe = Stripe(
+                key.get_secret_value(), hook.get_secret_value(), api_base=s.studio_stripe_api_base
+            )
+        self._finished: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.credits is not None:
+            self._task = asyncio.create_task(self._settle_jobs(), name="warmpool-credits")
+
+    def after(self, first: Callable[[JobEvent], None]) -> Callable[[JobEvent], None]:
+        def both(event: JobEvent) -> None:
+            first(event)
+            self.on_job(event)
+
+        return both
+
+    def on_job(self, event: JobEvent) -> None:
+        """The hub's hook (payments on): a finished job is settled against its debit."""
+        if self.credits is None or not event.object.get("status"):
+            return
+        row = usage_of(event.object, deleted=event.type == "DELETED")
+        if row is not None:
+            self._finished.put_nowait(row)
+
+    async def settled(self) -> None:
+        await self._finished.join()
+
+    async def _settle_jobs(self) -> None:
+        assert self.credits is not None
+        done: set[str] = set()
+        while True:
+            row = await self._finished.get()
+            try:
+                if row["job"] not in done:
+                    await self.credits.settle(row["owner"], row["job"], row["phase"], row["cost"])
+                    done.add(row["job"])
+            except Exception:
+                logger.exception("could not settle the credits of a job")
+            finally:
+                self._finished.task_done()
 
     @property
     def session_lifetime(self) -> timedelta:
         return timedelta(seconds=self.settings.studio_session_seconds)
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.stripe is not None:
+            await self.stripe.close()
         if self._own_http:
             await self.http.aclose()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 
@@ -45,3 +45,43 @@ class AccountSettings(BaseSettings):
     studio_spend_monthly_limit: float | None = Field(
         None, ge=0, description="Default dollars a user may spend per UTC month; unset = none."
     )
+    studio_payments: bool = Field(
+        False,
+        description="Prepaid credits through Stripe: generations spend credits (402 without "
+        "enough); needs the WARMPOOL_STUDIO_STRIPE_* keys.",
+    )
+    studio_stripe_secret_key: SecretStr | None = Field(
+        None, description="Stripe secret key (sk_live_… / sk_test_…)."
+    )
+    studio_stripe_publishable_key: str | None = Field(
+        None, description="Stripe publishable key (pk_…), for the Payment Element."
+    )
+    studio_stripe_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secret of the webhook endpoint <studio>/payments/webhook (whsec_…).",
+    )
+    studio_stripe_api_base: str | None = Field(
+        None, description="Stripe API base URL; unset = Stripe's (tests: a localstripe URL)."
+    )
+    studio_stripe_js_url: str = Field(
+        "https://js.stripe.com/v3/", description="Stripe.js, loaded by the credits page."
+    )
+    studio_credit_packs: list[float] = Field(
+        default_factory=lambda: [5.0, 20.0, 50.0],
+        description="Credit packs offered, dollars (each one a PaymentIntent of that amount).",
+    )
+    studio_credit_markup: float = Field(
+        1.25, ge=1.0, description="A generation costs its GPU cost times this, in credits."
+    )
+    studio_currency: str = Field("usd", min_length=3, max_length=3, description="ISO currency.")
+
+    @model_validator(mode="after")
+    def _payments_need_keys(self) -> AccountSettings:
+        if self.studio_payments and not (
+            self.studio_stripe_secret_key and self.studio_stripe_webhook_secret
+        ):
+            raise ValueError(
+                "WARMPOOL_STUDIO_PAYMENTS needs WARMPOOL_STUDIO_STRIPE_SECRET_KEY and "
+                "WARMPOOL_STUDIO_STRIPE_WEBHOOK_SECRET"
+            )
+        return self

@@ -57,17 +57,26 @@ async def on_limit(request: Request, exc: Exception) -> JSONResponse:
 async def create_within_limits(
     studio: Studio, user: User, req: GenerationRequest, request: Request
 ) -> GenerationOut:
-    """Reserve the estimate (402 past a limit), create the job, bind the reservation to it."""
-    spending = accounts_of(request).spending
+    """Reserve the estimate (402 past a limit), debit the credits (payments on; 402
+    without enough), create the job, bind the reservation and the debit to it."""
+    accounts = accounts_of(request)
+    spending, credits = accounts.spending, accounts.credits
     checked, pool, muse = await jobs.checked(studio, user, req)
     estimate = jobs.estimate_of(studio, checked, pool, muse)
     key = await spending.reserve(user.name, estimate.dollars)
+    debit = ""
     try:
+        if credits is not None:  # payments on: 402 without enough credit
+            debit = await credits.debit(user.name, estimate.dollars)
         out = await jobs.create(studio, user, req)
     except BaseException:
         await spending.release(key)
+        if credits is not None and debit:
+            await credits.release(debit)
         raise
     await spending.bind(key, out.name)
+    if credits is not None:
+        await credits.bind(debit, out.name)
     return out
 
 

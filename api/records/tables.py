@@ -229,3 +229,22 @@ class SpendReservation(Base):
     owner: Mapped[str] = mapped_column(String(320))
     amount: Mapped[float] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CreditEntry(Base):
+    """One entry of the prepaid-credit ledger (payments on): a purchase (+), a generation
+    debit (−, its estimate × markup at submission), its settlement at the actual cost × markup,
+    or the refund of a failed job (+). A user's balance is the sum of their entries; none is
+    stored. ``key`` is unique: the Stripe event id of a purchase, ``debit:<job>`` etc., so
+    each event or job is applied once."""
+
+    __tablename__ = "credit_entries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[float] = mapped_column(Float)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    job: Mapped[str] = mapped_column(String(253), default="")
+    payment_intent: Mapped[str] = mapped_column(String(128), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

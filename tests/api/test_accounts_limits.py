@@ -140,3 +140,32 @@ async def test_submissions_get_402_past_the_limit_and_admins_set_overrides(
     rows = (await http.get("/api/v1/admin/audit", params={"action": "limits.set"},
                            headers=ADMIN)).json()["items"]  # fmt: skip
     assert rows and rows[0]["objectName"] == "bob"
+
+
+async def test_the_credit_ledger_is_its_entries(db: Database) -> None:
+    """Credits (payments on), on both backends: the balance is the sum of the entries; a
+    purchase event, a debit, a settlement and a refund each apply once."""
+    from warmpool.api.accounts.credits import Credits, InsufficientCreditError
+
+    credits = Credits(db, markup=2.0)
+    with pytest.raises(InsufficientCreditError) as refused:
+        await credits.debit("bob", 1.0)
+    assert refused.value.needed == 2.0 and refused.value.balance == 0
+    assert await credits.purchase("evt_1", "bob", 10.0, "pi_1")
+    assert not await credits.purchase("evt_1", "bob", 10.0, "pi_1")  # replayed
+    key = await credits.debit("bob", 1.0)
+    await credits.bind(key, "gen-1")
+    assert await credits.balance("bob") == 8.0
+    assert await credits.settle("bob", "gen-1", "Succeeded", 0.25)  # cost 0.25 × 2 = 0.5
+    assert not await credits.settle("bob", "gen-1", "Succeeded", 0.25)
+    assert await credits.balance("bob") == 9.5
+    failed = await credits.debit("bob", 1.0)
+    await credits.bind(failed, "gen-2")
+    assert await credits.settle("bob", "gen-2", "Failed", 0.1)
+    assert await credits.balance("bob") == 9.5
+    dropped = await credits.debit("bob", 1.0)  # the job could not be created
+    await credits.release(dropped)
+    assert await credits.balance("bob") == 9.5
+    assert not await credits.settle("alice", "gen-1", "Failed", 0.0)  # not hers
+    kinds = [e.kind for e in await credits.history("bob")]
+    assert kinds == ["refund", "debit", "refund", "debit", "settle", "debit", "purchase"]
