@@ -44,6 +44,16 @@ async function loadSpend() {
   }
 }
 
+async function loadCredits() {
+  try {
+    const credits = await api("/credits");
+    $("#credits").hidden = !credits.enabled;
+    text("#credit-balance", `${dollars(credits.balance)} left`);
+  } catch {
+    $("#credits").hidden = true;
+  }
+}
+
 async function load() {
   const main = $("#main");
   try {
@@ -60,6 +70,7 @@ async function load() {
     $("#sessions-section").hidden = me.auth !== "oidc";
     $("#account-signout").hidden = me.auth === "none" || me.auth === "proxy";
     await loadSpend();
+    await loadCredits();
   } catch (e) {
     $("#profile").hidden = true;
     $("#sessions-section").hidden = true;
