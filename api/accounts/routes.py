@@ -149,10 +149,9 @@ async def callback(
         claim = studio.settings.studio_oidc_user_claim
         return await refuse(f"the provider did not give a (verified) {claim} claim", 403)
     try:
-        account = await accounts.store.sign_up_or_in(who)
+        account, created = await accounts.store.sign_up_or_in(who)
     except NameTakenError:
         return await refuse(f"{who.name} belongs to another account", 403)
-    created = account.created_at == account.last_sign_in_at
     value = await accounts.store.open_session(
         account.id,
         lifetime=accounts.session_lifetime,

@@ -90,9 +90,11 @@ class Store:
 
     # ------------------------------------------------------------ accounts
 
-    async def sign_up_or_in(self, who: Identity, *, now: datetime | None = None) -> Account:
-        """The account of (issuer, subject), created on the first sign-in; its name, e-mail,
-        groups and admin flag follow the latest ID token."""
+    async def sign_up_or_in(
+        self, who: Identity, *, now: datetime | None = None
+    ) -> tuple[Account, bool]:
+        """The account of (issuer, subject), created on the first sign-in (then True); its
+        name, e-mail, groups and admin flag follow the latest ID token."""
         at = utc(now or now_utc())
         async with self.db.session() as s:
             account = await s.scalar(
@@ -101,6 +103,7 @@ class Store:
             holder = await s.scalar(select(Account).where(Account.name == who.name))
             if holder is not None and holder is not account:
                 raise NameTakenError(who.name)
+            created = account is None
             if account is None:
                 account = Account(issuer=who.issuer, subject=who.subject, created_at=at)
                 s.add(account)
@@ -109,7 +112,7 @@ class Store:
             account.groups = json.dumps(sorted(who.groups))
             account.admin = who.admin
             account.last_sign_in_at = at
-        return account
+        return account, created
 
     async def account(self, account_id: int) -> Account | None:
         async with self.db.session() as s:
