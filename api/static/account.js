@@ -31,7 +31,22 @@ async function refreshSpend() {
   }
 }
 
+// A refusal for want of credit (402 from the server) gets a link to buy more.
+function linkCredits() {
+  const err = $("#gen-error");
+  if (!err) return;
+  new MutationObserver(() => {
+    if (err.textContent.includes("buy more credit") && !err.querySelector("a")) {
+      const a = document.createElement("a");
+      a.href = "/credits";
+      a.textContent = " Buy credit";
+      err.append(a);
+    }
+  }).observe(err, { childList: true, characterData: true, subtree: true });
+}
+
 async function init() {
+  linkCredits();
   const cfg = await config();
   const who = $("#who");
   const profile = $("#account-link");
