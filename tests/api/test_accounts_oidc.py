@@ -201,3 +201,12 @@ async def test_token_mode_has_no_login(studio: Any) -> None:
     http = await studio(studio_auth="none")
     assert (await http.get("/auth/login")).status_code == 404
     assert (await http.get("/auth/config")).json() == {"mode": "none", "loginUrl": None}
+
+
+async def test_sign_in_starts_are_limited_per_client(studio: Any, oidc: dict[str, Any]) -> None:
+    """Anonymous, and each start writes a pending sign-in: limited like requests (429)."""
+    http = await studio(**oidc, studio_requests_per_minute=5)
+    codes = [(await http.get("/auth/login")).status_code for _ in range(7)]
+    assert codes[:5] == [303] * 5 and codes[5:] == [429, 429]
+    r = await http.get("/auth/login")
+    assert int(r.headers["retry-after"]) > 0
