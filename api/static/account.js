@@ -11,7 +11,8 @@ async function config() {
   }
 }
 
-const dollars = (n) => `$${Number(n).toFixed(n < 1 ? 4 : 2)}`;
+// Tiny amounts (a few GPU seconds) keep their digits: $0.000014, not $0.0000.
+const dollars = (n) => `$${Number(n).toFixed(n > 0 && n < 0.01 ? 6 : n < 1 ? 4 : 2)}`;
 
 // The header: today's spend and what is left of the daily limit (refreshed while shown).
 async function refreshSpend() {
