@@ -5,12 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install tools browser postgresql prometheus crds bench clean typing-links
+.PHONY: demo test lint typecheck unit install tools browser postgresql prometheus oidc crds bench clean typing-links
 
-demo: $(STAMP) tools
-	$(BIN)/warmpool-sim dev
+# `make demo DEMO_FLAGS=--oidc`: sign up and in through the bundled OpenID Connect provider.
+DEMO_FLAGS ?=
+demo: $(STAMP) tools oidc
+	$(BIN)/warmpool-sim dev $(DEMO_FLAGS)
 
-test: $(STAMP) tools browser postgresql prometheus
+test: $(STAMP) tools browser postgresql prometheus oidc
 	$(MAKE) --no-print-directory lint typecheck unit
 
 $(VENV)/bin/python:
@@ -57,6 +59,16 @@ prometheus:
 	    || echo "prometheus could not be installed; the observability tests will fail as root"; \
 	fi
 
+# The OpenID Connect provider of the account tests and of `warmpool-sim dev --oidc`: the npm
+# package oidc-provider, pinned by sim/oidc/package-lock.json, installed into sim/oidc/node_modules
+# (git-ignored). Needs node and npm (Node.js 20 here); the OIDC tests skip with a reason without.
+OIDC_STAMP := sim/oidc/node_modules/.installed
+oidc: $(OIDC_STAMP)
+$(OIDC_STAMP): sim/oidc/package.json sim/oidc/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix sim/oidc --no-audit --no-fund --loglevel=error && touch $(OIDC_STAMP); \
+	else echo "npm is missing: the OpenID Connect tests will skip"; fi
+
 # mypy and import-linter cannot see through the editable install's package-dir
 # mapping: they run in .typing/, a git-ignored tree of symlinks warmpool/<pkg> -> <pkg>.
 typing-links:
@@ -81,4 +93,4 @@ crds: $(STAMP)
 	cp crds/*.warmpool.dev.yaml charts/warmpool/crds/
 
 clean:
-	rm -rf $(VENV) .typing build dist *.egg-info .warmpool
+	rm -rf $(VENV) .typing build dist *.egg-info .warmpool sim/oidc/node_modules

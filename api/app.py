@@ -17,6 +17,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from warmpool.api import metrics, problems
+from warmpool.api.accounts import credit_routes, spend_routes
+from warmpool.api.accounts import routes as account_routes
+from warmpool.api.accounts.credits import InsufficientCreditError
+from warmpool.api.accounts.limits import SpendLimitError
+from warmpool.api.accounts.service import Accounts
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
 from warmpool.api.gallery_ops import retention_loop
@@ -61,7 +66,10 @@ def create_app(
         auth = Authenticator(settings, client)
         await auth.start()  # refuses weak tokens (before anything else is opened)
         records = app.state.records = await Records.open(settings, client)
-        hub = Hub(client, settings.studio_namespace, on_change=records.on_job)
+        accounts = app.state.accounts = Accounts(settings, records.db)
+        auth.accounts = accounts  # oidc mode: server-side sessions
+        # Every job change: to the usage ledger, then (payments on) to the credit ledger.
+        hub = Hub(client, settings.studio_namespace, on_change=accounts.after(records.on_job))
         app.state.studio = Studio(
             settings=settings,
             kube=client,
@@ -84,6 +92,7 @@ def create_app(
         retention = asyncio.create_task(
             retention_loop(app.state.studio, app.state.curation), name="warmpool-gallery-retention"
         )
+        accounts.start()
         try:
             yield
         finally:
@@ -91,6 +100,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
             await hub.stop()
+            await accounts.close()
             await records.close()
             if kube is None:
                 await client.close()
@@ -110,11 +120,16 @@ def create_app(
     handlers: dict[Any, Any] = {
         errors.KubeError: problems.on_kube_error,
         errors.ArtifactError: problems.on_artifact_error,
+        SpendLimitError: spend_routes.on_limit,
+        InsufficientCreditError: credit_routes.on_insufficient,
     }
     for exc, handler in handlers.items():
         app.add_exception_handler(exc, handler)
     for module in (generations, live, muses, library, curation, shares, session, health, admin):
         app.include_router(module.router)
+    app.include_router(account_routes.router)
+    app.include_router(spend_routes.router)
+    app.include_router(credit_routes.router)
     static = resources.files("warmpool.api") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
     return app

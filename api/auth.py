@@ -26,6 +26,10 @@
     proxy's signed ID token is required (oauth2-proxy ``--pass-authorization-header``
     or ``--pass-access-token`` with an ID token) and verified with PyJWT: signature by
     the issuer's JWKS, ``iss``, ``aud``, ``exp``; the user and groups come from its claims.
+``oidc``
+    Accounts through an OpenID Connect provider (:mod:`warmpool.api.accounts`): the
+    ``warmpool_session`` cookie is a server-side session in the records database, looked
+    up through :attr:`Authenticator.accounts` (set by the app's lifespan).
 ``none``
     Dev stack only, chosen explicitly: every caller is the one local user (an admin).
 
@@ -44,6 +48,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 from fastapi import HTTPException, Request, status
@@ -126,6 +131,14 @@ def _forbidden(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
 
 
+class SessionStore(Protocol):
+    """Server-side sessions of oidc mode (:class:`warmpool.api.accounts.service.Accounts`)."""
+
+    async def user_of(self, request: Request) -> User | None: ...
+
+    async def end(self, request: Request) -> None: ...
+
+
 class Authenticator:
     """Resolves a request to a :class:`User`, or raises 401/403/429."""
 
@@ -145,6 +158,7 @@ class Authenticator:
         self.sessions = Sessions(settings.studio_session_seconds)
         self.failures = FailureLimiter(settings.studio_signin_failures_per_minute)
         self._admins = frozenset(settings.studio_admins)
+        self.accounts: SessionStore | None = None  # oidc mode: set by the lifespan
         self._jwks = (
             jwt.PyJWKClient(settings.studio_proxy_jwks_url, cache_keys=True, lifespan=300)
             if settings.studio_proxy_jwks_url
@@ -175,7 +189,17 @@ class Authenticator:
             return User(self.settings.studio_local_user, admin=True)
         if mode == "token":
             return await self._by_token(request)
+        if mode == "oidc":
+            return await self._by_account(request)
         return await self._by_proxy(request)
+
+    async def _by_account(self, request: Request) -> User:
+        if self.accounts is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="starting")
+        user = await self.accounts.user_of(request)
+        if user is None:
+            raise _unauthorized("sign in (or sign up) first")
+        return user
 
     # ------------------------------------------------------------ token
 
@@ -228,6 +252,8 @@ class Authenticator:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie and self.settings.studio_auth == "token":
             self.sessions.revoke(cookie, await self._load_tokens())
+        elif self.settings.studio_auth == "oidc" and self.accounts is not None:
+            await self.accounts.end(request)
 
     async def user_for_token(self, presented: str) -> str | None:
         """The user owning ``presented``; every token is compared, in constant time."""

@@ -13,7 +13,7 @@ In order, for each HTTP request:
    browser always sends at least one of them on a cross-origin POST. Together with the
    ``SameSite=Strict`` cookie this is the OWASP "verify origin with standard headers"
    defence, and it covers the multipart upload, which no CORS preflight protects.
-3. Token mode: an ``/api/`` state change carrying neither a bearer token nor the
+3. Token and oidc modes: an ``/api/`` state change carrying neither a bearer token nor the
    session cookie is refused (401) before its body is read.
 4. Bodies are limited by Starlette's ``RequestBodyLimitMiddleware``: a
    ``Content-Length`` above the limit is refused (413) before a byte is read; a body
@@ -111,7 +111,7 @@ class Guard:
                 return 403, "cross-origin requests are refused"
             anonymous = b"authorization" not in headers and SESSION_COOKIE not in conn.cookies
             if (
-                self.settings.studio_auth == "token"
+                self.settings.studio_auth in ("token", "oidc")
                 and anonymous
                 and path.startswith("/api/")
                 and path != SIGN_IN_PATH

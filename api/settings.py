@@ -10,13 +10,15 @@ import ipaddress
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-AuthMode = Literal["none", "token", "proxy"]
+from warmpool.api.accounts.settings import AccountSettings
+
+AuthMode = Literal["none", "token", "proxy", "oidc"]
 ProxyHeaders = Literal["X-Forwarded", "X-Auth-Request"]
 
 
-class StudioSettings(BaseSettings):
+class StudioSettings(AccountSettings):
     """Everything the studio reads from its environment."""
 
     # extra="ignore", not the house "forbid": the operator and the studio share the
@@ -39,7 +41,8 @@ class StudioSettings(BaseSettings):
     )
     studio_auth: AuthMode = Field(
         "token",
-        description="token (Secret of tokens, the default), proxy, or none (dev only: one "
+        description="token (Secret of tokens, the default), proxy, oidc (accounts through "
+        "an OpenID Connect provider: WARMPOOL_STUDIO_OIDC_*), or none (dev only: one "
         "local user; must be chosen explicitly).",
     )
     studio_local_user: str = Field(
@@ -195,5 +198,16 @@ class StudioSettings(BaseSettings):
             raise ValueError(
                 "WARMPOOL_STUDIO_PROXY_JWKS_URL needs WARMPOOL_STUDIO_PROXY_JWT_ISSUER and "
                 "WARMPOOL_STUDIO_PROXY_JWT_AUDIENCE"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_needs_issuer_and_client(self) -> StudioSettings:
+        if self.studio_auth == "oidc" and not (
+            self.studio_oidc_issuer and self.studio_oidc_client_id
+        ):
+            raise ValueError(
+                "WARMPOOL_STUDIO_AUTH=oidc needs WARMPOOL_STUDIO_OIDC_ISSUER and "
+                "WARMPOOL_STUDIO_OIDC_CLIENT_ID"
             )
         return self

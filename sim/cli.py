@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="simulated seconds per sampler step in the ComfyUI simulators (default 0.15)",
     )
+    p.add_argument(
+        "--oidc",
+        action="store_true",
+        help="accounts: start the bundled OpenID Connect provider (npm oidc-provider) and "
+        "run the studio in auth mode oidc (sign up and in there)",
+    )
     return parser
 
 
@@ -89,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     time_scale=args.time_scale,
                     kubeconfig=args.kubeconfig,
                     comfy_step_seconds=args.comfy_step_seconds,
+                    oidc=args.oidc,
                 )
             )
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from warmpool.sim.cluster import RunningCluster, start_cluster
+from warmpool.sim.oidc_provider import OidcProvider, start_provider
 from warmpool.sim.vastai import VastaiServer, start_vastai
 
 API = "warmpool.dev/v1alpha1"
@@ -90,6 +91,7 @@ class Stack:
         self.cluster: RunningCluster | None = None
         self.vastai: VastaiServer | None = None
         self.children: dict[str, asyncio.subprocess.Process] = {}
+        self.oidc: OidcProvider | None = None
 
     async def spawn(
         self, name: str, argv: list[str], env: dict[str, str], *, listening: socket.socket
@@ -113,6 +115,8 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        if self.oidc is not None:
+            await asyncio.to_thread(self.oidc.stop)
         if self.vastai is not None:
             await self.vastai.stop()
         if self.cluster is not None:
@@ -167,14 +171,33 @@ def prepare_state_dir() -> Path:
     return state
 
 
+async def start_oidc(stack: Stack, studio_port: int) -> dict[str, str]:
+    """Start the bundled OpenID Connect provider; the studio's environment for it."""
+    callback = f"http://127.0.0.1:{studio_port}/auth/callback"
+    try:
+        stack.oidc = await asyncio.to_thread(start_provider, redirect_uris=[callback])
+    except RuntimeError as e:
+        raise SystemExit(f"--oidc: {e}") from e
+    say(f"OpenID Connect provider  {stack.oidc.issuer}  (npm oidc-provider, dev interactions)")
+    return {
+        "WARMPOOL_STUDIO_AUTH": "oidc",
+        "WARMPOOL_STUDIO_OIDC_ISSUER": stack.oidc.issuer,
+        "WARMPOOL_STUDIO_OIDC_CLIENT_ID": stack.oidc.client_id,
+        "WARMPOOL_STUDIO_OIDC_CLIENT_SECRET": stack.oidc.client_secret,
+        "WARMPOOL_STUDIO_OIDC_SCOPES": "openid email profile groups",
+    }
+
+
 async def serve(
     *,
     studio_port: int,
     time_scale: float,
     kubeconfig: str,
     comfy_step_seconds: float | None = None,
+    oidc: bool = False,
 ) -> None:
-    """Run the stack until interrupted."""
+    """Run the stack until interrupted (``oidc``: with the bundled OpenID Connect provider,
+    the studio in auth mode oidc: people sign up and in there)."""
     for noisy in ("aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     state = prepare_state_dir()
@@ -219,6 +242,8 @@ async def serve(
             "WARMPOOL_STUDIO_AUTH": "none",
             "WARMPOOL_STUDIO_NAMESPACE": "default",
         }
+        if oidc:
+            env.update(await start_oidc(stack, studio_port))
         studio_env = {k: v for k, v in env.items() if k != "WARMPOOL_HEALTH_FD"}
         await stack.spawn(
             "operator", [console_script("warmpool-operator")], env, listening=health_socket
@@ -235,7 +260,11 @@ async def serve(
         if stack.cluster.get(API, "GpuPool", "sdxl", "default") is None:
             stack.cluster.create(SAMPLE_POOL)
         say(f"studio                   {studio}")
-        say(f"admin console            {studio}admin  (the local user is an admin)")
+        if stack.oidc is not None:
+            say(f"sign up / sign in        {studio}  (any login and password at the test "
+                "provider; a login starting with 'admin' is an admin)")  # fmt: skip
+        else:
+            say(f"admin console            {studio}admin  (the local user is an admin)")
         say(f"metrics                  http://127.0.0.1:{health_port}/metrics (operator), "
             f"{studio}metrics (studio)")  # fmt: skip
         say(f"kubectl:  KUBECONFIG={config} .venv/bin/kubectl get warmpool")

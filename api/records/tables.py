@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -151,3 +152,101 @@ class ShareLink(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# ---------------------------------------------------------------- accounts (api/accounts/)
+
+
+class Account(Base):
+    """A person signed up through OpenID Connect: one row per (issuer, subject), created on
+    the first sign-in. ``name`` is the studio user name (the configured claim, e.g. e-mail)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_accounts_issuer_subject"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    issuer: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: JSON list of the groups of the last sign-in.
+    groups: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccountSession(Base):
+    """A server-side sign-in session. The cookie holds a random value; only its SHA-256 is
+    stored, so the table does not hold usable sessions."""
+
+    __tablename__ = "account_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+
+
+class OidcLogin(Base):
+    """An authorization request under way: its state (hashed), nonce and PKCE verifier,
+    used once by the callback and removed."""
+
+    __tablename__ = "oidc_logins"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    verifier: Mapped[str] = mapped_column(String(128))
+    return_to: Mapped[str] = mapped_column(String(512), default="/")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SpendLimit(Base):
+    """An admin's override of a user's dollar limits (None = the settings' default)."""
+
+    __tablename__ = "spend_limits"
+
+    owner: Mapped[str] = mapped_column(String(320), primary_key=True)
+    daily: Mapped[float | None] = mapped_column(Float, nullable=True)
+    monthly: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class SpendReservation(Base):
+    """A submitted job's estimate held against its owner's limits until the job's usage
+    row (its actual cost) exists: then the reservation no longer counts."""
+
+    __tablename__ = "spend_reservations"
+    __table_args__ = (Index("ix_spend_reservations_owner_at", "owner", "at"),)
+
+    job: Mapped[str] = mapped_column(String(253), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(320))
+    amount: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CreditEntry(Base):
+    """One entry of the prepaid-credit ledger (payments on): a purchase (+), a generation
+    debit (−, its estimate × markup at submission), its settlement at the actual cost × markup,
+    or the refund of a failed job (+). A user's balance is the sum of their entries; none is
+    stored. ``key`` is unique: the Stripe event id of a purchase, ``debit:<job>`` etc., so
+    each event or job is applied once."""
+
+    __tablename__ = "credit_entries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[float] = mapped_column(Float)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    job: Mapped[str] = mapped_column(String(253), default="")
+    payment_intent: Mapped[str] = mapped_column(String(128), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

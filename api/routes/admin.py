@@ -39,7 +39,7 @@ from warmpool.operator.adapters import kube
 router = APIRouter(tags=["admin"])
 Name = Annotated[str, Path(max_length=253, pattern=OBJECT_NAME_PATTERN)]
 CONSOLE = resources.files("warmpool.api.records") / "console"
-ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css"}
+ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "limits.js": "text/javascript"}
 FLEET_DEBOUNCE_SECONDS = 0.2
 SSE_PING_SECONDS = 15
 CSV_MAX_ROWS = 100_000

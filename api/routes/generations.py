@@ -6,11 +6,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from warmpool.api import files, gallery_ops, jobs, metrics
+from warmpool.api.accounts import spend_routes
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import not_found
 from warmpool.api.records.curation import Curation
@@ -29,10 +30,11 @@ SSE_PING_SECONDS = 15
 
 @router.post("/generations", status_code=status.HTTP_201_CREATED, summary="Create a generation")
 async def create_generation(
-    studio: StudioDep, user: UserDep, req: Req, audit: RecorderDep
+    studio: StudioDep, user: UserDep, req: Req, audit: RecorderDep, request: Request
 ) -> GenerationOut:
-    """Creates a GenerationJob owned by the caller; answers with its name and estimate."""
-    out = await jobs.create(studio, user, req)
+    """Creates a GenerationJob owned by the caller; answers with its name and estimate.
+    402 when its estimate would cross the caller's daily or monthly spending limit."""
+    out = await spend_routes.create_within_limits(studio, user, req, request)
     await audit(user, "generation.create", "GenerationJob", out.name, detail={"pool": req.pool})
     return out
 
