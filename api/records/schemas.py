@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -78,6 +78,11 @@ class PrewarmRequest(Wire):
 class BudgetRequest(Wire):
     max_hourly_spend: float | None = Field(None, ge=0, description="$/hour ceiling; null = none.")
     max_daily_spend: float | None = Field(None, ge=0, description="$/day ceiling; null = none.")
+    on_exceeded: Literal["Block", "Release"] | None = Field(
+        None,
+        description="At the daily cap: Release (idle instances now, busy ones after their "
+        "job) or Block (only new rentals); unset keeps the pool's.",
+    )
 
 
 class ActionOut(Wire):

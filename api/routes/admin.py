@@ -148,7 +148,12 @@ async def budget(
             detail=[{"type": "value_error", "loc": ["body", "maxDailySpend"],
                      "msg": "maxDailySpend must be >= maxHourlySpend"}],
         )  # fmt: skip
-    new = {"maxHourlySpend": req.max_hourly_spend, "maxDailySpend": req.max_daily_spend}
+    new: dict[str, Any] = {
+        "maxHourlySpend": req.max_hourly_spend,
+        "maxDailySpend": req.max_daily_spend,
+    }
+    if req.on_exceeded is not None:
+        new["onExceeded"] = req.on_exceeded
     return await _pool_action(studio, audit, user, name, "pool.budget", lambda s: {"budget": new})
 
 

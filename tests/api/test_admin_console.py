@@ -85,7 +85,9 @@ async def test_scale_prewarm_budget(
     pool = await kube_client.get(kube.GPUPOOLS, "sdxl", NS)
     assert pool is not None
     assert pool["spec"]["replicas"] == 5
-    assert pool["spec"]["budget"] == {"maxHourlySpend": 2, "maxDailySpend": 30}
+    # onExceeded keeps the CRD's default (Release) when the form does not set it.
+    assert pool["spec"]["budget"] == {"maxHourlySpend": 2, "maxDailySpend": 30,
+                                      "onExceeded": "Release"}  # fmt: skip
     r = await console.post(f"{base}/scale", json={"replicas": -1}, headers=ADMIN)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "replicas"]
     assert (
