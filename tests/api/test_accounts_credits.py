@@ -40,6 +40,7 @@ def localstripe() -> Iterator[str]:
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
     loop = asyncio.new_event_loop()
     started: dict[str, Any] = {}
+    listening = threading.Event()
 
     def run() -> None:
         asyncio.set_event_loop(loop)
@@ -49,14 +50,12 @@ def localstripe() -> Iterator[str]:
         loop.run_until_complete(site.start())
         started["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         started["runner"] = runner
+        listening.set()
         loop.run_forever()
 
     thread = threading.Thread(target=run, name="localstripe", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while "port" not in started:
-        assert time.monotonic() < deadline, "localstripe did not start"
-        time.sleep(0.02)
+    assert listening.wait(timeout=20), "localstripe did not start"
     try:
         yield f"http://127.0.0.1:{started['port']}"
     finally:

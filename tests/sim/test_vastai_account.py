@@ -3,7 +3,6 @@ and the operator's reconciliation reads exactly that."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -44,7 +43,13 @@ async def test_the_credit_falls_as_a_running_rental_bills(
         # answer is rounded to 4 decimals).
         assert after["balance"] - 1e-4 <= credit <= before["balance"] + 1e-4
         credits.append(credit)
-        await asyncio.sleep(0.3)
+        # Until the rental has billed more than the answer's rounding (no fixed sleep).
+        so_far = after["total_cost"]
+
+        async def billed_more(since: float = so_far) -> bool:
+            return bool((await state(vastai_http))["total_cost"] > since + 2e-4)
+
+        await eventually(billed_more, timeout=30, interval=0.05, what="more billed")
     assert credits[1] < credits[0]
     per_hour = after["rentals"][0]["dph_total"]
     billed = after["total_cost"] - before["total_cost"]

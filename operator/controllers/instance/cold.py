@@ -27,7 +27,7 @@ from warmpool.crds.gpuinstance import COLD_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
-from warmpool.operator.adapters.status import patch_status, update_status
+from warmpool.operator.adapters.status import Update, patch_status, update_status
 from warmpool.operator.adapters.vastai_models import Instance
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import liveness, termination
@@ -224,7 +224,7 @@ async def _write_if(deps: Deps, ns: str, name: str, phase: str, patch: dict[str,
         return patch if status.get("phase") == phase else None
 
     result = await update_status(deps.kube, kube.GPUINSTANCES, ns, name, mutate)
-    return result.outcome.value == "written"
+    return result.outcome is Update.WRITTEN
 
 
 async def _give_up(
