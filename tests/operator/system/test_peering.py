@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jobsys
+import pytest
 from jobsys import DONE, job_body, pool_body
 from waiting import eventually
 
@@ -58,6 +59,9 @@ async def replica(name: str, kubeconfig: Path, sim: VastaiServer, workdir: Path)
     return await asyncio.create_subprocess_exec(binary, env=env)
 
 
+# Two operator processes start, one is killed, the other takes over and the jobs drain:
+# its waits (each with its own deadline) add up to more than the suite's 120 s default.
+@pytest.mark.timeout(360)
 async def test_the_standby_takes_over_when_the_active_replica_is_killed(
     cluster: RunningCluster, kubeconfig: Path, slow_sim: VastaiServer, tmp_path: Path
 ) -> None:
