@@ -280,10 +280,12 @@ async def check_the_stack(api: Prometheus, *, studio: str, dev: Process, kubecon
     assert ready["metric"]["namespace"] == "default"
     assert float(ready["value"][1]) >= 1
 
-    # Terminations: scale the pool to 0 as an admin would; its instances go as Surplus.
+    # Terminations: scale the pool to 0 and shorten its idle timeout, as an admin who wants the
+    # machine gone now would (scaling alone keeps a Ready instance for idleTimeout, 5 minutes).
     scaled = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", str(kubeconfig),
-        "-n", "default", "scale", "gpupool/sdxl", "--replicas=0",
+        "-n", "default", "patch", "gpupool/sdxl", "--type=merge",
+        "-p", '{"spec": {"replicas": 0, "idleTimeout": "5s"}}',
     )  # fmt: skip
     assert await scaled.wait() == 0
     terminated = 'warmpool_terminations_total{namespace="default", pool="sdxl"}'

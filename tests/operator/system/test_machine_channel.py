@@ -77,11 +77,13 @@ async def test_a_host_that_downgrades_or_swaps_the_certificate_gets_no_token(
 ) -> None:
     sim.state.add_fault(Fault(kind=fault, count=1))
     seen: dict[int, Any] = {}
+    machines: dict[int, int] = {}  # read while the rental exists: it is gone once destroyed
 
     def hostile_started() -> bool:
         for rental in sim.state.rentals.values():
             if fault in rental.flags and rental.comfy is not None:
                 seen[rental.id] = rental.comfy
+                machines[rental.id] = rental.machine.machine_id
         return bool(seen)
 
     cluster.create(pool_body("wary", replicas=1))
@@ -94,8 +96,7 @@ async def test_a_host_that_downgrades_or_swaps_the_certificate_gets_no_token(
                      if f["reason"] == "MachineChannelInsecure"],
             timeout=60, what="the hostile instance replaced and its host cooled down",
         )  # fmt: skip
-        assert ledger[0]["machineId"] == sim.state.rentals[bad].machine.machine_id
-        assert ledger
+        assert ledger[0]["machineId"] == machines[bad]
         (good,) = await ready(cluster, 1)  # a replacement on an honest machine
         assert good["status"]["contractId"] != bad
     comfy = seen[bad]
