@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
+from warmpool.crds.stylemodel import MAX_STRENGTH
 
 Quality = Literal["low", "medium", "high", "ultra"]
 #: ``video``: a real video model of the pool (``template.videoFamilies``), saved as MP4;
@@ -52,6 +53,11 @@ class GenerationJobSpec(CamelModel):
             "rule": "!has(self.variation) || has(self.museRef)",
             "message": "variation needs a museRef",
             "fieldPath": ".variation",
+        },
+        {
+            "rule": "!has(self.referenceStrength) || has(self.museRef)",
+            "message": "referenceStrength needs a museRef",
+            "fieldPath": ".referenceStrength",
         },
     )
 
@@ -102,6 +108,15 @@ class GenerationJobSpec(CamelModel):
     denoise: float | None = Field(
         None, ge=0, le=1, description="Image-to-image strength (1 = ignore the reference)."
     )
+    reference_strength: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_STRENGTH,
+        description=(
+            "How strongly the muse's reference images condition the image on a pool with a "
+            "style model (Flux Redux; StyleModelApply strength; default: the muse's, else 1)."
+        ),
+    )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     timeout: Duration = Field("30m", description="Longest run time before the job fails.")
     owner: str = Field("", max_length=253, description="Studio user who asked for it.")
@@ -115,6 +130,8 @@ class GenerationJobSpec(CamelModel):
             raise ValueError("denoise needs a referenceImage")
         if self.variation is not None and self.muse_ref is None:
             raise ValueError("variation needs a museRef")
+        if self.reference_strength is not None and self.muse_ref is None:
+            raise ValueError("referenceStrength needs a museRef")
         return self
 
 

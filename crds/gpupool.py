@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
+from warmpool.crds.stylemodel import STYLE_RULES, StyleModelSpec
 from warmpool.crds.videofamily import FAMILY_RULES, VideoFamilySpec
 
 DEFAULT_IMAGE = "vastai/comfyui:latest"
@@ -176,7 +177,7 @@ def required_disk_gb(models: list[ModelSpec]) -> float:
 class TemplateSpec(CamelModel):
     """What runs on each rented machine."""
 
-    model_config = with_rules(*FAMILY_RULES, *_TEMPLATE_RULES)
+    model_config = with_rules(*FAMILY_RULES, *STYLE_RULES, *_TEMPLATE_RULES)
 
     image: str = Field(
         DEFAULT_IMAGE, min_length=1, max_length=1024, description="Docker image reference."
@@ -198,6 +199,14 @@ class TemplateSpec(CamelModel):
         default_factory=list,
         max_length=8,
         description="Video models the machines hold (their files are also in models).",
+    )
+    style_models: list[StyleModelSpec] = Field(
+        default_factory=list,
+        max_length=4,
+        description=(
+            "Reference conditioning the machines can do (Flux Redux): a muse's reference "
+            "images condition jobs on these checkpoints (the files are also in models)."
+        ),
     )
 
     model_stall_timeout: Duration = Field(
@@ -221,6 +230,13 @@ class TemplateSpec(CamelModel):
                         f"video family {family.name!r}: {folder}/{file} is not in "
                         "template.models; every file of a video family must be listed there"
                     )
+        for style in self.style_models:
+            for folder, file in style.files():
+                if (folder, file) not in present:
+                    raise ValueError(
+                        f"style model {style.style_model!r}: {folder}/{file} is not in "
+                        "template.models; every file of a style model must be listed there"
+                    )
         return self
 
     def video_family(self, name: str | None) -> VideoFamilySpec | None:
@@ -228,6 +244,10 @@ class TemplateSpec(CamelModel):
         if name is None:
             return self.video_families[0] if self.video_families else None
         return next((f for f in self.video_families if f.name == name), None)
+
+    def style_model(self, checkpoint: str) -> StyleModelSpec | None:
+        """The first style model that conditions ``checkpoint``, or None."""
+        return next((s for s in self.style_models if checkpoint in s.checkpoints), None)
 
     @model_validator(mode="after")
     def _models_fit_the_disk(self) -> TemplateSpec:
@@ -245,8 +265,9 @@ class TemplateSpec(CamelModel):
         data = self.model_dump(mode="json", by_alias=True)
         # Fields added after the first release count only when set, so that a template
         # that does not use them keeps its hash (no drift, no replacement on upgrade).
-        if not data.get("videoFamilies"):
-            data.pop("videoFamilies", None)
+        for key in ("videoFamilies", "styleModels"):
+            if not data.get(key):
+                data.pop(key, None)
         if data.get("modelStallTimeout") == "2m":
             data.pop("modelStallTimeout", None)
         for model in data.get("models", []):

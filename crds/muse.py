@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from warmpool.crds.common import CamelModel, Condition, ObjectMeta
 from warmpool.crds.musetraits import Traits, Variation
+from warmpool.crds.stylemodel import MAX_STRENGTH
 
 MIN_AGE = 18
 
@@ -47,6 +48,15 @@ class MuseSpec(CamelModel):
     preferred_model: str | None = Field(None, max_length=255, description="Checkpoint to use.")
     reference_images: list[str] = Field(
         default_factory=list, max_length=8, description="Artifact keys of reference images."
+    )
+    reference_strength: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_STRENGTH,
+        description=(
+            "How strongly the reference images condition a job on a pool with a style model "
+            "(Flux Redux; default 1); elsewhere the first one is the image-to-image start."
+        ),
     )
     notes: str = Field("", max_length=4000, description="Free notes (never in prompts).")
     owner: str = Field("", max_length=253, description="Studio user who owns it.")

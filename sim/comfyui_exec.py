@@ -33,6 +33,7 @@ LOADERS = {
     "CLIPLoader": ("text_encoders", "clip_name"),
     "DualCLIPLoader": ("text_encoders", "clip_name1"),
     "CLIPVisionLoader": ("clip_vision", "clip_name"),
+    "StyleModelLoader": ("style_models", "style_model_name"),
 }
 #: Empty video latents → how many frames a latent of ``length`` decodes to (temporal
 #: compression 4 for Hunyuan/Wan, 8 for LTX-Video: 4k+1 and 8k+1 frames).
@@ -308,6 +309,9 @@ class PromptRun:
             return [_h(inp["positive"], rate), _h(inp["negative"], rate)], None
         if cls == "CLIPVisionEncode":
             return [_h(cls, inp["clip_vision"], inp["image"].fp)], None
+        if cls == "StyleModelApply":  # the reference shapes the conditioning, so the image
+            return [_h(cls, inp["conditioning"], inp["style_model"], inp["clip_vision_output"],
+                       inp["strength"], inp["strength_type"])], None  # fmt: skip
         if cls == "ImageFromBatch":
             whole: Pixels = inp["image"]
             index = min(int(inp["batch_index"]), whole.batch - 1)

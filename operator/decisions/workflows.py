@@ -26,6 +26,10 @@ Graphs (node ids are fixed, so golden files stay stable):
 - image-to-image (``reference_image``): ``5`` LoadImage → ``6`` ImageScale (to the
   target size, centre crop) → ``7`` VAEEncode → ``8`` KSampler with ``denoise``
   (default 0.6) → …;
+- reference conditioning (``style``, a muse's references on a pool's Flux Redux):
+  ``50`` StyleModelLoader, ``51`` CLIPVisionLoader and per reference LoadImage →
+  CLIPVisionEncode → StyleModelApply chained from ``3`` into the sampler's positive
+  (:mod:`.conditioning`);
 - animation (pools without a video model): the SDXL latent batch holds the frames
   (default 16) → ``8`` KSampler → ``9`` VAEDecode → ``10`` SaveAnimatedWEBP at ``fps``
   (default 8): independent images, not a video model;
@@ -48,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from warmpool.crds.videofamily import VideoFamilySpec
-from warmpool.operator.decisions import videos
+from warmpool.operator.decisions import conditioning, videos
 from warmpool.operator.decisions.graphcheck import validate_graph as validate_graph
 
 DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors"
@@ -218,19 +222,24 @@ def build_workflow(
     negative: str | None = None,
     reference_upload: str | None = None,
     family: VideoFamilySpec | None = None,
+    style: conditioning.StyleInputs | None = None,
 ) -> Workflow:
     """Build the graph for ``spec``.
 
     ``positive``/``negative`` replace the spec's prompts (the muse composer's output);
     ``reference_upload`` is the ComfyUI input name of the uploaded reference image
     (``"<subfolder>/<name>"``), required when ``spec.reference_image`` is set;
-    ``family`` is the pool's video family a ``video`` job runs on (required then).
+    ``family`` is the pool's video family a ``video`` job runs on (required then);
+    ``style`` the uploaded references a style model applies to the positive prompt
+    (:func:`.conditioning.style_inputs`; image and animation jobs only).
     """
     seed = choose_seed(spec.seed, rng)
     if spec.reference_image and reference_upload is None:
         raise WorkflowError("reference_image set but no uploaded input name given")
     prefix = filename_prefix(namespace, job)
     if spec.kind == "video":
+        if style is not None:
+            raise WorkflowError("reference conditioning is for image and animation jobs")
         return _video_workflow(spec, family, seed=seed, prefix=prefix, positive=positive,
                                negative=negative, reference_upload=reference_upload)  # fmt: skip
     s = resolve(spec)
@@ -266,6 +275,10 @@ def build_workflow(
             "clip": clip,
         },
     }
+    positive_link: list[Any] = ["3", 0]
+    if style is not None and style.images:
+        nodes, positive_link = conditioning.style_nodes(style, positive_link)
+        graph.update(nodes)
     denoise = 1.0
     if spec.reference_image:
         graph["5"] = {"class_type": "LoadImage", "inputs": {"image": reference_upload}}
@@ -300,7 +313,7 @@ def build_workflow(
             "scheduler": s.scheduler,
             "denoise": denoise,
             "model": model,
-            "positive": ["3", 0],
+            "positive": positive_link,
             "negative": ["4", 0],
             "latent_image": latent,
         },

@@ -1,7 +1,7 @@
 """Running one placed job on its instance's ComfyUI, and writing what happened.
 
 :func:`run_job` is the task the dispatcher starts per placed job: build the graph
-(muse prompt composed, reference image uploaded), write ``Scheduled`` (with the
+(muse prompt composed, reference images uploaded), write ``Scheduled`` (with the
 lease and a finalizer), submit with the instance's token, write ``Running``,
 follow over the websocket with throttled progress writes and a watchdog, store
 the outputs, write ``Succeeded``; or ask :func:`scheduler.decide_failure` whether
@@ -41,6 +41,7 @@ from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
 from warmpool.operator.decisions import (
     admission,
+    conditioning,
     minors,
     prompts,
     references,
@@ -335,35 +336,45 @@ class Run:
         refusal = admission.policy_refusal(spec, muse)
         if refusal is not None:
             raise errors.JobBuildError(POLICY_REFUSED, policy_message(refusal))
-        if muse is not None:
-            update: dict[str, Any] = {}
-            if spec.model is None and muse.preferred_model:
-                update["model"] = muse.preferred_model
-            if spec.reference_image is None and muse.reference_images and spec.kind == "image":
-                update["reference_image"] = muse.reference_images[0]
-            spec = spec.model_copy(update=update)
+        if muse is not None and spec.model is None and muse.preferred_model:
+            spec = spec.model_copy(update={"model": muse.preferred_model})
         if spec.seed < 0 and self.status.get("seed") is not None:
             spec = spec.model_copy(update={"seed": int(self.status["seed"])})  # same on retry
-        upload = None
-        if spec.reference_image:
-            # Only the owner's own uploads in this namespace (kubectl bypasses the studio).
-            ref = references.check_reference(spec.reference_image, namespace=self.ns,
-                                             owner=spec.owner)  # fmt: skip
+        # The pool's template: its video family, or its style models for a muse's references.
+        template = None
+        if spec.kind == "video" or (muse is not None and muse.reference_images):
+            body = await self.deps.kube.get(kube.GPUPOOLS, self.pool.name, self.pool.namespace)
+            template = GpuPool.from_body(body).spec.template if body is not None else None
+        plan = conditioning.plan_references(
+            kind=spec.kind, checkpoint=spec.model or workflows.DEFAULT_CHECKPOINT,
+            own_reference=spec.reference_image,
+            muse_references=muse.reference_images if muse is not None else (),
+            styles=template.style_models if template is not None else (),
+            job_strength=spec.reference_strength,
+            muse_strength=muse.reference_strength if muse is not None else None,
+        )  # fmt: skip
+        spec = spec.model_copy(update={"reference_image": plan.start})
+        # Only the owner's own uploads in this namespace (kubectl bypasses the studio),
+        # every one of them checked before any is read.
+        for key in plan.artifact_keys():
+            ref = references.check_reference(key, namespace=self.ns, owner=spec.owner)
             if ref is not None:
                 raise errors.JobBuildError(ref.reason, ref.message)
+        uploads: dict[str, str] = {}
+        for key in plan.artifact_keys():
             assert self.client is not None
-            data = await self.deps.artifacts.get_bytes(spec.reference_image)
-            name = f"warmpool-{self.job.uid}-{spec.reference_image.rsplit('/', 1)[-1]}"
-            upload = await self.client.upload_image(data, name)
+            data = await self.deps.artifacts.get_bytes(key)
+            name = f"warmpool-{self.job.uid}-{key.rsplit('/', 1)[-1]}"
+            uploads[key] = await self.client.upload_image(data, name)
         self.spec = spec
         family = None
-        if spec.kind == "video":  # hook (c-comfy): the pool's video family for this job
-            body = await self.deps.kube.get(kube.GPUPOOLS, self.pool.name, self.pool.namespace)
-            if body is not None:
-                family = GpuPool.from_body(body).spec.template.video_family(spec.model)
+        if spec.kind == "video" and template is not None:  # the pool's video family
+            family = template.video_family(spec.model)
         return workflows.build_workflow(spec, namespace=self.ns, job=self.job.name,
                                         rng=random.Random(), positive=positive, negative=negative,
-                                        reference_upload=upload, family=family)  # fmt: skip
+                                        reference_upload=uploads.get(plan.start or ""),
+                                        family=family,
+                                        style=conditioning.style_inputs(plan, uploads))  # fmt: skip
 
     # ------------------------------------------------------------- progress and watchdog
     async def on_progress(self, event: comfy.ProgressEvent) -> None:

@@ -1,0 +1,128 @@
+"""A muse's references condition the image on a Flux Redux pool, end to end.
+
+The real operator (Kopf) against the emulated API, the Vast.ai simulator and the ComfyUI
+simulators behind its rentals, which hold a Flux checkpoint, the Redux style model and
+the SigCLIP vision encoder. A muse with two reference images (the owner's uploads): the
+job's ComfyUI receives both uploads and a graph with two ``StyleModelApply`` nodes, each
+on the very bytes stored; the same muse on the pool's SDXL checkpoint still starts from
+its first reference. A muse naming someone else's upload fails before anything is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jobsys
+import pytest
+from jobsys import API, API_KEY, DONE, job_body, phase, pool_body, ready, status
+from PIL import Image
+from waiting import eventually
+
+from warmpool.operator.adapters import artifacts
+from warmpool.operator.decisions import references
+from warmpool.sim.cluster import RunningCluster
+from warmpool.sim.comfyui import DEFAULT_MODELS
+from warmpool.sim.vastai import VastaiServer, start_vastai
+from warmpool.sim.vastai_state import Timing
+
+FLUX = "flux1-dev-fp8.safetensors"
+SDXL = "sd_xl_base_1.0.safetensors"
+REDUX = {"styleModel": "flux1-redux-dev.safetensors",
+         "clipVision": "sigclip_vision_patch14_384.safetensors", "checkpoints": [FLUX]}  # fmt: skip
+FILES = {"checkpoints": [FLUX, SDXL], "style_models": [REDUX["styleModel"]],
+         "clip_vision": [REDUX["clipVision"]]}  # fmt: skip
+OWNER = "alice"
+
+
+@pytest.fixture
+async def flux_sim() -> AsyncIterator[VastaiServer]:
+    """Machines whose ComfyUI holds the SDXL defaults, a Flux checkpoint and Redux."""
+    models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
+    for folder, files in FILES.items():
+        models.setdefault(folder, []).extend(f for f in files if f not in models[folder])
+    timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
+    options = {"step_seconds": 0.15, "load_seconds": 1.0, "node_seconds": 0.01,
+               "models": models}  # fmt: skip
+    server = await start_vastai(api_key=API_KEY, time_scale=240.0, seed=11, timing=timing,
+                                comfy_options=options)  # fmt: skip
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def picture(colour: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 48), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def muse_body(name: str, keys: list[str], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "Muse", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"displayName": "Ada", "age": 31, "owner": OWNER,
+                     "referenceImages": keys, **spec}}  # fmt: skip
+
+
+def nodes(graph: dict[str, Any], cls: str) -> list[dict[str, Any]]:
+    return [n for n in graph.values() if n["class_type"] == cls]
+
+
+async def test_a_muse_job_on_a_redux_pool_is_conditioned_by_both_references(
+    cluster: RunningCluster, kubeconfig: Path, flux_sim: VastaiServer, artifacts_url: str
+) -> None:
+    data = {"red": picture("red"), "teal": picture("teal")}
+    digests = {c: hashlib.sha256(d).hexdigest() for c, d in data.items()}
+    space = f"default/{references.owner_id(OWNER)}"
+    keys = {c: artifacts.upload_key(space, digests[c], "png") for c in data}
+    stranger = artifacts.upload_key(f"default/{references.owner_id('mallory')}",
+                                    digests["red"], "png")  # fmt: skip
+    models = [{"folder": f, "file": n} for f, names in FILES.items() for n in names]
+    cluster.create(
+        pool_body(
+            "flux", replicas=1, template={"diskGb": 50, "models": models, "styleModels": [REDUX]}
+        )
+    )
+    cluster.create(muse_body("ada", [keys["red"], keys["teal"]], referenceStrength=0.6))
+    cluster.create(muse_body("borrowed", [keys["red"], stranger]))
+    async with jobsys.operator(jobsys.settings(artifacts_url, flux_sim.url)) as deps:
+        for colour, blob in data.items():
+            await deps.artifacts.put_bytes(keys[colour], blob, content_type="image/png")
+        await deps.artifacts.put_bytes(stranger, data["red"], content_type="image/png")
+        (inst,) = await ready(cluster, 1)
+        comfy = jobsys.comfy_of(flux_sim, inst)
+        cluster.create(job_body("harbour", "flux", museRef="ada", model=FLUX, owner=OWNER,
+                                prompt="at the harbour"))  # fmt: skip
+        cluster.create(job_body("sdxl-start", "flux", museRef="ada", model=SDXL, owner=OWNER))
+        cluster.create(job_body("not-hers", "flux", museRef="borrowed", model=FLUX, owner=OWNER))
+        names = ["harbour", "sdxl-start", "not-hers"]
+        await eventually(lambda: all(phase(cluster, n) in DONE for n in names), timeout=60,
+                         what="the three jobs done")  # fmt: skip
+        harbour, start, refused = (status(cluster, n) for n in names)
+        assert harbour["phase"] == "Succeeded", harbour
+        graph = comfy.history[harbour["promptId"]]["prompt"][2]
+        applied = nodes(graph, "StyleModelApply")
+        assert len(applied) == 2
+        assert {(a["inputs"]["strength"], a["inputs"]["strength_type"]) for a in applied} == {
+            (0.6, "multiply")}  # the muse's strength  # fmt: skip
+        loaded = [graph[graph[a["inputs"]["clip_vision_output"][0]]["inputs"]["image"][0]]
+                  for a in applied]  # fmt: skip
+        uploaded = [n["inputs"]["image"] for n in loaded]
+        assert all(u in comfy.input_files() for u in uploaded)
+        assert sorted(comfy.input_image_info(u)[2] for u in uploaded) == sorted(digests.values())
+        assert nodes(graph, "EmptyLatentImage") and not nodes(graph, "VAEEncode")  # no start
+        assert nodes(graph, "StyleModelLoader")[0]["inputs"] == {
+            "style_model_name": REDUX["styleModel"]}  # fmt: skip
+        # the SDXL checkpoint of the same pool: the first reference as the start, as before
+        assert start["phase"] == "Succeeded", start
+        sdxl = comfy.history[start["promptId"]]["prompt"][2]
+        assert not nodes(sdxl, "StyleModelApply")
+        (load,) = nodes(sdxl, "LoadImage")
+        assert comfy.input_image_info(load["inputs"]["image"])[2] == digests["red"]
+        # every reference is checked: one stranger's upload refuses the whole job
+        assert (refused["phase"], refused["reason"]) == ("Failed", references.REFERENCE_NOT_OWNED)
+        assert not refused.get("promptId")
+    assert comfy.requests["POST /upload/image"] >= 2
