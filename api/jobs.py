@@ -18,13 +18,19 @@ from fastapi import HTTPException, status
 from warmpool.api import urls
 from warmpool.api.auth import OWNER_LABEL, User
 from warmpool.api.problems import FieldError, not_found
-from warmpool.api.schemas import EstimateOut, GenerationOut, GenerationRequest, OutputOut
+from warmpool.api.schemas import (
+    EstimateOut,
+    GenerationOut,
+    GenerationRequest,
+    OutputOut,
+    ReferenceModeOut,
+)
 from warmpool.api.state import Studio
 from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob
 from warmpool.crds.gpupool import GpuPool
 from warmpool.crds.muse import Muse, MuseSpec
 from warmpool.operator.adapters import kube
-from warmpool.operator.decisions import prompts, workflows
+from warmpool.operator.decisions import conditioning, prompts, workflows
 
 MUSE_LABEL = "warmpool.dev/muse"
 COMPOSED_ANNOTATION = "warmpool.dev/composed-prompt"
@@ -123,6 +129,22 @@ def pool_models(studio: Studio, pool: GpuPool) -> list[str]:
     if not names:
         names = [workflows.DEFAULT_CHECKPOINT]
     return names
+
+
+def reference_modes(studio: Studio, pool: GpuPool) -> list[ReferenceModeOut]:
+    """Per checkpoint of the pool: whether a muse's references condition image jobs
+    through a style model (Flux Redux) or the first one is the image-to-image start."""
+    out = []
+    for checkpoint in pool_models(studio, pool):
+        style = conditioning.style_for(pool.spec.template.style_models, checkpoint, "image")
+        if style is None:
+            out.append(ReferenceModeOut(checkpoint=checkpoint, mode="start"))
+        else:
+            out.append(ReferenceModeOut(checkpoint=checkpoint, mode="style",
+                                        architecture=style.architecture,
+                                        style_model=style.style_model,
+                                        max_references=style.max_references))  # fmt: skip
+    return out
 
 
 def price_per_hour(studio: Studio, pool: GpuPool) -> float:
@@ -235,6 +257,13 @@ def estimate_of(
         muse.spec if muse else None, req.prompt, req.negative_prompt, variation=req.variation
     )
     wait, why = expected_wait(studio, pool, est.seconds)
+    plan = conditioning.plan_references(  # the very plan the operator makes for this job
+        kind=req.kind, checkpoint=req.model or workflows.DEFAULT_CHECKPOINT,
+        own_reference=req.reference_image,
+        muse_references=muse.spec.reference_images if muse else (),
+        styles=pool.spec.template.style_models, job_strength=req.reference_strength,
+        muse_strength=muse.spec.reference_strength if muse else None,
+    )  # fmt: skip
     return EstimateOut(
         pool=pool.metadata.name,
         seconds=est.seconds,
@@ -244,6 +273,9 @@ def estimate_of(
         negative=composed.negative,
         wait_seconds=wait,
         wait_reason=why,
+        reference_mode=plan.mode,
+        references=len(plan.references),
+        references_left_out=plan.left_out,
     )
 
 

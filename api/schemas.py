@@ -51,6 +51,16 @@ class EstimateOut(Out):
     negative: str = Field(description="The composed negative prompt.")
     wait_seconds: float = Field(0.0, description="Expected wait for a machine, seconds.")
     wait_reason: str = Field("", description="Why that wait (from the pool's status).")
+    reference_mode: Literal["style", "start", "none"] = Field(
+        "none",
+        description=(
+            "How the muse's reference images are used: style (they condition the image "
+            "through the pool's style model, Flux Redux), start (the first one is the "
+            "image-to-image start) or none."
+        ),
+    )
+    references: int = Field(0, description="Reference images that condition it (style mode).")
+    references_left_out: int = Field(0, description="The muse's references not used.")
 
 
 class OutputOut(Out):
@@ -191,6 +201,19 @@ class GalleryPage(Out):
     next_offset: int | None = None
 
 
+class ReferenceModeOut(Out):
+    """How a muse's reference images are used by image jobs on one checkpoint of a pool."""
+
+    checkpoint: str
+    mode: Literal["style", "start"] = Field(
+        description="style: they condition the image (the style model); start: the first one "
+        "is the image-to-image start."
+    )
+    architecture: str | None = Field(None, description='The style model\'s, e.g. "flux-redux".')
+    style_model: str | None = Field(None, description="The style model file (style mode).")
+    max_references: int = Field(1, description="References a job uses at most.")
+
+
 class PoolOut(Out):
     name: str
     ready: bool = Field(description="At least one instance is ready.")
@@ -202,6 +225,9 @@ class PoolOut(Out):
     price_per_hour: float = Field(description="$/hour of one instance (estimate).")
     models: list[str] = Field(description="Checkpoints usable on this pool.")
     loras: list[str] = Field(default_factory=list, description="LoRA files the pool loads.")
+    reference_modes: list[ReferenceModeOut] = Field(
+        default_factory=list, description="Per checkpoint of models: how muse references work."
+    )
 
 
 class UserOut(Out):

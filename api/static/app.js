@@ -51,6 +51,7 @@ function request() {
     variation: data.get("variation") || undefined,
   };
   if (body.referenceImage) body.denoise = num("denoise");
+  if (body.museRef) body.referenceStrength = num("referenceStrength");
   return body;
 }
 
@@ -66,6 +67,7 @@ async function updateEstimate() {
   const out = $("#estimate");
   if (!body.prompt.trim() || !body.pool) {
     out.textContent = "Write a prompt to see the price.";
+    document.dispatchEvent(new CustomEvent("warmpool:estimate-cleared"));
     return;
   }
   estimateAbort?.abort();
@@ -76,8 +78,12 @@ async function updateEstimate() {
     out.textContent = `${wait}≈ ${formatSeconds(est.seconds)} · $${est.dollars.toFixed(4)} at $${est.pricePerHour.toFixed(2)}/h`;
     out.title = est.waitReason;
     out.dataset.dollars = est.dollars;
+    document.dispatchEvent(new CustomEvent("warmpool:estimate", { detail: est }));
   } catch (e) {
-    if (e.name !== "AbortError") out.textContent = e.message;
+    if (e.name !== "AbortError") {
+      out.textContent = e.message;
+      document.dispatchEvent(new CustomEvent("warmpool:estimate-cleared"));
+    }
   }
 }
 

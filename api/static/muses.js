@@ -19,7 +19,7 @@ function fillForm(muse) {
   form.reset();
   editing = muse?.name ?? null;
   const spec = muse?.spec ?? { age: 30, appearance: {} };
-  for (const key of ["displayName", "age", "style", "personality", "promptTemplate", "negativePrompt", "preferredModel", "notes"]) {
+  for (const key of ["displayName", "age", "style", "personality", "promptTemplate", "negativePrompt", "preferredModel", "referenceStrength", "notes"]) {
     setField(form, key, spec[key]);
   }
   for (const [key, value] of Object.entries(spec.appearance || {})) setField(form, `appearance.${key}`, value);
@@ -40,7 +40,7 @@ function renderRefs() {
     const li = document.createElement("li");
     const img = document.createElement("img");
     img.src = `/api/v1/uploads/preview?key=${encodeURIComponent(key)}`;
-    img.alt = `Reference image ${i + 1}${i === 0 ? " (the image-to-image start)" : ""}`;
+    img.alt = `Reference image ${i + 1}`;
     li.append(img);
     const rm = document.createElement("button");
     rm.type = "button";
@@ -62,6 +62,7 @@ function specOf(form) {
   const spec = { displayName: text("displayName"), age: Number(data.get("age")), appearance: {} };
   for (const key of ["style", "personality", "promptTemplate", "negativePrompt", "notes"]) spec[key] = text(key);
   if (text("preferredModel")) spec.preferredModel = text("preferredModel");
+  if (text("referenceStrength")) spec.referenceStrength = Number(text("referenceStrength"));
   for (const [key, value] of data.entries()) {
     if (key.startsWith("appearance.")) spec.appearance[key.slice(11)] = String(value).trim();
   }

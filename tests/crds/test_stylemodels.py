@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from warmpool.crds import schema
@@ -85,6 +87,14 @@ def test_models_and_cel_agree(template: dict[str, Any], problem: str | None) -> 
 def test_bad_style_models_are_refused(style: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         TemplateSpec.model_validate({"models": MODELS, "styleModels": [style]})
+
+
+def test_the_flux_example_passes_the_model_and_the_cel_rules() -> None:
+    path = Path(__file__).parents[2] / "crds" / "examples" / "gpupool_flux_redux.yaml"
+    template = yaml.safe_load(path.read_text())["spec"]["template"]
+    parsed = TemplateSpec.model_validate(template)
+    assert parsed.style_model("flux1-dev-fp8.safetensors") is not None
+    assert cel_messages(template) == []
 
 
 def test_defaults_and_lookup_by_checkpoint() -> None:
