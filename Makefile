@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit install tools browser postgresql prometheus oidc crds bench clean typing-links
 
-# `make demo DEMO_FLAGS=--oidc`: sign up and in through the bundled OpenID Connect provider.
+# `make demo DEMO_FLAGS=--oidc`: sign up and in through the bundled OpenID Connect provider;
+# `make demo DEMO_FLAGS="--oidc --payments"`: and buy credits from localstripe (the demo extra).
 DEMO_FLAGS ?=
 demo: $(STAMP) tools oidc
 	$(BIN)/warmpool-sim dev $(DEMO_FLAGS)
@@ -20,7 +21,7 @@ $(VENV)/bin/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,demo]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8443)
     p.add_argument("--kubeconfig", default=".warmpool/kubeconfig")
 
+    p = sub.add_parser("stripe", help="localstripe, a Stripe fake (the demo's payments)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8420)
+    p.add_argument(
+        "--fd", type=int, default=None, help="serve on this inherited listening socket instead"
+    )
+
     p = sub.add_parser("dev", help="the whole local stack (make demo)")
     p.add_argument(
         "--studio-port", type=int, default=8000, help="the studio's port (0: any free one)"
@@ -56,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accounts: start the bundled OpenID Connect provider (npm oidc-provider) and "
         "run the studio in auth mode oidc (sign up and in there)",
+    )
+    p.add_argument(
+        "--oidc-port",
+        type=int,
+        default=None,
+        help="the provider's port (default: the studio's + 1; 0: any free one). Accounts "
+        "are kept per issuer: a fixed port keeps them from one run to the next",
+    )
+    p.add_argument(
+        "--payments",
+        action="store_true",
+        help="prepaid credits: start localstripe (a Stripe fake) with a webhook to the "
+        "studio, and switch payments on (buy credits with the test card 4242 4242 4242 4242)",
     )
     return parser
 
@@ -86,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from warmpool.sim import cluster
 
             asyncio.run(cluster.serve(args.host, args.port, kubeconfig=args.kubeconfig))
+        elif args.command == "stripe":
+            from warmpool.sim import payments
+
+            asyncio.run(payments.serve(args.host, args.port, fd=args.fd))
         elif args.command == "dev":
             from warmpool.sim import dev
 
@@ -96,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     kubeconfig=args.kubeconfig,
                     comfy_step_seconds=args.comfy_step_seconds,
                     oidc=args.oidc,
+                    oidc_port=args.oidc_port,
+                    payments=args.payments,
                 )
             )
     except KeyboardInterrupt:

@@ -6,6 +6,10 @@ processes, exactly as they run in a cluster: ``warmpool-operator`` and
 ``warmpool-studio`` (the simulators never import the operator or the studio).
 A sample GpuPool with one warm instance is declared; progress is printed until
 it is Ready. Ctrl-C (or SIGTERM) stops every process.
+
+``--oidc`` adds the bundled OpenID Connect provider (Node.js) and runs the studio in auth
+mode oidc; ``--payments`` adds localstripe (a Stripe fake, ``warmpool-sim stripe``, a child
+process) with a webhook to the studio, and switches prepaid credits on.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import httpx
 
 from warmpool.sim.cluster import RunningCluster, start_cluster
 from warmpool.sim.oidc_provider import OidcProvider, start_provider
+from warmpool.sim.payments import STRIPE_JS_PATH
 from warmpool.sim.vastai import VastaiServer, start_vastai
 
 API = "warmpool.dev/v1alpha1"
@@ -171,13 +176,16 @@ def prepare_state_dir() -> Path:
     return state
 
 
-async def start_oidc(stack: Stack, studio_port: int) -> dict[str, str]:
-    """Start the bundled OpenID Connect provider; the studio's environment for it."""
+async def start_oidc(stack: Stack, studio_port: int, *, port: int) -> dict[str, str]:
+    """Start the bundled OpenID Connect provider on ``port``; the studio's environment for
+    it. Accounts are kept per issuer, whose URL names the port: a fixed port keeps a
+    demo's accounts from one run to the next."""
     callback = f"http://127.0.0.1:{studio_port}/auth/callback"
     try:
-        stack.oidc = await asyncio.to_thread(start_provider, redirect_uris=[callback])
+        stack.oidc = await asyncio.to_thread(start_provider, redirect_uris=[callback], port=port)
     except RuntimeError as e:
-        raise SystemExit(f"--oidc: {e}") from e
+        taken = f" (is port {port} taken? choose another with --oidc-port)" if port else ""
+        raise SystemExit(f"--oidc: {e}{taken}") from e
     say(f"OpenID Connect provider  {stack.oidc.issuer}  (npm oidc-provider, dev interactions)")
     return {
         "WARMPOOL_STUDIO_AUTH": "oidc",
@@ -188,6 +196,37 @@ async def start_oidc(stack: Stack, studio_port: int) -> dict[str, str]:
     }
 
 
+async def start_payments(stack: Stack, studio_port: int) -> dict[str, str]:
+    """Start localstripe with a webhook to the studio; the studio's environment for it
+    (fresh random keys each run: localstripe takes any ``sk_``/``pk_`` key)."""
+    listening = listening_socket(0)
+    base = f"http://127.0.0.1:{bound_port(listening)}"
+    argv = [console_script("warmpool-sim"), "stripe", "--fd", str(listening.fileno())]
+    await stack.spawn("localstripe", argv, dict(os.environ), listening=listening)
+    await wait_http(f"{base}{STRIPE_JS_PATH}")
+    hook = f"whsec_{secrets.token_hex(16)}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        registered = await http.post(
+            f"{base}/_config/webhooks/studio",
+            data={"url": f"http://127.0.0.1:{studio_port}/payments/webhook", "secret": hook},
+        )
+    if registered.status_code != 200:
+        raise SystemExit(f"--payments: localstripe refused the webhook ({registered.status_code})")
+    say(f"Stripe (localstripe)     {base}  (a fake: card 4242 4242 4242 4242, any date, any CVC)")
+    return {
+        "WARMPOOL_STUDIO_PAYMENTS": "true",
+        "WARMPOOL_STUDIO_STRIPE_SECRET_KEY": f"sk_test_{secrets.token_hex(12)}",
+        "WARMPOOL_STUDIO_STRIPE_PUBLISHABLE_KEY": f"pk_test_{secrets.token_hex(12)}",
+        "WARMPOOL_STUDIO_STRIPE_WEBHOOK_SECRET": hook,
+        "WARMPOOL_STUDIO_STRIPE_API_BASE": base,
+        "WARMPOOL_STUDIO_STRIPE_JS_URL": f"{base}{STRIPE_JS_PATH}",
+        # localstripe's Stripe.js has no Payment Element: its Card Element and a token
+        "WARMPOOL_STUDIO_STRIPE_FLOW": "card-token",
+        "WARMPOOL_STUDIO_CREDIT_PACKS": "[5, 20, 50]",
+        "WARMPOOL_STUDIO_CREDIT_MARKUP": "1.25",
+    }
+
+
 async def serve(
     *,
     studio_port: int,
@@ -195,9 +234,15 @@ async def serve(
     kubeconfig: str,
     comfy_step_seconds: float | None = None,
     oidc: bool = False,
+    oidc_port: int | None = None,
+    payments: bool = False,
 ) -> None:
     """Run the stack until interrupted (``oidc``: with the bundled OpenID Connect provider,
-    the studio in auth mode oidc: people sign up and in there)."""
+    the studio in auth mode oidc: people sign up and in there; on ``oidc_port``, by default
+    the studio's port + 1, any free one when that is 0; ``payments``: with localstripe,
+    prepaid credits on)."""
+    if oidc_port is None:
+        oidc_port = studio_port + 1 if studio_port else 0
     for noisy in ("aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     state = prepare_state_dir()
@@ -243,7 +288,9 @@ async def serve(
             "WARMPOOL_STUDIO_NAMESPACE": "default",
         }
         if oidc:
-            env.update(await start_oidc(stack, studio_port))
+            env.update(await start_oidc(stack, studio_port, port=oidc_port))
+        if payments:
+            env.update(await start_payments(stack, studio_port))
         studio_env = {k: v for k, v in env.items() if k != "WARMPOOL_HEALTH_FD"}
         await stack.spawn(
             "operator", [console_script("warmpool-operator")], env, listening=health_socket
@@ -265,6 +312,8 @@ async def serve(
                 "provider; a login starting with 'admin' is an admin)")  # fmt: skip
         else:
             say(f"admin console            {studio}admin  (the local user is an admin)")
+        if payments:
+            say(f"credits                  {studio}credits  (buy a pack, then generate)")
         say(f"metrics                  http://127.0.0.1:{health_port}/metrics (operator), "
             f"{studio}metrics (studio)")  # fmt: skip
         say(f"kubectl:  KUBECONFIG={config} .venv/bin/kubectl get warmpool")

@@ -3,21 +3,40 @@ Stripe webhook, and the credits page (the Payment Element)."""
 
 from __future__ import annotations
 
+from html import escape
 from importlib import resources
 from typing import Annotated
 
 import stripe
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from warmpool.api.accounts.credits import Credits, InsufficientCreditError, PaymentError, Stripe
+from warmpool.api.accounts.credits import (
+    Credits,
+    InsufficientCreditError,
+    PaymentDeclinedError,
+    PaymentError,
+    PaymentNotFoundError,
+    Stripe,
+)
 from warmpool.api.accounts.routes import accounts_of
-from warmpool.api.accounts.schemas import CreditEntryOut, CreditsOut, IntentOut, IntentRequest
+from warmpool.api.accounts.schemas import (
+    ConfirmOut,
+    ConfirmRequest,
+    CreditEntryOut,
+    CreditsOut,
+    IntentOut,
+    IntentRequest,
+)
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import FieldError
 from warmpool.api.records.deps import RecorderDep
+from warmpool.api.settings import StudioSettings
 
 router = APIRouter(tags=["credits"])
+REAL_STRIPE_JS = "https://js.stripe.com"
+REAL_STRIPE_API = "https://api.stripe.com"
+REAL_STRIPE_HOOKS = "https://hooks.stripe.com"
 WEBHOOK_PATH = "/payments/webhook"  # outside /api/: Stripe carries no session
 BUY_URL = "/credits"
 
@@ -54,6 +73,7 @@ async def my_credits(studio: StudioDep, user: UserDep, request: Request) -> Cred
         markup=s.studio_credit_markup,
         currency=s.studio_currency,
         publishable_key=s.studio_stripe_publishable_key,
+        flow=s.studio_stripe_flow,
         entries=[
             CreditEntryOut(kind=e.kind, amount=e.amount, job=e.job,
                            payment_intent=e.payment_intent, at=e.at)
@@ -84,6 +104,35 @@ async def buy(
     return IntentOut(id=intent, client_secret=secret, amount=body.pack)
 
 
+@router.post(
+    "/api/v1/credits/intents/{intent}/confirm",
+    summary="Pay my PaymentIntent with a card token (card-token flow: localstripe)",
+)
+async def confirm(
+    studio: StudioDep,
+    user: UserDep,
+    body: ConfirmRequest,
+    request: Request,
+    audit: RecorderDep,
+    intent: Annotated[str, Path(pattern=r"^pi_[A-Za-z0-9]{1,64}$")],
+) -> ConfirmOut:
+    """Only in the card-token flow (``WARMPOOL_STUDIO_STRIPE_FLOW=card-token``); with the
+    Payment Element, Stripe.js confirms in the browser and this answers 404."""
+    _, payments = _payments(request)
+    if studio.settings.studio_stripe_flow != "card-token":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="not in the card-token flow")
+    try:
+        state, secret = await payments.confirm_with_token(intent, user.name, body.token)
+    except PaymentNotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(e)) from e
+    except PaymentDeclinedError as e:
+        raise HTTPException(status.HTTP_402_PAYMENT_REQUIRED, detail=str(e)) from e
+    except PaymentError as e:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(e)) from e
+    await audit(user, "credits.confirm", "PaymentIntent", intent, detail={"status": state})
+    return ConfirmOut(id=intent, status=state, client_secret=secret)
+
+
 @router.post(WEBHOOK_PATH, include_in_schema=False)
 async def webhook(
     request: Request,
@@ -111,16 +160,30 @@ async def webhook(
     return Response(status_code=status.HTTP_200_OK)
 
 
-@router.get(BUY_URL, response_class=HTMLResponse, include_in_schema=False)
-async def credits_page(studio: StudioDep) -> HTMLResponse:
-    """The credits page; its policy also allows Stripe.js (the Payment Element's frames)."""
-    page = (resources.files("warmpool.api") / "static" / "credits.html").read_text()
-    js = studio.settings.studio_stripe_js_url
-    origin = "/".join(js.split("/")[:3])
-    csp = (
-        f"default-src 'self'; script-src 'self' {origin}; style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data: {origin}; connect-src 'self' {origin}; frame-src {origin}; "
+def _origin(url: str) -> str:
+    return "/".join(url.split("/")[:3])
+
+
+def credits_csp(settings: StudioSettings) -> str:
+    """The credits page's policy: the studio's own, plus the configured Stripe.js origin
+    (scripts, images, frames) and the Stripe API's (the page's calls), nothing else. Real
+    Stripe: js.stripe.com, api.stripe.com, and hooks.stripe.com for 3-D Secure frames;
+    localstripe: its one address."""
+    js = _origin(settings.studio_stripe_js_url)
+    api = _origin(settings.studio_stripe_api_base or REAL_STRIPE_API)
+    frames = f"{js} {REAL_STRIPE_HOOKS}" if js == REAL_STRIPE_JS else js
+    connect = " ".join(dict.fromkeys(["'self'", js, api]))
+    return (
+        f"default-src 'self'; script-src 'self' {js}; style-src 'self' 'unsafe-inline'; "
+        f"img-src 'self' data: {js}; connect-src {connect}; frame-src {frames}; "
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
-    page = page.replace("STRIPE_JS_URL", js)
-    return HTMLResponse(page, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
+
+
+@router.get(BUY_URL, response_class=HTMLResponse, include_in_schema=False)
+async def credits_page(studio: StudioDep) -> HTMLResponse:
+    """The credits page; its policy also allows Stripe.js (see :func:`credits_csp`)."""
+    page = (resources.files("warmpool.api") / "static" / "credits.html").read_text()
+    page = page.replace("STRIPE_JS_URL", escape(studio.settings.studio_stripe_js_url))
+    headers = {"Content-Security-Policy": credits_csp(studio.settings), "Cache-Control": "no-store"}
+    return HTMLResponse(page, headers=headers)

@@ -41,6 +41,14 @@ class PaymentError(Exception):
     """Stripe could not be used (the message names no key)."""
 
 
+class PaymentNotFoundError(PaymentError):
+    """No such PaymentIntent of this payer."""
+
+
+class PaymentDeclinedError(PaymentError):
+    """The card was declined (the message is Stripe's, meant for the payer)."""
+
+
 class InsufficientCreditError(Exception):
     """A generation costs more credit than the caller has (the route answers 402)."""
 
@@ -187,6 +195,32 @@ class Stripe:
         except stripe.StripeError as e:
             raise PaymentError(f"Stripe refused the payment: {type(e).__name__}") from e
         return intent.id, str(intent.client_secret)
+
+    async def confirm_with_token(self, intent_id: str, owner: str, token: str) -> tuple[str, str]:
+        """The card-token flow (localstripe): pay ``owner``'s own PaymentIntent with the card
+        of a token Stripe.js made in the browser (the card number never reaches the studio);
+        returns (status, client secret). ``requires_action`` leaves the authentication (3-D
+        Secure) to Stripe.js's ``confirmCardPayment``."""
+        intents = self.client.v1.payment_intents
+        try:
+            intent = await intents.retrieve_async(intent_id)
+            if (intent.to_dict().get("metadata") or {}).get("owner") != owner:
+                raise PaymentNotFoundError("no such payment")
+            if intent.status == "requires_payment_method":
+                card = (await self.client.v1.tokens.retrieve_async(token)).card
+                if card is None:
+                    raise PaymentError("the token holds no card")
+                await intents.update_async(intent_id, params={"payment_method": card.id})
+                intent = await intents.confirm_async(intent_id)
+        except stripe.CardError as e:
+            raise PaymentDeclinedError(e.user_message or "the card was declined") from e
+        except stripe.InvalidRequestError as e:
+            if e.http_status == 404:
+                raise PaymentNotFoundError("no such payment or card token") from e
+            raise PaymentError(f"Stripe refused the payment: {type(e).__name__}") from e
+        except stripe.StripeError as e:
+            raise PaymentError(f"Stripe refused the payment: {type(e).__name__}") from e
+        return str(intent.status), str(intent.client_secret)
 
     def event(self, payload: bytes, signature: str) -> stripe.Event:
         """The verified event; raises ``stripe.SignatureVerificationError`` or ValueError."""

@@ -85,6 +85,7 @@ class CreditsOut(Out):
     markup: float
     currency: str
     publishable_key: str | None = None
+    flow: str = "payment-element"
     entries: list[CreditEntryOut] = []
 
 
@@ -98,3 +99,18 @@ class IntentOut(Out):
     id: str
     client_secret: str
     amount: float
+
+
+class ConfirmRequest(CamelModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(
+        pattern=r"^tok_[A-Za-z0-9]{1,64}$",
+        description="The card's token, made by Stripe.js in the browser (card-token flow).",
+    )
+
+
+class ConfirmOut(Out):
+    id: str
+    status: str = Field(description="The PaymentIntent's status: succeeded, requires_action, …")
+    client_secret: str

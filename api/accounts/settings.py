@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
@@ -65,6 +67,13 @@ class AccountSettings(BaseSettings):
     )
     studio_stripe_js_url: str = Field(
         "https://js.stripe.com/v3/", description="Stripe.js, loaded by the credits page."
+    )
+    studio_stripe_flow: Literal["payment-element", "card-token"] = Field(
+        "payment-element",
+        description="How the credits page pays: payment-element (Stripe's Payment Element, "
+        "confirmed by Stripe.js: real Stripe) or card-token (a Card Element's token, the "
+        "PaymentIntent confirmed by the studio: localstripe, whose Stripe.js has no Payment "
+        "Element).",
     )
     studio_credit_packs: list[float] = Field(
         default_factory=lambda: [5.0, 20.0, 50.0],

@@ -1,5 +1,5 @@
-// The credits page: balance, packs (each a PaymentIntent confirmed with Stripe's Payment
-// Element), and the history of purchases, debits, settlements and refunds.
+// The credits page: balance, packs (each a PaymentIntent paid through Stripe.js), and the
+// history of purchases, debits, settlements and refunds.
 import { api } from "./api.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -38,29 +38,64 @@ async function load() {
   }));
 }
 
+// Two ways to pay, by the studio's WARMPOOL_STUDIO_STRIPE_FLOW:
+// - payment-element (real Stripe): the Payment Element, confirmed by Stripe.js;
+// - card-token (localstripe, whose Stripe.js has no Payment Element): its Card Element makes
+//   a token (the card goes to Stripe, never to the studio), the studio pays the intent with
+//   it, and Stripe.js handles an authentication (3-D Secure) the card asks for.
 async function buy(pack) {
   $("#pay-status").textContent = "";
   const intent = await api("/credits/intents", { method: "POST", body: { pack } });
   const stripe = window.Stripe(info.publishableKey);
-  const elements = stripe.elements({ clientSecret: intent.clientSecret });
-  elements.create("payment").mount("#payment-element");
+  const elements = info.flow === "card-token" ? stripe.elements() : stripe.elements({ clientSecret: intent.clientSecret });
+  const element = elements.create(info.flow === "card-token" ? "card" : "payment");
+  $("#payment-element").replaceChildren();
+  element.mount("#payment-element");
   const form = $("#pay-form");
+  form.dataset.pack = String(pack);
   form.hidden = false;
   form.onsubmit = async (ev) => {
     ev.preventDefault();
-    const { error } = await stripe.confirmPayment({ elements, redirect: "if_required" });
-    if (error) {
-      $("#pay-status").textContent = error.message;
-      return;
-    }
-    $("#pay-status").textContent = "Paid: the credit arrives in a moment.";
-    form.hidden = true;
-    const before = info.balance;
-    for (let i = 0; i < 20 && info.balance === before; i += 1) {
-      await new Promise((r) => setTimeout(r, 1000));
-      await load();
+    $("#pay").disabled = true;
+    try {
+      const error = info.flow === "card-token" ? await payWithToken(stripe, element, intent) : (await stripe.confirmPayment({ elements, redirect: "if_required" })).error;
+      if (error) {
+        $("#pay-status").textContent = error.message || String(error);
+        return;
+      }
+      $("#pay-status").textContent = "Paid: the credit arrives in a moment.";
+      form.hidden = true;
+      element.destroy?.();
+      await waitForCredit();
+    } finally {
+      $("#pay").disabled = false;
     }
   };
+}
+
+async function payWithToken(stripe, card, intent) {
+  const made = await stripe.createToken(card);
+  if (made.error) return made.error;
+  let paid;
+  try {
+    paid = await api(`/credits/intents/${encodeURIComponent(intent.id)}/confirm`, { method: "POST", body: { token: made.token.id } });
+  } catch (e) {
+    return e;
+  }
+  if (paid.status === "requires_action") {
+    const { error } = await stripe.confirmCardPayment(paid.clientSecret);
+    return error || null;
+  }
+  return paid.status === "succeeded" || paid.status === "processing" ? null : { message: `payment ${paid.status}` };
+}
+
+// The credit comes with Stripe's webhook: reload until the balance moves (20 s at most).
+async function waitForCredit() {
+  const before = info.balance;
+  for (let i = 0; i < 40 && info.balance === before; i += 1) {
+    await new Promise((r) => setTimeout(r, 500));
+    await load();
+  }
 }
 
 load()

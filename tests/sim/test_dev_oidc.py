@@ -34,7 +34,8 @@ async def test_dev_stack_with_oidc_signs_a_person_up(tmp_path: Path) -> None:
     port = free_port()
     binary = Path(sys.executable).parent / "warmpool-sim"
     proc = await asyncio.create_subprocess_exec(
-        str(binary), "dev", "--oidc", "--studio-port", str(port), "--time-scale", "60",
+        str(binary), "dev", "--oidc", "--oidc-port", "0", "--studio-port", str(port),
+        "--time-scale", "60",
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
