@@ -98,7 +98,8 @@ function edit() {
   setValue(form, "pool", s.pool);
   form.elements.namedItem("pool").dispatchEvent(new Event("change", { bubbles: true }));
   for (const key of ["prompt", "negativePrompt", "width", "height", "steps", "cfg", "batchSize",
-    "frames", "fps", "sampler", "scheduler", "priority", "denoise", "quality", "kind", "model"]) {
+    "frames", "fps", "sampler", "scheduler", "priority", "denoise", "quality", "kind", "model",
+    "referenceStrength"]) {
     setValue(form, key, s[key]);
   }
   setValue(form, "museRef", s.museRef || "");

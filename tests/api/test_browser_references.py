@@ -2,8 +2,8 @@
 
 On a pool whose Flux checkpoint has a Redux style model the create page says the
 references condition the image (and how many); on its SDXL checkpoint, that the first one
-is the image-to-image start; the muse editor lists what each pool does. The strength
-typed in the muse editor is saved on the muse. Screenshots go to ``test-artifacts/``.
+is the image-to-image start; the muse editor lists what each pool does. The strengths
+typed in the muse editor and the create page reach the muse and the job. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -121,6 +121,17 @@ def test_the_pages_say_how_references_are_used_for_the_chosen_pool_and_model(
     )
     expect(label).to_have_attribute("data-mode", "style")
     shot(page, "create-references")
+    page.click("details.advanced summary")
+    page.fill("[name=referenceStrength]", "0.4")
+    page.keyboard.press("Control+Enter")
+    for _ in range(200):
+        jobs = stack.run(stack.kube.list(kube.GENERATIONJOBS, NS))
+        if jobs:
+            break
+        page.wait_for_timeout(50)
+    [job] = jobs
+    assert (job["spec"]["model"], job["spec"]["referenceStrength"]) == (FLUX, 0.4)
+    assert job["spec"]["museRef"] == muse["metadata"]["name"]
     page.select_option("#model", SDXL)
     expect(label).to_have_attribute("data-mode", "start")
     expect(label).to_contain_text("First reference as the image-to-image start")

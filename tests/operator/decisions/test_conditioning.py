@@ -15,7 +15,7 @@ import pytest
 
 from warmpool.crds.generationjob import GenerationJobSpec, LoraRef
 from warmpool.crds.stylemodel import StyleModelSpec
-from warmpool.operator.decisions import conditioning, workflows
+from warmpool.operator.decisions import admission, conditioning, workflows
 from warmpool.operator.decisions.conditioning import ReferencePlan
 from warmpool.sim import comfyui_legacy
 from warmpool.sim.comfyui_nodes import node_definitions
@@ -272,3 +272,23 @@ def test_style_inputs_only_for_the_style_mode() -> None:
 def test_style_for(styles: list[StyleModelSpec], checkpoint: str, kind: str,
                    found: StyleModelSpec | None) -> None:  # fmt: skip
     assert conditioning.style_for(styles, checkpoint, kind) == found
+
+
+def test_the_admission_webhook_refuses_a_style_model_whose_files_are_not_models() -> None:
+    """The pool's validator, not only the CEL rule: the webhook denies it too."""
+    models = [{"folder": "checkpoints", "file": FLUX},
+              {"folder": "style_models", "file": REDUX.style_model}]  # fmt: skip
+    style = REDUX.model_dump(mode="json", by_alias=True)
+    body = {
+        "metadata": {"name": "flux"},
+        "spec": {"replicas": 1, "template": {"models": models, "styleModels": [style]}},
+    }
+    denial = admission.check_pool(body)
+    assert denial is not None and denial.code == 422
+    assert denial.field == "spec.template"
+    assert "clip_vision/sigclip_vision_patch14_384.safetensors is not in template.models" in (
+        denial.reason
+    )
+    models.append({"folder": "clip_vision", "file": REDUX.clip_vision})
+    models.append({"folder": "checkpoints", "file": SCHNELL})
+    assert admission.check_pool(body) is None
