@@ -3,7 +3,8 @@
 On a pool whose Flux checkpoint has a Redux style model the create page says the
 references condition the image (and how many); on its SDXL checkpoint, that the first one
 is the image-to-image start; the muse editor lists what each pool does. The strengths
-typed in the muse editor and the create page reach the muse and the job. Screenshots go to ``test-artifacts/``.
+typed in the muse editor and the create page reach the muse and the job. Screenshots go
+to ``test-artifacts/``.
 """
 
 from __future__ import annotations
