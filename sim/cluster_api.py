@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
+from kmock._internal import parsing
 from kmock._internal.apps import RawHandler
 
 from warmpool.sim import cluster_protobuf
@@ -42,6 +43,31 @@ from warmpool.sim.cluster_store import ApiError, Event, Store, Watcher, conflict
 __all__ = ["ClusterEmulator"]
 
 JSON = "application/json"
+
+
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """KMock's path parser, with the core ``namespaces`` collection understood.
+
+    KMock 0.8 reads ``/api/v1/namespaces[/<name>]`` as a namespace prefix and fails (a
+    500) on the collection itself, which Kopf lists and watches in its namespaced mode
+    (``kopf.operator(namespaces=[...])``) to follow the namespaces it serves. The paths
+    are read as this emulator's dispatcher reads them (:meth:`ClusterEmulator._dispatch`).
+    """
+    parts = path.strip("/").split("/")
+    core = len(parts) >= 3 and parts[0] == "api" and parts[2] == "namespaces"
+    if core and (len(parts) in (3, 4) or (len(parts) == 5 and parts[4] in ("status", "finalize"))):
+        name = parts[3] if len(parts) > 3 else None
+        sub = parts[4] if len(parts) > 4 else None
+        return parsing.ParsedPath("", parts[1], "namespaces", None, name, sub)
+    return _kmock_parse_path(path)
+
+
+# Installed for every KMock request parse in this process (KMock calls it through its
+# ``parsing`` module; there is no hook for it).
+parsing.parse_path = _parse_path
 
 
 def _respond(payload: Any, status: int = 200) -> aiohttp.web.Response:

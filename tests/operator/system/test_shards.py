@@ -2,8 +2,9 @@
 
 Each shard is a full embedded operator (Kopf, dispatcher, adapters) with its own memo, in
 a thread with its own event loop; its Kubernetes client records every object it writes.
-Sharded by a pool label selector, the test shows that no pool, instance or job is handled
-by both: each object is written by one shard only, every job ends, each pool has one rental.
+Sharded by a pool label selector, or by namespace (Kopf's namespaced mode), the test shows
+that no pool, instance or job is handled by both: each object is written by one shard only,
+every job ends, each pool has one rental.
 """
 
 from __future__ import annotations
@@ -98,8 +99,12 @@ SHARDINGS = {
         {"pool_selector": "tier in (silver, bronze)"},
         {"gold": ("default", {"tier": "gold"}), "silver": ("default", {"tier": "silver"})},
     ),
-    # By namespace (WARMPOOL_NAMESPACE[S]) is Kopf's own namespaced mode; not run here:
-    # KMock's emulator answers Kopf's namespaced requests with a 500 (its path parser).
+    # By namespace (WARMPOOL_NAMESPACE): Kopf's own namespaced mode, one namespace each.
+    "by-namespace": (
+        {"namespace": "east"},
+        {"namespace": "west"},
+        {"gold": ("east", {}), "silver": ("west", {})},
+    ),
 }
 
 
