@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import kopf
 
 from warmpool.crds.common import (
-    POOL_LABEL,
     format_time,
     merge_conditions,
     owner_reference,
@@ -35,7 +35,14 @@ from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.views import instance_view
-from warmpool.operator.decisions import downloads, policy, provisioning, scheduler, warmup
+from warmpool.operator.decisions import (
+    downloads,
+    labels,
+    policy,
+    provisioning,
+    scheduler,
+    warmup,
+)
 from warmpool.operator.deps import Deps
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
@@ -102,6 +109,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     ns, name = pool.metadata.namespace or "default", pool.metadata.name
     now = deps.now()
     bodies = await instances_of(deps, ns, name)
+    await propagate_labels(deps, body, bodies)
     views = [instance_view(b) for b in bodies]
     # Jobs placed by this process count even before the instance's status.jobs says so
     # (the job dispatcher's ledger is authoritative): a busy instance is never released.
@@ -228,6 +236,31 @@ async def instances_of(deps: Deps, namespace: str, pool: str) -> list[dict[str, 
     return bodies
 
 
+async def propagate_labels(
+    deps: Deps, pool_body: dict[str, Any], bodies: list[dict[str, Any]]
+) -> None:
+    """Give the pool's instances the pool's labels (:func:`labels.plan_labels`): a pool
+    relabelled into another shard takes its instances along, and the shard it left lets
+    them go (its ``when=`` filters no longer match them)."""
+    meta = pool_body.get("metadata") or {}
+    ns, name = meta.get("namespace") or "default", meta.get("name") or ""
+    changed = False
+    for inst in bodies:
+        inst_meta = inst.get("metadata") or {}
+        patch = (
+            None
+            if inst_meta.get("deletionTimestamp")
+            else labels.plan_labels(meta.get("labels"), name, inst_meta)
+        )
+        if patch is None:
+            continue
+        with contextlib.suppress(errors.KubeNotFoundError):
+            await deps.kube.patch(kube.GPUINSTANCES, inst_meta["name"], ns, {"metadata": patch})
+        changed = True
+    if changed:
+        cache.drop_listing(deps, ns, name)
+
+
 #: Status fields of a pool that move with the clock alone: written at most every
 #: ``status_refresh`` seconds when nothing else changed.
 CLOCK_FIELDS = frozenset({"spendToday"})
@@ -310,8 +343,14 @@ async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str)
         "metadata": {
             "generateName": f"{name}-",
             "namespace": ns,
-            # The pool's labels too: a shard's pool selector picks its instances as well.
-            "labels": {**(pool_body.get("metadata", {}).get("labels") or {}), POOL_LABEL: name},
+            # The pool's labels too: a shard's pool selector picks its instances as well
+            # (kept in step when the pool is relabelled: propagate_labels).
+            "labels": labels.wanted(pool_body.get("metadata", {}).get("labels"), name),
+            "annotations": {
+                labels.COPIED: json.dumps(
+                    sorted(labels.wanted(pool_body.get("metadata", {}).get("labels"), name))
+                )
+            },
             "ownerReferences": [owner_reference(pool_body)],
         },
         "spec": {"pool": name, "templateHash": pool.spec.template.hash(), "reason": reason},

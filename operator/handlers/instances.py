@@ -11,7 +11,8 @@ from typing import Any
 import kopf
 
 from warmpool.crds.gpuinstance import GpuInstance
-from warmpool.operator.controllers import cache
+from warmpool.operator.adapters import kube
+from warmpool.operator.controllers import cache, shards
 from warmpool.operator.controllers.instance import reconcile, termination
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
@@ -35,6 +36,7 @@ async def on_delete_instance(body: kopf.Body, memo: Deps, logger: kopf.Logger, *
     """The finalizer: destroy the rental (already gone counts as done), close the spend."""
     with kopf_errors():
         await termination.finalize(memo, GpuInstance.from_body(dict(body)), logger)
+        await shards.release_others(memo, kube.GPUINSTANCES, body)
 
 
 @kopf.on.create(*GPUINSTANCES, registry=registry, id="wake-pool-on-create", when=in_shard)
