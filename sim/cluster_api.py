@@ -11,6 +11,7 @@ assertions such as ``emulator.objects[res, "ns", "name"] >= {"spec": ...}`` work
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from typing import Any
 
@@ -79,6 +80,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     """The emulated API server (an aiohttp handler; serve it with :class:`kmock.Server`)."""
 
     request_log_limit: int | None = None  # keep at most this many requests in KMock's log
+    # Requests served, by HTTP method (counted whatever the log keeps: long benchmarks).
+    methods: collections.Counter[str] = attrs.field(factory=collections.Counter)
     history_limit: int | None = 16  # versions kept per object in ``emulator.objects``
     store: Store = attrs.field(factory=Store)
     # When set, only ``Authorization: Bearer <one of these>`` is let in (else 401), as an
@@ -130,6 +133,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         return await super().__call__(raw_request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self.methods[request.method.value.upper()] += 1
         if self.request_log_limit is not None and len(self._requests) > self.request_log_limit:
             del self._requests[: len(self._requests) - self.request_log_limit // 2]
         if self.bearer_tokens is not None:
