@@ -23,14 +23,16 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from jobs import DONE, WRITES, percentile, stamp
 from pools import peak_rss_mb
-from stack import API, POOL, RESULTS, operator_stack, wait_until
+from stack import API, POOL, RESULTS, Stack, operator_stack, wait_until
 
 from warmpool.sim.vastai_state import Timing
 
@@ -45,7 +47,11 @@ async def run(
     created: dict[str, float] = {}
     async with operator_stack(
         "scale", machines=instances + 40, seed=9, interval=INTERVAL, probe_interval=1.0,
-        vastai_options={"time_scale": time_scale, "timing": timing,
+        # A bounded request log and one version per object: the emulator's memory stays
+        # flat over 10,000 jobs (writes are counted by method, whatever the log keeps).
+        cluster_options={"request_log_limit": 1000, "history_limit": 1},
+        # A simulated hour of 200 GPUs at 240x bills thousands of dollars: credit enough.
+        vastai_options={"time_scale": time_scale, "timing": timing, "balance": 1e9,
                         "comfy_options": {"load_seconds": 1.0}},
     ) as stack:  # fmt: skip
         cluster, sim = stack.cluster, stack.sim
@@ -58,14 +64,32 @@ async def run(
             return len(found) == instances and all(
                 (i.get("status") or {}).get("phase") == "Ready" for i in found)  # fmt: skip
 
+        def ready_count() -> str:
+            found = cluster.list(API, "GpuInstance", "default")
+            ready = sum(1 for i in found if (i.get("status") or {}).get("phase") == "Ready")
+            return f"instances Ready {ready}/{instances}"
+
+        ready = progress(stack, ready_count)
         await wait_until(settled, 1200, f"{instances} instances ready")
+        ready.cancel()
         to_ready = time.monotonic() - started
-        log = cluster.emulator._requests
-        first = len(log)
+        methods = cluster.emulator.methods
+        writes0 = sum(methods[m] for m in WRITES)
         vast0 = dict(sim.state.requests)
         cpu0 = stack.cpu_seconds()
         start = time.monotonic()
+
+        def phase(name: str) -> Any:
+            return ((cluster.get(API, "GenerationJob", name, "default") or {}).get("status")
+                    or {}).get("phase")  # fmt: skip
+
         gap = hour_seconds / jobs
+
+        def done() -> str:
+            ended = sum(1 for n in created if phase(n) in DONE)
+            return f"jobs created {len(created)}/{jobs}, ended {ended}"
+
+        running = progress(stack, done)
         async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
             for i, name in enumerate(names):
                 body = {"apiVersion": API, "kind": "GenerationJob",
@@ -81,17 +105,14 @@ async def run(
                 if ahead > 0:
                     await asyncio.sleep(ahead)
 
-        def phase(name: str) -> Any:
-            return ((cluster.get(API, "GenerationJob", name, "default") or {}).get("status")
-                    or {}).get("phase")  # fmt: skip
-
         await wait_until(lambda: all(phase(n) in DONE for n in reversed(names)), 3600,
                          "all jobs done")  # fmt: skip
+        running.cancel()
         wall = time.monotonic() - start
         cpu = stack.cpu_seconds() - cpu0
         vast = {route: n - vast0.get(route, 0) for route, n in sim.state.requests.items()
                 if n != vast0.get(route, 0)}  # fmt: skip
-        writes = [r for r in list(log)[first:] if r.method in WRITES]
+        writes = sum(methods[m] for m in WRITES) - writes0
         latencies, phases = [], Counter()
         for n in names:
             st = (cluster.get(API, "GenerationJob", n, "default") or {}).get("status") or {}
@@ -112,12 +133,27 @@ async def run(
             "operator_cpu_seconds": round(cpu, 1),
             "operator_cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
             "vastai_requests_per_interval": {r: round(n / intervals, 2) for r, n in vast.items()},
-            "api_writes_per_job": round(len(writes) / jobs, 2),
+            "api_writes_per_job": round(writes / jobs, 2),
             "dispatch_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
             "dispatch_ms_p90": round(percentile(latencies, 90), 1) if latencies else None,
             "dispatch_ms_p99": round(percentile(latencies, 99), 1) if latencies else None,
             "dispatch_ms_max": round(max(latencies), 1) if latencies else None,
         }
+
+
+def progress(stack: Stack, what: Callable[[], str], every: float = 30.0) -> asyncio.Task[None]:
+    """Print how far the run is every ``every`` seconds (to stderr) until cancelled."""
+
+    async def report() -> None:
+        began = time.monotonic()
+        while True:
+            await asyncio.sleep(every)
+            rss = stack.operator.memory_info().rss / 2**20
+            print(f"[{time.monotonic() - began:6.0f} s] {what()}; operator CPU "
+                  f"{stack.cpu_seconds():.0f} s, RSS {rss:.0f} MB", file=sys.stderr,
+                  flush=True)  # fmt: skip
+
+    return asyncio.create_task(report())
 
 
 async def main() -> None:

@@ -59,6 +59,16 @@ class Reservation:
     price_per_hour: float
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A pool's GpuInstances as its reconcile last listed them (``controllers/cache.py``):
+    the pool's instance mark then, the monotonic time, the bodies."""
+
+    mark: int
+    at: float
+    bodies: list[dict[str, Any]]
+
+
 class NotOpenError(RuntimeError):
     """An adapter was used before :func:`open_deps` (a wiring mistake, not a runtime state)."""
 
@@ -105,8 +115,17 @@ class Deps:
     probed_at: dict[str, datetime] = field(default_factory=dict)
     #: Pools as their last watch event showed them, parsed (``controllers/cache.py``).
     pool_models: dict[tuple[str, str], GpuPool] = field(default_factory=dict)
+    #: Per instance (namespace, name): what the pool can see of it, as last seen; per pool
+    #: (namespace, name): how many changes of its instances were seen, its last listing
+    #: and when its status last wrote a figure that moves with the clock (monotonic).
+    instance_seen: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    instance_marks: dict[tuple[str, str], int] = field(default_factory=dict)
+    pool_listings: dict[tuple[str, str], Listing] = field(default_factory=dict)
+    pool_status_at: dict[tuple[str, str], float] = field(default_factory=dict)
     #: Orphaned rentals (contract id) and when this process first saw them (monotonic).
     orphans_seen: dict[int, float] = field(default_factory=dict)
+    #: Every GpuInstance's uid as last listed by the orphan sweep: (monotonic time, uids).
+    known_uids: tuple[float, set[str]] | None = None
     #: Every pool's spend against the operator-wide cap (``controllers/spending.py``):
     #: (monotonic time counted, figure), and the lock that lets one count serve all pools.
     fleet_spend: tuple[float, FleetSpend] | None = None

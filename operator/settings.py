@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from functools import cached_property
 from typing import Literal
@@ -118,6 +119,14 @@ class OperatorSettings(BaseSettings):
         description="Label selector of the GpuPools this operator handles (their GpuInstances "
         "carry the pool's labels); a shard of the fleet by label. Empty: every pool.",
     )
+    shard_name: str = Field(
+        "",
+        pattern=r"^([a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?)?$",
+        description="Name of this shard (a DNS label) in the finalizer and annotations Kopf "
+        "writes on the objects it handles, so that two label shards never remove each other's "
+        "finalizer. Empty: derived from pool_selector (set it to keep the names when the "
+        "selector is edited); no pool_selector: the unsharded names.",
+    )
     health_port: int = Field(8080, description="Port of the liveness and /metrics endpoint.")
     health_fd: int | None = Field(
         None,
@@ -203,6 +212,13 @@ class OperatorSettings(BaseSettings):
     def _selector(cls, value: str) -> str:
         shards.parse_selector(value)  # a SelectorError (ValueError) names the requirement
         return value
+
+    @property
+    def shard_key(self) -> str:
+        """The shard's name in Kopf's finalizer and annotations ("" unsharded by label)."""
+        if self.shard_name or not self.pool_selector.strip():
+            return self.shard_name
+        return "s" + hashlib.sha256(self.pool_selector.strip().encode()).hexdigest()[:10]
 
     @cached_property
     def pool_requirements(self) -> tuple[shards.Requirement, ...]:

@@ -180,14 +180,17 @@ async def start_cluster(
     port: int = 0,
     crd_dir: Path | None = None,
     request_log_limit: int | None = None,
+    history_limit: int | None = 16,
     bearer_tokens: set[str] | None = None,
 ) -> RunningCluster:
     """Start the emulated API with the CRDs of ``crd_dir`` (default: the package's ``crds/``).
 
     ``request_log_limit`` bounds KMock's request log (``emulator.requests``) for long runs.
+    ``history_limit`` bounds the versions KMock keeps per object (``emulator.objects``).
     ``bearer_tokens``: the tokens let in (401 for others); None lets every request in.
     """
-    emulator = ClusterEmulator(request_log_limit=request_log_limit, bearer_tokens=bearer_tokens)
+    emulator = ClusterEmulator(request_log_limit=request_log_limit, history_limit=history_limit,
+                               bearer_tokens=bearer_tokens)  # fmt: skip
     await emulator.__aenter__()
     server = aiohttp.web.Server(emulator)
     runner = aiohttp.web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)

@@ -11,12 +11,14 @@ assertions such as ``emulator.objects[res, "ns", "name"] >= {"spec": ...}`` work
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from typing import Any
 
 import aiohttp.web
 import attrs
 import kmock
+from kmock._internal import parsing
 from kmock._internal.apps import RawHandler
 
 from warmpool.sim import cluster_protobuf
@@ -44,6 +46,31 @@ __all__ = ["ClusterEmulator"]
 JSON = "application/json"
 
 
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """KMock's path parser, with the core ``namespaces`` collection understood.
+
+    KMock 0.8 reads ``/api/v1/namespaces[/<name>]`` as a namespace prefix and fails (a
+    500) on the collection itself, which Kopf lists and watches in its namespaced mode
+    (``kopf.operator(namespaces=[...])``) to follow the namespaces it serves. The paths
+    are read as this emulator's dispatcher reads them (:meth:`ClusterEmulator._dispatch`).
+    """
+    parts = path.strip("/").split("/")
+    core = len(parts) >= 3 and parts[0] == "api" and parts[2] == "namespaces"
+    if core and (len(parts) in (3, 4) or (len(parts) == 5 and parts[4] in ("status", "finalize"))):
+        name = parts[3] if len(parts) > 3 else None
+        sub = parts[4] if len(parts) > 4 else None
+        return parsing.ParsedPath("", parts[1], "namespaces", None, name, sub)
+    return _kmock_parse_path(path)
+
+
+# Installed for every KMock request parse in this process (KMock calls it through its
+# ``parsing`` module; there is no hook for it).
+parsing.parse_path = _parse_path
+
+
 def _respond(payload: Any, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.Response(body=json.dumps(payload).encode(), status=status, content_type=JSON)
 
@@ -53,6 +80,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     """The emulated API server (an aiohttp handler; serve it with :class:`kmock.Server`)."""
 
     request_log_limit: int | None = None  # keep at most this many requests in KMock's log
+    # Requests served, by HTTP method (counted whatever the log keeps: long benchmarks).
+    methods: collections.Counter[str] = attrs.field(factory=collections.Counter)
     history_limit: int | None = 16  # versions kept per object in ``emulator.objects``
     store: Store = attrs.field(factory=Store)
     # When set, only ``Authorization: Bearer <one of these>`` is let in (else 401), as an
@@ -104,6 +133,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         return await super().__call__(raw_request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self.methods[request.method.value.upper()] += 1
         if self.request_log_limit is not None and len(self._requests) > self.request_log_limit:
             del self._requests[: len(self._requests) - self.request_log_limit // 2]
         if self.bearer_tokens is not None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import kopf
 
 from warmpool.crds.common import (
-    POOL_LABEL,
     format_time,
     merge_conditions,
     owner_reference,
@@ -30,12 +30,19 @@ from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import patch_status
-from warmpool.operator.controllers import balance, coldtier, spending
+from warmpool.operator.controllers import balance, cache, coldtier, spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.views import instance_view
-from warmpool.operator.decisions import downloads, policy, provisioning, scheduler, warmup
+from warmpool.operator.decisions import (
+    downloads,
+    labels,
+    policy,
+    provisioning,
+    scheduler,
+    warmup,
+)
 from warmpool.operator.deps import Deps
 
 PHASES = ("Pending", "Renting", "Provisioning", "Starting", "Ready", "Draining", "Terminating",
@@ -101,7 +108,8 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     pool = GpuPool.from_body(body)
     ns, name = pool.metadata.namespace or "default", pool.metadata.name
     now = deps.now()
-    bodies = await deps.kube.list(kube.GPUINSTANCES, ns, label_selector=pool_selector(name))
+    bodies = await instances_of(deps, ns, name)
+    await propagate_labels(deps, body, bodies)
     views = [instance_view(b) for b in bodies]
     # Jobs placed by this process count even before the instance's status.jobs says so
     # (the job dispatcher's ledger is authoritative): a busy instance is never released.
@@ -154,6 +162,8 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         fleet=fleet,
     )
     spending.apply_caps(plan, pool, views, spent=spent, fleet=fleet)
+    if blocked or cold_state.destroyed or plan.rents or plan.drains or plan.releases:
+        cache.drop_listing(deps, ns, name)  # the next reconcile sees what this one changed
     plan.conditions += balance.pool_condition(deps)
     # After the caps: releases the caps asked for may become stops while storage fits.
     await coldtier.after_plan(deps, pool, bodies, plan, cold_state, spent=spent, now=now)
@@ -208,10 +218,68 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     }
     if days:
         status["arrivals"] = [d.model_dump(by_alias=True) for d in days]
-    await patch_status(deps.kube, kube.GPUPOOLS, ns, name, status)
+    await write_status(deps, ns, name, body.get("status") or {}, status)
     publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
                     conditions=conditions)  # fmt: skip
     coldtier.publish(pool, views)
+
+
+async def instances_of(deps: Deps, namespace: str, pool: str) -> list[dict[str, Any]]:
+    """The pool's GpuInstances: the last listing while no change of them was seen since
+    (:func:`cache.listing`), else listed now."""
+    held = cache.listing(deps, namespace, pool, max_age=deps.settings.status_refresh)
+    if held is not None:
+        return held.bodies
+    mark, at = cache.instance_mark(deps, namespace, pool), deps.monotonic()
+    bodies = await deps.kube.list(kube.GPUINSTANCES, namespace, label_selector=pool_selector(pool))
+    cache.keep_listing(deps, namespace, pool, cache.Listing(mark, at, bodies))
+    return bodies
+
+
+async def propagate_labels(
+    deps: Deps, pool_body: dict[str, Any], bodies: list[dict[str, Any]]
+) -> None:
+    """Give the pool's instances the pool's labels (:func:`labels.plan_labels`): a pool
+    relabelled into another shard takes its instances along, and the shard it left lets
+    them go (its ``when=`` filters no longer match them)."""
+    meta = pool_body.get("metadata") or {}
+    ns, name = meta.get("namespace") or "default", meta.get("name") or ""
+    changed = False
+    for inst in bodies:
+        inst_meta = inst.get("metadata") or {}
+        patch = (
+            None
+            if inst_meta.get("deletionTimestamp")
+            else labels.plan_labels(meta.get("labels"), name, inst_meta)
+        )
+        if patch is None:
+            continue
+        with contextlib.suppress(errors.KubeNotFoundError):
+            await deps.kube.patch(kube.GPUINSTANCES, inst_meta["name"], ns, {"metadata": patch})
+        changed = True
+    if changed:
+        cache.drop_listing(deps, ns, name)
+
+
+#: Status fields of a pool that move with the clock alone: written at most every
+#: ``status_refresh`` seconds when nothing else changed.
+CLOCK_FIELDS = frozenset({"spendToday"})
+
+
+async def write_status(
+    deps: Deps, namespace: str, name: str, current: dict[str, Any], status: dict[str, Any]
+) -> None:
+    """Merge-patch the pool's status, unless it would only move the clock fields and
+    those were written less than ``status_refresh`` seconds ago (no write, and no watch
+    event for every replica to handle, for a pool where nothing happened)."""
+    key = (namespace, name)
+    same = all(current.get(k) == v for k, v in status.items() if k not in CLOCK_FIELDS)
+    written = deps.pool_status_at.get(key)
+    fresh = written is not None and deps.monotonic() - written < deps.settings.status_refresh
+    if same and (fresh or all(current.get(k) == status[k] for k in CLOCK_FIELDS if k in status)):
+        return
+    await patch_status(deps.kube, kube.GPUPOOLS, namespace, name, status)
+    deps.pool_status_at[key] = deps.monotonic()
 
 
 async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
@@ -275,8 +343,14 @@ async def create_instance(deps: Deps, pool_body: dict[str, Any], *, reason: str)
         "metadata": {
             "generateName": f"{name}-",
             "namespace": ns,
-            # The pool's labels too: a shard's pool selector picks its instances as well.
-            "labels": {**(pool_body.get("metadata", {}).get("labels") or {}), POOL_LABEL: name},
+            # The pool's labels too: a shard's pool selector picks its instances as well
+            # (kept in step when the pool is relabelled: propagate_labels).
+            "labels": labels.wanted(pool_body.get("metadata", {}).get("labels"), name),
+            "annotations": {
+                labels.COPIED: json.dumps(
+                    sorted(labels.wanted(pool_body.get("metadata", {}).get("labels"), name))
+                )
+            },
             "ownerReferences": [owner_reference(pool_body)],
         },
         "spec": {"pool": name, "templateHash": pool.spec.template.hash(), "reason": reason},
@@ -316,4 +390,5 @@ def forget(deps: Deps, namespace: str, name: str) -> None:
     deps.wakeups.pop(key, None)
     deps.offer_cache.pop(key, None)
     deps.deadlines.pop(key, None)
+    cache.forget_pool(deps, namespace, name)
     metrics.forget_pool(namespace, name)

@@ -11,6 +11,8 @@ from typing import Any
 import kopf
 
 from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.operator.adapters import kube
+from warmpool.operator.controllers import cache, shards
 from warmpool.operator.controllers.instance import reconcile, termination
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
@@ -34,6 +36,7 @@ async def on_delete_instance(body: kopf.Body, memo: Deps, logger: kopf.Logger, *
     """The finalizer: destroy the rental (already gone counts as done), close the spend."""
     with kopf_errors():
         await termination.finalize(memo, GpuInstance.from_body(dict(body)), logger)
+        await shards.release_others(memo, kube.GPUINSTANCES, body)
 
 
 @kopf.on.create(*GPUINSTANCES, registry=registry, id="wake-pool-on-create", when=in_shard)
@@ -44,3 +47,11 @@ async def on_change_instance(body: kopf.Body, memo: Deps, **_: Any) -> None:
     """A phase change is a scheduling and scaling event for the pool."""
     memo.wake(body.metadata.namespace or "default", body.spec.get("pool", ""))
     await asyncio.sleep(0)
+
+
+@kopf.on.event(*GPUINSTANCES, registry=registry, id="instance-seen")
+async def on_event_instance_seen(body: kopf.Body, type: str | None, memo: Deps, **_: Any) -> None:
+    """Move the pool's instance mark when the instance changed beyond its clock fields
+    (the pool lists its instances again only then). Every shard counts every instance:
+    one whose labels are on their way to its pool's new labels still belongs to that pool."""
+    cache.observe_instance(memo, body, deleted=type == "DELETED")

@@ -7,7 +7,8 @@ from typing import Any
 
 import kopf
 
-from warmpool.operator.controllers import cache, pool
+from warmpool.operator.adapters import kube
+from warmpool.operator.controllers import cache, pool, shards
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import GPUPOOLS, registry
@@ -35,7 +36,8 @@ async def on_change_pool(body: kopf.Body, memo: Deps, **_: Any) -> None:
 async def on_delete_pool(body: kopf.Body, memo: Deps, **_: Any) -> None:
     """Forget the pool's caches; its GpuInstances go by cascading deletion."""
     pool.forget(memo, body.metadata.namespace or "default", body.metadata.name or "")
-    await asyncio.sleep(0)
+    with kopf_errors():
+        await shards.release_others(memo, kube.GPUPOOLS, body)
 
 
 @kopf.on.event(*GPUPOOLS, registry=registry, id="pool-model", when=in_shard)

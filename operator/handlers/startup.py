@@ -10,7 +10,7 @@ import kopf
 
 from warmpool.operator import deps
 from warmpool.operator.adapters import kube
-from warmpool.operator.controllers import admission
+from warmpool.operator.controllers import admission, shards
 from warmpool.operator.deps import Deps
 from warmpool.operator.handlers.boundary import kopf_errors
 from warmpool.operator.handlers.registry import registry
@@ -34,11 +34,14 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     """Configure Kopf and open every adapter once for all handlers."""
     # Progress and diff-base in annotations: the status schemas are structural and
     # would prune Kopf's own bookkeeping.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="warmpool.dev")
+    # A label shard has names of its own: shards see each other's objects, and Kopf removes
+    # its finalizer from an object that none of its handlers match (controllers/shards.py).
+    prefix, finalizer = shards.persistence_names(memo.settings.shard_key)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="warmpool.dev", key="last-handled-configuration"
+        prefix=prefix, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = "warmpool.dev/kopf-finalizer"
+    settings.persistence.finalizer = finalizer
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = memo.settings.watch_timeout
     settings.watching.client_timeout = memo.settings.watch_timeout + 30

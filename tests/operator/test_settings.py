@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from warmpool.operator.controllers import shards
 from warmpool.operator.settings import OperatorSettings
 
 
@@ -44,3 +45,18 @@ def test_operator_daily_budget_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("WARMPOOL_OPERATOR_BUDGET_ON_EXCEEDED", "Ignore")
     with pytest.raises(ValueError, match="operator_budget_on_exceeded"):
         OperatorSettings()
+
+
+def test_label_shards_have_their_own_kopf_names() -> None:
+    """Two label shards never share a finalizer (Kopf removes its finalizer from objects
+    no handler of it matches); unsharded, the names stay what they were."""
+    unsharded = OperatorSettings()
+    gold = OperatorSettings(pool_selector="tier=gold")
+    silver = OperatorSettings(pool_selector="tier=silver")
+    named = OperatorSettings(pool_selector="tier in (gold, platinum)", shard_name="gold")
+    assert shards.persistence_names(unsharded.shard_key) == (shards.PREFIX, shards.FINALIZER)
+    assert shards.FINALIZER == "warmpool.dev/kopf-finalizer"  # the name before shards had theirs
+    names = {shards.persistence_names(s.shard_key) for s in (gold, silver, named)}
+    assert len(names) == 3
+    assert shards.persistence_names(named.shard_key)[1] == "warmpool.dev/kopf-finalizer-gold"
+    assert gold.shard_key == OperatorSettings(pool_selector="tier=gold").shard_key  # stable

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+import httpx
 import kopf
 import pytest
 
@@ -79,3 +80,60 @@ async def test_kopf_handles_create_and_delete(
         stop.set()
         await asyncio.wait_for(task, 10)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def pool(name: str, namespace: str) -> dict[str, Any]:
+    return {"apiVersion": GV, "kind": "GpuPool", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1}}  # fmt: skip
+
+
+async def test_kopf_namespaced_mode_serves_only_its_namespaces(
+    cluster: RunningCluster, registry: kopf.OperatorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: KMock's path parser answered ``GET /api/v1/namespaces`` (which Kopf's
+    namespaced mode lists and watches) with a 500, so namespace shards could not run here."""
+    for ns in ("east", "west"):
+        cluster.create_namespace(ns)
+        cluster.create(pool("p", ns))
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(registry=registry, namespaces=["east"], standalone=True, stop_flag=stop)
+    )
+
+    def observed(ns: str) -> bool:
+        pool = cluster.get(GV, "GpuPool", "p", ns) or {}
+        return (pool.get("status") or {}).get("observedGeneration") == 1
+
+    try:
+        await cluster.wait_for(lambda: observed("east"))
+        # The other namespace's pool is never handled: Kopf watched only "east" (one more
+        # change in "east" is handled after the west pool's creation, so it was not late).
+        cluster.create(pool("q", "east"))
+        await cluster.wait_for(
+            lambda: (
+                ((cluster.get(GV, "GpuPool", "q", "east") or {}).get("status") or {}).get(
+                    "observedGeneration"
+                )
+                == 1
+            )
+        )
+        assert not observed("west")
+        assert "finalizers" not in (cluster.get(GV, "GpuPool", "p", "west") or {})["metadata"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_namespace_collection_lists_and_watches(cluster: RunningCluster) -> None:
+    cluster.create_namespace("east")
+    async with httpx.AsyncClient(base_url=cluster.url) as http:
+        listed = (await http.get("/api/v1/namespaces")).json()
+        assert "east" in {n["metadata"]["name"] for n in listed["items"]}
+        one = await http.get("/api/v1/namespaces/east")
+        assert one.status_code == 200 and one.json()["metadata"]["name"] == "east"
+        params = {"watch": "true", "timeoutSeconds": "1"}
+        async with http.stream("GET", "/api/v1/namespaces", params=params) as response:
+            assert response.status_code == 200
+            lines = [line async for line in response.aiter_lines() if line]
+    assert any('"east"' in line for line in lines)

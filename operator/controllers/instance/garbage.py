@@ -23,7 +23,9 @@ async def sweep(deps: Deps) -> list[int]:
     rentals = await deps.inventory.by_label_prefix(f"{LABEL_ROOT}.")
     if not rentals:
         return []
-    known = {b["metadata"].get("uid") for b in await deps.kube.list(kube.GPUINSTANCES, None)}
+    known: set[str | None] = set(
+        await known_uids(deps, {uid for r in rentals if (uid := uid_of_label(r.label))})
+    )
     destroyed = []
     now = deps.monotonic()
     orphans = {r.id for r in rentals if uid_of_label(r.label) not in known}
@@ -46,6 +48,21 @@ async def sweep(deps: Deps) -> list[int]:
     if destroyed:
         deps.inventory.invalidate()
     return destroyed
+
+
+async def known_uids(deps: Deps, wanted: set[str]) -> set[str]:
+    """The uids of every GpuInstance: the last listing's while it knows every uid asked
+    for and is younger than half the orphan grace (a sweep where every rental has its
+    object lists nothing), else listed now."""
+    cached = deps.known_uids
+    max_age = deps.settings.orphan_grace / 2
+    if cached is not None and deps.monotonic() - cached[0] < max_age and wanted <= cached[1]:
+        return cached[1]
+    at = deps.monotonic()
+    bodies = await deps.kube.list(kube.GPUINSTANCES, None)
+    known = {str(b["metadata"]["uid"]) for b in bodies if b["metadata"].get("uid")}
+    deps.known_uids = (at, known)
+    return known
 
 
 async def sweep_forever(deps: Deps) -> None:

@@ -2,8 +2,9 @@
 
 Each shard is a full embedded operator (Kopf, dispatcher, adapters) with its own memo, in
 a thread with its own event loop; its Kubernetes client records every object it writes.
-Sharded by a pool label selector, the test shows that no pool, instance or job is handled
-by both: each object is written by one shard only, every job ends, each pool has one rental.
+Sharded by a pool label selector, or by namespace (Kopf's namespaced mode), the test shows
+that no pool, instance or job is handled by both: each object is written by one shard only,
+every job ends, each pool has one rental.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from waiting import eventually
 
 from warmpool.operator import main
 from warmpool.operator.adapters import kube
+from warmpool.operator.controllers import shards
 from warmpool.operator.deps import Deps
 from warmpool.operator.settings import OperatorSettings
 from warmpool.sim.cluster import RunningCluster
@@ -98,8 +100,12 @@ SHARDINGS = {
         {"pool_selector": "tier in (silver, bronze)"},
         {"gold": ("default", {"tier": "gold"}), "silver": ("default", {"tier": "silver"})},
     ),
-    # By namespace (WARMPOOL_NAMESPACE[S]) is Kopf's own namespaced mode; not run here:
-    # KMock's emulator answers Kopf's namespaced requests with a 500 (its path parser).
+    # By namespace (WARMPOOL_NAMESPACE): Kopf's own namespaced mode, one namespace each.
+    "by-namespace": (
+        {"namespace": "east"},
+        {"namespace": "west"},
+        {"gold": ("east", {}), "silver": ("west", {})},
+    ),
 }
 
 
@@ -149,3 +155,92 @@ async def test_two_shards_never_handle_the_same_object(
                 assert ("gpuinstances", name) in mine and ("gpuinstances", name) not in theirs
     # One rental per pool: neither shard rented for the other's pool.
     assert len(sim.state.rentals) == len(pools)
+
+
+def finalizers(cluster: RunningCluster, kind: str, name: str) -> list[str]:
+    found = cluster.get(API, kind, name, namespace="default") or {}
+    return list(found.get("metadata", {}).get("finalizers") or [])
+
+
+async def test_a_relabelled_pool_moves_to_the_other_shard_with_its_instances(
+    cluster: RunningCluster, kubeconfig: Any, sim: VastaiServer, artifacts_url: str
+) -> None:
+    """Regression: a GpuInstance kept the labels it was created with, so a pool relabelled
+    into another shard left its instances behind (the old shard kept following them, the
+    new one saw none of them). Both shards also shared one finalizer name, and Kopf removes
+    its finalizer from objects none of its handlers match: each shard kept removing the
+    finalizer the other had added. Now the pool's labels follow it onto its instances, and
+    each shard has a finalizer of its own: shard B takes the instance over (its finalizer,
+    its writes), A lets go (its finalizer removed by itself), the rental stays."""
+    base = {"orphan_grace": 60.0, "watch_timeout": 2.0}
+    a_config = jobsys.settings(artifacts_url, sim.url, pool_selector="tier=gold", **base)
+    b_config = jobsys.settings(artifacts_url, sim.url, pool_selector="tier=silver", **base)
+    a_fin, b_fin = (shards.persistence_names(c.shard_key)[1] for c in (a_config, b_config))
+    assert a_fin != b_fin
+    cluster.create(labelled(pool_body("mover", replicas=1), "default", {"tier": "gold"}))
+
+    def instances() -> list[dict[str, Any]]:
+        return cluster.list(API, "GpuInstance", "default")
+
+    def ready() -> list[dict[str, Any]]:
+        return [i for i in instances() if (i.get("status") or {}).get("phase") == "Ready"]
+
+    async with (
+        shard(a_config, cluster.url) as a,
+        shard(b_config, cluster.url) as b,
+        httpx.AsyncClient(base_url=cluster.url) as http,
+    ):
+        (first,) = await eventually(ready, timeout=60, what="the gold shard's instance Ready")
+        name = first["metadata"]["name"]
+        assert first["metadata"]["labels"]["tier"] == "gold"
+        await eventually(lambda: finalizers(cluster, "GpuInstance", name) == [a_fin],
+                         what="only the gold shard's finalizer")  # fmt: skip
+        rentals = set(sim.state.rentals)
+        response = await http.patch(
+            f"/apis/{API}/namespaces/default/gpupools/mover",
+            json={"metadata": {"labels": {"tier": "silver"}}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        response.raise_for_status()
+
+        def moved() -> bool:
+            inst = cluster.get(API, "GpuInstance", name, namespace="default") or {}
+            labels = inst.get("metadata", {}).get("labels") or {}
+            return labels.get("tier") == "silver" and finalizers(cluster, "GpuInstance", name) == [
+                b_fin
+            ]
+
+        await eventually(moved, timeout=30, what="the instance relabelled, B's finalizer only")
+        await eventually(lambda: finalizers(cluster, "GpuPool", "mover") == [b_fin],
+                         what="the pool carries B's finalizer only")  # fmt: skip
+        a.touched.clear()
+        b.touched.clear()
+        jobs = [f"mover-job-{i}" for i in range(3)]
+        for job in jobs:
+            cluster.create(job_body(job, "mover"))
+        response = await http.patch(
+            f"/apis/{API}/namespaces/default/gpupools/mover",
+            json={"spec": {"replicas": 2}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        response.raise_for_status()
+
+        def phase(job: str) -> str:
+            found = cluster.get(API, "GenerationJob", job, namespace="default") or {}
+            return str((found.get("status") or {}).get("phase") or "")
+
+        await eventually(lambda: len(ready()) == 2 and all(phase(j) in DONE for j in jobs),
+                         timeout=90, what="a second instance Ready and every job done")  # fmt: skip
+    assert [phase(j) for j in jobs] == ["Succeeded"] * 3
+    assert rentals <= set(sim.state.rentals), "the moved instance kept its rental"
+    assert len(sim.state.rentals) == 2 and not sim.state.destroyed
+    second = next(i["metadata"]["name"] for i in instances() if i["metadata"]["name"] != name)
+    # After the move, A wrote nothing of the pool, its new instance or its jobs; B did.
+    # (A step of A's instance daemon in flight at the move may still finish: the moved
+    # instance itself is not asserted on A's side.)
+    theirs = {("gpupools", "mover"), ("gpuinstances", second)} | {
+        ("generationjobs", j) for j in jobs
+    }
+    assert not a.touched & theirs, sorted(a.touched & theirs)
+    assert ("gpuinstances", second) in b.touched
+    assert {("generationjobs", j) for j in jobs} <= b.touched
