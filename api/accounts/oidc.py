@@ -221,8 +221,11 @@ class Provider:
             raise OidcError(f"the userinfo endpoint failed: {type(e).__name__}") from e
         return body if isinstance(body, dict) else {}
 
-    async def end_session_url(self, post_logout: str) -> str | None:
-        """RP-initiated logout at the provider, when it offers one."""
+    async def end_session_url(
+        self, post_logout: str, *, id_token_hint: str | None = None
+    ) -> str | None:
+        """RP-initiated logout at the provider, when it offers one (its discovery document
+        names an ``end_session_endpoint``); the ID token of the session as the hint."""
         try:
             meta = await self.metadata()
         except OidcError:
@@ -230,5 +233,7 @@ class Provider:
         url = meta.get("end_session_endpoint")
         if not isinstance(url, str):
             return None
-        q = httpx.QueryParams(client_id=self.client_id, post_logout_redirect_uri=post_logout)
-        return f"{url}?{q}"
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout}
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        return str(httpx.URL(url).copy_merge_params(params))

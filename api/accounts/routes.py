@@ -9,7 +9,11 @@ the account on the first sign-in, opens a server-side session (the ``warmpool_se
 cookie: HttpOnly, SameSite=Strict, ``Secure`` by the usual rule) and sends the browser on
 with a same-origin refresh (a SameSite=Strict cookie is not sent on a redirect chain that
 began at the provider). ``GET /api/v1/account``: the profile with its live sessions;
-``DELETE /api/v1/account/sessions/{id}`` revokes one. Sign-out is ``DELETE /api/v1/session``.
+``DELETE /api/v1/account/sessions/{id}`` revokes one. Sign-out is ``DELETE
+/api/v1/account/session``: it ends the studio session and, when the provider's discovery
+document has an ``end_session_endpoint``, answers the URL of RP-initiated logout there (with
+the session's ID token as ``id_token_hint`` and ``post_logout_redirect_uri``) for the page
+to go to; ``DELETE /api/v1/session`` ends the studio session alone.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from warmpool.api.accounts.oidc import OidcError, OidcTokenError
-from warmpool.api.accounts.schemas import AccountOut, AuthConfigOut, SessionOut
+from warmpool.api.accounts.schemas import AccountOut, AuthConfigOut, SessionOut, SignedOutOut
 from warmpool.api.accounts.service import Accounts, NameTakenError
 from warmpool.api.accounts.store import Pending
 from warmpool.api.auth import SESSION_COOKIE
@@ -52,6 +56,15 @@ def redirect_uri(studio: Studio, request: Request) -> str:
         return configured
     peers = studio.auth.peers
     return f"{peers.scheme(request)}://{peers.host(request)}{CALLBACK_PATH}"
+
+
+def post_logout_uri(studio: Studio, request: Request) -> str:
+    """Where the provider sends the browser after its sign-out: the configured URL, else
+    the studio's front page (the origin of the redirect URI)."""
+    configured = studio.settings.studio_oidc_post_logout_url
+    if configured:
+        return configured
+    return "/".join(redirect_uri(studio, request).split("/")[:3]) + "/"
 
 
 def local_path(value: str | None) -> str:
@@ -171,6 +184,7 @@ async def callback(
         lifetime=accounts.session_lifetime,
         address=audit.records.address(request),
         user_agent=request.headers.get("user-agent", ""),
+        id_token=tokens.id_token,
     )
     action = "account.sign_up" if created else "session.sign_in"
     await audit(account.name, action, "User", account.name, detail={"issuer": who.issuer})
@@ -232,3 +246,25 @@ async def revoke_session(
     if found[1].id == session_id:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+@router.delete(
+    "/api/v1/account/session",
+    summary="Sign out: end this session, and at the provider when it offers it",
+)
+async def sign_out(
+    studio: StudioDep, user: UserDep, request: Request, response: Response
+) -> SignedOutOut:
+    """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the answer names the
+    provider's ``end_session_endpoint`` with ``id_token_hint`` and
+    ``post_logout_redirect_uri``, or null when the provider has none."""
+    accounts = accounts_of(request)
+    id_token = await accounts.sign_out(request)
+    url = None
+    if accounts.provider is not None:
+        url = await accounts.provider.end_session_url(
+            post_logout_uri(studio, request), id_token_hint=id_token
+        )
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.headers["Cache-Control"] = "no-store"
+    return SignedOutOut(end_session_url=url)

@@ -114,3 +114,9 @@ class ConfirmOut(Out):
     id: str
     status: str = Field(description="The PaymentIntent's status: succeeded, requires_action, …")
     client_secret: str
+
+
+class SignedOutOut(Out):
+    end_session_url: str | None = Field(
+        None, description="Where to send the browser to sign out at the provider too."
+    )

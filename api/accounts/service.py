@@ -151,9 +151,12 @@ class Accounts:
         return self.user(found[0]) if found else None
 
     async def end(self, request: Request) -> None:
+        await self.sign_out(request)
+
+    async def sign_out(self, request: Request) -> str | None:
+        """End the request's session; its ID token, for the provider's sign-out."""
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            await self.store.revoke_token(cookie)
+        return await self.store.revoke_token(cookie) if cookie else None
 
     @staticmethod
     def groups_of(account: Account) -> list[str]:

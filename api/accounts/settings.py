@@ -30,6 +30,12 @@ class AccountSettings(BaseSettings):
         description="The redirect URI registered at the provider; unset = "
         "<the studio's outside URL>/auth/callback.",
     )
+    studio_oidc_post_logout_url: str | None = Field(
+        None,
+        description="Where the provider sends the browser after signing out there "
+        "(post_logout_redirect_uri, registered at the provider); unset = the studio's front "
+        "page, <the origin of the redirect URI>/.",
+    )
     studio_oidc_user_claim: str = Field(
         "email", description="ID token claim naming the studio user (unique per account)."
     )

@@ -127,9 +127,11 @@ class Store:
         lifetime: timedelta,
         address: str,
         user_agent: str,
+        id_token: str | None = None,
         now: datetime | None = None,
     ) -> str:
-        """A new session; returns the cookie value (only its hash is stored)."""
+        """A new session; returns the cookie value (only its hash is stored). ``id_token``
+        is kept for the provider's sign-out."""
         at = utc(now or now_utc())
         token = secrets.token_urlsafe(32)
         async with self.db.session() as s:
@@ -143,6 +145,7 @@ class Store:
                     expires_at=at + lifetime,
                     address=address[:64],
                     user_agent=user_agent[:256],
+                    id_token=id_token,
                 )
             )
         return token
@@ -197,17 +200,22 @@ class Store:
                     AccountSession.account_id == account_id,
                     AccountSession.revoked_at.is_(None),
                 )
-                .values(revoked_at=now_utc())
+                .values(revoked_at=now_utc(), id_token=None)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def revoke_token(self, token: str) -> None:
+    async def revoke_token(self, token: str) -> str | None:
+        """End the live session of a cookie value; returns its ID token (None: no such live
+        session, or none was kept), which the session no longer holds."""
         async with self.db.session() as s:
-            await s.execute(
-                update(AccountSession)
-                .where(
+            session = await s.scalar(
+                select(AccountSession).where(
                     AccountSession.token_hash == digest(token),
                     AccountSession.revoked_at.is_(None),
                 )
-                .values(revoked_at=now_utc())
             )
+            if session is None:
+                return None
+            id_token, session.id_token = session.id_token, None
+            session.revoked_at = now_utc()
+            return id_token

@@ -193,6 +193,9 @@ class AccountSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(256), default="")
+    #: The provider's ID token of this sign-in, sent back as ``id_token_hint`` at sign-out
+    #: (RP-initiated logout); cleared when the session ends.
+    id_token: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class OidcLogin(Base):

@@ -46,6 +46,23 @@ function linkCredits() {
   }).observe(err, { childList: true, characterData: true, subtree: true });
 }
 
+// Sign-out in oidc mode ends the studio session and, when the provider offers it, the
+// provider's too (RP-initiated logout): the server answers where to send the browser.
+async function signOutOidc() {
+  let out = null;
+  try {
+    const res = await fetch("/api/v1/account/session", {
+      method: "DELETE",
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    out = res.ok ? await res.json() : null;
+  } catch {
+    out = null;
+  }
+  location.assign(out?.endSessionUrl || "/");
+}
+
 async function init() {
   linkCredits();
   const cfg = await config();
@@ -65,6 +82,11 @@ async function init() {
   new MutationObserver(sync).observe(who, { childList: true, characterData: true, subtree: true });
   sync();
   if (cfg.mode !== "oidc") return;
+  // Before the page's own sign-out (a capture listener on the button runs first).
+  $("#signout").addEventListener("click", (ev) => {
+    ev.stopImmediatePropagation();
+    signOutOidc();
+  }, { capture: true });
   const form = $("#signin-form");
   for (const el of form.querySelectorAll("label, button[type=submit]")) el.hidden = true;
   form.querySelector("[name=token]").required = false;

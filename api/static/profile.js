@@ -4,6 +4,7 @@ import { api, ApiError } from "./api.js";
 const $ = (sel, root = document) => root.querySelector(sel);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 const dollars = (n) => `$${Number(n).toFixed(2)}`;
+let auth = "";
 
 function text(id, value) {
   $(id).textContent = value ?? "";
@@ -69,6 +70,7 @@ async function load() {
     $("#sessions").replaceChildren(...me.sessions.map(sessionRow));
     $("#sessions-section").hidden = me.auth !== "oidc";
     $("#account-signout").hidden = me.auth === "none" || me.auth === "proxy";
+    auth = me.auth;
     await loadSpend();
     await loadCredits();
   } catch (e) {
@@ -81,7 +83,13 @@ async function load() {
   }
 }
 
+// oidc mode: the provider's sign-out too, where it offers one (the server names the URL).
 $("#account-signout").addEventListener("click", async () => {
+  if (auth === "oidc") {
+    const out = await api("/account/session", { method: "DELETE" }).catch(() => null);
+    location.assign(out?.endSessionUrl || "/");
+    return;
+  }
   await api("/session", { method: "DELETE" }).catch(() => {});
   location.assign("/");
 });

@@ -9,7 +9,9 @@
 //   OIDC_ADMIN_GROUP     group given to logins starting with "admin" default warmpool-admins
 //   OIDC_ID_TOKEN_TTL    ID token lifetime, seconds                 default 3600
 //   OIDC_APPLICATION_TYPE web, or native: then an http://127.0.0.1 redirect URI matches on
-//                        any port (RFC 8252 7.3; the tests' studios listen on free ports)
+//                        any port (RFC 8252 7.3; the tests' studios listen on free ports),
+//                        and so does a post-logout redirect URI (the library compares those
+//                        exactly: its check is widened here to the same loopback rule)
 //
 // Prints one JSON line on stdout when it listens: {"issuer": "http://127.0.0.1:<port>"}.
 // Accounts: the login is the account id; its e-mail is <login>@example.test, and a login
@@ -78,6 +80,16 @@ server.listen(Number(env.OIDC_PORT || 0), "127.0.0.1", () => {
     ttl: { IdToken: Number(env.OIDC_ID_TOKEN_TTL || 3600) },
     cookies: { keys: [Math.random().toString(36).slice(2) + Date.now().toString(36)] },
   });
+  if ((env.OIDC_APPLICATION_TYPE || "web") === "native") {
+    const exact = provider.Client.prototype.postLogoutRedirectUriAllowed;
+    provider.Client.prototype.postLogoutRedirectUriAllowed = function loopback(value) {
+      if (exact.call(this, value)) return true;
+      const given = URL.canParse(value) ? new URL(value) : null;
+      if (!given || given.protocol !== "http:" || given.hostname !== "127.0.0.1") return false;
+      given.port = "";
+      return this.postLogoutRedirectUris.some((u) => new URL(u).href === given.href);
+    };
+  }
   server.on("request", provider.callback());
   console.log(JSON.stringify({ issuer }));
 });

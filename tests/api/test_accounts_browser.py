@@ -1,13 +1,15 @@
 """Accounts in real headless Chromium (Debian's, driven by Playwright) against the bundled
 OpenID Connect provider (npm oidc-provider, its development interactions): a person signs
 up, sees the profile with the session, signs in from a second browser, revokes that
-session from the first, signs out, and the copied cookie is refused after sign-out.
+session from the first, signs out (at the provider too: RP-initiated logout), and the
+copied cookie is refused after sign-out.
 Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
@@ -114,14 +116,27 @@ def test_sign_up_profile_sessions_sign_out(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     page.goto(stack.url)
     expect(page.locator("#signout")).to_be_visible()
+    ends: list[str] = []
+    end_session = provider.issuer + "/session/end"
+    page.on("request", lambda r: ends.append(r.url) if r.url.startswith(end_session) else None)
     page.click("#signout")
+    # RP-initiated logout: the provider asks, then sends the browser back to the studio
+    page.get_by_role("button", name="Yes, sign me out").click()
     expect(page.locator("#signin-oidc")).to_be_visible()
+    assert page.url.split("#")[0] == stack.url + "/"
+    sent = parse_qs(urlsplit(ends[0]).query)
+    assert sent["post_logout_redirect_uri"] == [stack.url + "/"]
+    assert sent["client_id"] == [provider.client_id]
+    assert sent["id_token_hint"][0].count(".") == 2  # the ID token of that sign-in
     assert page.evaluate("fetch('/api/v1/me').then(r => r.status)") == 401
     thief = browser.new_context()
     thief.add_cookies([{k: cookie[k] for k in ("name", "value", "domain", "path")}])
     response = thief.request.get(stack.url + "/api/v1/me")
     assert response.status == 401
     page.screenshot(path=str(ARTIFACTS / "accounts-signed-out.png"))
+    # The provider's session ended too: signing in again asks for the login.
+    page.click("#signin-oidc")
+    expect(page.locator("input[name=login]")).to_be_visible()
     assert errors == []
 
 

@@ -5,6 +5,8 @@ expired ID token). The studio runs in-process (ASGI)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from oidcflow import sign_in_at_provider
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from warmpool.api.records.tables import OidcLogin
 from warmpool.sim.oidc_provider import OidcProvider, missing, start_provider
@@ -117,6 +119,43 @@ async def test_sign_up_sign_in_sessions_and_sign_out(studio: Any, oidc: dict[str
     rows, _ = await audit.page(Filter(actor="ada@example.test"))
     actions = [row.action for row in rows]
     assert "account.sign_up" in actions and "session.sign_in" in actions
+
+
+async def test_sign_out_at_the_provider_too(studio: Any, oidc: dict[str, Any]) -> None:
+    """RP-initiated logout: sign-out ends the studio session and names the provider's
+    end_session_endpoint with the session's ID token as id_token_hint and the studio's
+    front page as post_logout_redirect_uri; the provider accepts both (it answers 400 to a
+    hint it did not sign or a URI not registered). The session keeps no ID token after."""
+    from warmpool.api.records.tables import AccountSession
+
+    http = await studio(**oidc)
+    assert (await sign_in(http, "bea")).status_code == 200
+    r = await http.delete("/api/v1/account/session")
+    assert r.status_code == 200 and "warmpool_session=" in r.headers["set-cookie"]
+    url = r.json()["endSessionUrl"]
+    assert url.startswith(f"{oidc['studio_oidc_issuer']}/session/end?")
+    sent = parse_qs(urlsplit(url).query)
+    assert sent["post_logout_redirect_uri"] == ["http://127.0.0.1:8000/"]
+    assert sent["client_id"] == [oidc["studio_oidc_client_id"]]
+    hint = claims_of(sent["id_token_hint"][0])
+    assert hint["sub"] == "bea" and hint["aud"] == oidc["studio_oidc_client_id"]
+    assert (await http.get("/api/v1/me")).status_code == 401
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(url)).status_code == 200  # the provider's sign-out form
+        forged = url.replace("127.0.0.1%3A8000%2F", "evil.example%2F")
+        assert (await browser.get(forged)).status_code == 400
+    db = http.app.state.records.db  # type: ignore[attr-defined]
+    async with db.session() as s:
+        kept = (await s.scalars(select(AccountSession.id_token))).all()
+    assert kept == [None]
+    # Signed out already: nothing to end.
+    assert (await http.delete("/api/v1/account/session")).status_code == 401
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A JWT's claims, read without verifying (the provider verifies the hint)."""
+    part = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
 
 
 async def test_the_admin_group_claim_makes_an_admin(studio: Any, oidc: dict[str, Any]) -> None:
