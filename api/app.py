@@ -15,8 +15,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
-from warmpool.api import metrics, problems
+from warmpool.api import metrics, problems, streams
 from warmpool.api.accounts import credit_routes, spend_routes
 from warmpool.api.accounts import routes as account_routes
 from warmpool.api.accounts.credits import InsufficientCreditError
@@ -47,6 +48,14 @@ from warmpool.api.uploads import Uploads
 from warmpool.operator import errors
 from warmpool.operator.adapters import artifacts
 from warmpool.operator.adapters import kube as kube_adapter
+
+
+class StudioApp(FastAPI):
+    """FastAPI with the server's ``send`` kept in the scope for the event streams
+    (:mod:`streams`: their chunks skip the per-message middleware wrappers)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return streams.KeepServerSend(super().build_middleware_stack())
 
 
 def create_app(
@@ -105,7 +114,7 @@ def create_app(
             if kube is None:
                 await client.close()
 
-    app = FastAPI(
+    app = StudioApp(
         title="warmpool studio",
         version="0.1.0",
         description="Prompts, muses, estimates, live progress and a gallery, on GPU pools.",
