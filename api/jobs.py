@@ -326,6 +326,18 @@ async def over_queue_limit(studio: Studio, user: User) -> bool:
 
 async def create(studio: Studio, user: User, req: GenerationRequest) -> GenerationOut:
     req, pool, muse = await checked(studio, user, req)
+    return await create_checked(studio, user, req, pool, muse, estimate_of(studio, req, pool, muse))
+
+
+async def create_checked(
+    studio: Studio,
+    user: User,
+    req: GenerationRequest,
+    pool: GpuPool,
+    muse: Muse | None,
+    estimate: EstimateOut,
+) -> GenerationOut:
+    """:func:`create` for a request :func:`checked` already passed (with its estimate)."""
     if await over_queue_limit(studio, user):
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -333,7 +345,6 @@ async def create(studio: Studio, user: User, req: GenerationRequest) -> Generati
             "at once; wait for one to finish",
             headers={"Retry-After": QUEUE_RETRY_AFTER},
         )
-    estimate = estimate_of(studio, req, pool, muse)
     spec = req.model_dump(by_alias=True, exclude_none=True, mode="json")
     spec["owner"] = user.name
     labels = {OWNER_LABEL: user.label}
