@@ -31,6 +31,7 @@ from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
 from warmpool.api.records.curation import Curation
 from warmpool.api.records.service import Records
+from warmpool.api.records.shared import stores
 from warmpool.api.routes import (
     admin,
     curation,
@@ -75,6 +76,11 @@ def create_app(
         auth = Authenticator(settings, client)
         await auth.start()  # refuses weak tokens (before anything else is opened)
         records = app.state.records = await Records.open(settings, client)
+        # The limits' counts, queue slots and revoked sessions: in the records database
+        # when it is PostgreSQL (several replicas), in this process with SQLite (one).
+        shared = stores(records.db)
+        auth.failures.counters = shared.counters
+        auth.sessions.revocations = shared.revocations
         accounts = app.state.accounts = Accounts(settings, records.db)
         auth.accounts = accounts  # oidc mode: server-side sessions
         # Every job change: to the usage ledger, then (payments on) to the credit ledger.
@@ -91,8 +97,9 @@ def create_app(
             ),
             hub=hub,
             auth=auth,
-            limiter=RateLimiter(settings.studio_requests_per_minute),
+            limiter=RateLimiter(settings.studio_requests_per_minute, shared.counters),
             blocklist=Blocklist(settings.studio_blocklist),
+            slots=shared.slots,
             pools=records.pools,
         )
         hub.start()

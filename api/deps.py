@@ -14,7 +14,7 @@ async def current_user(request: Request) -> User:
     """The authenticated caller; 429 with ``Retry-After`` past the per-minute limit."""
     studio = studio_of(request)
     user = await studio.auth.authenticate(request)
-    wait = studio.limiter.hit(user.name)
+    wait = await studio.limiter.hit(user.name)
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
