@@ -15,8 +15,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
-from warmpool.api import metrics, problems
+from warmpool.api import metrics, problems, streams
 from warmpool.api.accounts import credit_routes, spend_routes
 from warmpool.api.accounts import routes as account_routes
 from warmpool.api.accounts.credits import InsufficientCreditError
@@ -30,6 +31,7 @@ from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
 from warmpool.api.records.curation import Curation
 from warmpool.api.records.service import Records
+from warmpool.api.records.shared import stores
 from warmpool.api.routes import (
     admin,
     curation,
@@ -49,6 +51,14 @@ from warmpool.operator.adapters import artifacts
 from warmpool.operator.adapters import kube as kube_adapter
 
 
+class StudioApp(FastAPI):
+    """FastAPI with the server's ``send`` kept in the scope for the event streams
+    (:mod:`streams`: their chunks skip the per-message middleware wrappers)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return streams.KeepServerSend(super().build_middleware_stack())
+
+
 def create_app(
     settings: StudioSettings | None = None,
     *,
@@ -66,6 +76,11 @@ def create_app(
         auth = Authenticator(settings, client)
         await auth.start()  # refuses weak tokens (before anything else is opened)
         records = app.state.records = await Records.open(settings, client)
+        # The limits' counts, queue slots and revoked sessions: in the records database
+        # when it is PostgreSQL (several replicas), in this process with SQLite (one).
+        shared = stores(records.db)
+        auth.failures.counters = shared.counters
+        auth.sessions.revocations = shared.revocations
         accounts = app.state.accounts = Accounts(settings, records.db)
         auth.accounts = accounts  # oidc mode: server-side sessions
         # Every job change: to the usage ledger, then (payments on) to the credit ledger.
@@ -82,8 +97,9 @@ def create_app(
             ),
             hub=hub,
             auth=auth,
-            limiter=RateLimiter(settings.studio_requests_per_minute),
+            limiter=RateLimiter(settings.studio_requests_per_minute, shared.counters),
             blocklist=Blocklist(settings.studio_blocklist),
+            slots=shared.slots,
             pools=records.pools,
         )
         hub.start()
@@ -105,7 +121,7 @@ def create_app(
             if kube is None:
                 await client.close()
 
-    app = FastAPI(
+    app = StudioApp(
         title="warmpool studio",
         version="0.1.0",
         description="Prompts, muses, estimates, live progress and a gallery, on GPU pools.",

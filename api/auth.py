@@ -220,17 +220,17 @@ class Authenticator:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not presented and not cookie:
             raise _unauthorized("a bearer token is required")
-        if wait := self.failures.blocked(client):
+        if wait := await self.failures.blocked(client):
             raise _too_many(wait)
         if presented:
             name = await self.user_for_token(presented)
             if name is None:
-                self.failures.failed(client)
+                await self.failures.failed(client)
                 raise _unauthorized("the token is not valid")
         else:
             # A session value is a 256-bit MAC: not guessable, so no failure is counted
             # (a page with an expired cookie must not lock its user out).
-            name = self.sessions.user_of(cookie or "", await self._load_tokens())
+            name = await self.sessions.user_of(cookie or "", await self._load_tokens())
             if name is None:
                 raise _unauthorized("the session has ended; sign in again")
         return User(name, admin=name in self._admins)
@@ -238,20 +238,20 @@ class Authenticator:
     async def sign_in(self, request: Request, token: str, name: str | None) -> tuple[str, str]:
         """The token's user and a new session value (``name``, when given, must own it)."""
         keys = [self._client_key(request)] + ([f"name:{name}"] if name else [])
-        if wait := self.failures.blocked(*keys):
+        if wait := await self.failures.blocked(*keys):
             raise _too_many(wait)
         found = await self.user_for_token(token)
         if found is None or (name is not None and found != name):
-            self.failures.failed(*keys)
+            await self.failures.failed(*keys)
             raise _unauthorized("the token is not valid")
-        if wait := self.failures.blocked(f"name:{found}"):
+        if wait := await self.failures.blocked(f"name:{found}"):
             raise _too_many(wait)  # someone has been guessing this user's token
         return found, self.sessions.issue(found, (await self._load_tokens())[found])
 
     async def sign_out(self, request: Request) -> None:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie and self.settings.studio_auth == "token":
-            self.sessions.revoke(cookie, await self._load_tokens())
+            await self.sessions.revoke(cookie, await self._load_tokens())
         elif self.settings.studio_auth == "oidc" and self.accounts is not None:
             await self.accounts.end(request)
 

@@ -14,7 +14,7 @@ async def current_user(request: Request) -> User:
     """The authenticated caller; 429 with ``Retry-After`` past the per-minute limit."""
     studio = studio_of(request)
     user = await studio.auth.authenticate(request)
-    wait = studio.limiter.hit(user.name)
+    wait = await studio.limiter.hit(user.name)
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -24,5 +24,11 @@ async def current_user(request: Request) -> User:
     return user
 
 
-StudioDep = Annotated[Studio, Depends(studio_of)]
+async def studio_dep(request: Request) -> Studio:
+    """:func:`studio_of` as a coroutine: FastAPI runs a plain function dependency in its
+    thread pool, a hop per request for a dictionary read."""
+    return studio_of(request)
+
+
+StudioDep = Annotated[Studio, Depends(studio_dep)]
 UserDep = Annotated[User, Depends(current_user)]

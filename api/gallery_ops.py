@@ -32,7 +32,7 @@ from warmpool.operator.adapters import artifacts
 logger = logging.getLogger(__name__)
 
 
-def curation_of(request: Request) -> Curation:
+async def curation_of(request: Request) -> Curation:
     """The app's one :class:`Curation` over the records database."""
     state = request.app.state
     found: Curation | None = getattr(state, "curation", None)

@@ -26,6 +26,7 @@ from warmpool.operator.adapters import kube
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+GONE_KEPT = 10000
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Hub:
         #: name → (owner, phase) of every job seen: per-user counts without a list call.
         self.jobs: dict[str, tuple[str, str]] = {}
         self._unfinished: dict[str, set[str]] = {}
+        #: Names of jobs seen deleted, the newest :data:`GONE_KEPT` (for :meth:`ended`).
+        self._gone: dict[str, None] = {}
         #: The newest object of each job somebody listens to, and the one read in flight
         #: per such job: 500 listeners opening at once cost one API read, not 500.
         self._latest: dict[str, dict[str, Any]] = {}
@@ -160,7 +163,11 @@ class Hub:
         before = self.jobs.pop(name, None)
         if before is not None:
             self._unfinished.get(before[0], set()).discard(name)
-        if not deleted:
+        if deleted:
+            self._gone[name] = None
+            if len(self._gone) > GONE_KEPT:
+                del self._gone[next(iter(self._gone))]
+        else:
             owner = str((obj.get("spec") or {}).get("owner") or "")
             phase = str((obj.get("status") or {}).get("phase") or "Queued")
             self.jobs[name] = (owner, phase)
@@ -172,10 +179,15 @@ class Hub:
         self.jobs.clear()
         self._unfinished.clear()
 
-    def unfinished(self, owner: str) -> int:
+    def unfinished_names(self, owner: str) -> frozenset[str]:
         """Jobs of ``owner`` not in a terminal phase, as last seen by the watch (kept per
         owner as changes arrive: no walk over every job per submission)."""
-        return len(self._unfinished.get(owner, ()))
+        return frozenset(self._unfinished.get(owner, ()))
+
+    def ended(self, name: str) -> bool:
+        """Whether the watch saw the job reach a terminal phase, or be deleted."""
+        seen = self.jobs.get(name)
+        return name in self._gone if seen is None else seen[1] in TERMINAL_PHASES
 
     def publish(self, event: JobEvent) -> None:
         self.note(event.object, deleted=event.type == "DELETED")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, status
 
-from warmpool.api import urls
+from warmpool.api import slots, urls
 from warmpool.api.auth import OWNER_LABEL, User
 from warmpool.api.problems import FieldError, not_found
 from warmpool.api.schemas import (
@@ -297,43 +298,61 @@ def expected_wait(studio: Studio, pool: GpuPool, seconds: float) -> tuple[float,
 # ---------------------------------------------------------------- writing
 
 
-async def unfinished_count(studio: Studio, user: User, *, exact: bool = False) -> int:
-    """The caller's jobs not yet finished: from the hub's watch cache once it is synced
-    (no list call per submission), else — or when ``exact`` — by listing."""
-    if studio.hub.synced.is_set() and not exact:
-        return studio.hub.unfinished(user.name)
-    items = await studio.kube.list(
-        kube.GENERATIONJOBS,
-        studio.settings.studio_namespace,
-        label_selector=f"{OWNER_LABEL}={user.label}",
-    )
-    return sum(
-        1
-        for o in items
-        if owner_of(o) == user.name
-        and (o.get("status") or {}).get("phase", "Queued") not in TERMINAL_PHASES
-    )
-
-
-async def over_queue_limit(studio: Studio, user: User) -> bool:
-    """The cache answers the common case; a refusal is confirmed by listing, so a job
-    that finished a moment ago (not yet seen by the watch) never blocks a submission."""
+async def admit(studio: Studio, user: User, name: str) -> bool:
+    """Take a place for job ``name`` under the caller's limit of unfinished jobs, exact
+    across replicas (:mod:`slots`): False when the caller is at the limit."""
     limit = studio.settings.studio_max_queued_jobs
-    if await unfinished_count(studio, user) < limit:
-        return False
-    return await unfinished_count(studio, user, exact=True) >= limit
+    hub = studio.hub
+
+    async def count(recent: frozenset[str]) -> int:
+        if hub.synced.is_set():  # the watch's view: no API call per submission
+            seen = slots.unfinished(hub.unfinished_names(user.name), recent, hub.ended)
+            if len(seen) < limit:
+                return len(seen)
+        # At the limit (or before the watch synced): confirmed by listing, so a job that
+        # finished a moment ago, not yet seen by the watch, never blocks a submission.
+        items = await studio.kube.list(
+            kube.GENERATIONJOBS,
+            studio.settings.studio_namespace,
+            label_selector=f"{OWNER_LABEL}={user.label}",
+        )
+        phases = {
+            str((o.get("metadata") or {}).get("name")): (o.get("status") or {}).get(
+                "phase", "Queued"
+            )
+            for o in items
+            if owner_of(o) == user.name
+        }
+        listed = (n for n, phase in phases.items() if phase not in TERMINAL_PHASES)
+        return len(slots.unfinished(listed, recent, lambda n: n in phases))
+
+    return await studio.slots.reserve(
+        user.name, name, limit=limit, count=count, now=datetime.now(UTC)
+    )
 
 
 async def create(studio: Studio, user: User, req: GenerationRequest) -> GenerationOut:
     req, pool, muse = await checked(studio, user, req)
-    if await over_queue_limit(studio, user):
+    return await create_checked(studio, user, req, pool, muse, estimate_of(studio, req, pool, muse))
+
+
+async def create_checked(
+    studio: Studio,
+    user: User,
+    req: GenerationRequest,
+    pool: GpuPool,
+    muse: Muse | None,
+    estimate: EstimateOut,
+) -> GenerationOut:
+    """:func:`create` for a request :func:`checked` already passed (with its estimate)."""
+    name = new_name("gen")
+    if not await admit(studio, user, name):
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail=f"at most {studio.settings.studio_max_queued_jobs} unfinished generations "
             "at once; wait for one to finish",
             headers={"Retry-After": QUEUE_RETRY_AFTER},
         )
-    estimate = estimate_of(studio, req, pool, muse)
     spec = req.model_dump(by_alias=True, exclude_none=True, mode="json")
     spec["owner"] = user.name
     labels = {OWNER_LABEL: user.label}
@@ -342,10 +361,14 @@ async def create(studio: Studio, user: User, req: GenerationRequest) -> Generati
     # The composed prompt as the studio previewed it, shown after the run.
     annotations = {COMPOSED_ANNOTATION: estimate.positive[:COMPOSED_MAX]}
     body = {
-        "metadata": {"name": new_name("gen"), "labels": labels, "annotations": annotations},
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
         "spec": spec,
     }
-    obj = await studio.kube.create(kube.GENERATIONJOBS, body, studio.settings.studio_namespace)
+    try:
+        obj = await studio.kube.create(kube.GENERATIONJOBS, body, studio.settings.studio_namespace)
+    except BaseException:
+        await studio.slots.release(name)
+        raise
     studio.hub.note(obj)
     return to_out(obj, estimate)
 

@@ -8,9 +8,10 @@ derived from the user's current token (``HMAC(token, "warmpool-session")``). So:
 - rotating a user's token in the Secret ends all their sessions (on every replica);
 - it expires (``WARMPOOL_STUDIO_SESSION_SECONDS``), and sign-out revokes its id.
 
-Revoked ids are kept in memory until their expiry, per replica: with several studio
-replicas a signed-out cookie stays valid on the others until it expires or the token is
-rotated (the chart runs one replica by default; say so in the README).
+Revoked ids are kept until their expiry in a :class:`Revocations` store: in this process
+with one replica (:class:`MemoryRevocations`), in the records database with several
+(``records.shared.DbRevocations``, PostgreSQL), so a signed-out cookie is refused by
+every replica.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 _KEY_LABEL = b"warmpool-session"
 
@@ -58,13 +60,42 @@ def _parse(value: str) -> _Parsed | None:
     return _Parsed(user, when, sid, f"{user_b64}.{expires}.{sid}", mac)
 
 
+class Revocations(Protocol):
+    """Revoked session ids, each until its expiry (Unix seconds)."""
+
+    async def revoke(self, sid: str, expires: int, now: float) -> None: ...
+
+    async def is_revoked(self, sid: str) -> bool: ...
+
+
+class MemoryRevocations:
+    """:class:`Revocations` in this process (one replica)."""
+
+    def __init__(self) -> None:
+        self._revoked: dict[str, int] = {}  # id → expiry
+
+    async def revoke(self, sid: str, expires: int, now: float) -> None:
+        for old in [s for s, until in self._revoked.items() if until <= now]:
+            del self._revoked[old]
+        self._revoked[sid] = expires
+
+    async def is_revoked(self, sid: str) -> bool:
+        return sid in self._revoked
+
+
 class Sessions:
     """Issues, checks and revokes session values."""
 
-    def __init__(self, lifetime: int, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        lifetime: int,
+        revocations: Revocations | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.lifetime = lifetime
+        self.revocations: Revocations = revocations or MemoryRevocations()
         self._clock = clock
-        self._revoked: dict[str, int] = {}  # id → expiry
 
     def issue(self, user: str, token: bytes) -> str:
         user_b64 = base64.urlsafe_b64encode(user.encode()).decode().rstrip("=")
@@ -72,21 +103,25 @@ class Sessions:
         payload = f"{user_b64}.{expires}.{secrets.token_hex(16)}"
         return f"{payload}.{_mac(token, payload)}"
 
-    def user_of(self, value: str, tokens: Mapping[str, bytes]) -> str | None:
-        """The user a valid, unexpired, unrevoked session value belongs to."""
+    def _valid(self, value: str, tokens: Mapping[str, bytes]) -> _Parsed | None:
+        """The parsed value when well-formed, unexpired and signed by its user's token."""
         parsed = _parse(value)
-        if parsed is None or parsed.expires <= self._clock() or parsed.sid in self._revoked:
+        if parsed is None or parsed.expires <= self._clock():
             return None
         token = tokens.get(parsed.user)
         if not token or not hmac.compare_digest(_mac(token, parsed.payload), parsed.mac):
             return None
+        return parsed
+
+    async def user_of(self, value: str, tokens: Mapping[str, bytes]) -> str | None:
+        """The user a valid, unexpired, unrevoked session value belongs to."""
+        parsed = self._valid(value, tokens)
+        if parsed is None or await self.revocations.is_revoked(parsed.sid):
+            return None
         return parsed.user
 
-    def revoke(self, value: str, tokens: Mapping[str, bytes]) -> None:
-        """Revoke a valid session (forged values are not kept: no memory to fill)."""
-        now = self._clock()
-        for sid in [s for s, until in self._revoked.items() if until <= now]:
-            del self._revoked[sid]
-        parsed = _parse(value)
-        if parsed is not None and self.user_of(value, tokens) is not None:
-            self._revoked[parsed.sid] = parsed.expires
+    async def revoke(self, value: str, tokens: Mapping[str, bytes]) -> None:
+        """Revoke a valid session (forged values are not kept: no store to fill)."""
+        parsed = self._valid(value, tokens)
+        if parsed is not None:
+            await self.revocations.revoke(parsed.sid, parsed.expires, self._clock())

@@ -12,6 +12,7 @@ from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
 from warmpool.api.records.watch import SharedWatch
 from warmpool.api.settings import StudioSettings
+from warmpool.api.slots import Slots
 from warmpool.api.uploads import Uploads
 from warmpool.operator.adapters import kube
 
@@ -27,6 +28,8 @@ class Studio:
     auth: Authenticator
     limiter: RateLimiter
     blocklist: Blocklist
+    #: Admissions under the unfinished-jobs limit (shared by the replicas on PostgreSQL).
+    slots: Slots
     #: The records' shared GpuPool watch: pool lookups read its cache (None: always GET).
     pools: SharedWatch | None = None
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -216,29 +217,74 @@ async def submissions(studio: str, cluster: str, jobs: int, concurrency: int) ->
     }
 
 
-async def stream_lines(url: str, path: str) -> AsyncIterator[bytes]:
-    """The lines of a streamed HTTP/1.1 GET, read straight off the socket.
+class Stream(asyncio.Protocol):
+    """One progress stream over HTTP/1.1, read straight off the socket by a protocol.
 
-    500 listeners in one client process: a full HTTP client library's per-line cost would
-    be what is measured. The server sends one chunk per event, so chunk-size lines are
-    simply skipped with the other lines that are not ``data:``.
+    500 listeners in one client process: a full HTTP client library's per-line cost (or
+    even a task woken per event) would be what is measured. The data of each chunk is
+    scanned for complete events as it arrives; ``on_event(data, now)`` gets each
+    ``progress`` data line, ``done`` resolves when the ``done`` event arrives.
     """
+
+    def __init__(self, on_event: Callable[[bytes, float], None]) -> None:
+        self.on_event = on_event
+        self.buffer = b""
+        self.headers_seen = False
+        self.first = asyncio.get_running_loop().create_future()
+        self.done = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.buffer += data
+        if not self.headers_seen:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                self.done.set_exception(RuntimeError(head[:80].decode()))
+                return
+            self.headers_seen, self.buffer = True, rest
+        *events, self.buffer = self.buffer.split(b"\r\n\r\n")
+        for event in events:
+            start = event.find(b"event: ")
+            if start < 0:
+                continue  # chunk sizes and pings
+            if event.startswith(b"event: done", start):
+                if not self.done.done():
+                    self.done.set_result(None)
+                return
+            if not self.first.done():
+                self.first.set_result(None)
+            data = event.find(b"data: ", start)
+            if data >= 0:
+                self.on_event(event[data + 6 :].split(b"\r\n", 1)[0], now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionError("closed before done"))
+
+
+async def open_stream(
+    url: str, path: str, on_event: Callable[[bytes, float], None]
+) -> tuple[asyncio.Transport, Stream]:
     host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 20)
-    try:
-        request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
-        writer.write(request.encode())
-        await writer.drain()
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise RuntimeError(f"{path}: {status!r}")
-        while line := await reader.readline():
-            yield line
-    finally:
-        writer.close()
+    loop = asyncio.get_running_loop()
+    transport, stream = await loop.create_connection(lambda: Stream(on_event), host, int(port))
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+    transport.write(request.encode())
+    return transport, stream
 
 
-async def fanout(studio: str, cluster: str, listeners: int, updates: int) -> dict[str, Any]:
+async def fanout(
+    studio: str,
+    cluster: str,
+    listeners: int,
+    updates: int,
+    child: Child,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """L listeners on one job, U status patches; the studio's CPU and (``profile``) its
+    samples are taken from the first patch to the last, after every stream opened."""
     async with (
         httpx.AsyncClient(base_url=studio, timeout=120) as http,
         httpx.AsyncClient(base_url=cluster, timeout=30) as api,
@@ -247,62 +293,62 @@ async def fanout(studio: str, cluster: str, listeners: int, updates: int) -> dic
         name = r.json()["name"]
         sent: dict[int, float] = {}
         received: list[float] = []
-        delivered = [0] * listeners
-        connected = asyncio.Semaphore(0)
+        delivered = [0]
 
-        async def listen(i: int) -> None:
-            first = True
-            async for line in stream_lines(studio, f"/api/v1/generations/{name}/events"):
-                if line.startswith(b"event: done"):
-                    return
-                if not line.startswith(b"data:"):
-                    continue
-                now = time.perf_counter()
-                if first:
-                    first = False
-                    connected.release()
-                data = json.loads(line[5:])
-                value = data.get("value")
-                if data.get("phase") == "Running" and value in sent:
-                    received.append(now - sent[value])
-                    delivered[i] += 1
+        def on_event(data: bytes, now: float) -> None:
+            event = json.loads(data)
+            value = event.get("value")
+            if event.get("phase") == "Running" and value in sent:
+                received.append(now - sent[value])
+                delivered[0] += 1
 
-        tasks = [asyncio.create_task(listen(i)) for i in range(listeners)]
-        for _ in range(listeners):  # every stream has its first snapshot
-            await asyncio.wait_for(connected.acquire(), timeout=120)
+        opened = [
+            await open_stream(studio, f"/api/v1/generations/{name}/events", on_event)
+            for _ in range(listeners)
+        ]
+        # every stream has its first snapshot
+        await asyncio.wait_for(asyncio.gather(*(s.first for _, s in opened)), timeout=120)
         path = f"{JOBS_PATH}/{name}/status"
         headers = {"Content-Type": "application/merge-patch+json"}
-        for value in range(1, updates + 1):
-            progress = {"value": value, "max": updates, "percent": value * 100 // updates}
-            patch = {"status": {"phase": "Running", "progress": progress}}
-            sent[value] = time.perf_counter()
-            (await api.patch(path, json=patch, headers=headers)).raise_for_status()
-            await asyncio.sleep(0.1)
+        async with profiled(child.proc.pid, profile):
+            cpu0 = child.cpu_seconds()
+            for value in range(1, updates + 1):
+                progress = {"value": value, "max": updates, "percent": value * 100 // updates}
+                patch = {"status": {"phase": "Running", "progress": progress}}
+                sent[value] = time.perf_counter()
+                (await api.patch(path, json=patch, headers=headers)).raise_for_status()
+                await asyncio.sleep(0.1)
+            cpu1 = child.cpu_seconds()
         done = {"status": {"phase": "Succeeded"}}
         (await api.patch(path, json=done, headers=headers)).raise_for_status()
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+        await asyncio.wait_for(asyncio.gather(*(s.done for _, s in opened)), timeout=120)
+        for transport, _ in opened:
+            transport.close()
     return {
         "listeners": listeners,
         "updates": updates,
         "events_expected": listeners * updates,
-        "events_delivered": sum(delivered),
+        "events_delivered": delivered[0],
         "latency_p50_ms": ms(statistics.median(received)) if received else None,
         "latency_p99_ms": ms(pct(received, 0.99)) if received else None,
         "latency_max_ms": ms(max(received)) if received else None,
+        "studio_cpu_seconds_updates": round(cpu1 - cpu0, 3),
     }
 
 
-async def profiled(pid: int, out: Path | None, work: Awaitable[Any]) -> Any:
-    """Run ``work`` while py-spy samples ``pid`` into ``out`` (collapsed stacks), if asked."""
+@contextlib.asynccontextmanager
+async def profiled(pid: int, out: Path | None) -> AsyncIterator[None]:
+    """py-spy samples ``pid`` into ``out`` (collapsed stacks) inside the block, if asked."""
     if out is None:
-        return await work
+        yield
+        return
     spy = await asyncio.create_subprocess_exec(
         "py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-        "--rate", "200", "--nonblocking",
+        "--rate", "200", "--nonblocking", "--gil",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        return await work
+        yield
     finally:
         spy.send_signal(2)
         await spy.wait()
@@ -325,11 +371,8 @@ def top_frames(path: Path, n: int = 12) -> str:
 
 async def run(args: argparse.Namespace, cluster: Child, studio: Child) -> dict[str, Any]:
     cpu0 = (studio.cpu_seconds(), cluster.cpu_seconds())
-    sub = await profiled(
-        studio.proc.pid,
-        args.profile,
-        submissions(studio.url, cluster.url, args.jobs, args.concurrency),
-    )
+    async with profiled(studio.proc.pid, args.profile):
+        sub = await submissions(studio.url, cluster.url, args.jobs, args.concurrency)
     cpu1 = (studio.cpu_seconds(), cluster.cpu_seconds())
     print(
         f"submissions: studio {sub['studio_per_second']}/s, direct API creates "
@@ -337,13 +380,10 @@ async def run(args: argparse.Namespace, cluster: Child, studio: Child) -> dict[s
         f"{args.jobs} of each, {args.concurrency} clients; studio CPU {cpu1[0] - cpu0[0]:.1f} s, "
         f"API CPU {cpu1[1] - cpu0[1]:.1f} s)"
     )
-    one = await fanout(studio.url, cluster.url, 1, args.updates)
+    one = await fanout(studio.url, cluster.url, 1, args.updates, studio)
     sse_profile = args.profile.with_suffix(".sse.raw") if args.profile else None
-    cpu2 = studio.cpu_seconds()
-    many = await profiled(
-        studio.proc.pid, sse_profile, fanout(studio.url, cluster.url, args.listeners, args.updates)
-    )
-    sse_cpu = studio.cpu_seconds() - cpu2
+    many = await fanout(studio.url, cluster.url, args.listeners, args.updates, studio, sse_profile)
+    sse_cpu = many["studio_cpu_seconds_updates"]  # from the first update to the last
     ratio = round(many["latency_p99_ms"] / max(one["latency_p99_ms"], 0.1), 2)
     print(
         f"SSE fan-out: p99 {many['latency_p99_ms']} ms at {args.listeners} listeners, "

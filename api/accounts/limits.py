@@ -140,6 +140,12 @@ class Spending:
         when a window would be crossed. Returns the reservation's key (see :meth:`bind`)."""
         at = utc(now or datetime.now(UTC))
         key = f"pending-{secrets.token_hex(12)}"
+        if self.default_daily is None and self.default_monthly is None:
+            # No default: only an override limits, and most users have none. One read,
+            # outside the write lock (every submission queued on it otherwise).
+            async with self.db.session() as s:
+                if await self._limits(s, owner) == (None, None):
+                    return ""
         async with self.db.write_lock, self.db.session() as s:
             if self.db.backend == "postgresql":
                 await s.execute(

@@ -85,10 +85,10 @@ def _page(status_code: int, title: str, text: str, *, refresh: str | None = None
     return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-def limit_anonymous(studio: Studio, request: Request) -> None:
+async def limit_anonymous(studio: Studio, request: Request) -> None:
     """Sign-in starts and callbacks are anonymous (each start writes a row): limited per
     client address like any user's requests (429 with Retry-After)."""
-    wait = studio.limiter.hit("sign-in:" + studio.auth.peers.client(request))
+    wait = await studio.limiter.hit("sign-in:" + studio.auth.peers.client(request))
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -114,7 +114,7 @@ async def login(
     accounts = accounts_of(request)
     if accounts.provider is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="accounts are not enabled")
-    limit_anonymous(studio, request)
+    await limit_anonymous(studio, request)
     try:
         started = await accounts.provider.authorization_url(redirect_uri(studio, request))
     except OidcError as e:
@@ -143,7 +143,7 @@ async def callback(
     accounts = accounts_of(request)
     if accounts.provider is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="accounts are not enabled")
-    limit_anonymous(studio, request)
+    await limit_anonymous(studio, request)
 
     async def refuse(reason: str, status_code: int = 401) -> HTMLResponse:
         await audit("anonymous", "session.sign_in", outcome="denied", detail={"reason": reason})

@@ -68,7 +68,7 @@ async def create_within_limits(
     try:
         if credits is not None:  # payments on: 402 without enough credit
             debit = await credits.debit(user.name, estimate.dollars)
-        out = await jobs.create(studio, user, req)
+        out = await jobs.create_checked(studio, user, checked, pool, muse, estimate)
     except BaseException:
         await spending.release(key)
         if credits is not None and debit:

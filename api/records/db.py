@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
 
 from warmpool.api.records.tables import Meta
 
+#: Connections kept open to an SQLite file (each is a thread of aiosqlite).
+SQLITE_POOL_SIZE = 20
 #: Any constant: PostgreSQL advisory lock held while migrating (replicas start at once).
 MIGRATION_LOCK = 0x7761726D
 
@@ -48,7 +51,14 @@ class Database:
         self.backend = parsed.get_backend_name()
         if self.backend == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(parsed, pool_pre_ping=True)
+        if self.backend == "sqlite":
+            # A file: no server to lose a connection, so no ping per checkout; and enough
+            # pooled connections for a burst of submissions (an overflow connection is
+            # opened, with its thread, and closed again for every session past the pool).
+            options: dict[str, Any] = {"pool_size": SQLITE_POOL_SIZE}
+        else:
+            options = {"pool_pre_ping": True}
+        self.engine: AsyncEngine = create_async_engine(parsed, **options)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

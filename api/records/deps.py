@@ -50,6 +50,14 @@ async def admin_user(request: Request, user: Annotated[User, Depends(current_use
     return user
 
 
-RecordsDep = Annotated[Records, Depends(records_of)]
-RecorderDep = Annotated[Recorder, Depends(Recorder)]
+async def records_dep(request: Request) -> Records:
+    return records_of(request)  # a coroutine: no thread-pool hop (see ``deps.studio_dep``)
+
+
+async def recorder(request: Request) -> Recorder:
+    return Recorder(request)
+
+
+RecordsDep = Annotated[Records, Depends(records_dep)]
+RecorderDep = Annotated[Recorder, Depends(recorder)]
 AdminDep = Annotated[User, Depends(admin_user)]

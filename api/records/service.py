@@ -21,7 +21,7 @@ from fastapi import Request
 from warmpool.api.hub import JobEvent
 from warmpool.api.records.audit import AuditTrail, Entry
 from warmpool.api.records.db import Database
-from warmpool.api.records.usage import Ledger, parse_time, usage_of
+from warmpool.api.records.usage import Ledger, may_be_finished, parse_time, usage_of
 from warmpool.api.records.watch import SharedWatch, source
 from warmpool.api.settings import StudioSettings
 from warmpool.operator.adapters import kube
@@ -168,8 +168,9 @@ class Records:
 
     def on_job(self, event: JobEvent) -> None:
         """The hub's hook: every job change, queued for the ledger writer."""
-        if event.object.get("status"):
-            self._jobs.put_nowait((event.object, event.type == "DELETED"))
+        deleted = event.type == "DELETED"
+        if may_be_finished(event.object, deleted=deleted):
+            self._jobs.put_nowait((event.object, deleted))
 
     async def settled(self) -> None:
         """Wait until every queued job change was written (tests)."""

@@ -253,3 +253,35 @@ class CreditEntry(Base):
     job: Mapped[str] = mapped_column(String(253), default="")
     payment_intent: Mapped[str] = mapped_column(String(128), default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class LimitCount(Base):
+    """Requests (or failed sign-ins) counted per key and window of one minute, shared by
+    every studio replica (``api/records/shared.py``). ``window`` is the Unix minute."""
+
+    __tablename__ = "limit_counts"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QueueSlot(Base):
+    """A job some replica admitted for its owner (named before it is created), counted
+    against the owner's unfinished-jobs limit until every replica's watch has seen it."""
+
+    __tablename__ = "queue_slots"
+    __table_args__ = (Index("ix_queue_slots_owner_at", "owner", "at"),)
+
+    job: Mapped[str] = mapped_column(String(253), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RevokedSession(Base):
+    """A signed-out token-mode session id, refused by every replica until it expires."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

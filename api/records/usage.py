@@ -30,6 +30,13 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
+def may_be_finished(obj: dict[str, Any], *, deleted: bool = False) -> bool:
+    """Whether :func:`usage_of` could find a ledger row, read off the raw body: most job
+    changes are progress of a running job, not worth validating the whole object."""
+    status = obj.get("status") or {}
+    return bool(status) and (deleted or status.get("phase") in TERMINAL_PHASES)
+
+
 def usage_of(obj: dict[str, Any], *, deleted: bool = False) -> dict[str, Any] | None:
     """The ledger row of a finished job, or None while it runs (or without a uid).
 

@@ -7,15 +7,15 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from warmpool.api import streams
 from warmpool.api.deps import StudioDep
 from warmpool.api.records import fleet
 from warmpool.api.records.audit import Filter, as_row
@@ -34,6 +34,7 @@ from warmpool.api.records.schemas import (
     VerifyOut,
 )
 from warmpool.api.schemas import OBJECT_NAME_PATTERN
+from warmpool.api.streams import EventStream
 from warmpool.operator.adapters import kube
 
 router = APIRouter(tags=["admin"])
@@ -71,18 +72,18 @@ async def get_fleet(records: RecordsDep, user: AdminDep) -> Fleet:
 @router.get(
     f"{api}/fleet/events",
     summary="The fleet as Server-Sent Events (a snapshot per change)",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    response_class=EventStream,
+    responses={200: {"content": {streams.MEDIA_TYPE: {}}}},
 )
-async def fleet_events(records: RecordsDep, user: AdminDep) -> EventSourceResponse:
-    async def events() -> AsyncIterator[ServerSentEvent]:
+async def fleet_events(records: RecordsDep, user: AdminDep) -> EventStream:
+    async def events() -> AsyncGenerator[bytes, None]:
         async with records.pools.changes() as pools, records.instances.changes() as insts:
             last = ""
             while True:
                 text = fleet.snapshot(records).model_dump_json(by_alias=True)
                 if text != last:
                     last = text
-                    yield ServerSentEvent(text, event="fleet")
+                    yield streams.encode_text("fleet", text)
                 waits = [asyncio.create_task(pools.wait()), asyncio.create_task(insts.wait())]
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -93,7 +94,7 @@ async def fleet_events(records: RecordsDep, user: AdminDep) -> EventSourceRespon
                 pools.clear()
                 insts.clear()
 
-    return EventSourceResponse(events(), ping=SSE_PING_SECONDS)
+    return EventStream(events(), ping=SSE_PING_SECONDS)
 
 
 # ---------------------------------------------------------------- actions

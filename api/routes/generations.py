@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from warmpool.api import files, gallery_ops, jobs, metrics
+from warmpool.api import files, gallery_ops, jobs, metrics, streams
 from warmpool.api.accounts import spend_routes
 from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.hub import JobEvent
 from warmpool.api.problems import not_found
 from warmpool.api.records.curation import Curation
 from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
 from warmpool.api.schemas import GenerationRequest as Req
+from warmpool.api.state import Studio
+from warmpool.api.streams import EventStream
 from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob, JobPhase, Output
 from warmpool.operator.adapters import kube
 
@@ -120,10 +121,10 @@ def _snapshot(obj: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
 @router.get(
     "/generations/{name}/events",
     summary="Progress as Server-Sent Events",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    response_class=EventStream,
+    responses={200: {"content": {streams.MEDIA_TYPE: {}}}},
 )
-async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> EventSourceResponse:
+async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> EventStream:
     """``progress`` events (JSON: phase, percent, value, max, message, outputs) in order,
     one per observed change, then ``done`` after the terminal phase."""
     owner = studio.hub.owner(name)  # the watch's copy: no API read per listener
@@ -131,37 +132,41 @@ async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> Eve
         await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name)
     elif not user.may_touch(owner):
         raise not_found(kube.GENERATIONJOBS.kind)
+    return EventStream(_progress(studio, name), ping=SSE_PING_SECONDS)
 
-    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
-        metrics.SSE_LISTENERS.inc()
-        try:
-            # Subscribe first, then read: a change between the two is never lost.
-            async with studio.hub.subscribe(name) as listener:
-                obj = await studio.hub.current(name)
-                last: dict[str, Any] | None = None
-                deleted = obj is None
-                if obj is not None:
-                    last = _snapshot(obj)
-                    yield ServerSentEvent(json.dumps(last), event="progress")
-                while not deleted and (last is None or last["phase"] not in TERMINAL_PHASES):
-                    change = await listener.queue.get()
-                    deleted = change.type == "DELETED"
-                    if "snapshot" not in change.memo:  # once per change, not per listener
-                        snap = _snapshot(change.object, deleted=deleted)
-                        encoded = ServerSentEvent(json.dumps(snap), event="progress").encode()
-                        change.memo["snapshot"] = (snap, encoded)
-                    snap, encoded = change.memo["snapshot"]
-                    if snap != last:
-                        last = snap
-                        yield encoded
-                yield ServerSentEvent(
-                    json.dumps({"name": name, "phase": (last or {}).get("phase", "Cancelled")}),
-                    event="done",
-                )
-        finally:
-            metrics.SSE_LISTENERS.dec()
 
-    return EventSourceResponse(events(), ping=SSE_PING_SECONDS)
+async def _progress(studio: Studio, name: str) -> AsyncGenerator[bytes, None]:
+    """The job's changes, each encoded once for all its listeners (``JobEvent.memo``):
+    per listener and change, a comparison and one write."""
+    metrics.SSE_LISTENERS.inc()
+    try:
+        # Subscribe first, then read: a change between the two is never lost.
+        async with studio.hub.subscribe(name) as listener:
+            obj = await studio.hub.current(name)
+            phase, last = "Cancelled", b""
+            if obj is not None:
+                phase, last = _encoded(JobEvent("MODIFIED", obj))
+                yield last
+            deleted = obj is None
+            while not deleted and phase not in TERMINAL_PHASES:
+                change = await listener.queue.get()
+                deleted = change.type == "DELETED"
+                phase, encoded = _encoded(change)
+                if encoded != last:
+                    last = encoded
+                    yield encoded
+            yield streams.encode("done", {"name": name, "phase": phase})
+    finally:
+        metrics.SSE_LISTENERS.dec()
+
+
+def _encoded(change: JobEvent) -> tuple[str, bytes]:
+    """(phase, the ``progress`` event) of a change, computed by its first listener."""
+    memo = change.memo.get("progress")
+    if memo is None:
+        snap = _snapshot(change.object, deleted=change.type == "DELETED")
+        memo = change.memo["progress"] = (snap["phase"], streams.encode("progress", snap))
+    return memo
 
 
 async def _output(studio: StudioDep, user: UserDep, name: str, index: int) -> tuple[str, Output]:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from warmpool.api import files, gallery, metrics
+from warmpool.api import files, gallery, metrics, streams
 from warmpool.api.deps import StudioDep, UserDep
 from warmpool.api.problems import not_found
 from warmpool.api.records.deps import records_of
 from warmpool.api.routes import library
 from warmpool.api.schemas import GalleryItem, Out
+from warmpool.api.streams import EventStream
 from warmpool.crds.musetraits import CHOICES, Traits
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
@@ -25,15 +25,15 @@ UPLOAD_KEY = Query(min_length=10, max_length=512, description="The key an upload
 @router.get(
     "/pools/events",
     summary="The pools I may use, as Server-Sent Events on every change",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    response_class=EventStream,
+    responses={200: {"content": {streams.MEDIA_TYPE: {}}}},
 )
-async def pool_events(studio: StudioDep, user: UserDep, request: Request) -> EventSourceResponse:
+async def pool_events(studio: StudioDep, user: UserDep, request: Request) -> EventStream:
     """A ``pools`` event (the same JSON list as ``GET /pools``) now and after each change
     of a GpuPool, from the studio's one shared pool watch."""
     watch = records_of(request).pools
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncGenerator[bytes, None]:
         metrics.SSE_LISTENERS.inc()
         try:
             async with watch.changes() as changed:
@@ -44,12 +44,12 @@ async def pool_events(studio: StudioDep, user: UserDep, request: Request) -> Eve
                     text = json.dumps([p.model_dump(by_alias=True) for p in pools])
                     if text != last:
                         last = text
-                        yield ServerSentEvent(text, event="pools")
+                        yield streams.encode_text("pools", text)
                     await changed.wait()
         finally:
             metrics.SSE_LISTENERS.dec()
 
-    return EventSourceResponse(events(), ping=SSE_PING_SECONDS)
+    return EventStream(events(), ping=SSE_PING_SECONDS)
 
 
 @router.get(

@@ -104,11 +104,11 @@ async def revoke_share(
 # ---------------------------------------------------------------- public
 
 
-def limited(request: Request) -> Studio:
+async def limited(request: Request) -> Studio:
     """The studio, after the per-address limit of anonymous readers (429 past it)."""
     studio = studio_of(request)
     address = records_of(request).address(request)
-    wait = studio.limiter.hit(f"share:{address}")
+    wait = await studio.limiter.hit(f"share:{address}")
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

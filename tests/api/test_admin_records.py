@@ -39,7 +39,7 @@ async def test_migrations_from_empty_match_the_models(records_url: str) -> None:
     try:
         assert await database.revision() is None
         await database.migrate()
-        assert await database.revision() == "0006"
+        assert await database.revision() == "0007"
         async with database.engine.connect() as conn:
 
             def diff(c: Connection) -> list[Any]:
@@ -62,7 +62,7 @@ async def test_upgrade_from_the_previous_revision_keeps_records(
         trail = AuditTrail(database, b"k")
         await trail.append(Entry("ada", "session.sign_in", address="10.0.0.1"))
         await database.migrate()  # 0001 → head, as a studio upgrade does at start-up
-        assert await database.revision() == "0006"
+        assert await database.revision() == "0007"
         assert await Ledger(database).record(row("uid-1", "ada", 0.5)) is True
         rows, total = await trail.page(Filter())
         assert total == 1 and rows[0].actor == "ada"
@@ -74,7 +74,7 @@ async def test_upgrade_from_the_previous_revision_keeps_records(
         async with database.engine.connect() as conn:
             assert "audit" not in await conn.run_sync(tables)
         await database.migrate()
-        assert await database.revision() == "0006"
+        assert await database.revision() == "0007"
     finally:
         await database.close()
 
