@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import jobsys
+import pytest
 from jobsys import API, DONE, job_body, phase, pool_body, ready, ready_instances, status
-from waiting import eventually
+from waiting import eventually, progressing
 
 from warmpool.operator.adapters import artifacts
 from warmpool.sim.cluster import RunningCluster
@@ -36,19 +37,23 @@ def written_files(sim: VastaiServer) -> dict[str, str]:
     return found
 
 
+@pytest.mark.timeout(300)
 async def test_200_jobs_over_5_instances_all_stored(
     cluster: RunningCluster, kubeconfig: Path, sim: VastaiServer, artifacts_url: str
 ) -> None:
+    """The volume test. Its time is CPU time — about 20 s of the operator, the emulated
+    API and six simulators in this one process — so a loaded CI machine (three workers on
+    two cores) took it past a fixed 90 s deadline. It waits on progress instead: any job
+    finishing within 30 s keeps it waiting; a hang still fails 30 s after the last one
+    (the speed itself is measured by bench/jobs.py)."""
     cluster.create(pool_body("sdxl", replicas=5))
     names = [f"batch-{i:03}" for i in range(200)]
     async with jobsys.operator(jobsys.settings(artifacts_url, sim.url)) as deps:
         await ready(cluster, 5)
         for name in names:
             cluster.create(job_body(name, "sdxl"))
-        try:
-            await eventually(lambda: all_done(cluster, names), timeout=90, what="200 jobs done")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; phases: {phases(cluster, names)}") from None
+        await progressing(lambda: sum(phase(cluster, n) in DONE for n in names), len(names),
+                          what="200 jobs done", state=lambda: phases(cluster, names))  # fmt: skip
         files = written_files(sim)
         store = deps.artifacts
         for name in names:
@@ -88,15 +93,29 @@ async def test_priority_order_is_respected(
 async def test_crash_mid_job_completes_elsewhere(
     cluster: RunningCluster, kubeconfig: Path, slow_sim: VastaiServer, artifacts_url: str
 ) -> None:
+    """ComfyUI dies while a job runs on it: the job runs again on the other instance and
+    succeeds there, in its second attempt.
+
+    The crash races the job's end: it comes once the test sees the job Running. With 30
+    steps the job had 2.5 s left then, and on a loaded machine it was once done before the
+    crash. Now it has 150 steps of 170 ms (25 s) on its first machine, and the other
+    machine is made fast the moment the crash is sent: the second attempt takes a fraction
+    of a second."""
     cluster.create(pool_body("pair", replicas=2))
     async with jobsys.operator(jobsys.settings(artifacts_url, slow_sim.url)):
-        await ready(cluster, 2)
-        cluster.create(job_body("fragile", "pair", steps=30))
+        instances = await ready(cluster, 2)
+        comfys = {i["metadata"]["name"]: jobsys.comfy_of(slow_sim, i) for i in instances}
+        for comfy in comfys.values():
+            comfy.options.step_seconds = 40.0  # simulated: 170 ms a step
+        cluster.create(job_body("fragile", "pair", steps=150))
         await eventually(lambda: phase(cluster, "fragile") == "Running", what="running")
         first = status(cluster, "fragile")["instance"]
-        victim = next(i for i in ready_instances(cluster) if i["metadata"]["name"] == first)
-        await jobsys.comfy_of(slow_sim, victim).crash()
-        await eventually(lambda: phase(cluster, "fragile") in DONE, timeout=60, what="done")
+        victim = comfys.pop(first)
+        for other in comfys.values():
+            other.options.step_seconds = 0.15  # the jobs simulator's usual speed
+        await victim.crash()
+        await eventually(lambda: phase(cluster, "fragile") in DONE, timeout=60, what="done",
+                         state=lambda: status(cluster, "fragile"))  # fmt: skip
     st = status(cluster, "fragile")
     assert st["phase"] == "Succeeded", st
     assert st["attempts"] == 2
