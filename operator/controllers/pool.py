@@ -139,7 +139,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         else []
     )
     plan = policy.plan_pool(
-        spec=pool.spec,
+        spec=cold_state.spec,  # cold.idleTimeout while the tier has room
         instances=cold_state.serving,
         queued_jobs=queued,
         template_hash=pool.spec.template.hash(),
@@ -211,7 +211,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     await patch_status(deps.kube, kube.GPUPOOLS, ns, name, status)
     publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
                     conditions=conditions)  # fmt: skip
-    coldtier.publish(pool, views)
+    coldtier.publish(pool, views, cold_state.cold, now=now)
 
 
 async def recent_arrivals(deps: Deps, pool: GpuPool) -> list[datetime]:
