@@ -443,6 +443,14 @@ class ColdSpec(CamelModel):
             "rented (a start whose GPU was taken is given up after 30 s)."
         ),
     )
+    idle_timeout: Duration = Field(
+        "1m",
+        description=(
+            "While the tier has room, an idle instance above the warm floor is stopped after "
+            "this long instead of the pool's idleTimeout: a start undoes a stop in about a "
+            "minute (the pool's idleTimeout or longer: the pool's applies)."
+        ),
+    )
 
 
 _POOL_RULES = [

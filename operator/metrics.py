@@ -265,6 +265,17 @@ RESUME_FAILURES = Counter(
     "RentalVanished, StatusMessageFailure, ...).",
     [*POOL, "reason"],
 )
-COLD_STATE = (COLD_INSTANCES, STORAGE_PER_HOUR)
+COLD_OLDEST_STOPPED = Gauge(
+    "warmpool_cold_oldest_stopped_seconds",
+    "Seconds the pool's longest-stopped instance has been stopped (0: none stopped).",
+    POOL,
+)
+COLD_MAX_AGE = Gauge(
+    "warmpool_cold_max_age_seconds",
+    "The pool's spec.cold.maxAge in seconds: a stopped instance is destroyed after it "
+    "(0: no cold tier).",
+    POOL,
+)
+COLD_STATE = (COLD_INSTANCES, STORAGE_PER_HOUR, COLD_OLDEST_STOPPED, COLD_MAX_AGE)
 
 # ---------------------------------------------------------------- end cold tier

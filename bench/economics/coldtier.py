@@ -7,10 +7,12 @@ What the pool handler will do around :func:`policy.plan_pool` (see the docstring
   GPU was taken or that did not get Ready within ``resumeTimeout``) and
   :func:`cold.budget_cuts`; the destroyed ones are released (a hung start is recorded
   as a failed rental, a taken GPU is not);
-- ``plan_pool`` sees every instance but the ``Stopped`` ones (engine.py);
+- ``plan_pool`` sees every instance but the ``Stopped`` ones (engine.py), with the spec
+  of :func:`cold.planning_spec` (``cold.idleTimeout`` while the tier has room);
 - after it: :func:`cold.plan_stops` turns ``Idle`` releases into stops while the tier
-  has room (:func:`cold.storage_fits` says whether the budget takes the storage) and
-  :func:`cold.plan_starts` serves rentals by starting stopped instances first.
+  has room (:func:`cold.storage_fits` says whether the budget takes the storage),
+  :func:`cold.plan_starts` serves rentals by starting stopped instances first and
+  :func:`cold.plan_races` starts more beside fresh rentals still booting.
 
 A stop ends the GPU billing and starts storage billing (the offer's ``storage_cost`` ×
 ``template.diskGb`` / 720 per hour); a start bills the GPU again from the start call
@@ -30,7 +32,7 @@ from supply import ResumeDraw, draw_resume
 
 from warmpool.crds.common import format_time, parse_duration
 from warmpool.crds.gpuinstance import COLD_PHASES
-from warmpool.crds.gpupool import RentalOutcome
+from warmpool.crds.gpupool import GpuPoolSpec, RentalOutcome
 from warmpool.operator.decisions import breaker, budget, cold, offers, policy
 
 
@@ -42,6 +44,7 @@ class ColdSimulation(Simulation):
         self.resume_rng = random.Random(1_000_003 + kwargs.get("seed", 0))
         self.resumes: dict[str, ResumeDraw] = {}
         self.disk_gb = float(self.spec.template.disk_gb)
+        self.races = True
 
     # ------------------------------------------------------------ views
 
@@ -93,6 +96,9 @@ class ColdSimulation(Simulation):
         if deadline is not None and deadline > when:
             self.wake((deadline - T0).total_seconds() + 0.001)
 
+    def planning_spec(self) -> GpuPoolSpec:
+        return cold.planning_spec(self.spec, self.cold_views())
+
     def apply_plan(
         self, plan: policy.PoolPlan, views: list[policy.InstanceView], now: float
     ) -> tuple[list[policy.Release], list[policy.Rent]]:
@@ -118,12 +124,24 @@ class ColdSimulation(Simulation):
             unhealthy_machines=unhealthy,
             storage=storage,
             at_cap=not fits,
+            now=when,
         )
         for stop in stops:
             self.stop(self.instances[stop.name], now)
+        views_cold = self.cold_views()
         starts, rents = cold.plan_starts(
-            plan.rents, self.cold_views(), template_hash=HASH, unhealthy_machines=unhealthy
+            plan.rents, views_cold, template_hash=HASH, unhealthy_machines=unhealthy
         )
+        if self.races:
+            starts += cold.plan_races(
+                plan,
+                [i.view() for i in self.instances.values() if i.phase != "Stopped"],
+                views_cold,
+                starts=starts,
+                releases=releases,
+                template_hash=HASH,
+                unhealthy_machines=unhealthy,
+            )
         for start in starts:
             self.start(self.instances[start.name], now)
         return releases, rents

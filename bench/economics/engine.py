@@ -387,9 +387,14 @@ class Simulation:
         """Hook: the releases and rents to carry out (the cold tier stops and starts some)."""
         return plan.releases, plan.rents
 
+    def planning_spec(self) -> GpuPoolSpec:
+        """Hook: the spec :func:`policy.plan_pool` plans with (the cold tier's idle timeout)."""
+        return self.spec
+
     def reconcile(self, now: float) -> None:
         when = at(now)
         self.before_plan(now)
+        spec = self.planning_spec()
         # Stopped instances hold no GPU: the pool policy does not see them (coldtier.py).
         views = [i.view() for i in self.instances.values() if i.phase != "Stopped"]
         extra: dict[str, Any] = {}
@@ -416,7 +421,7 @@ class Simulation:
             None,
         )
         plan = policy.plan_pool(
-            spec=self.spec,
+            spec=spec,
             instances=views,
             queued_jobs=len(self.queue),
             template_hash=HASH,
@@ -436,11 +441,13 @@ class Simulation:
             self.instances[drain.name].phase = "Draining"
         for rent in rents:
             self.rent(now, rent.reason)
+        timeouts = {self.idle_timeout, parse_duration(spec.idle_timeout).total_seconds()}
         for inst in self.instances.values():
             if inst.phase == "Ready" and not inst.jobs:
                 idle = (policy.idle_since(inst.view()) - T0).total_seconds()
-                if idle + self.idle_timeout > now:
-                    self.wake(idle + self.idle_timeout)
+                for timeout in timeouts:
+                    if idle + timeout > now:
+                        self.wake(idle + timeout)
         if plan.breaker_until is not None and plan.breaker_until > when:
             self.wake((plan.breaker_until - T0).total_seconds())
 

@@ -97,7 +97,7 @@ COLD: dict[str, Any] = {
     "maxReplicas": 12,
     "hedge": 3,
     "idleTimeout": "3m",
-    "cold": {"replicas": 4},
+    "cold": {"replicas": 4, "idleTimeout": "1m"},
     "template": {"diskGb": 100},
 }
 """warmpool with a cold tier, as the measurements chose it (README.md)."""

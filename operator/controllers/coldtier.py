@@ -5,7 +5,8 @@
 budget cap, the stopped ones first (:func:`cold.budget_cuts`); it returns the instances the
 policy plans with — never the ``Stopped`` ones, which serve nothing. :func:`after_plan`
 turns the plan's releases into stops (:func:`cold.plan_stops`) and its rentals into starts
-(:func:`cold.plan_starts`), applies them through :mod:`.instance.cold`, and leaves the rest
+(:func:`cold.plan_starts`; :func:`cold.plan_races` starts more beside fresh rentals still
+booting), applies them through :mod:`.instance.cold`, and leaves the rest
 of the plan to the pool controller. The pool is reconciled again at the next cold
 deadline (:func:`cold.next_deadline`).
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.gpuinstance import COLD_PHASES, GpuInstance
-from warmpool.crds.gpupool import GpuPool
+from warmpool.crds.gpupool import GpuPool, GpuPoolSpec
 from warmpool.operator import metrics
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import cold as instance_cold
@@ -35,6 +36,8 @@ class ColdState:
     serving: list[policy.InstanceView]
     """The views :func:`policy.plan_pool` gets: without Stopped and destroyed ones."""
     destroyed: set[str]
+    spec: GpuPoolSpec
+    """The spec :func:`policy.plan_pool` plans with (:func:`cold.planning_spec`)."""
 
 
 def cold_view(body: dict[str, Any]) -> cold.ColdView:
@@ -121,7 +124,12 @@ async def before_plan(
         deps.deadlines.pop(key, None)
     else:
         deps.deadlines[key] = deadline
-    return ColdState(cold=remaining, serving=serving, destroyed=destroyed)
+    return ColdState(
+        cold=remaining,
+        serving=serving,
+        destroyed=destroyed,
+        spec=cold.planning_spec(pool.spec, remaining),
+    )
 
 
 async def after_plan(
@@ -158,11 +166,15 @@ async def after_plan(
     )
     stops, keeps, rest = cold.plan_stops(
         plan.releases, state.serving, state.cold, spec=spec, template_hash=template_hash,
-        unhealthy_machines=unhealthy, storage=storage, at_cap=at_cap,
+        unhealthy_machines=unhealthy, storage=storage, at_cap=at_cap, now=now,
     )  # fmt: skip
     starts, rents = cold.plan_starts(
         plan.rents, state.cold, template_hash=template_hash, unhealthy_machines=unhealthy,
         excluded=state.destroyed,
+    )  # fmt: skip
+    starts += cold.plan_races(
+        plan, state.serving, state.cold, starts=starts, releases=rest,
+        template_hash=template_hash, unhealthy_machines=unhealthy, excluded=state.destroyed,
     )  # fmt: skip
     plan.releases, plan.rents = rest, rents
     for stop in stops:
@@ -192,10 +204,24 @@ def counts(views: list[policy.InstanceView]) -> dict[str, int]:
             for phase in COLD_PHASES}  # fmt: skip
 
 
-def publish(pool: GpuPool, views: list[policy.InstanceView]) -> None:
-    """The cold tier's gauges."""
+def publish(
+    pool: GpuPool,
+    views: list[policy.InstanceView],
+    colds: list[cold.ColdView] | None = None,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """The cold tier's gauges (with ``colds`` and ``now``: the longest stopped against
+    ``maxAge``, which the alert rules compare)."""
     ns, name = pool.metadata.namespace or "default", pool.metadata.name
     for phase, n in counts(views).items():
         metrics.COLD_INSTANCES.labels(ns, name, phase).set(n)
     storage = sum(v.price_per_hour for v in views if v.phase == "Stopped" and not v.deleting)
     metrics.STORAGE_PER_HOUR.labels(ns, name).set(storage)
+    if colds is None or now is None:
+        return
+    stopped = [now - c.stopped_at for c in colds if c.phase == "Stopped"]
+    oldest = max(stopped, default=None)
+    metrics.COLD_OLDEST_STOPPED.labels(ns, name).set(oldest.total_seconds() if oldest else 0.0)
+    max_age = parse_duration(pool.spec.cold.max_age) if pool.spec.cold.replicas or colds else None
+    metrics.COLD_MAX_AGE.labels(ns, name).set(max_age.total_seconds() if max_age else 0.0)

@@ -147,7 +147,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
         else []
     )
     plan = policy.plan_pool(
-        spec=pool.spec,
+        spec=cold_state.spec,  # cold.idleTimeout while the tier has room
         instances=cold_state.serving,
         queued_jobs=queued,
         template_hash=pool.spec.template.hash(),
@@ -221,7 +221,7 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     await write_status(deps, ns, name, body.get("status") or {}, status)
     publish_metrics(pool, views, ready=len(ready), hourly=hourly, spent=spent,
                     conditions=conditions)  # fmt: skip
-    coldtier.publish(pool, views)
+    coldtier.publish(pool, views, cold_state.cold, now=now)
 
 
 async def instances_of(deps: Deps, namespace: str, pool: str) -> list[dict[str, Any]]:

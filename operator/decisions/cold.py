@@ -12,15 +12,21 @@ handler applies them around :func:`policy.plan_pool`, in this order:
 2. :func:`budget_cuts`: at a budget cap, stopped instances are destroyed (largest
    storage $/hour first) before anything else — storage is never paid silently;
 3. :func:`policy.plan_pool` with every instance *except* the ``Stopped`` ones
-   (``Resuming`` ones are passed: they count as coming, like a rental booting);
+   (``Resuming`` ones are passed: they count as coming, like a rental booting, and are
+   kept over fresh rentals when some are surplus) and the spec of :func:`planning_spec`
+   (``cold.idleTimeout`` while the tier has room);
 4. :func:`plan_stops`: ``Idle`` releases of plan_pool become :class:`Stop` while the
-   tier has room, the machine is healthy and the template current; ``Surplus``
+   tier has room, the machine is healthy and the template current (the others wait
+   for the pool's own ``idleTimeout``); ``Surplus``
    releases of ``Resuming`` instances (a hedge that lost) are stopped again, and of
    fresh rentals are kept booting (:class:`Keep`) while the tier has room — they are
    stopped once Ready and idle, so a start whose GPU was taken does not shrink the
    tier for good;
 5. :func:`plan_starts`: each :class:`policy.Rent` of plan_pool starts a stopped
-   instance instead when one can (healthy machine, current template, newest first).
+   instance instead when one can (healthy machine, current template, newest first);
+   :func:`plan_races`: while fresh rentals still booting stand in for the instances
+   plan_pool wants, stopped ones are started beside them (Ready in about a minute
+   instead of several).
 
 A stopped instance bills storage only: :func:`storage_per_hour` of its offer's
 ``storage_cost`` ($/GB/month, Vast.ai contract §11) and the template's disk.
@@ -44,6 +50,8 @@ RESUME = "Resume"
 """Start: a rental was wanted; a stopped instance serves it."""
 COLD_FILL = "ColdFill"
 """Keep: a fresh rental no longer needed boots on to refill the tier (stopped once idle)."""
+RACE = "Race"
+"""Start: a fresh rental still booting stands in for a wanted instance; a start is sooner."""
 RESUME_SURPLUS = "ResumeSurplus"
 """Stop: a started instance no longer needed (a hedge that lost), stopped again."""
 GPU_TAKEN = "GpuTaken"
@@ -241,6 +249,19 @@ def storage_fits(
     ).allowed
 
 
+def planning_spec(spec: GpuPoolSpec, cold: Sequence[ColdView]) -> GpuPoolSpec:
+    """The spec :func:`policy.plan_pool` plans with (step 3): ``idleTimeout`` is
+    ``cold.idleTimeout`` while fewer than ``cold.replicas`` instances are cold — an idle
+    machine that can be stopped is stopped sooner, since a start undoes it in about a
+    minute; the ones without room wait for the pool's own (:func:`plan_stops`)."""
+    stop_after = spec.cold.idle_timeout
+    if len(cold) >= spec.cold.replicas:
+        return spec
+    if parse_duration(stop_after) >= parse_duration(spec.idle_timeout):
+        return spec
+    return spec.model_copy(update={"idle_timeout": stop_after})
+
+
 def plan_stops(
     releases: Sequence[policy.Release],
     instances: Sequence[policy.InstanceView],
@@ -251,6 +272,7 @@ def plan_stops(
     unhealthy_machines: Collection[int] = (),
     storage: dict[str, float] | None = None,
     at_cap: bool = False,
+    now: datetime | None = None,
 ) -> tuple[list[Stop], list[Keep], list[policy.Release]]:
     """Which of plan_pool's releases stop, or are kept, instead (step 4); the rest stay.
 
@@ -262,6 +284,9 @@ def plan_stops(
     most progressed first) is kept booting while the tier has room (:class:`Keep`,
     ``ColdFill``): once Ready and idle it is stopped, so a start whose GPU was taken
     does not shrink the tier for good. ``at_cap`` (the budget refuses storage): none.
+    With ``now``, an ``Idle`` release that does not stop is dropped while its instance
+    has idled less than the pool's ``idleTimeout`` (it was released after the shorter
+    ``cold.idleTimeout`` of :func:`planning_spec`): destroyed only after the pool's own.
     """
     by_name = {i.name: i for i in instances}
     room = spec.cold.replicas - len(cold)
@@ -298,11 +323,23 @@ def plan_stops(
     candidates.sort(
         key=lambda i: (i.price_per_hour, costs.get(i.name, 0.0), -i.created_at.timestamp(), i.name)
     )
+    after = min(spec.idle_timeout, spec.cold.idle_timeout, key=parse_duration)
     for n, inst in enumerate(candidates):
         if n < room:
-            stops.append(Stop(inst.name, IDLE_COLD, f"idle for {spec.idle_timeout}: kept cold"))
+            stops.append(Stop(inst.name, IDLE_COLD, f"idle for {after}: kept cold"))
         else:
             rest.extend(r for r in releases if r.name == inst.name)
+    if now is not None:
+        timeout = parse_duration(spec.idle_timeout)
+        rest = [
+            r
+            for r in rest
+            if not (
+                r.reason == "Idle"
+                and r.name in by_name
+                and now - policy.idle_since(by_name[r.name]) < timeout
+            )
+        ]
     return stops, keeps, rest
 
 
@@ -336,6 +373,53 @@ def plan_starts(
         for c, r in zip(usable, rents, strict=False)
     ]
     return starts, list(rents[len(starts) :])
+
+
+def plan_races(
+    plan: policy.PoolPlan,
+    instances: Sequence[policy.InstanceView],
+    cold: Sequence[ColdView],
+    *,
+    starts: Sequence[Start],
+    releases: Sequence[policy.Release],
+    template_hash: str,
+    unhealthy_machines: Collection[int] = (),
+    excluded: Collection[str] = (),
+) -> list[Start]:
+    """Stopped instances to start beside fresh rentals still booting (step 5, after
+    :func:`plan_starts`).
+
+    plan_pool counts a fresh rental on its way as one of the instances it wants, and
+    rents (or, through :func:`plan_starts`, starts) only what is missing beyond it. A
+    fresh rental is Ready minutes after it was made, a start in about a minute: while
+    the instances that are Ready, ``Resuming`` or started now fall short of what the
+    plan wants (``plan.allowance``: ``desired``, plus ``hedge`` on a cold start) and fresh
+    rentals are booting (not in ``releases``, what is left to release after
+    :func:`plan_stops`), stopped instances are started toward
+    it — on a cold start ``hedge`` more, as for rentals —, the ones :func:`plan_starts`
+    would pick. The loser of each race is a
+    ``Surplus`` of plan_pool once enough are Ready (the fresh one first: ``Resuming``
+    ranks as the most progressed), kept booting to refill the tier while it has room.
+    """
+    going = {r.name for r in releases}
+    alive = [
+        i for i in instances if not i.deleting and i.phase != "Terminating" and i.name not in going
+    ]
+    fresh = sum(1 for i in alive if i.phase in _FRESH and i.template_hash == template_hash)
+    soon = sum(1 for i in alive if i.phase in ("Ready", "Resuming")) + len(starts)
+    wanted = plan.allowance - soon
+    if wanted <= 0 or not fresh:
+        return []
+    begun = {s.name for s in starts}
+    racers, _ = plan_starts(
+        [policy.Rent(RACE)] * (wanted + len(begun)),
+        cold,
+        template_hash=template_hash,
+        unhealthy_machines=unhealthy_machines,
+        excluded={*excluded, *begun},
+    )
+    message = "a fresh rental is still booting: a start is Ready sooner"
+    return [Start(s.name, RACE, message) for s in racers[:wanted]]
 
 
 _FRESH: tuple[Phase, ...] = ("Pending", "Renting", "Provisioning", "Starting")

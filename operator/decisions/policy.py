@@ -30,8 +30,16 @@ DEFAULT_BOOT = timedelta(minutes=5)
 """Expected rent → Ready time while no instance of the pool has shown its own (a
 Vast.ai rental pulls the image and loads the models: minutes)."""
 
-#: Phases before Ready, least progressed first (released first when not needed).
-_PROGRESS: dict[str, int] = {"Pending": 0, "Renting": 1, "Provisioning": 2, "Starting": 3}
+#: Phases before Ready, least progressed first (released first when not needed). A start
+#: of a stopped instance (``Resuming``, the cold tier) is Ready within about a minute,
+#: sooner than a fresh rental in any phase: it is kept over them.
+_PROGRESS: dict[str, int] = {
+    "Pending": 0,
+    "Renting": 1,
+    "Provisioning": 2,
+    "Starting": 3,
+    "Resuming": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,10 @@ class PoolPlan:
     """Instances that exist and are not being deleted (``status.replicas``)."""
     ready_replicas: int = 0
     """Instances that are Ready (``status.readyReplicas``)."""
+    desired: int = 0
+    """Instances wanted (rule 3): the cold tier starts stopped ones toward it."""
+    allowance: int = 0
+    """Active instances the pool may hold: ``desired``, plus ``hedge`` on a cold start."""
 
 
 def idle_since(instance: InstanceView) -> datetime:
@@ -258,6 +270,7 @@ def plan_pool(
     desired = min(spec.ceiling, max(floor, demand))
     cold = not ready
     allowance = desired + (spec.hedge if cold and desired > 0 else 0)
+    plan.desired, plan.allowance = desired, allowance
 
     # 4. Surplus.
     surplus = len(active) - allowance

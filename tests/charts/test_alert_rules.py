@@ -78,6 +78,9 @@ def test_every_alert_has_a_firing_and_a_quiet_case(groups: list[dict[str, Any]])
         "WarmpoolVastaiThrottled",
         "WarmpoolOperatorDown",
         "WarmpoolStudioDown",
+        "WarmpoolResumeFailures",
+        "WarmpoolColdStorageCost",
+        "WarmpoolColdPastMaxAge",
     }
     assert alerts - firing == set(), "alerts without a case that makes them fire"
     assert alerts - quiet == set(), "alerts without a case that keeps them quiet"

@@ -9,7 +9,7 @@ import pytest
 
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import BudgetSpec, GpuPoolSpec, HostFailure
-from warmpool.operator.decisions import cold
+from warmpool.operator.decisions import cold, policy
 from warmpool.operator.decisions.cold import ColdView, Destroy, Keep, Start, Stop
 from warmpool.operator.decisions.policy import InstanceView, Release, Rent
 
@@ -117,7 +117,7 @@ def test_failed_machines_within_cooldown_only() -> None:
 STOPS: list[Any] = [
     pytest.param(
         {"releases": [idle("a")], "instances": [ready("a")]},
-        [Stop("a", "IdleCold", "idle for 4m: kept cold")],
+        [Stop("a", "IdleCold", "idle for 1m: kept cold")],
         [],
         id="idle-stops-while-room",
     ),
@@ -170,8 +170,8 @@ STOPS: list[Any] = [
             "spec": pool(replicas=2),
         },
         [
-            Stop("b", "IdleCold", "idle for 4m: kept cold"),
-            Stop("c", "IdleCold", "idle for 4m: kept cold"),
+            Stop("b", "IdleCold", "idle for 1m: kept cold"),
+            Stop("c", "IdleCold", "idle for 1m: kept cold"),
         ],
         [idle("a")],
         id="cheapest-kept-cold-first",
@@ -181,7 +181,7 @@ STOPS: list[Any] = [
             "releases": [idle("a"), idle("b")],
             "instances": [ready("a", age=90 * MIN), ready("b", age=30 * MIN)],
         },
-        [Stop("b", "IdleCold", "idle for 4m: kept cold")],
+        [Stop("b", "IdleCold", "idle for 1m: kept cold")],
         [idle("a")],
         id="same-price-newest-kept",
     ),
@@ -499,3 +499,203 @@ def test_storage_fits_follows_may_rent() -> None:
     caps = BudgetSpec(maxHourlySpend=1.0)
     assert cold.storage_fits(0.05, caps, current_hourly=0.9, spend_today=0.0, now=NOW)
     assert not cold.storage_fits(0.05, caps, current_hourly=0.99, spend_today=0.0, now=NOW)
+
+
+# ------------------------------------------------------------------ idle timeout with room
+
+
+def idle_for(name: str, idled: timedelta, **kw: Any) -> InstanceView:
+    """A Ready instance idle for ``idled`` (``ready`` is Ready five minutes after its rental)."""
+    return ready(name, age=idled + 5 * MIN, **kw)
+
+
+@pytest.mark.parametrize(
+    ("cold_spec", "colds", "idle_timeout"),
+    [
+        pytest.param({}, [], "1m", id="default-a-minute"),
+        pytest.param({"idleTimeout": "4m"}, [], "4m", id="the-pools-own-turns-it-off"),
+        pytest.param({"idleTimeout": "1m"}, [], "1m", id="room-stops-sooner"),
+        pytest.param({"idleTimeout": "1m", "replicas": 2}, [stopped("z")], "1m", id="some-room"),
+        pytest.param({"idleTimeout": "1m"}, [stopped("z")], "4m", id="full-the-pools-own"),
+        pytest.param({"idleTimeout": "1m"}, [resuming("r", since=5 * S)], "4m", id="resuming-fill"),
+        pytest.param({"idleTimeout": "10m"}, [], "4m", id="never-longer-than-the-pools"),
+        pytest.param({"idleTimeout": "1m", "replicas": 0}, [], "4m", id="tier-off"),
+    ],
+)
+def test_planning_spec(cold_spec: dict[str, Any], colds: list[ColdView], idle_timeout: str) -> None:
+    spec = pool(**cold_spec)
+    planned = cold.planning_spec(spec, colds)
+    assert planned.idle_timeout == idle_timeout
+    assert planned.model_copy(update={"idle_timeout": spec.idle_timeout}) == spec
+
+
+SOONER: list[Any] = [
+    pytest.param(
+        {"releases": [idle("a")], "instances": [idle_for("a", 90 * S)]},
+        [Stop("a", "IdleCold", "idle for 1m: kept cold")],
+        [],
+        id="room-stopped-after-the-tiers-timeout",
+    ),
+    pytest.param(
+        {"releases": [idle("a")], "instances": [idle_for("a", 90 * S)], "cold": [stopped("z")]},
+        [],
+        [],
+        id="no-room-kept-until-the-pools-timeout",
+    ),
+    pytest.param(
+        {"releases": [idle("a")], "instances": [idle_for("a", 5 * MIN)], "cold": [stopped("z")]},
+        [],
+        [idle("a")],
+        id="no-room-released-after-the-pools-timeout",
+    ),
+    pytest.param(
+        {
+            "releases": [idle("a"), idle("b")],
+            "instances": [idle_for("a", 90 * S, price=0.3), idle_for("b", 90 * S, price=0.5)],
+        },
+        [Stop("a", "IdleCold", "idle for 1m: kept cold")],
+        [],
+        id="one-room-the-other-waits",
+    ),
+    pytest.param(
+        {
+            "releases": [Release("f", "Failed", "f"), Release("p", "Surplus", "s")],
+            "instances": [ready("f", phase="Failed"), ready("p", phase="Pending")],
+            "cold": [stopped("z")],
+        },
+        [],
+        [Release("f", "Failed", "f"), Release("p", "Surplus", "s")],
+        id="other-releases-unchanged",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "stops", "releases"), SOONER)
+def test_plan_stops_with_the_tiers_idle_timeout(
+    case: dict[str, Any], stops: list[Stop], releases: list[Release]
+) -> None:
+    got = cold.plan_stops(
+        case["releases"],
+        case["instances"],
+        case.get("cold", []),
+        spec=pool(idleTimeout="1m"),
+        template_hash=HASH,
+        now=NOW,
+    )
+    assert got == (stops, [], releases)
+
+
+def test_plan_stops_without_now_keeps_every_release() -> None:
+    """Without ``now`` nothing is held back (a caller planning with the pool's own timeout)."""
+    got = cold.plan_stops(
+        [idle("a")],
+        [idle_for("a", 90 * S)],
+        [stopped("z")],
+        spec=pool(idleTimeout="1m"),
+        template_hash=HASH,
+    )
+    assert got == ([], [], [idle("a")])
+
+
+# ------------------------------------------------------------------ races
+
+RACE = "a fresh rental is still booting: a start is Ready sooner"
+
+
+def plan_of(allowance: int, releases: list[Release] | None = None) -> policy.PoolPlan:
+    """A plan that wants ``allowance`` active; ``releases``: what is left to release."""
+    return policy.PoolPlan(releases=releases or [], desired=1, allowance=allowance)
+
+
+RACES: list[Any] = [
+    pytest.param(
+        {
+            "plan": plan_of(4),
+            "instances": [ready("p", phase="Provisioning")],
+            "cold": [stopped("a", ago=50 * MIN), stopped("b", ago=5 * MIN), stopped("c")],
+        },
+        [Start("b", "Race", RACE), Start("c", "Race", RACE), Start("a", "Race", RACE)],
+        id="cold-start-behind-a-fresh-rental-starts-the-tier",
+    ),
+    pytest.param(
+        {
+            "plan": plan_of(2),
+            "instances": [ready("r", jobs=1), ready("p", phase="Starting")],
+            "cold": [stopped("a"), stopped("b")],
+        },
+        [Start("a", "Race", RACE)],
+        id="busy-one-plus-fresh-starts-one",
+    ),
+    pytest.param(
+        {"plan": plan_of(4), "instances": [], "cold": [stopped("a")]},
+        [],
+        id="no-fresh-rental-no-race",
+    ),
+    pytest.param(
+        {
+            "plan": plan_of(2),
+            "instances": [ready("p", phase="Starting"), ready("r", phase="Resuming")],
+            "cold": [resuming("r", since=10 * S), stopped("a")],
+            "starts": [Start("b", "Resume")],
+        },
+        [],
+        id="starts-under-way-count",
+    ),
+    pytest.param(
+        {
+            "plan": plan_of(3),
+            "instances": [ready("p", phase="Starting")],
+            "cold": [stopped("a"), stopped("b", ago=MIN)],
+            "starts": [Start("b", "Resume")],
+        },
+        [Start("a", "Race", RACE)],
+        id="not-started-twice",
+    ),
+    pytest.param(
+        {
+            "plan": plan_of(1, [Release("p", "Surplus", "s")]),
+            "instances": [ready("p", phase="Starting")],
+            "cold": [stopped("a")],
+        },
+        [],
+        id="released-fresh-rental-not-raced",
+    ),
+    pytest.param(
+        {
+            "plan": plan_of(1),
+            "instances": [ready("p", phase="Starting", template="old")],
+            "cold": [stopped("a")],
+        },
+        [],
+        id="drifted-fresh-rental-not-raced",
+    ),
+    pytest.param(
+        {
+            "plan": plan_of(1),
+            "instances": [ready("p", phase="Starting")],
+            "cold": [stopped("a", machine=7), stopped("b", template="old")],
+            "unhealthy": {7},
+        },
+        [],
+        id="only-healthy-current-ones-race",
+    ),
+    pytest.param(
+        {"plan": plan_of(0), "instances": [ready("p", phase="Starting")], "cold": [stopped("a")]},
+        [],
+        id="nothing-wanted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "starts"), RACES)
+def test_plan_races(case: dict[str, Any], starts: list[Start]) -> None:
+    got = cold.plan_races(
+        case["plan"],
+        case["instances"],
+        case["cold"],
+        starts=case.get("starts", []),
+        releases=case["plan"].releases,
+        template_hash=HASH,
+        unhealthy_machines=case.get("unhealthy", ()),
+    )
+    assert got == starts

@@ -341,6 +341,18 @@ def drain(name: str, reason: str) -> Intent:
         ),
         pytest.param(
             {
+                "spec": spec(replicas=1),
+                "instances": [
+                    inst("r", "Resuming", age=MIN),
+                    inst("s", "Starting", age=9 * MIN),
+                    inst("p", "Provisioning", age=3 * MIN),
+                ],
+            },
+            [release("p", "Surplus"), release("s", "Surplus")],
+            id="a-start-is-kept-over-fresh-rentals",
+        ),
+        pytest.param(
+            {
                 "spec": spec(replicas=2),
                 "instances": [
                     inst("a"),
@@ -622,6 +634,8 @@ def test_steady_pool_whole_plan() -> None:
         events=[],
         replicas=1,
         ready_replicas=1,
+        desired=1,
+        allowance=1,
     )
 
 
