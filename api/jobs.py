@@ -20,10 +20,12 @@ from warmpool.api import slots, urls
 from warmpool.api.auth import OWNER_LABEL, User
 from warmpool.api.problems import FieldError, not_found
 from warmpool.api.schemas import (
+    CheckpointOut,
     EstimateOut,
     GenerationOut,
     GenerationRequest,
     OutputOut,
+    PresetOut,
     ReferenceModeOut,
 )
 from warmpool.api.state import Studio
@@ -31,7 +33,7 @@ from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob
 from warmpool.crds.gpupool import GpuPool
 from warmpool.crds.muse import Muse, MuseSpec
 from warmpool.operator.adapters import kube
-from warmpool.operator.decisions import conditioning, prompts, workflows
+from warmpool.operator.decisions import architectures, conditioning, prompts, workflows
 
 MUSE_LABEL = "warmpool.dev/muse"
 COMPOSED_ANNOTATION = "warmpool.dev/composed-prompt"
@@ -125,11 +127,30 @@ async def pool_for(studio: Studio, name: str) -> GpuPool:
 
 def pool_models(studio: Studio, pool: GpuPool) -> list[str]:
     """Checkpoints a job on this pool may name."""
-    names = [m.file for m in pool.spec.template.models if m.folder == "checkpoints"]
+    names = pool.spec.template.image_checkpoints()
     names += [m for m in studio.settings.studio_models if m not in names]
     if not names:
         names = [workflows.DEFAULT_CHECKPOINT]
     return names
+
+
+def checkpoints_out(studio: Studio, pool: GpuPool) -> list[CheckpointOut]:
+    """Per checkpoint of the pool: its architecture and that architecture's presets, so the
+    create page shows the defaults the operator will use."""
+    out = []
+    for name in pool_models(studio, pool):
+        ckpt = pool.spec.template.checkpoint(name)
+        presets = architectures.presets_for(ckpt)
+        label = "Guidance" if ckpt.architecture == "flux-dev" else "" if ckpt.flux else "CFG"
+        out.append(CheckpointOut(
+            name=name, architecture=ckpt.architecture, split=ckpt.split,
+            negative_prompt=not ckpt.flux, cfg_label=label,
+            presets={q: PresetOut(steps=p.steps, width=p.width, height=p.height,
+                                  cfg=(ckpt.guidance if ckpt.guidance is not None else p.cfg),
+                                  sampler=p.sampler, scheduler=p.scheduler)
+                     for q, p in presets.items()},
+        ))  # fmt: skip
+    return out
 
 
 def reference_modes(studio: Studio, pool: GpuPool) -> list[ReferenceModeOut]:
@@ -253,7 +274,8 @@ def estimate_of(
 ) -> EstimateOut:
     price = price_per_hour(studio, pool)
     family = pool.spec.template.video_family(req.model) if req.kind == "video" else None
-    est = workflows.estimate(req, price_per_hour=price, family=family)
+    checkpoint = pool.spec.template.checkpoint(req.model or workflows.DEFAULT_CHECKPOINT)
+    est = workflows.estimate(req, price_per_hour=price, family=family, checkpoint=checkpoint)
     composed = prompts.compose(
         muse.spec if muse else None, req.prompt, req.negative_prompt, variation=req.variation
     )
@@ -277,7 +299,10 @@ def estimate_of(
         reference_mode=plan.mode,
         references=len(plan.references),
         references_left_out=plan.left_out,
-    )
+        architecture="" if req.kind == "video" else checkpoint.architecture,
+        notes=list(architectures.notes_for(checkpoint, kind=req.kind,
+                                                     negative=composed.negative, cfg=req.cfg)),
+    )  # fmt: skip
 
 
 def expected_wait(studio: Studio, pool: GpuPool, seconds: float) -> tuple[float, str]:

@@ -61,6 +61,17 @@ class EstimateOut(Out):
     )
     references: int = Field(0, description="Reference images that condition it (style mode).")
     references_left_out: int = Field(0, description="The muse's references not used.")
+    architecture: str = Field(
+        "sdxl",
+        description="How the checkpoint is run: sdxl, flux-dev or flux-schnell (video: empty).",
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description=(
+            "What the job asks for that the architecture does not use (a negative prompt "
+            "on Flux, cfg on schnell) or uses differently (cfg as the Flux guidance)."
+        ),
+    )
 
 
 class OutputOut(Out):
@@ -214,6 +225,28 @@ class ReferenceModeOut(Out):
     max_references: int = Field(1, description="References a job uses at most.")
 
 
+class PresetOut(Out):
+    """What a quality word means on one checkpoint (its architecture's preset)."""
+
+    steps: int
+    width: int
+    height: int
+    cfg: float = Field(description="sdxl: the CFG; flux-dev: the Flux guidance; schnell: 1.")
+    sampler: str
+    scheduler: str
+
+
+class CheckpointOut(Out):
+    """One checkpoint of a pool and how it is run."""
+
+    name: str
+    architecture: str = Field(description="sdxl, flux-dev or flux-schnell.")
+    split: bool = Field(False, description="Split Flux files (UNETLoader + DualCLIPLoader + VAE).")
+    negative_prompt: bool = Field(description="Whether a negative prompt is used (not on Flux).")
+    cfg_label: str = Field(description='What cfg means: "CFG", "Guidance" or "" (not used).')
+    presets: dict[str, PresetOut] = Field(description="Quality word → its defaults.")
+
+
 class PoolOut(Out):
     name: str
     ready: bool = Field(description="At least one instance is ready.")
@@ -225,6 +258,9 @@ class PoolOut(Out):
     price_per_hour: float = Field(description="$/hour of one instance (estimate).")
     models: list[str] = Field(description="Checkpoints usable on this pool.")
     loras: list[str] = Field(default_factory=list, description="LoRA files the pool loads.")
+    checkpoints: list[CheckpointOut] = Field(
+        default_factory=list, description="Per checkpoint of models: its architecture's defaults."
+    )
     reference_modes: list[ReferenceModeOut] = Field(
         default_factory=list, description="Per checkpoint of models: how muse references work."
     )

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from warmpool.crds.checkpoint import CHECKPOINT_RULES, CheckpointSpec, checkpoint_of
 from warmpool.crds.common import CamelModel, Condition, Duration, ObjectMeta, with_rules
 from warmpool.crds.stylemodel import STYLE_RULES, StyleModelSpec
 from warmpool.crds.videofamily import FAMILY_RULES, VideoFamilySpec
@@ -177,7 +178,7 @@ def required_disk_gb(models: list[ModelSpec]) -> float:
 class TemplateSpec(CamelModel):
     """What runs on each rented machine."""
 
-    model_config = with_rules(*FAMILY_RULES, *STYLE_RULES, *_TEMPLATE_RULES)
+    model_config = with_rules(*FAMILY_RULES, *STYLE_RULES, *CHECKPOINT_RULES, *_TEMPLATE_RULES)
 
     image: str = Field(
         DEFAULT_IMAGE, min_length=1, max_length=1024, description="Docker image reference."
@@ -208,6 +209,14 @@ class TemplateSpec(CamelModel):
             "images condition jobs on these checkpoints (the files are also in models)."
         ),
     )
+    checkpoints: list[CheckpointSpec] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "How image checkpoints are run (sdxl, flux-dev, flux-schnell), all-in-one or split "
+            "Flux files; an undeclared checkpoint is run as sdxl (the files are also in models)."
+        ),
+    )
 
     model_stall_timeout: Duration = Field(
         "2m",
@@ -230,8 +239,26 @@ class TemplateSpec(CamelModel):
                         f"video family {family.name!r}: {folder}/{file} is not in "
                         "template.models; every file of a video family must be listed there"
                     )
+        declared = {c.name: c for c in self.checkpoints}
+        if len(declared) != len(self.checkpoints):
+            raise ValueError("checkpoint names must be unique")
+        for checkpoint in self.checkpoints:
+            for folder, file in checkpoint.files():
+                if (folder, file) not in present:
+                    raise ValueError(
+                        f"checkpoint {checkpoint.name!r}: {folder}/{file} is not in "
+                        "template.models; every file of a checkpoint must be listed there"
+                    )
         for style in self.style_models:
+            for c in style.checkpoints:
+                if c in declared and declared[c].architecture == "sdxl":
+                    raise ValueError(
+                        f"style model {style.style_model!r}: checkpoint {c!r} is declared "
+                        "sdxl; a Flux Redux style model conditions Flux checkpoints"
+                    )
             for folder, file in style.files():
+                if folder == "checkpoints" and file in declared:
+                    continue  # a declared checkpoint's own files are checked above
                 if (folder, file) not in present:
                     raise ValueError(
                         f"style model {style.style_model!r}: {folder}/{file} is not in "
@@ -248,6 +275,17 @@ class TemplateSpec(CamelModel):
     def style_model(self, checkpoint: str) -> StyleModelSpec | None:
         """The first style model that conditions ``checkpoint``, or None."""
         return next((s for s in self.style_models if checkpoint in s.checkpoints), None)
+
+    def image_checkpoints(self) -> list[str]:
+        """What image jobs may name in ``spec.model``: the files in models/checkpoints, then
+        the declared split checkpoints."""
+        names = [m.file for m in self.models if m.folder == "checkpoints"]
+        return names + [c.name for c in self.checkpoints if c.name not in names]
+
+    def checkpoint(self, name: str) -> CheckpointSpec:
+        """How checkpoint ``name`` is run (:func:`warmpool.crds.checkpoint.checkpoint_of`)."""
+        redux = {c for s in self.style_models for c in s.checkpoints}
+        return checkpoint_of(name, self.checkpoints, redux)
 
     @model_validator(mode="after")
     def _models_fit_the_disk(self) -> TemplateSpec:
@@ -268,6 +306,9 @@ class TemplateSpec(CamelModel):
         for key in ("videoFamilies", "styleModels"):
             if not data.get(key):
                 data.pop(key, None)
+        # How checkpoints are run changes the graphs only, not the machine (their files
+        # are in models): declaring one replaces no instance.
+        data.pop("checkpoints", None)
         if data.get("modelStallTimeout") == "2m":
             data.pop("modelStallTimeout", None)
         for model in data.get("models", []):

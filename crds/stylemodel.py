@@ -5,7 +5,8 @@ The one kind today is Flux Redux (``architecture: flux-redux``): ComfyUI's core
 ``StyleModelLoader`` (``models/style_models``, e.g. ``flux1-redux-dev.safetensors``), a
 SigCLIP vision encoder (``CLIPVisionLoader``, ``models/clip_vision``, e.g.
 ``sigclip_vision_patch14_384.safetensors``) and the Flux checkpoints it conditions
-(``models/checkpoints``, loaded by ``CheckpointLoaderSimple``). A job naming a muse with
+(``models/checkpoints``, loaded by ``CheckpointLoaderSimple``, or split Flux files declared
+in ``template.checkpoints`` by name). A job naming a muse with
 reference images, on one of those checkpoints, has every reference (up to
 ``maxReferences``) encoded and applied to its positive prompt (``StyleModelApply``); on
 any other checkpoint the muse's first reference stays the image-to-image start.
@@ -51,7 +52,10 @@ class StyleModelSpec(CamelModel):
     checkpoints: list[str] = Field(
         min_length=1,
         max_length=16,
-        description="Files in models/checkpoints it conditions (the pool's Flux checkpoints).",
+        description=(
+            "Flux checkpoints it conditions: files in models/checkpoints, or names of "
+            "template.checkpoints (split files)."
+        ),
     )
     max_references: int = Field(
         4,
@@ -78,8 +82,16 @@ STYLE_RULES: tuple[dict[str, str], ...] = (
         "rule": "!has(self.styleModels) || self.styleModels.all(s, "
         "self.models.exists(m, m.folder == 'style_models' && m.file == s.styleModel) "
         "&& self.models.exists(m, m.folder == 'clip_vision' && m.file == s.clipVision) "
-        "&& s.checkpoints.all(c, self.models.exists(m, m.folder == 'checkpoints' && m.file == c)))",
+        "&& s.checkpoints.all(c, self.models.exists(m, m.folder == 'checkpoints' && m.file == c) "
+        "|| (has(self.checkpoints) && self.checkpoints.exists(k, k.name == c))))",
         "message": "every file of a style model must be listed in template.models",
+        "fieldPath": ".styleModels",
+    },
+    {
+        "rule": "!has(self.styleModels) || !has(self.checkpoints) || self.styleModels.all(s, "
+        "s.checkpoints.all(c, "
+        "!self.checkpoints.exists(k, k.name == c && k.architecture == 'sdxl')))",
+        "message": "a Flux Redux style model conditions Flux checkpoints, not sdxl ones",
         "fieldPath": ".styleModels",
     },
 )

@@ -288,7 +288,7 @@ class PromptRun:
         await self._sleep(opts.node_seconds)
         if cls == "CLIPTextEncode":
             return [_h(inp["clip"], inp["text"])], None
-        if cls in ("EmptyLatentImage", "EmptyImage"):
+        if cls in ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyImage"):
             batch = int(inp["batch_size"])
             w, h = int(inp["width"]), int(inp["height"])
             return [Pixels(w, h, batch, _h(cls, w, h, batch, inp.get("color")))], None
@@ -309,6 +309,10 @@ class PromptRun:
             return [_h(inp["positive"], rate), _h(inp["negative"], rate)], None
         if cls == "CLIPVisionEncode":
             return [_h(cls, inp["clip_vision"], inp["image"].fp)], None
+        if cls == "FluxGuidance":  # the guidance shapes the image
+            return [_h(cls, inp["conditioning"], inp["guidance"])], None
+        if cls == "ConditioningZeroOut":
+            return [_h(cls, inp["conditioning"])], None
         if cls == "StyleModelApply":  # the reference shapes the conditioning, so the image
             return [_h(cls, inp["conditioning"], inp["style_model"], inp["clip_vision_output"],
                        inp["strength"], inp["strength_type"])], None  # fmt: skip

@@ -4,8 +4,8 @@ Shapes follow ``/object_info`` of ComfyUI 0.38 (contract §5-§6): V1 nodes from
 ``nodes.py`` with list combos, V3 nodes (``comfy_extras``) with ``"COMBO"`` specs,
 ``input_order``, ``hidden`` inputs and ``output_node``. Model combos are filled from
 the simulator's inventory of files "on disk"; ``LoadImage`` from its ``input/`` folder.
-The video and style-model nodes (:data:`FROM_RECORDING`) are defined alike in 0.38 and
-0.3.64, so they are taken from the real 0.3.64 catalogue the simulator ships.
+The video, style-model and Flux nodes (:data:`FROM_RECORDING`) are defined alike in 0.38
+and 0.3.64, so they are taken from the real 0.3.64 catalogue the simulator ships.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ FROM_RECORDING: tuple[str, ...] = (
     "Wan22ImageToVideoLatent",
     "EmptyLTXVLatentVideo", "LTXVImgToVideo", "LTXVConditioning", "CLIPVisionLoader",
     "CLIPVisionEncode", "CreateVideo", "SaveVideo", "SaveWEBM", "StyleModelLoader",
-    "StyleModelApply",
+    "StyleModelApply", "FluxGuidance", "ConditioningZeroOut", "EmptySD3LatentImage",
 )  # fmt: skip
 
 

@@ -94,6 +94,7 @@ async def list_pools(studio: StudioDep, user: UserDep) -> list[PoolOut]:
                 price_per_hour=jobs.price_per_hour(studio, pool),
                 models=jobs.pool_models(studio, pool),
                 loras=[m.file for m in pool.spec.template.models if m.folder == "loras"],
+                checkpoints=jobs.checkpoints_out(studio, pool),
                 reference_modes=jobs.reference_modes(studio, pool),
             )
         )

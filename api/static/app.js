@@ -75,7 +75,8 @@ async function updateEstimate() {
   try {
     const est = await api("/estimate", { method: "POST", body, signal: estimateAbort.signal });
     const wait = est.waitSeconds > 0 ? `wait ≈ ${formatSeconds(est.waitSeconds)} (${est.waitReason}) + ` : "";
-    out.textContent = `${wait}≈ ${formatSeconds(est.seconds)} · $${est.dollars.toFixed(4)} at $${est.pricePerHour.toFixed(2)}/h`;
+    const notes = est.notes?.length ? ` · ${est.notes.join(" · ")}` : "";
+    out.textContent = `${wait}≈ ${formatSeconds(est.seconds)} · $${est.dollars.toFixed(4)} at $${est.pricePerHour.toFixed(2)}/h${notes}`;
     out.title = est.waitReason;
     out.dataset.dollars = est.dollars;
     document.dispatchEvent(new CustomEvent("warmpool:estimate", { detail: est }));
@@ -225,6 +226,28 @@ function fillModels() {
   for (const m of pool?.models || []) select.append(new Option(m, m));
   select.value = keep && [...select.options].some((o) => o.value === keep) ? keep : "";
   $("#loras").replaceChildren(...(pool?.loras || []).map((l) => new Option(l, l)));
+  showDefaults();
+}
+
+// What the operator runs "Preset default" as (workflows.DEFAULT_CHECKPOINT).
+const DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors";
+
+// The chosen checkpoint's architecture defaults as placeholders (the pools list's
+// checkpoints): Flux shows euler/simple and its guidance, and says the negative is unused.
+function showDefaults() {
+  const form = $("#gen-form");
+  const pool = state.pools.find((p) => p.name === $("#pool").value);
+  const name = $("#model").value || DEFAULT_CHECKPOINT;
+  const ckpt = (pool?.checkpoints || []).find((c) => c.name === name);
+  const quality = form.querySelector("[name=quality]:checked")?.value || "medium";
+  const preset = ckpt?.presets?.[quality];
+  for (const field of ["steps", "cfg", "sampler", "scheduler"]) {
+    form.elements[field].placeholder = preset ? String(preset[field]) : "preset";
+  }
+  const cfgLabel = form.elements.cfg.parentElement.firstChild;
+  cfgLabel.textContent = `${ckpt ? ckpt.cfgLabel || "CFG (not used)" : "CFG"} `;
+  $("#negative").placeholder = ckpt && !ckpt.negativePrompt
+    ? `not used by ${ckpt.architecture} (ignored)` : "blurry, low quality";
 }
 
 async function loadChoices() {
@@ -313,6 +336,7 @@ function init() {
   form.addEventListener("input", scheduleEstimate);
   form.addEventListener("change", (ev) => {
     if (ev.target.id === "pool") fillModels();
+    if (ev.target.id === "model" || ev.target.name === "quality") showDefaults();
     if (ev.target.name === "kind") {
       for (const el of document.querySelectorAll(".video-only")) el.hidden = ev.target.value === "image";
     }

@@ -18,18 +18,44 @@ high       32     1152 × 1152  7.0   dpmpp_2m      karras     640 × 640    9.0
 ultra      48     1536 × 1536  7.0   dpmpp_2m_sde  karras     768 × 768    25.0
 =========  =====  ===========  ====  ============  =========  ===========  =======
 
+Per architecture (the pool's ``template.checkpoints``, :mod:`warmpool.crds.checkpoint`;
+an undeclared checkpoint is ``sdxl``, the table above). FLUX.1 runs at KSampler CFG 1 with
+``euler``/``simple`` (no negative prompt is evaluated: half the work of CFG > 1), and the
+``cfg`` column is then the **Flux guidance** (``FluxGuidance``; a job's explicit ``cfg`` is
+its guidance). The seconds are assumed figures for an fp8 FLUX.1 on the reference GPU
+(about twice an SDXL step's time at CFG 1), not measurements:
+
+============  =========  =====  ===========  ========  =======
+architecture  quality    steps  image size   guidance  seconds
+============  =========  =====  ===========  ========  =======
+flux-dev      low        16     768 × 768    3.5       5.0
+flux-dev      medium     20     1024 × 1024  3.5       11.0
+flux-dev      high       28     1152 × 1152  3.5       20.0
+flux-dev      ultra      40     1536 × 1536  3.5       55.0
+flux-schnell  low        4      768 × 768    —         1.3
+flux-schnell  medium     4      1024 × 1024  —         2.2
+flux-schnell  high       4      1152 × 1152  —         2.9
+flux-schnell  ultra      4      1536 × 1536  —         5.5
+============  =========  =====  ===========  ========  =======
+
 Graphs (node ids are fixed, so golden files stay stable):
 
 - text-to-image: ``1`` CheckpointLoaderSimple → [``2`` LoraLoader] → ``3``/``4``
   CLIPTextEncode (positive/negative) → ``5`` EmptyLatentImage (batch) → ``8`` KSampler
   → ``9`` VAEDecode → ``10`` SaveImage;
+- Flux (``flux-dev``/``flux-schnell``): ``1`` CheckpointLoaderSimple, or for split files
+  ``1`` UNETLoader + ``13`` DualCLIPLoader (type ``flux``) + ``14`` VAELoader →
+  [``2`` LoraLoader] → ``3`` CLIPTextEncode → [``11`` FluxGuidance, dev only] → the sampler's
+  positive; ``4`` ConditioningZeroOut of ``3`` is the negative (what ComfyUI's own Flux
+  templates do: at CFG 1 it is never evaluated, and the negative prompt is not used) →
+  ``5`` EmptySD3LatentImage (16 channels) → ``8`` KSampler at CFG 1 → …;
 - image-to-image (``reference_image``): ``5`` LoadImage → ``6`` ImageScale (to the
   target size, centre crop) → ``7`` VAEEncode → ``8`` KSampler with ``denoise``
   (default 0.6) → …;
 - reference conditioning (``style``, a muse's references on a pool's Flux Redux):
   ``50`` StyleModelLoader, ``51`` CLIPVisionLoader and per reference LoadImage →
-  CLIPVisionEncode → StyleModelApply chained from ``3`` into the sampler's positive
-  (:mod:`.conditioning`);
+  CLIPVisionEncode → StyleModelApply chained from ``3`` (after ``11`` FluxGuidance, as in
+  ComfyUI's Redux template) into the sampler's positive (:mod:`.conditioning`);
 - animation (pools without a video model): the SDXL latent batch holds the frames
   (default 16) → ``8`` KSampler → ``9`` VAEDecode → ``10`` SaveAnimatedWEBP at ``fps``
   (default 8): independent images, not a video model;
@@ -39,8 +65,9 @@ Graphs (node ids are fixed, so golden files stay stable):
 Outputs are saved under the prefix ``warmpool/<namespace>/<job>`` so every file
 names its job.
 
-Slightly past ~400 lines: the preset table, the estimate and the image graphs share the
-fixed node ids of the golden files; video graphs are in :mod:`.videos`, the graph check in
+Past ~400 lines: the preset tables, the estimate and the image graphs share the fixed node
+ids of the golden files; what each image architecture means (presets, loaders, notes) is
+in :mod:`.architectures`, video graphs in :mod:`.videos`, the graph check in
 :mod:`.graphcheck`.
 """
 
@@ -51,8 +78,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from warmpool.crds.checkpoint import CheckpointSpec
 from warmpool.crds.videofamily import VideoFamilySpec
-from warmpool.operator.decisions import conditioning, videos
+from warmpool.operator.decisions import architectures, conditioning, videos
+from warmpool.operator.decisions.architectures import PRESETS as PRESETS
+from warmpool.operator.decisions.architectures import Preset as Preset
 from warmpool.operator.decisions.graphcheck import validate_graph as validate_graph
 
 DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors"
@@ -65,29 +95,6 @@ OVERHEAD_SECONDS = 3.0
 MAX_CHOSEN_SEED = 2**53 - 1
 
 Quality = Literal["low", "medium", "high", "ultra"]
-
-
-@dataclass(frozen=True)
-class Preset:
-    """What a quality word means."""
-
-    steps: int
-    width: int
-    height: int
-    cfg: float
-    sampler: str
-    scheduler: str
-    video_width: int
-    video_height: int
-    seconds: float  # one image at this size and these steps on the reference GPU
-
-
-PRESETS: dict[str, Preset] = {
-    "low": Preset(12, 768, 768, 5.0, "euler", "normal", 384, 384, 2.0),
-    "medium": Preset(24, 1024, 1024, 6.5, "dpmpp_2m", "karras", 512, 512, 5.0),
-    "high": Preset(32, 1152, 1152, 7.0, "dpmpp_2m", "karras", 640, 640, 9.0),
-    "ultra": Preset(48, 1536, 1536, 7.0, "dpmpp_2m_sde", "karras", 768, 768, 25.0),
-}
 
 
 class LoraLike(Protocol):
@@ -155,6 +162,8 @@ class Workflow:
     steps: int
     frames: int  # images in the batch, or video frames
     fps: int = 0  # video and animation only
+    architecture: str = "sdxl"
+    notes: tuple[str, ...] = ()  # what the job asked for that this architecture does not use
 
 
 @dataclass(frozen=True)
@@ -165,27 +174,41 @@ class Settings:
     width: int
     height: int
     steps: int
-    cfg: float
+    cfg: float  # the KSampler's (1.0 on Flux)
     sampler: str
     scheduler: str
     count: int  # batch size, or frames for video
     fps: int
+    architecture: str = "sdxl"
+    guidance: float | None = None  # FluxGuidance (flux-dev only)
 
 
-def resolve(spec: JobSpecLike) -> Settings:
-    """The preset for ``spec.quality`` with the spec's explicit values on top."""
-    preset = PRESETS[spec.quality]
+def resolve(spec: JobSpecLike, checkpoint: CheckpointSpec | None = None) -> Settings:
+    """The preset for ``spec.quality`` on ``checkpoint``'s architecture (``sdxl`` when not
+    declared) with the spec's explicit values on top. On Flux the KSampler runs at CFG 1
+    and an explicit ``cfg`` is the flux-dev guidance (schnell takes none)."""
+    ckpt = checkpoint or architectures.SDXL
+    preset = architectures.presets_for(ckpt)[spec.quality]
     video = spec.kind != "image"  # an animation's frames (a video job: see resolve_video)
+    cfg = spec.cfg if spec.cfg is not None else preset.cfg
+    guidance = None
+    if ckpt.flux:
+        if ckpt.architecture == "flux-dev":
+            default = ckpt.guidance if ckpt.guidance is not None else preset.cfg
+            guidance = spec.cfg if spec.cfg is not None else default
+        cfg = 1.0
     return Settings(
         checkpoint=spec.model or DEFAULT_CHECKPOINT,
         width=spec.width or (preset.video_width if video else preset.width),
         height=spec.height or (preset.video_height if video else preset.height),
         steps=spec.steps or preset.steps,
-        cfg=spec.cfg if spec.cfg is not None else preset.cfg,
+        cfg=cfg,
         sampler=spec.sampler or preset.sampler,
         scheduler=spec.scheduler or preset.scheduler,
         count=(spec.frames or DEFAULT_FRAMES) if video else spec.batch_size,
         fps=spec.fps or DEFAULT_FPS,
+        architecture=ckpt.architecture,
+        guidance=guidance,
     )
 
 
@@ -223,6 +246,7 @@ def build_workflow(
     reference_upload: str | None = None,
     family: VideoFamilySpec | None = None,
     style: conditioning.StyleInputs | None = None,
+    checkpoint: CheckpointSpec | None = None,
 ) -> Workflow:
     """Build the graph for ``spec``.
 
@@ -231,7 +255,9 @@ def build_workflow(
     (``"<subfolder>/<name>"``), required when ``spec.reference_image`` is set;
     ``family`` is the pool's video family a ``video`` job runs on (required then);
     ``style`` the uploaded references a style model applies to the positive prompt
-    (:func:`.conditioning.style_inputs`; image and animation jobs only).
+    (:func:`.conditioning.style_inputs`; image and animation jobs only);
+    ``checkpoint`` how the pool declares ``spec.model`` (``TemplateSpec.checkpoint``;
+    without one, ``sdxl``).
     """
     seed = choose_seed(spec.seed, rng)
     if spec.reference_image and reference_upload is None:
@@ -242,16 +268,13 @@ def build_workflow(
             raise WorkflowError("reference conditioning is for image and animation jobs")
         return _video_workflow(spec, family, seed=seed, prefix=prefix, positive=positive,
                                negative=negative, reference_upload=reference_upload)  # fmt: skip
-    s = resolve(spec)
+    ckpt = checkpoint or architectures.SDXL
+    s = resolve(spec, ckpt)
     video = spec.kind == "animation"
     if spec.reference_image and video:
         raise WorkflowError("an animation cannot start from a reference image; use a video "
                             "job on a pool with an image-to-video family")  # fmt: skip
-    model: list[Any] = ["1", 0]
-    clip: list[Any] = ["1", 1]
-    graph: dict[str, Any] = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": s.checkpoint}},
-    }
+    graph, model, clip, vae = architectures.loader_nodes(ckpt, s.checkpoint)
     if spec.lora is not None:
         graph["2"] = {
             "class_type": "LoraLoader",
@@ -268,14 +291,23 @@ def build_workflow(
         "class_type": "CLIPTextEncode",
         "inputs": {"text": positive if positive is not None else spec.prompt, "clip": clip},
     }
-    graph["4"] = {
-        "class_type": "CLIPTextEncode",
-        "inputs": {
-            "text": negative if negative is not None else spec.negative_prompt,
-            "clip": clip,
-        },
-    }
     positive_link: list[Any] = ["3", 0]
+    if ckpt.flux:  # no negative prompt: the prompt's conditioning zeroed (never evaluated)
+        graph["4"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["3", 0]}}
+        if s.guidance is not None:
+            graph["11"] = {
+                "class_type": "FluxGuidance",
+                "inputs": {"conditioning": positive_link, "guidance": s.guidance},
+            }
+            positive_link = ["11", 0]
+    else:
+        graph["4"] = {
+            "class_type": "CLIPTextEncode",
+            "inputs": {
+                "text": negative if negative is not None else spec.negative_prompt,
+                "clip": clip,
+            },
+        }
     if style is not None and style.images:
         nodes, positive_link = conditioning.style_nodes(style, positive_link)
         graph.update(nodes)
@@ -292,12 +324,12 @@ def build_workflow(
                 "crop": "center",
             },
         }
-        graph["7"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["1", 2]}}
+        graph["7"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": vae}}
         latent: list[Any] = ["7", 0]
         denoise = spec.denoise if spec.denoise is not None else DEFAULT_IMG2IMG_DENOISE
     else:
         graph["5"] = {
-            "class_type": "EmptyLatentImage",
+            "class_type": "EmptySD3LatentImage" if ckpt.flux else "EmptyLatentImage",
             "inputs": {"width": s.width, "height": s.height, "batch_size": s.count},
         }
         latent = ["5", 0]
@@ -318,7 +350,7 @@ def build_workflow(
             "latent_image": latent,
         },
     }
-    graph["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["1", 2]}}
+    graph["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": vae}}
     if video:
         graph["10"] = {
             "class_type": "SaveAnimatedWEBP",
@@ -337,8 +369,13 @@ def build_workflow(
             "inputs": {"images": ["9", 0], "filename_prefix": prefix},
         }
     count = 1 if spec.reference_image else s.count
+    notes = architectures.notes_for(
+        ckpt, kind=spec.kind, cfg=spec.cfg,
+        negative=negative if negative is not None else spec.negative_prompt,
+    )  # fmt: skip
     return Workflow(graph, seed, "10", prefix, s.width, s.height, s.steps, count,
-                    s.fps if video else 0)  # fmt: skip
+                    s.fps if video else 0, architecture=ckpt.architecture,
+                    notes=notes)  # fmt: skip
 
 
 def _video_workflow(
@@ -412,6 +449,7 @@ def estimate(
     presets: Mapping[str, Preset] | None = None,
     family: VideoFamilySpec | None = None,
     gpu: str | None = None,
+    checkpoint: CheckpointSpec | None = None,
 ) -> Estimate:
     """Expected seconds and dollars of ``spec`` on a GPU rented at ``price_per_hour``.
 
@@ -420,7 +458,8 @@ def estimate(
     relative to the reference (2.0 = twice as fast; default: :func:`gpu_speed` of
     ``gpu``); a fixed overhead is added. A video job is priced per frame of its
     ``family`` (:func:`videos.video_seconds`; without one, a Wan family's figure). The
-    studio's estimate and a job's ``estimatedCost`` both come from here.
+    studio's estimate and a job's ``estimatedCost`` both come from here. An image job is
+    priced on the presets of ``checkpoint``'s architecture (``sdxl`` without one).
     """
     speed = speed if speed is not None else gpu_speed(gpu)
     if spec.kind == "video":
@@ -429,8 +468,8 @@ def estimate(
         sampling = videos.video_seconds(resolve_video(spec, fam), fam, speed=speed)
         seconds = round(OVERHEAD_SECONDS + sampling, 3)
         return Estimate(seconds=seconds, dollars=round(seconds / 3600.0 * price_per_hour, 6))
-    preset = (presets or PRESETS)[spec.quality]
-    s = resolve(spec)
+    preset = (presets or architectures.presets_for(checkpoint))[spec.quality]
+    s = resolve(spec, checkpoint)
     count = 1 if spec.reference_image else s.count
     pixels = (s.width * s.height) / (preset.width * preset.height)
     sampling = preset.seconds * (s.steps / preset.steps) * pixels * count / speed

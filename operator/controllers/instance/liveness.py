@@ -104,9 +104,9 @@ async def run_canary(
 ) -> None:
     """A small real generation: the checkpoint ends up in GPU memory before any job."""
     canary = pool.spec.readiness.canary
-    checkpoint = next(
-        (m.file for m in pool.spec.template.models if m.folder == "checkpoints"), None
-    )
+    # The first image checkpoint (a file in models/checkpoints, or split Flux files), run
+    # the way the pool declares it: a split Flux pool has no checkpoint file to load.
+    checkpoint = next(iter(pool.spec.template.image_checkpoints()), None)
     spec = GenerationJobSpec(
         pool=pool.metadata.name,
         prompt="warmpool canary: a small red cube on a white table",
@@ -118,7 +118,10 @@ async def run_canary(
         seed=1,
     )
     flow = workflows.build_workflow(
-        spec, namespace=inst.metadata.namespace or "default", job=f"canary-{inst.metadata.name}"
+        spec,
+        namespace=inst.metadata.namespace or "default",
+        job=f"canary-{inst.metadata.name}",
+        checkpoint=pool.spec.template.checkpoint(checkpoint) if checkpoint else None,
     )
     client = deps.comfy.client(url, token, timeout=deps.settings.comfy_timeout, pin=pin)
     deadline = parse_duration(canary.timeout).total_seconds()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pydantic
 
+from warmpool.crds.checkpoint import CheckpointSpec, checkpoint_of
 from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpuinstance import GpuInstance
@@ -84,6 +85,15 @@ class PoolFacts:
     jobs: JobsSpec
     gpu_names: tuple[str, ...]
     host_cooldown: timedelta
+    checkpoints: tuple[CheckpointSpec, ...] = ()
+    """The template's declared checkpoints (how each is run)."""
+    flux_redux: frozenset[str] = frozenset()
+    """Checkpoints a Flux Redux style model names (Flux, unless declared otherwise)."""
+
+    def checkpoint(self, name: str | None) -> CheckpointSpec:
+        """How checkpoint ``name`` (a job's ``spec.model``) is run on this pool."""
+        return checkpoint_of(name or workflows.DEFAULT_CHECKPOINT, self.checkpoints,
+                             self.flux_redux)  # fmt: skip
 
 
 def job_facts(body: Mapping[str, Any]) -> JobFacts:
@@ -175,12 +185,19 @@ def instance_facts(body: Mapping[str, Any]) -> InstanceFacts | None:
 def pool_facts(body: Mapping[str, Any]) -> PoolFacts:
     """A GpuPool body's job settings."""
     meta, spec = body["metadata"], body.get("spec") or {}
+    template = spec.get("template") or {}
     return PoolFacts(
         namespace=meta.get("namespace") or "default",
         name=meta["name"],
         jobs=JobsSpec.model_validate(spec.get("jobs") or {}),
         gpu_names=tuple((spec.get("offer") or {}).get("gpuNames") or ()),
         host_cooldown=parse_duration((spec.get("failurePolicy") or {}).get("hostCooldown") or "1h"),
+        checkpoints=tuple(
+            CheckpointSpec.model_validate(c) for c in template.get("checkpoints") or ()
+        ),
+        flux_redux=frozenset(
+            c for style in template.get("styleModels") or () for c in style.get("checkpoints") or ()
+        ),
     )
 
 

@@ -232,7 +232,8 @@ class Run:
         self.placement_written = True
         assert self.flow is not None
         now = self.deps.now()
-        estimate = workflows.estimate(self.spec, price_per_hour=self.inst.price_per_hour)
+        estimate = workflows.estimate(self.spec, price_per_hour=self.inst.price_per_hour,
+                                      checkpoint=self.pool.checkpoint(self.spec.model))  # fmt: skip
         placed = outcomes.status_patch(GenerationJobStatus(
             phase="Scheduled", reason="", message="", instance=self.inst.name,
             gpu_name=self.inst.gpu_name, prompt_id="", seed=self.flow.seed,
@@ -374,7 +375,8 @@ class Run:
                                         rng=random.Random(), positive=positive, negative=negative,
                                         reference_upload=uploads.get(plan.start or ""),
                                         family=family,
-                                        style=conditioning.style_inputs(plan, uploads))  # fmt: skip
+                                        style=conditioning.style_inputs(plan, uploads),
+                                        checkpoint=self.pool.checkpoint(spec.model))  # fmt: skip
 
     # ------------------------------------------------------------- progress and watchdog
     async def on_progress(self, event: comfy.ProgressEvent) -> None:

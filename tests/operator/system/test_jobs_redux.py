@@ -113,7 +113,9 @@ async def test_a_muse_job_on_a_redux_pool_is_conditioned_by_both_references(
         uploaded = [n["inputs"]["image"] for n in loaded]
         assert all(u in comfy.input_files() for u in uploaded)
         assert sorted(comfy.input_image_info(u)[2] for u in uploaded) == sorted(digests.values())
-        assert nodes(graph, "EmptyLatentImage") and not nodes(graph, "VAEEncode")  # no start
+        assert nodes(graph, "EmptySD3LatentImage") and not nodes(graph, "VAEEncode")  # no start
+        # a checkpoint Flux Redux names is Flux (dev): guidance, CFG 1
+        assert nodes(graph, "FluxGuidance") and nodes(graph, "KSampler")[0]["inputs"]["cfg"] == 1.0
         assert nodes(graph, "StyleModelLoader")[0]["inputs"] == {
             "style_model_name": REDUX["styleModel"]}  # fmt: skip
         # the SDXL checkpoint of the same pool: the first reference as the start, as before
