@@ -83,6 +83,15 @@ def ready_instances(cluster: RunningCluster) -> list[dict[str, Any]]:
             if (i.get("status") or {}).get("phase") == "Ready"]  # fmt: skip
 
 
+def instance_phases(cluster: RunningCluster) -> list[tuple[str, str, str]]:
+    """Every GpuInstance's name, phase and reason (for failure messages)."""
+    found = []
+    for i in cluster.list(API, "GpuInstance", "default"):
+        s = i.get("status") or {}
+        found.append((i["metadata"]["name"], str(s.get("phase")), str(s.get("reason") or "")))
+    return found
+
+
 def comfy_of(sim: VastaiServer, instance: dict[str, Any]) -> Any:
     """The ComfyUI simulator behind a GpuInstance (through its Vast.ai contract)."""
     contract = (instance.get("status") or {}).get("contractId")
@@ -128,6 +137,6 @@ async def ready(cluster: RunningCluster, count: int) -> list[dict[str, Any]]:
     """Wait for at least ``count`` Ready instances; return them."""
     found: list[dict[str, Any]] = await eventually(
         lambda: len(ready_instances(cluster)) >= count and ready_instances(cluster),
-        timeout=60, what=f"{count} ready instances",
+        timeout=60, what=f"{count} ready instances", state=lambda: instance_phases(cluster),
     )  # fmt: skip
     return found

@@ -80,7 +80,8 @@ def burst(cluster: RunningCluster, tag: str, count: int = 3) -> list[str]:
 
 async def all_succeeded(cluster: RunningCluster, names: list[str]) -> None:
     await eventually(lambda: all(phase(cluster, n) in DONE for n in names), timeout=60,
-                     what=f"jobs {names} done")  # fmt: skip
+                     what=f"jobs {names} done",
+                     state=lambda: [(n, phase(cluster, n)) for n in names])  # fmt: skip
     assert [phase(cluster, n) for n in names] == ["Succeeded"] * len(names), [
         (n, status(cluster, n).get("reason"), status(cluster, n).get("message")) for n in names
     ]
@@ -93,7 +94,11 @@ async def one_stopped(cluster: RunningCluster) -> dict[str, Any]:
         stopped, ready = in_phase(cluster, "Stopped"), in_phase(cluster, "Ready")
         return stopped[0] if len(stopped) == 1 and len(ready) == 1 else None
 
-    found: dict[str, Any] = await eventually(settled, timeout=60, what="one Stopped, one Ready")
+    found: dict[str, Any] = await eventually(
+        settled, timeout=60, what="one Stopped, one Ready",
+        state=lambda: [(i["metadata"]["name"], (i.get("status") or {}).get("phase"))
+                       for i in instances(cluster)],
+    )  # fmt: skip
     return found
 
 
