@@ -151,15 +151,12 @@ async def test_stuck_loading_is_replaced_after_the_loading_timeout(
                          what="the stuck rental destroyed")  # fmt: skip
         await eventually(lambda: pool_status(cluster, "stuck").get("readyReplicas") == 1,
                          timeout=30, what="a replacement ready")  # fmt: skip
-    assert (
-        counter(
-            "warmpool_terminations_total",
-            namespace="default",
-            pool="stuck",
-            reason="LoadingTimeout",
-        )
-        == before + 1
+    # At least the broken rental's; on a loaded machine a healthy replacement may pass the
+    # test's 3 s limit as well and be replaced in its turn (the operator is right to).
+    terminated = counter(
+        "warmpool_terminations_total", namespace="default", pool="stuck", reason="LoadingTimeout"
     )
+    assert terminated >= before + 1
 
 
 async def test_comfy_never_answering_is_replaced_after_the_readiness_timeout(
@@ -187,15 +184,12 @@ async def test_comfy_never_answering_is_replaced_after_the_readiness_timeout(
                          what="the mute rental destroyed")  # fmt: skip
         await eventually(lambda: pool_status(cluster, "mute").get("readyReplicas") == 1,
                          timeout=30, what="a replacement ready")  # fmt: skip
-    assert (
-        counter(
-            "warmpool_terminations_total",
-            namespace="default",
-            pool="mute",
-            reason="ReadinessTimeout",
-        )
-        == before + 1
+    # At least the broken rental's; on a loaded machine a healthy replacement may pass the
+    # test's 3 s limit as well and be replaced in its turn (the operator is right to).
+    terminated = counter(
+        "warmpool_terminations_total", namespace="default", pool="mute", reason="ReadinessTimeout"
     )
+    assert terminated >= before + 1
 
 
 async def test_ready_machine_going_offline_is_replaced(
