@@ -92,7 +92,15 @@ class GenerationJobSpec(CamelModel):
         None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_STEP, description="Height in pixels."
     )
     steps: int | None = Field(None, ge=1, le=150, description="Sampler steps.")
-    cfg: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance scale.")
+    cfg: float | None = Field(
+        None,
+        ge=0,
+        le=30,
+        description=(
+            "Classifier-free guidance scale; on a flux-dev checkpoint the Flux guidance "
+            "(the sampler runs at CFG 1), on flux-schnell ignored."
+        ),
+    )
     sampler: str | None = Field(None, max_length=64, description="KSampler sampler_name.")
     scheduler: str | None = Field(None, max_length=64, description="KSampler scheduler.")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, description="Seed; -1 = choose one and record it.")
