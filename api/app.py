@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from warmpool.api import metrics, problems, streams
+from warmpool.api import jobs, metrics, problems, streams
 from warmpool.api.accounts import credit_routes, spend_routes
 from warmpool.api.accounts import routes as account_routes
 from warmpool.api.accounts.credits import InsufficientCreditError
@@ -25,6 +25,7 @@ from warmpool.api.accounts.limits import SpendLimitError
 from warmpool.api.accounts.service import Accounts
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
+from warmpool.api.fanout import Fanout, encode_with
 from warmpool.api.gallery_ops import retention_loop
 from warmpool.api.guards import Guard
 from warmpool.api.hub import Hub
@@ -100,6 +101,7 @@ def create_app(
             limiter=RateLimiter(settings.studio_requests_per_minute, shared.counters),
             blocklist=Blocklist(settings.studio_blocklist),
             slots=shared.slots,
+            fanout=Fanout(hub, encode_with(jobs.progress_of)),
             pools=records.pools,
         )
         hub.start()
@@ -115,6 +117,7 @@ def create_app(
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
+            await app.state.studio.fanout.close()
             await hub.stop()
             await accounts.close()
             await records.close()

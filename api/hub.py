@@ -107,18 +107,31 @@ class Hub:
     @contextlib.asynccontextmanager
     async def subscribe(self, name: str) -> AsyncIterator[Listener]:
         """A queue of the named job's changes for as long as the context is open."""
-        listener = Listener(name)
-        self._listeners.setdefault(name, set()).add(listener)
+        listener = self.listen(name)
         try:
             yield listener
         finally:
-            group = self._listeners.get(name)
-            if group is not None:
-                group.discard(listener)
-                if not group:
-                    del self._listeners[name]
-                    self._latest.pop(name, None)
-                    self._reads.pop(name, None)
+            self.unlisten(listener)
+
+    def listen(self, name: str) -> Listener:
+        """:meth:`subscribe` without the context: end it with :meth:`unlisten`."""
+        listener = Listener(name)
+        self._listeners.setdefault(name, set()).add(listener)
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        group = self._listeners.get(listener.name)
+        if group is not None:
+            group.discard(listener)
+            if not group:
+                del self._listeners[listener.name]
+                self._latest.pop(listener.name, None)
+                self._reads.pop(listener.name, None)
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """The newest object published for a job somebody listens to (None: not yet read,
+        or deleted)."""
+        return self._latest.get(name)
 
     def owner(self, name: str) -> str | None:
         """The job's owner as the synced watch last saw it; None when unknown."""

@@ -106,6 +106,21 @@ def to_out(obj: dict[str, Any], estimate: EstimateOut | None = None) -> Generati
     )
 
 
+def progress_of(obj: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
+    """The data of a ``progress`` event (a job deleted before its end is ``Cancelled``)."""
+    out = to_out(obj)
+    phase = out.phase if (out.phase in TERMINAL_PHASES or not deleted) else "Cancelled"
+    return {
+        "name": out.name,
+        "phase": phase,
+        "percent": out.percent,
+        "value": out.status.progress.value,
+        "max": out.status.progress.max,
+        "message": out.message,
+        "outputs": [o.model_dump(by_alias=True) for o in out.outputs],
+    }
+
+
 # ---------------------------------------------------------------- checks
 
 

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from warmpool.api.auth import Authenticator
 from warmpool.api.blocklist import Blocklist
+from warmpool.api.fanout import Fanout
 from warmpool.api.hub import Hub
 from warmpool.api.limits import RateLimiter
 from warmpool.api.records.watch import SharedWatch
@@ -30,6 +31,8 @@ class Studio:
     blocklist: Blocklist
     #: Admissions under the unfinished-jobs limit (shared by the replicas on PostgreSQL).
     slots: Slots
+    #: The progress streams of each job, written by one task per job.
+    fanout: Fanout
     #: The records' shared GpuPool watch: pool lookups read its cache (None: always GET).
     pools: SharedWatch | None = None
 

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -47,6 +47,13 @@ def encode_text(event: str, text: str) -> bytes:
     return b"event: " + event.encode() + b"\r\ndata: " + text.encode() + b"\r\n\r\n"
 
 
+async def _nothing() -> AsyncGenerator[bytes, None]:
+    """No chunks (push mode: the response writes them itself)."""
+    nothing: tuple[bytes, ...] = ()
+    for chunk in nothing:
+        yield chunk
+
+
 class KeepServerSend:
     """Outermost ASGI layer: remembers the server's ``send`` in the scope for streams."""
 
@@ -60,19 +67,22 @@ class KeepServerSend:
 
 
 class EventStream(StreamingResponse):
-    """``text/event-stream`` of the byte chunks ``chunks`` yields, until it ends or the
-    client goes; a ``PING`` comment after ``ping`` seconds without a chunk."""
+    """``text/event-stream`` of the byte chunks ``chunks`` yields (or that ``push`` writes
+    itself), until it ends or the client goes; a ``PING`` comment after ``ping`` seconds
+    without a chunk (every ``ping`` seconds in push mode)."""
 
     media_type = MEDIA_TYPE
 
     def __init__(
         self,
-        chunks: AsyncGenerator[bytes, None],
+        chunks: AsyncGenerator[bytes, None] | None = None,
         status_code: int = 200,
         *,
+        push: Callable[[Send], Awaitable[None]] | None = None,
         ping: float = 15.0,
         background: BackgroundTask | None = None,
     ) -> None:
+        chunks = chunks if chunks is not None else _nothing()
         super().__init__(  # StreamingResponse: no Content-Length, chunked
             chunks,
             status_code=status_code,
@@ -81,6 +91,8 @@ class EventStream(StreamingResponse):
             background=background,
         )
         self.chunks = chunks
+        #: Push mode: writes the chunks itself with the send it is given (:mod:`fanout`).
+        self.push = push
         self.ping = ping
         self._last_sent = 0.0
 
@@ -108,6 +120,9 @@ class EventStream(StreamingResponse):
             await self.background()
 
     async def _stream(self, send: Send) -> None:
+        if self.push is not None:
+            await self.push(send)
+            return
         async for chunk in self.chunks:
             self._last_sent = time.monotonic()
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from warmpool.api import files, gallery_ops, jobs, metrics, streams
 from warmpool.api.accounts import spend_routes
 from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.hub import JobEvent
 from warmpool.api.problems import not_found
 from warmpool.api.records.curation import Curation
 from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
 from warmpool.api.schemas import GenerationRequest as Req
-from warmpool.api.state import Studio
 from warmpool.api.streams import EventStream
-from warmpool.crds.generationjob import TERMINAL_PHASES, GenerationJob, JobPhase, Output
+from warmpool.crds.generationjob import GenerationJob, JobPhase, Output
 from warmpool.operator.adapters import kube
 
 router = APIRouter(prefix="/api/v1", tags=["generations"])
@@ -104,20 +102,6 @@ async def cancel_generation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _snapshot(obj: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
-    out = jobs.to_out(obj)
-    phase = out.phase if (out.phase in TERMINAL_PHASES or not deleted) else "Cancelled"
-    return {
-        "name": out.name,
-        "phase": phase,
-        "percent": out.percent,
-        "value": out.status.progress.value,
-        "max": out.status.progress.max,
-        "message": out.message,
-        "outputs": [o.model_dump(by_alias=True) for o in out.outputs],
-    }
-
-
 @router.get(
     "/generations/{name}/events",
     summary="Progress as Server-Sent Events",
@@ -132,41 +116,15 @@ async def generation_events(studio: StudioDep, user: UserDep, name: Name) -> Eve
         await jobs.get_owned(studio, user, kube.GENERATIONJOBS, name)
     elif not user.may_touch(owner):
         raise not_found(kube.GENERATIONJOBS.kind)
-    return EventStream(_progress(studio, name), ping=SSE_PING_SECONDS)
 
+    async def push(send: Send) -> None:
+        metrics.SSE_LISTENERS.inc()
+        try:
+            await studio.fanout.stream(name, send)
+        finally:
+            metrics.SSE_LISTENERS.dec()
 
-async def _progress(studio: Studio, name: str) -> AsyncGenerator[bytes, None]:
-    """The job's changes, each encoded once for all its listeners (``JobEvent.memo``):
-    per listener and change, a comparison and one write."""
-    metrics.SSE_LISTENERS.inc()
-    try:
-        # Subscribe first, then read: a change between the two is never lost.
-        async with studio.hub.subscribe(name) as listener:
-            obj = await studio.hub.current(name)
-            phase, last = "Cancelled", b""
-            if obj is not None:
-                phase, last = _encoded(JobEvent("MODIFIED", obj))
-                yield last
-            deleted = obj is None
-            while not deleted and phase not in TERMINAL_PHASES:
-                change = await listener.queue.get()
-                deleted = change.type == "DELETED"
-                phase, encoded = _encoded(change)
-                if encoded != last:
-                    last = encoded
-                    yield encoded
-            yield streams.encode("done", {"name": name, "phase": phase})
-    finally:
-        metrics.SSE_LISTENERS.dec()
-
-
-def _encoded(change: JobEvent) -> tuple[str, bytes]:
-    """(phase, the ``progress`` event) of a change, computed by its first listener."""
-    memo = change.memo.get("progress")
-    if memo is None:
-        snap = _snapshot(change.object, deleted=change.type == "DELETED")
-        memo = change.memo["progress"] = (snap["phase"], streams.encode("progress", snap))
-    return memo
+    return EventStream(push=push, ping=SSE_PING_SECONDS)
 
 
 async def _output(studio: StudioDep, user: UserDep, name: str, index: int) -> tuple[str, Output]:
