@@ -4,7 +4,8 @@ Figures, printed and written to ``bench/results/pools.json``:
 - Vast.ai requests per reconcile interval in steady state, by endpoint, for a small and a
   large pool (listing must not grow with the number of instances: one per interval);
 - time from the ``replicas`` change to every rental requested, and to every instance Ready;
-- operator CPU seconds and peak RSS (the operator runs as its own process, as in a cluster).
+- operator CPU seconds and peak RSS (the operator runs as its own process, as in a cluster);
+- the operator's Kubernetes API requests per reconcile interval in steady state, by method.
 
 - issue 16's figure: operator CPU milliseconds per idle Ready instance per reconcile
   interval (the steady-state CPU ÷ instances).
@@ -63,18 +64,21 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
         )
         cpu_to_ready = stack.cpu_seconds() - cpu0
         before = dict(sim.state.requests)
+        api_before = dict(stack.cluster.emulator.methods)
         cpu1 = stack.cpu_seconds()
         await stack.start_profile()
         await asyncio.sleep(window)  # steady state, measured over a fixed window
         cpu_steady = stack.cpu_seconds() - cpu1
         await stack.stop_profile()
         after = dict(sim.state.requests)
+        api = {m: n - api_before.get(m, 0) for m, n in stack.cluster.emulator.methods.items()}
         per_interval = {
             route: round((after.get(route, 0) - before.get(route, 0)) * interval / window, 2)
             for route in after
             if after.get(route, 0) != before.get(route, 0)
         }
         per_interval_cpu = cpu_steady * interval / window
+        api_per_interval = {m: round(n * interval / window, 2) for m, n in sorted(api.items()) if n}
         return {
             "operator_cpu_ms_per_idle_ready_instance_per_interval (goal <= 2)": round(
                 per_interval_cpu * 1000 / size, 2
@@ -84,6 +88,8 @@ async def run(size: int, *, time_scale: float, interval: float, window: float) -
             "seconds_to_all_rentals_requested": round(requested, 2),
             "seconds_to_all_ready": round(all_ready, 2),
             "vastai_requests_per_interval": per_interval,
+            # The operator's Kubernetes API requests (watch streams opened included).
+            "api_requests_per_interval": api_per_interval,
             "operator_cpu_seconds_to_ready": round(cpu_to_ready, 2),
             "operator_cpu_seconds_per_interval_steady": round(cpu_steady * interval / window, 3),
             "operator_peak_rss_mb": round(peak_rss_mb(stack.operator.pid), 1),

@@ -46,7 +46,7 @@ async def run(
     names = [f"scale-{i:05}" for i in range(jobs)]
     created: dict[str, float] = {}
     async with operator_stack(
-        "scale", machines=instances + 40, seed=9, interval=INTERVAL, probe_interval=1.0,
+        "scale", machines=instances * 3 // 2 + 40, seed=9, interval=INTERVAL, probe_interval=1.0,
         # A bounded request log and one version per object: the emulator's memory stays
         # flat over 10,000 jobs (writes are counted by method, whatever the log keeps).
         cluster_options={"request_log_limit": 1000, "history_limit": 1},

@@ -31,9 +31,38 @@ def offer_view(offer: Offer) -> offers.OfferView:
     )
 
 
+#: Parsed GpuInstances by (uid, resourceVersion): an object that did not change is parsed
+#: once, not once per caller per pass (a scale-up of N instances reads its N siblings N
+#: times under the pool's lock). Values are never mutated; bounded by :data:`MEMO_SIZE`.
+_PARSED: dict[tuple[str, str], tuple[GpuInstance, policy.InstanceView]] = {}
+MEMO_SIZE = 8192
+
+
+def parsed_instance(body: dict[str, Any]) -> GpuInstance:
+    """The GpuInstance model of a body, parsed once per version (do not mutate it)."""
+    return _parsed(body)[0]
+
+
+def _parsed(body: dict[str, Any]) -> tuple[GpuInstance, policy.InstanceView]:
+    meta = body.get("metadata") or {}
+    key = (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+    if all(key) and (hit := _PARSED.get(key)) is not None:
+        return hit
+    inst = GpuInstance.from_body(body)
+    entry = (inst, _view(inst))
+    if all(key):
+        if len(_PARSED) >= MEMO_SIZE:
+            _PARSED.clear()
+        _PARSED[key] = entry
+    return entry
+
+
 def instance_view(body: dict[str, Any]) -> policy.InstanceView:
     """The decision layer's view of a GpuInstance object."""
-    inst = GpuInstance.from_body(body)
+    return _parsed(body)[1]
+
+
+def _view(inst: GpuInstance) -> policy.InstanceView:
     s = inst.status
     created = parse_optional_time(inst.metadata.creation_timestamp)
     return policy.InstanceView(

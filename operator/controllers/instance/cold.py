@@ -29,6 +29,7 @@ from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import Update, patch_status, update_status
 from warmpool.operator.adapters.vastai_models import Instance
+from warmpool.operator.controllers import views
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import liveness, termination
 from warmpool.operator.decisions import budget, cold, resuming
@@ -48,7 +49,7 @@ def spend_today(pool: GpuPool, bodies: list[dict[str, Any]], now: datetime) -> f
     """The pool's spend today: each stop or start closed the earlier prices' periods."""
     periods = []
     for body in bodies:
-        inst = GpuInstance.from_body(body)
+        inst = views.parsed_instance(body)  # parsed once per version
         periods.append(Billing(billed_since(inst), inst.status.price_per_hour))
     return budget.spend_today(pool.status.spend, periods, now=now)
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from warmpool.operator.adapters import kube
-from warmpool.operator.controllers import cache, pool
+from warmpool.operator.controllers import cache, pool, views
 from warmpool.operator.deps import Deps
 from warmpool.operator.settings import OperatorSettings
 
@@ -152,3 +152,17 @@ async def test_status_moved_only_by_the_clock_is_written_once_a_refresh(deps: De
     clock.t += 60.0
     await pool.write_status(deps, "default", "p", current, {**STATUS, "spendToday": 1.3})
     assert len(fake.patches) == 3, "the spend is refreshed every status refresh"
+
+
+def test_an_unchanged_instance_is_parsed_once_per_version() -> None:
+    """A scale-up of N instances reads its N siblings N times under the pool's lock: each
+    version of a body is parsed once (the memo is keyed by uid and resourceVersion)."""
+    body = instance()
+    body["metadata"]["uid"] = "u-1"
+    first = views.instance_view(body)
+    assert views.instance_view(copy.deepcopy(body)) is first
+    changed = copy.deepcopy(body)
+    changed["metadata"]["resourceVersion"] = "8"
+    changed["status"]["phase"] = "Draining"
+    assert views.instance_view(changed).phase == "Draining"
+    assert views.parsed_instance(changed).status.phase == "Draining"
