@@ -88,6 +88,9 @@ def sign_up(page: Any, login: str) -> None:
 
 def pay_with_card(page: Any, number: str) -> None:
     """localstripe's Card Element: plain inputs for number, month, year, CVC, postcode."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#pay-form")).to_be_visible()
     inputs = page.locator("#payment-element input")
     for i, value in enumerate([number, "12", "34", "123", "75001"]):
         inputs.nth(i).fill(value)
@@ -145,14 +148,17 @@ def test_buy_credits_on_the_page_then_spend_them(
     cost = round(debit / MARKUP / 2, 6)
     done = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "actualCost": cost}
     stack.run(stack.drive.set_status(job["name"], done))
-    page.goto(stack.url + "/credits")
-    expected = f"${5 - cost * MARKUP:.4f}"
-    for _ in range(100):
-        if page.locator("#balance").text_content() == expected:
+    expected = 5 - cost * MARKUP
+    for _ in range(80):  # the studio's job watch settles it (polled gently: a rate limit)
+        got = page.request.get(stack.url + "/api/v1/credits").json()
+        if any(e["kind"] == "settle" for e in got["entries"]):
             break
-        page.wait_for_timeout(100)
-        page.reload()
-    expect(page.locator("#balance")).to_have_text(expected)
+        page.wait_for_timeout(250)
+    assert got["balance"] == pytest.approx(expected, abs=2e-6)
+    page.goto(stack.url + "/credits")
+    expect(page.locator("#main")).to_have_attribute("data-ready", "true")
+    # the page keeps the digits of a tiny spend ($4.999167, not $4.9992 or $5.0000)
+    expect(page.locator("#balance")).to_have_text(f"${got['balance']:.6f}")
     kinds = page.locator("#history tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
     assert kinds == ["settle", "debit", "purchase"]
     page.screenshot(path=str(ARTIFACTS / "credits-history.png"), full_page=True)
