@@ -8,6 +8,7 @@ as its own process, started as ``warmpool-sim dev --payments`` starts it. Screen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,12 +134,10 @@ def test_buy_credits_on_the_page_then_spend_them(
     expect(page.locator("#who")).to_have_text("pat@example.test")
     page.fill("#prompt", "a lighthouse at dusk")
     page.click("#generate")
-    jobs = page.request.get(stack.url + "/api/v1/generations").json()
-    for _ in range(100):
-        if jobs.get("items"):
-            break
-        page.wait_for_timeout(100)
-        jobs = page.request.get(stack.url + "/api/v1/generations").json()
+    deadline = time.monotonic() + 30
+    while not (jobs := page.request.get(stack.url + "/api/v1/generations").json())["items"]:
+        assert time.monotonic() < deadline, "no generation made in 30 s"
+        page.wait_for_timeout(500)
     (job,) = jobs["items"]
     credits = page.request.get(stack.url + "/api/v1/credits").json()
     debit = -next(e["amount"] for e in credits["entries"] if e["kind"] == "debit")
@@ -149,11 +148,13 @@ def test_buy_credits_on_the_page_then_spend_them(
     done = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "actualCost": cost}
     stack.run(stack.drive.set_status(job["name"], done))
     expected = 5 - cost * MARKUP
-    for _ in range(80):  # the studio's job watch settles it (polled gently: a rate limit)
+    deadline = time.monotonic() + 60  # the studio's job watch settles it
+    while True:
         got = page.request.get(stack.url + "/api/v1/credits").json()
         if any(e["kind"] == "settle" for e in got["entries"]):
             break
-        page.wait_for_timeout(250)
+        assert time.monotonic() < deadline, f"not settled in 60 s: {got}"
+        page.wait_for_timeout(1000)  # gently: the studio limits requests per minute
     assert got["balance"] == pytest.approx(expected, abs=2e-6)
     page.goto(stack.url + "/credits")
     expect(page.locator("#main")).to_have_attribute("data-ready", "true")
