@@ -17,6 +17,7 @@ import pytest
 from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
 from stripefake import JS_PATH, register_webhook, running_localstripe
 
+from warmpool.operator.adapters import kube
 from warmpool.sim.oidc_provider import OidcProvider, missing, start_provider
 
 pytestmark = [
@@ -24,6 +25,7 @@ pytestmark = [
     pytest.mark.skipif(missing() is not None, reason=str(missing())),
 ]
 HOOK = "whsec_browser0123456789"
+NS = "default"
 MARKUP = 1.25
 
 
@@ -133,12 +135,15 @@ def test_buy_credits_on_the_page_then_spend_them(
     page.goto(stack.url + "/#create")
     expect(page.locator("#who")).to_have_text("pat@example.test")
     page.fill("#prompt", "a lighthouse at dusk")
+    expect(page.locator("#estimate")).to_contain_text("$")  # the page knows the pool
     page.click("#generate")
     deadline = time.monotonic() + 30
-    while not (jobs := page.request.get(stack.url + "/api/v1/generations").json())["items"]:
-        assert time.monotonic() < deadline, "no generation made in 30 s"
-        page.wait_for_timeout(500)
-    (job,) = jobs["items"]
+    while not (jobs := stack.run(stack.kube.list(kube.GENERATIONJOBS, NS))):
+        error = page.locator("#gen-error").text_content()
+        assert time.monotonic() < deadline, f"no generation made in 30 s ({error})"
+        page.wait_for_timeout(100)
+    (job,) = jobs
+    name = job["metadata"]["name"]
     credits = page.request.get(stack.url + "/api/v1/credits").json()
     debit = -next(e["amount"] for e in credits["entries"] if e["kind"] == "debit")
     assert 0 < debit < 5 and credits["balance"] == pytest.approx(5 - debit, abs=1e-6)
@@ -146,7 +151,7 @@ def test_buy_credits_on_the_page_then_spend_them(
     # --- it finishes at a cost below its estimate: settled at cost × markup
     cost = round(debit / MARKUP / 2, 6)
     done = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "actualCost": cost}
-    stack.run(stack.drive.set_status(job["name"], done))
+    stack.run(stack.drive.set_status(name, done))
     expected = 5 - cost * MARKUP
     deadline = time.monotonic() + 60  # the studio's job watch settles it
     while True:
