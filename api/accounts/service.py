@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import tenacity
 from fastapi import Request
 
 from warmpool.api.accounts.credits import Credits, Stripe
@@ -26,6 +27,7 @@ from warmpool.api.records.usage import usage_of
 from warmpool.api.settings import StudioSettings
 
 PROVIDER_TIMEOUT_SECONDS = 10.0
+SETTLE_ATTEMPTS = 5
 logger = logging.getLogger(__name__)
 
 __all__ = ["Accounts", "NameTakenError"]
@@ -94,7 +96,17 @@ class Accounts:
             row = await self._finished.get()
             try:
                 if row["job"] not in done:
-                    await self.credits.settle(row["owner"], row["job"], row["phase"], row["cost"])
+                    # A finished job is seen once: a transient database error (SQLite busy
+                    # under load) must not lose its settlement, so it is tried again.
+                    async for attempt in tenacity.AsyncRetrying(
+                        stop=tenacity.stop_after_attempt(SETTLE_ATTEMPTS),
+                        wait=tenacity.wait_exponential(multiplier=0.5, max=8),
+                        reraise=True,
+                    ):
+                        with attempt:
+                            await self.credits.settle(
+                                row["owner"], row["job"], row["phase"], row["cost"]
+                            )
                     done.add(row["job"])
             except Exception:
                 logger.exception("could not settle the credits of a job")

@@ -3,7 +3,12 @@
 import { api } from "./api.js";
 
 const $ = (sel) => document.querySelector(sel);
-const dollars = (n) => `${n < 0 ? "−" : ""}$${Math.abs(Number(n)).toFixed(4)}`;
+// Four decimals, or six when four would round a few GPU seconds away ($4.999926, not $5.0000).
+const dollars = (n) => {
+  const v = Math.abs(Number(n));
+  const digits = Math.abs(Math.round(v * 1e4) - v * 1e4) > 1e-6 ? 6 : 4;
+  return `${n < 0 ? "−" : ""}$${v.toFixed(digits)}`;
+};
 const LABELS = { purchase: "Purchase", debit: "Generation", settle: "Settled at cost", refund: "Refund" };
 let info = null;
 
@@ -44,14 +49,16 @@ async function load() {
 //   a token (the card goes to Stripe, never to the studio), the studio pays the intent with
 //   it, and Stripe.js handles an authentication (3-D Secure) the card asks for.
 async function buy(pack) {
+  // A previous attempt's fields go at once: nobody types a card into a form about to vanish.
+  const form = $("#pay-form");
+  form.hidden = true;
+  $("#payment-element").replaceChildren();
   $("#pay-status").textContent = "";
   const intent = await api("/credits/intents", { method: "POST", body: { pack } });
   const stripe = window.Stripe(info.publishableKey);
   const elements = info.flow === "card-token" ? stripe.elements() : stripe.elements({ clientSecret: intent.clientSecret });
   const element = elements.create(info.flow === "card-token" ? "card" : "payment");
-  $("#payment-element").replaceChildren();
   element.mount("#payment-element");
-  const form = $("#pay-form");
   form.dataset.pack = String(pack);
   form.hidden = false;
   form.onsubmit = async (ev) => {

@@ -192,3 +192,49 @@ def test_payments_are_off_by_default(served: Any) -> None:
     assert http.post("/payments/webhook", content=b"{}").status_code == 404
     assert http.post("/api/v1/credits/intents", json={"pack": 5}).status_code == 404
     http.close()
+
+
+async def test_a_settlement_that_fails_once_is_tried_again(tmp_path: Any) -> None:
+    """A finished job is seen once by the studio's watch, and a transient database error
+    (SQLite busy under load) used to drop its settlement for good: the credit kept the
+    whole estimate. It is tried again, and applied once."""
+    from sqlalchemy.exc import OperationalError
+
+    from warmpool.api.accounts.service import Accounts
+    from warmpool.api.hub import JobEvent
+    from warmpool.api.records.db import Database
+    from warmpool.api.settings import StudioSettings
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/records.db"
+    db = Database(url)
+    await db.migrate()
+    settings = StudioSettings(  # type: ignore[call-arg]
+        _env_file=None, studio_auth="none", studio_records_url=url,
+        **payments("http://127.0.0.1:9"),
+    )  # fmt: skip
+    accounts = Accounts(settings, db)
+    credits = accounts.credits
+    assert credits is not None
+    await credits.purchase("evt_1", "ann", 1.0, "pi_1")
+    key = await credits.debit("ann", 0.2)
+    await credits.bind(key, "gen-1")
+    real, calls = credits.settle, []
+
+    async def flaky(*args: Any) -> bool:
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        return await real(*args)
+
+    credits.settle = flaky  # type: ignore[method-assign]
+    accounts.start()
+    job = {"metadata": {"name": "gen-1", "namespace": "default", "uid": "u1"},
+           "spec": {"pool": "sdxl", "prompt": "x", "owner": "ann"},
+           "status": {"phase": "Succeeded", "actualCost": 0.1,
+                      "finishedAt": "2030-01-01T00:00:00Z"}}  # fmt: skip
+    accounts.on_job(JobEvent(type="MODIFIED", object=job))
+    await asyncio.wait_for(accounts.settled(), timeout=30)
+    await accounts.close()
+    assert len(calls) == 2
+    assert await credits.balance("ann") == pytest.approx(1.0 - 0.1 * MARKUP)
+    await db.close()

@@ -8,6 +8,7 @@ as its own process, started as ``warmpool-sim dev --payments`` starts it. Screen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
 from stripefake import JS_PATH, register_webhook, running_localstripe
 
+from warmpool.operator.adapters import kube
 from warmpool.sim.oidc_provider import OidcProvider, missing, start_provider
 
 pytestmark = [
@@ -23,6 +25,7 @@ pytestmark = [
     pytest.mark.skipif(missing() is not None, reason=str(missing())),
 ]
 HOOK = "whsec_browser0123456789"
+NS = "default"
 MARKUP = 1.25
 
 
@@ -88,6 +91,9 @@ def sign_up(page: Any, login: str) -> None:
 
 def pay_with_card(page: Any, number: str) -> None:
     """localstripe's Card Element: plain inputs for number, month, year, CVC, postcode."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#pay-form")).to_be_visible()
     inputs = page.locator("#payment-element input")
     for i, value in enumerate([number, "12", "34", "123", "75001"]):
         inputs.nth(i).fill(value)
@@ -129,14 +135,15 @@ def test_buy_credits_on_the_page_then_spend_them(
     page.goto(stack.url + "/#create")
     expect(page.locator("#who")).to_have_text("pat@example.test")
     page.fill("#prompt", "a lighthouse at dusk")
+    expect(page.locator("#estimate")).to_contain_text("$")  # the page knows the pool
     page.click("#generate")
-    jobs = page.request.get(stack.url + "/api/v1/generations").json()
-    for _ in range(100):
-        if jobs.get("items"):
-            break
+    deadline = time.monotonic() + 30
+    while not (jobs := stack.run(stack.kube.list(kube.GENERATIONJOBS, NS))):
+        error = page.locator("#gen-error").text_content()
+        assert time.monotonic() < deadline, f"no generation made in 30 s ({error})"
         page.wait_for_timeout(100)
-        jobs = page.request.get(stack.url + "/api/v1/generations").json()
-    (job,) = jobs["items"]
+    (job,) = jobs
+    name = job["metadata"]["name"]
     credits = page.request.get(stack.url + "/api/v1/credits").json()
     debit = -next(e["amount"] for e in credits["entries"] if e["kind"] == "debit")
     assert 0 < debit < 5 and credits["balance"] == pytest.approx(5 - debit, abs=1e-6)
@@ -144,15 +151,20 @@ def test_buy_credits_on_the_page_then_spend_them(
     # --- it finishes at a cost below its estimate: settled at cost × markup
     cost = round(debit / MARKUP / 2, 6)
     done = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "actualCost": cost}
-    stack.run(stack.drive.set_status(job["name"], done))
-    page.goto(stack.url + "/credits")
-    expected = f"${5 - cost * MARKUP:.4f}"
-    for _ in range(100):
-        if page.locator("#balance").text_content() == expected:
+    stack.run(stack.drive.set_status(name, done))
+    expected = 5 - cost * MARKUP
+    deadline = time.monotonic() + 60  # the studio's job watch settles it
+    while True:
+        got = page.request.get(stack.url + "/api/v1/credits").json()
+        if any(e["kind"] == "settle" for e in got["entries"]):
             break
-        page.wait_for_timeout(100)
-        page.reload()
-    expect(page.locator("#balance")).to_have_text(expected)
+        assert time.monotonic() < deadline, f"not settled in 60 s: {got}"
+        page.wait_for_timeout(1000)  # gently: the studio limits requests per minute
+    assert got["balance"] == pytest.approx(expected, abs=2e-6)
+    page.goto(stack.url + "/credits")
+    expect(page.locator("#main")).to_have_attribute("data-ready", "true")
+    # the page keeps the digits of a tiny spend ($4.999167, not $4.9992 or $5.0000)
+    expect(page.locator("#balance")).to_have_text(f"${got['balance']:.6f}")
     kinds = page.locator("#history tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
     assert kinds == ["settle", "debit", "purchase"]
     page.screenshot(path=str(ARTIFACTS / "credits-history.png"), full_page=True)
