@@ -202,6 +202,9 @@ class Dispatcher:
             pool_known=pool is not None, now=now,
         )  # fmt: skip
         occupied = Counter(h.instance.name for h in mine)
+        expected: dict[str, float] = {}  # seconds of the held jobs, by instance
+        for h in mine:
+            expected[h.instance.name] = expected.get(h.instance.name, 0.0) + h.job.seconds
         for intent in plan.intents:
             match intent:
                 case recovery.Halt(uid, reason):
@@ -219,7 +222,7 @@ class Dispatcher:
                 case recovery.Hold(_uid, instance):
                     occupied[instance] += 1
         queued = [by_uid[uid] for uid in plan.queued]
-        placed = self._place(key, pool, queued, instances, occupied)
+        placed = self._place(key, pool, queued, instances, occupied, expected)
         left = [j for j in queued if j.uid not in placed]
         waiting = len(left)
         held = len(ledger.held_in(key))
@@ -237,21 +240,30 @@ class Dispatcher:
         queued: list[JobFacts],
         instances: dict[str, InstanceFacts],
         occupied: Counter[str],
+        expected: dict[str, float],
     ) -> set[str]:
-        """Start runners for the queued jobs that fit the free slots; their uids."""
+        """Start runners for the queued jobs that fit the free slots (or queue-ahead
+        places: on instances whose held jobs are expected to end within
+        ``WARMPOOL_QUEUE_AHEAD_MAX_SECONDS``); their uids."""
         ns, pool_name = key
         placed: set[str] = set()
         if pool is None or not queued:
             return placed
         concurrency = pool.jobs.concurrency_per_instance
-        ahead = self.deps.settings.queue_ahead
+        settings = self.deps.settings
         checkpoints = self.ledger.checkpoints
+
+        def places_behind(name: str) -> int:
+            if expected.get(name, 0.0) > settings.queue_ahead_max_seconds:
+                return 0
+            return scheduler.free_slots(concurrency + settings.queue_ahead, occupied[name]) - (
+                scheduler.free_slots(concurrency, occupied[name])
+            )
+
         slots = [
             scheduler.SlotView(i.name, scheduler.free_slots(concurrency, occupied[i.name]),
                                checkpoints.get((ns, i.name), i.checkpoint), i.machine_id,
-                               i.gpu_name,
-                               ahead=scheduler.free_slots(concurrency + ahead, occupied[i.name])
-                               - scheduler.free_slots(concurrency, occupied[i.name]))
+                               i.gpu_name, ahead=places_behind(i.name))
             for i in instances.values()
             if i.phase == "Ready" and not i.deleting and i.comfy_url
         ]  # fmt: skip
