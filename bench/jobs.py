@@ -1,8 +1,9 @@
 """Benchmark: N generation jobs over a pool of ready simulated instances (issue 6).
 
 Figures, printed and written to ``bench/results/jobs.json``:
-- dispatch latency: the job object created (the POST answered) → ComfyUI accepted the
-  prompt (``status.startedAt``, written right after ``POST /prompt`` answered), p50/p99;
+- dispatch latency: the job object created (the POST answered) → its prompt began to run
+  on ComfyUI (``status.startedAt``: ``execution_start``; a job queued ahead waits in
+  ComfyUI's queue before it), p50/p99;
 - operator CPU milliseconds per job over its whole life (the operator runs as its own
   process, as in a cluster; CPU measured from the first job created to the last done);
 - API-server writes (POST/PUT/PATCH/DELETE) per job, in all and on the job object itself,
@@ -168,13 +169,13 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
             "dispatch_ms_p50": round(statistics.median(latencies), 1),
             "dispatch_ms_p99": round(percentile(latencies, 99), 1),
             "dispatch_ms_max": round(max(latencies), 1),
-            "run_ms_p50 (accepted→outputs stored, Succeeded)": round(statistics.median(runs), 1),
+            "run_ms_p50 (started→outputs stored, Succeeded)": round(statistics.median(runs), 1),
             "slot_turnaround_ms_p50 (finished→next placed)": round(statistics.median(gaps), 1)
             if gaps
             else None,
             "operator_cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
             "simulators_and_api_cpu_ms_per_job": round(own * 1000 / jobs, 2),
-            "dispatch_to_accepted_ms_p50 (scheduledAt→startedAt)": round(
+            "placed_to_started_ms_p50 (scheduledAt→startedAt)": round(
                 statistics.median(placed_to_started), 1
             ),
             "api_writes_per_job": round(len(writes) / jobs, 2),

@@ -86,6 +86,19 @@ class OperatorSettings(BaseSettings):
         "production: a rental reporting such a public_ipaddr is refused and replaced.",
     )
     comfy_timeout: float = Field(10.0, gt=0, description="ComfyUI per-request time-out, seconds.")
+    queue_ahead: int = Field(
+        1, ge=0, le=8,
+        description="Jobs queued in an instance's ComfyUI behind its running ones (beyond "
+        "the pool's concurrencyPerInstance), so the GPU never waits for the operator between "
+        "two jobs; used only when no instance has a free slot. 0: none.",
+    )  # fmt: skip
+    queue_ahead_max_seconds: float = Field(
+        60.0, ge=0,
+        description="Seconds: no job is queued ahead on an instance whose placed jobs are "
+        "expected to run longer than this in all (the workflow estimate on the reference "
+        "GPU): behind a long video a job waits in the pool's queue (where it counts as "
+        "demand) rather than in that instance's.",
+    )  # fmt: skip
     comfy_allow_plain_http: bool = Field(
         False,
         description="Rent without a per-instance TLS certificate and talk plain HTTP to "

@@ -1,5 +1,4 @@
-"""ComfyUI client: node catalogue, models, prompts, progress, outputs; the readiness
-probe lives in :mod:`.comfy_probe` (re-exported here, ``comfy.probe`` builds the client).
+"""ComfyUI client: node catalogue, models, prompts, queue, history, outputs.
 
 Wire protocol: ``contracts/comfyui-api.md``. HTTP goes through one chokepoint,
 :meth:`ComfyClient._request`, on an injected shared ``httpx.AsyncClient``: time-out,
@@ -10,29 +9,27 @@ every request, the websocket handshake included, never in a URL.
 The websocket (``/ws``) uses the ``websockets`` library rather than ``httpx-ws``:
 its keepalive pings notice a machine that vanished without closing the socket, it
 bounds the frame size (previews can be MBs), and a long-lived socket does not hold
-a connection of the shared HTTP pool. When the socket drops, :meth:`follow_prompt`
-falls back to polling ``/history/{id}`` and ``/queue``.
+a connection of the shared HTTP pool.
 
 Every answer is read with a byte cap (:mod:`.comfy_limits`) and JSON answers are checked
 against pydantic shapes (:mod:`.comfy_answers`) before use: a rented machine is not trusted.
 
-One piece of about 670 lines on purpose: the HTTP chokepoint, the websocket follower with
-its polling fallback and the output fetcher share one client's state (URL, token, time-outs,
-caps); the readiness probe (:mod:`.comfy_probe`), the per-URL HTTP pools
-(:mod:`.comfy_clients`), the caps and the answer shapes are split out.
+Split by concern: the values and error classifiers (:mod:`.comfy_values`, re-exported
+here), following one prompt (:mod:`.comfy_follow`: :meth:`ComfyClient.run_prompt` and
+:meth:`ComfyClient.follow_prompt` open a socket per prompt, for the canary), the
+instance's one shared socket that the job runners follow their prompts on
+(:mod:`.comfy_session`), the readiness probe (:mod:`.comfy_probe`, ``comfy.probe``
+builds the client), the per-URL HTTP pools and sessions (:mod:`.comfy_clients`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import ssl
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -42,17 +39,15 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.frames import CloseCode
+from websockets.asyncio.client import connect
 
 from warmpool.operator import errors
 from warmpool.operator.adapters import comfy_answers as answers
+from warmpool.operator.adapters.comfy_follow import WS_GREETING_TIMEOUT, Follower
 from warmpool.operator.adapters.comfy_limits import (
     ComfyLimits,
     capped_chunks,
     read_capped,
-    too_large,
 )
 from warmpool.operator.adapters.comfy_probe import (
     ProbeReason,
@@ -61,8 +56,23 @@ from warmpool.operator.adapters.comfy_probe import (
     probe_once,
     probe_with,
 )
+from warmpool.operator.adapters.comfy_values import (
+    HOST_OOM,
+    OOM_TIPS,
+    OutputFile,
+    ProgressCallback,
+    ProgressEvent,
+    PromptResult,
+    QueueState,
+    Submitted,
+    execution_error,
+    is_out_of_memory,
+    outputs_from,
+    validation_error,
+)
 
 __all__ = [
+    "HOST_OOM", "OOM_TIPS", "WS_GREETING_TIMEOUT",
     "ComfyClient", "ComfyLimits", "OutputFile", "ProbeReason", "ProbeResult", "ProbeTarget",
     "ProgressCallback", "ProgressEvent", "PromptResult", "QueueState", "Submitted",
     "execution_error", "is_out_of_memory", "outputs_from", "probe", "probe_once", "probe_with",
@@ -72,136 +82,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-OOM_TIPS = "This error means you ran out of memory on your GPU."
-HOST_OOM = "DefaultCPUAllocator: can't allocate memory"
-WS_GREETING_TIMEOUT = 5.0  # for the first status, sent once the server registered the socket
 #: A JSON answer must arrive whole within this many per-request time-outs (a body dripping
 #: one byte at a time never trips the per-read time-out).
 TOTAL_TIMEOUT_FACTOR = 3
-
-
-# ---------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """One file a prompt produced (an entry of ``history[id].outputs[node][key]``)."""
-
-    filename: str
-    subfolder: str
-    type: str
-    node_id: str
-    animated: bool = False
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """What :meth:`ComfyClient.follow_prompt` reports to ``on_progress``.
-
-    ``kind``: ``queued`` (``queue_remaining``), ``started``, ``cached`` (``nodes``),
-    ``executing`` (``node``), ``progress`` (``value``/``max``), ``executed``
-    (``node``, ``output``), ``success``, ``error``, ``interrupted``.
-    """
-
-    kind: str
-    prompt_id: str
-    node: str | None = None
-    value: int = 0
-    max: int = 0
-    nodes: tuple[str, ...] = ()
-    output: Mapping[str, Any] | None = None
-    queue_remaining: int | None = None
-
-
-ProgressCallback = Callable[[ProgressEvent], Awaitable[None] | None]
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """A queued prompt. ``node_errors`` is non-empty when the server queued it although
-    some outputs failed validation (it runs the outputs that validated)."""
-
-    prompt_id: str
-    number: float
-    node_errors: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PromptResult:
-    prompt_id: str
-    outputs: tuple[OutputFile, ...]
-    via: str = "websocket"  # or "history" when the socket dropped
-
-
-@dataclass(frozen=True)
-class QueueState:
-    running: tuple[str, ...]
-    pending: tuple[str, ...]
-
-    @property
-    def remaining(self) -> int:
-        return len(self.running) + len(self.pending)
-
-
-def outputs_from(entry_outputs: Mapping[str, Any]) -> tuple[OutputFile, ...]:
-    """Every ``{filename, subfolder, type}`` of a history entry's (or event's) outputs."""
-    files: list[OutputFile] = []
-    for node_id, ui in entry_outputs.items():
-        if not isinstance(ui, Mapping):
-            continue
-        animated = bool(ui.get("animated") and any(ui["animated"]))
-        for value in ui.values():
-            for item in value if isinstance(value, list) else []:
-                if isinstance(item, Mapping) and "filename" in item:
-                    files.append(OutputFile(str(item["filename"]), str(item.get("subfolder", "")),
-                                            str(item.get("type", "output")), str(node_id),
-                                            animated))  # fmt: skip
-    return tuple(files)
-
-
-def is_out_of_memory(exception_type: str, message: str) -> bool:
-    """Contract §14.6: the type ends with OutOfMemoryError, or the message says so.
-
-    Host memory counts too: torch on CPU (or pinned host memory) raises a plain
-    ``RuntimeError: [enforce fail at alloc_cpu.cpp] ... DefaultCPUAllocator: can't
-    allocate memory``.
-    """
-    text = message.lower()
-    return (
-        exception_type.endswith("OutOfMemoryError")
-        or "out of memory" in text
-        or HOST_OOM.lower() in text
-        or OOM_TIPS.lower() in text
-    )
-
-
-def execution_error(data: Mapping[str, Any]) -> errors.ComfyExecutionError:
-    """The typed error for an ``execution_error`` payload."""
-    kind = str(data.get("exception_type", ""))
-    message = str(data.get("exception_message", "")).strip() or "execution failed"
-    cls: type[errors.ComfyExecutionError] = (
-        errors.ComfyOutOfMemoryError
-        if is_out_of_memory(kind, message)
-        else errors.ComfyExecutionError
-    )
-    return cls(message, node_id=str(data.get("node_id", "")),
-               node_type=str(data.get("node_type", "")), exception_type=kind)  # fmt: skip
-
-
-def validation_error(body: Mapping[str, Any]) -> errors.ComfyValidationError:
-    """The typed error for a ``POST /prompt`` refusal, naming the first bad node and input."""
-    error = body.get("error") or {}
-    if isinstance(error, str):
-        error = {"message": error}
-    for node_id, entry in (body.get("node_errors") or {}).items():
-        for e in entry.get("errors", []):
-            name = str((e.get("extra_info") or {}).get("input_name", ""))
-            cls = str(entry.get("class_type", ""))
-            text = f"node {node_id} ({cls}) input {name!r}: {e.get('message')}: {e.get('details')}"
-            return errors.ComfyValidationError(text, node_id=str(node_id), node_type=cls,
-                                               input_name=name)  # fmt: skip
-    text = f"{error.get('type', 'invalid')}: {error.get('message', '')} {error.get('details', '')}"
-    return errors.ComfyValidationError(text.strip())
 
 
 # ---------------------------------------------------------------- client
@@ -234,6 +117,10 @@ class ComfyClient:
         self.attempts = attempts
         self._sleep = sleep
         self.limits = limits or ComfyLimits()
+
+    async def sleep(self, seconds: float) -> None:
+        """The client's sleep (injected: tests make backoff and polling instant)."""
+        await self._sleep(seconds)
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -315,12 +202,19 @@ class ComfyClient:
         client_id: str,
         *,
         prompt_id: str | None = None,
+        number: float | None = None,
         extra_data: Mapping[str, Any] | None = None,
     ) -> Submitted:
-        """``POST /prompt`` (never retried: a lost answer may still have queued it)."""
+        """``POST /prompt`` (never retried: a lost answer may still have queued it).
+
+        ``prompt_id``: chosen by the client (a canonical UUID; servers before mid-2025
+        ignore it: the answer's id is the one). ``number``: its place in the queue (lowest
+        runs first; the server's counter when None)."""
         body: dict[str, Any] = {"prompt": graph, "client_id": client_id}
         if prompt_id:
             body["prompt_id"] = prompt_id
+        if number is not None:
+            body["number"] = number
         if extra_data:
             body["extra_data"] = dict(extra_data)
         try:
@@ -358,9 +252,14 @@ class ComfyClient:
         body = {"prompt_id": prompt_id} if prompt_id else {}
         await self._request("POST", "/interrupt", json=body)
 
+    async def delete_queued(self, prompt_ids: Iterable[str]) -> None:
+        """``POST /queue {"delete": [...]}``: drop pending prompts (unknown ids and the
+        running one are left alone: only :meth:`interrupt` stops a running prompt)."""
+        await self._request("POST", "/queue", json={"delete": list(prompt_ids)})
+
     async def cancel(self, prompt_id: str) -> None:
         """Whatever its state: drop it from the pending queue, interrupt it if running."""
-        await self._request("POST", "/queue", json={"delete": [prompt_id]})
+        await self.delete_queued([prompt_id])
         await self.interrupt(prompt_id)
 
     async def upload_image(
@@ -432,7 +331,7 @@ class ComfyClient:
     ) -> PromptResult:
         """Open the socket, submit, follow to the end: no event can be missed."""
         client_id = client_id or uuid.uuid4().hex
-        follower = _Follower(self, client_id, on_progress, deadline, poll_interval)
+        follower = Follower(self, client_id, on_progress, deadline, poll_interval)
         return await follower.run(graph=graph)
 
     async def follow_prompt(
@@ -445,7 +344,7 @@ class ComfyClient:
         poll_interval: float = 1.0,
     ) -> PromptResult:
         """Follow an already submitted prompt to its end (success → result, else raise)."""
-        follower = _Follower(self, client_id, on_progress, deadline, poll_interval)
+        follower = Follower(self, client_id, on_progress, deadline, poll_interval)
         return await follower.run(prompt_id=prompt_id)
 
 
@@ -460,16 +359,6 @@ def _transport_error(endpoint: str, exc: httpx.TransportError) -> errors.ComfyEr
     if isinstance(exc, httpx.ConnectError):
         return errors.ComfyRefusedError(f"{endpoint}: connection refused")
     return errors.ComfyRefusedError(f"{endpoint}: {type(exc).__name__}")
-
-
-def _message(raw: str) -> answers.WsMessage:
-    """One websocket text frame, its envelope checked."""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise errors.ComfyMalformedResponseError("GET /ws: a frame is not JSON") from exc
-    message: answers.WsMessage = answers.parse(answers.WsMessage, data, "GET /ws")
-    return message
 
 
 def _raise_for_status(endpoint: str, code: int, content: bytes) -> None:
@@ -488,184 +377,6 @@ def _raise_for_status(endpoint: str, code: int, content: bytes) -> None:
     if code >= 500 or code in (408, 429):
         raise errors.ComfyServerError(f"{endpoint}: HTTP {code}")
     raise errors.ComfyError(f"{endpoint}: HTTP {code}")
-
-
-@dataclass
-class _Follower:
-    client: ComfyClient
-    client_id: str
-    on_progress: ProgressCallback | None
-    deadline: float
-    poll_interval: float
-    prompt_id: str = ""
-    outputs: dict[str, Any] = field(default_factory=dict)
-    started: bool = False
-
-    async def emit(self, event: ProgressEvent) -> None:
-        if self.on_progress is not None:
-            result = self.on_progress(event)
-            if inspect.isawaitable(result):
-                await result
-
-    async def run(
-        self, *, graph: Mapping[str, Any] | None = None, prompt_id: str | None = None
-    ) -> PromptResult:
-        end = time.monotonic() + self.deadline
-        try:
-            async with asyncio.timeout(self.deadline):
-                try:
-                    async with self.client.connect(self.client_id) as ws:
-                        early = await self._registered(ws)
-                        if graph is not None:
-                            sub = await self.client.submit_prompt(graph, self.client_id)
-                            self.prompt_id = sub.prompt_id
-                        else:
-                            self.prompt_id = str(prompt_id)
-                            entry = await self.client.history(self.prompt_id)
-                            if entry is not None:
-                                return await self._from_history(entry)
-                        return await self._listen(ws, early)
-                except InvalidStatus as exc:
-                    if exc.response.status_code in (401, 403):
-                        raise errors.ComfyAuthError("GET /ws: token refused") from exc
-                    logger.info("websocket refused (%s); polling", exc.response.status_code)
-                except ConnectionClosed as exc:
-                    if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
-                        raise too_large("GET /ws", self.client.limits.json, "a frame") from exc
-                    logger.info("websocket closed (%s); polling history", exc)
-                except (WebSocketException, OSError) as exc:
-                    logger.info("websocket lost (%s); polling history", type(exc).__name__)
-                if not self.prompt_id:
-                    raise errors.ComfyRefusedError("websocket unavailable")
-                return await self._poll(end)
-        except TimeoutError as exc:
-            raise errors.ComfyDeadlineError(
-                f"prompt {self.prompt_id} did not finish within {self.deadline:g}s"
-            ) from exc
-
-    async def _registered(self, ws: ClientConnection) -> list[str]:
-        """Wait (briefly) for the first ``status``: ComfyUI registers a socket only after
-        the handshake, then greets it (``sid``); an end announced before goes to nobody.
-        Messages arriving before the greeting are returned for :meth:`_listen`."""
-        early: list[str] = []
-        try:
-            async with asyncio.timeout(WS_GREETING_TIMEOUT):
-                async for raw in ws:
-                    if isinstance(raw, bytes):
-                        continue
-                    if _message(raw).type == "status":
-                        return early
-                    early.append(raw)
-        except TimeoutError:
-            logger.info("no status greeting within %gs; going on", WS_GREETING_TIMEOUT)
-            return early
-        raise WebSocketException("socket closed")
-
-    async def _listen(self, ws: ClientConnection, early: Iterable[str] = ()) -> PromptResult:
-        for text in early:
-            if (result := await self._on_message(text)) is not None:
-                return result
-        async for raw in ws:
-            if isinstance(raw, bytes):
-                continue  # previews
-            if (result := await self._on_message(raw)) is not None:
-                return result
-        raise WebSocketException("socket closed")
-
-    async def _on_message(self, raw: str) -> PromptResult | None:
-        """Handle one text message; the result once the prompt ended, else None."""
-        pid = self.prompt_id
-        message = _message(raw)
-        kind, data = message.type, message.data or {}
-        if kind == "status" and not self.started:
-            remaining = data.get("status", {}).get("exec_info", {}).get("queue_remaining")
-            await self.emit(ProgressEvent("queued", pid, queue_remaining=remaining))
-            return None
-        if data.get("prompt_id") != pid:
-            return None
-        if kind == "execution_start":
-            self.started = True
-            await self.emit(ProgressEvent("started", pid))
-        elif kind == "execution_cached":
-            nodes = tuple(str(n) for n in data.get("nodes", []))
-            await self.emit(ProgressEvent("cached", pid, nodes=nodes))
-        elif kind == "executing" and data.get("node") is None:
-            entry = await self._history_after_end()
-            if entry is not None:
-                return await self._from_history(entry)
-            return PromptResult(pid, outputs_from(self.outputs))
-        elif kind == "executing":
-            await self.emit(ProgressEvent("executing", pid, node=str(data["node"])))
-        elif kind == "progress":
-            await self.emit(ProgressEvent("progress", pid, node=data.get("node"),
-                                          value=int(data.get("value", 0)),
-                                          max=int(data.get("max", 0))))  # fmt: skip
-        elif kind == "executed":
-            node = str(data.get("node"))
-            if data.get("output") is not None:
-                self.outputs[node] = data["output"]
-            await self.emit(ProgressEvent("executed", pid, node=node, output=data.get("output")))
-        elif kind == "execution_success":
-            await self.emit(ProgressEvent("success", pid))
-        elif kind == "execution_error":
-            await self.emit(ProgressEvent("error", pid, node=data.get("node_id")))
-            raise execution_error(data)
-        elif kind == "execution_interrupted":
-            await self.emit(ProgressEvent("interrupted", pid, node=data.get("node_id")))
-            raise errors.ComfyInterruptedError(f"prompt {pid} was interrupted")
-        return None
-
-    async def _history_after_end(self) -> dict[str, Any] | None:
-        """History is written before the end marker, but be lenient (contract §14.1)."""
-        for delay in (0.0, 0.2, 0.5, 1.0, 2.0):
-            if delay:
-                await self.client._sleep(delay)
-            entry = await self.client.history(self.prompt_id)
-            if entry is not None:
-                return entry
-        return None
-
-    async def _from_history(self, entry: Mapping[str, Any], via: str = "websocket") -> PromptResult:
-        status = entry.get("status") or {}
-        messages = status.get("messages") or []
-        for kind, data in messages:
-            if kind == "execution_error":
-                await self.emit(ProgressEvent("error", self.prompt_id, node=data.get("node_id")))
-                raise execution_error(data)
-            if kind == "execution_interrupted":
-                await self.emit(ProgressEvent("interrupted", self.prompt_id))
-                raise errors.ComfyInterruptedError(f"prompt {self.prompt_id} was interrupted")
-        if status and status.get("status_str") not in (None, "success"):
-            raise errors.ComfyExecutionError(f"prompt {self.prompt_id} failed")
-        if via == "history":
-            await self.emit(ProgressEvent("success", self.prompt_id))
-        return PromptResult(self.prompt_id, outputs_from(entry.get("outputs") or {}), via)
-
-    async def _poll(self, end: float) -> PromptResult:
-        """No socket: poll history, and the queue to notice a prompt that was lost."""
-        missing_since: float | None = None
-        while True:
-            try:
-                entry = await self.client.history(self.prompt_id)
-                if entry is not None:
-                    return await self._from_history(entry, via="history")
-                queue = await self.client.queue_state()
-                if self.prompt_id in queue.running or self.prompt_id in queue.pending:
-                    missing_since = None
-                else:
-                    missing_since = missing_since or time.monotonic()
-                    if time.monotonic() - missing_since > max(5 * self.poll_interval, 5.0):
-                        raise errors.ComfyPromptLostError(
-                            f"prompt {self.prompt_id} is neither queued nor in history"
-                        )
-            except errors.ComfyUnavailableError as exc:
-                if (
-                    isinstance(exc, errors.ComfyPromptLostError)
-                    or time.monotonic() + self.poll_interval > end
-                ):
-                    raise
-                logger.info("polling prompt %s: %s", self.prompt_id, exc)
-            await self.client._sleep(self.poll_interval)
 
 
 # ---------------------------------------------------------------- readiness probe

@@ -1,4 +1,5 @@
-"""The ComfyUI adapter's HTTP connection pools: one small pool per ComfyUI base URL.
+"""The ComfyUI adapter's HTTP connection pools (one small pool per ComfyUI base URL) and
+websocket sessions (one shared socket per ComfyUI server, :mod:`.comfy_session`).
 
 httpcore scans every pooled connection on each request, so one big shared pool costs
 CPU in proportion to the fleet; one pool per instance keeps each request's cost flat.
@@ -16,6 +17,7 @@ import httpx
 
 from warmpool.operator.adapters import machine_tls
 from warmpool.operator.adapters.comfy import ComfyClient, ComfyLimits
+from warmpool.operator.adapters.comfy_session import ComfySession
 
 _Entry = tuple[httpx.AsyncClient, ssl.SSLContext | None]
 
@@ -38,6 +40,7 @@ class ClientPool:
             max_connections=max_connections, max_keepalive_connections=max_keepalive
         )
         self._clients: dict[tuple[str, str], _Entry] = {}
+        self._sessions: dict[tuple[str, str, str], ComfySession] = {}
 
     def _entry(self, url: str, pin: str | None) -> _Entry:
         key = (url, pin or "")
@@ -67,8 +70,23 @@ class ClientPool:
         return ComfyClient(http, url, token, timeout=timeout, attempts=attempts,
                            limits=self.limits, tls=tls, allow_http=self.allow_http)  # fmt: skip
 
+    def session(
+        self, url: str, token: str | None, *, timeout: float, pin: str | None = None
+    ) -> ComfySession:
+        """The one websocket session of a ComfyUI server (made on first use; a session whose
+        token was refused is replaced)."""
+        key = (url, pin or "", token or "")
+        found = self._sessions.get(key)
+        if found is None or found.failed:
+            client = self.client(url, token, timeout=timeout, pin=pin)
+            found = self._sessions[key] = ComfySession(client)
+        return found
+
     async def aclose(self) -> None:
-        """Close every pool (operator shutdown)."""
+        """Close every session and pool (operator shutdown)."""
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.aclose()
         clients, self._clients = list(self._clients.values()), {}
         for client, _ in clients:
             await client.aclose()

@@ -7,10 +7,13 @@ classifies them into intents, applied by the job loops
 (:mod:`warmpool.operator.controllers.jobs.loops`):
 
 - :class:`Halt` a held job whose object went away (``gone``), is being deleted
-  (``cancelled``) or whose instance stopped serving (``instance_lost``);
+  (``cancelled``) or whose instance stopped serving (``instance_lost``); and one queued
+  in the ComfyUI of a Draining instance that has not started (``drained``: it is taken
+  out of that queue and placed elsewhere);
 - :class:`Cancel` a job being deleted that no runner holds (our finalizer is on it);
-- :class:`Resume` a Running orphan on a serving instance at the pool's first dispatch
-  of this process (its prompt is followed again, not resubmitted);
+- :class:`Resume` a Running orphan (or a Scheduled one whose prompt was queued ahead) on
+  a serving instance at the pool's first dispatch of this process (its prompt is followed
+  again, not resubmitted);
 - :class:`Requeue` an orphan whose lease ran out, whose instance is gone, whose runner
   ended here without an outcome, or that this process found at start and cannot resume;
 - :class:`Hold` any other orphan: its lease still runs, so its slot stays taken.
@@ -30,7 +33,7 @@ from warmpool.operator.decisions import scheduler
 #: Phases of a placed job (it holds a slot on an instance).
 HELD_PHASES = ("Scheduled", "Running")
 
-HaltReason = Literal["gone", "cancelled", "instance_lost"]
+HaltReason = Literal["gone", "cancelled", "instance_lost", "drained"]
 RequeueReason = Literal["LeaseExpired", "OperatorRestarted", "InstanceLost", "RunnerLost"]
 
 
@@ -73,6 +76,8 @@ class HeldView:
 
     uid: str
     instance: str
+    started: bool = True
+    """Its prompt began to run (False: submitted or about to be, queued behind others)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ def plan_recovery(
     jobs: Sequence[JobLike],
     *,
     serving: Collection[str],
+    draining: Collection[str] = (),
     deleted: Collection[str] = (),
     released: Collection[str] = (),
     lost: Collection[str] = (),
@@ -130,7 +136,8 @@ def plan_recovery(
 ) -> Recovery:
     """Classify a pool's held and orphaned jobs (see the module docstring).
 
-    ``serving``: instances that take jobs (not being deleted, Ready or Draining).
+    ``serving``: instances that take jobs (not being deleted, Ready or Draining);
+    ``draining``: those of them that are Draining.
     ``deleted``: held jobs whose DELETED event came (absent from the index for good).
     ``released``: jobs whose runner here ended with an outcome written (their stale
     Scheduled/Running facts hold nothing). ``lost``: runners that ended here without one.
@@ -148,6 +155,8 @@ def plan_recovery(
             intents.append(Halt(h.uid, "cancelled"))
         elif h.instance not in serving:
             intents.append(Halt(h.uid, "instance_lost"))
+        elif h.instance in draining and not h.started:
+            intents.append(Halt(h.uid, "drained"))
 
     holding = {h.uid for h in held}
     queued: list[str] = []
@@ -169,7 +178,8 @@ def plan_recovery(
     expired = set(scheduler.expired_leases(leases, now=now))
     for job in orphans:
         alive = job.instance in serving
-        if first_dispatch and alive and job.phase == "Running" and job.prompt_id and pool_known:
+        # A Scheduled job with a prompt id was queued ahead on its instance: followed too.
+        if first_dispatch and alive and job.prompt_id and pool_known:
             intents.append(Resume(job.uid, job.instance))
         elif job.uid in lost:
             intents.append(Requeue(job.uid, "RunnerLost"))

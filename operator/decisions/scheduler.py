@@ -18,6 +18,12 @@ Placement rules (:func:`plan_placement`):
 4. Because jobs are taken in priority order, a lower-priority job only ever gets a
    slot no higher-priority job could use: affinity never makes a higher-priority job
    wait for a lower one.
+5. Queue-ahead: an instance may also take ``ahead`` jobs beyond its free slots; they are
+   queued in its ComfyUI behind the running prompt (ComfyUI runs its queue in order), so
+   the GPU never waits for the operator between two jobs. A job takes such a place only
+   when no instance it may run on has a free slot; among them it prefers its checkpoint
+   already loaded (or going to be), then the most places left, then the name. Once no
+   slot and no place is left, every further job waits.
 
 A job that cannot be placed now waits; :attr:`Placement.waiting` is the pool's
 scale-up demand.
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -54,6 +60,8 @@ class SlotView:
     checkpoint: str = ""
     machine_id: int | None = None
     gpu_name: str = ""
+    ahead: int = 0
+    """Places behind the running prompts (queue-ahead), used when no slot is free."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class Assignment:
     job: str
     instance: str
     affinity: bool = False
+    behind: bool = False
+    """Queued behind the instance's running prompt (a queue-ahead place)."""
 
 
 @dataclass(frozen=True)
@@ -94,17 +104,35 @@ def plan_placement(jobs: Sequence[QueuedJob], instances: Sequence[SlotView]) -> 
     """Assign queued jobs to free slots (see the module docstring for the rules)."""
     ordered = sorted(jobs, key=job_order)
     free = {s.name: s.free for s in instances if s.free > 0}
+    ahead = {s.name: s.ahead for s in instances if s.ahead > 0}
     slots = {s.name: s for s in instances}
     # Loaded checkpoints still wanted by waiting jobs (decremented as jobs are placed).
     wanted = Counter(j.checkpoint for j in ordered if j.checkpoint)
     assignments: list[Assignment] = []
     waiting: list[str] = []
     for index, job in enumerate(ordered):
+        if not any(free.values()) and not any(ahead.values()):
+            waiting.extend(j.name for j in ordered[index:])
+            break
         if job.checkpoint:
             wanted[job.checkpoint] -= 1
         candidates = [slots[n] for n, f in free.items() if f > 0 and may_run_on(job, slots[n])]
         if not candidates:
-            waiting.append(job.name)
+            behind = [slots[n] for n, a in ahead.items() if a > 0 and may_run_on(job, slots[n])]
+            if not behind:
+                waiting.append(job.name)
+                continue
+
+            def behind_score(s: SlotView, job: QueuedJob = job) -> tuple[bool, int, str]:
+                affine = bool(job.checkpoint) and s.checkpoint == job.checkpoint
+                return (not affine, -ahead[s.name], s.name)
+
+            place = min(behind, key=behind_score)
+            ahead[place.name] -= 1
+            affine = bool(job.checkpoint) and place.checkpoint == job.checkpoint
+            assignments.append(Assignment(job.name, place.name, affine, behind=True))
+            if job.checkpoint:
+                slots[place.name] = replace(place, checkpoint=job.checkpoint)
             continue
         capacity = sum(free.values())
         upcoming = ordered[index + 1 : index + capacity]
@@ -123,8 +151,7 @@ def plan_placement(jobs: Sequence[QueuedJob], instances: Sequence[SlotView]) -> 
         affine = bool(job.checkpoint) and best.checkpoint == job.checkpoint
         assignments.append(Assignment(job.name, best.name, affine))
         if job.checkpoint:
-            slots[best.name] = SlotView(best.name, best.free, job.checkpoint,
-                                        best.machine_id, best.gpu_name)  # fmt: skip
+            slots[best.name] = replace(best, checkpoint=job.checkpoint)
     return Placement(tuple(assignments), tuple(waiting))
 
 

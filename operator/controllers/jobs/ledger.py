@@ -31,12 +31,22 @@ class Held:
     task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str = ""
+    #: Its prompt began to run on the instance (False while queued behind another).
+    started: bool = False
+    #: ComfyUI's queue ``number`` for its prompt: placement order (ComfyUI runs the lowest
+    #: first), so a job queued ahead never overtakes the one placed before it.
+    number: float = 0.0
 
     def halt(self, reason: str) -> None:
         """Ask the runner to stop (the first reason wins)."""
         if not self.stop.is_set():
             self.stop_reason = reason
             self.stop.set()
+
+    def go_on(self) -> None:
+        """The runner handled the halt without stopping (a drained prompt that had begun)."""
+        self.stop.clear()
+        self.stop_reason = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,9 @@ class Ledger:
         self.deleted: set[str] = set()  # held jobs whose DELETED event came
         self.lost: set[str] = set()  # runner ended here without writing an outcome
         self.busy: set[str] = set()  # job uids with a cleanup/requeue write in flight
+        #: Jobs whose runner here wrote a terminal outcome that no event has shown yet: the
+        #: index may still hold them as Queued (a short job's one write is its outcome).
+        self.done: set[str] = set()
         self.dispatched: set[PoolKey] = set()  # pools dispatched once (orphans adopted)
         self.checkpoints: dict[InstanceKey, str] = {}
         #: Last progress seen per instance (monotonic seconds), shared by its runners.
@@ -71,6 +84,7 @@ class Ledger:
         self.counts: dict[PoolKey, JobCounts] = {}
         self._order = itertools.count()
         self._seen: dict[str, int] = {}
+        self._number = 0.0
 
     def sequence(self, uid: str) -> int:
         """The order this process first saw a job (ties of creation time)."""
@@ -100,9 +114,11 @@ class Ledger:
             if h.instance.namespace == namespace and h.instance.name == instance
         )
 
-    def hold(self, job: JobFacts, instance: InstanceFacts) -> Held:
-        """Take a slot on ``instance`` for ``job``."""
-        held = self.held[job.uid] = Held(job, instance)
+    def hold(self, job: JobFacts, instance: InstanceFacts, *, now: datetime) -> Held:
+        """Take a slot on ``instance`` for ``job`` (numbered in placement order: epoch
+        seconds, strictly increasing in this process)."""
+        self._number = max(now.timestamp(), self._number + 0.001)
+        held = self.held[job.uid] = Held(job, instance, number=round(self._number, 3))
         self.released.discard(job.uid)
         return held
 
@@ -116,6 +132,7 @@ class Ledger:
         self.deleted.discard(held.job.uid)
         (self.released if clean else self.lost).add(held.job.uid)
         if finished:
+            self.done.add(held.job.uid)
             self.last_job_at[(held.instance.namespace, held.instance.name)] = now
 
     def observe(
@@ -127,6 +144,8 @@ class Ledger:
         if deleted or terminal or phase == "Queued":
             self.released.discard(uid)
             self.lost.discard(uid)
+        if deleted or terminal:
+            self.done.discard(uid)
         if deleted:
             if uid in self.held:
                 self.deleted.add(uid)

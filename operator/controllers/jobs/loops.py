@@ -9,12 +9,16 @@ an outcome; the loop releases the slot.
 
 Every job, instance or pool event wakes its pool's loop (no polling); one dispatch is
 synchronous — no ``await`` between reading the facts and updating the ledger — so two
-dispatches never give away the same slot.
+dispatches never give away the same slot. An instance takes its pool's
+``concurrencyPerInstance`` jobs and ``WARMPOOL_QUEUE_AHEAD`` more, queued in its ComfyUI
+behind them (used only when no slot is free anywhere); a dispatch looks at the first few
+queued jobs in placement order, not at the whole queue (:data:`PRESELECT`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections import Counter
 from collections.abc import Coroutine, Iterable, Mapping
@@ -47,6 +51,9 @@ V = TypeVar("V")
 
 #: Seconds between two writes of an instance's job count while it stays busy.
 BUSY_COUNT_REFRESH = 5.0
+#: A dispatch with N places to fill looks at the first PRESELECT × N + PRESELECT queued
+#: jobs in placement order (all of them when exclusions left places free).
+PRESELECT = 4
 
 
 def instance_write_due(written: Mapping[str, Any], patch: Mapping[str, Any], age: float) -> bool:
@@ -182,15 +189,22 @@ class Dispatcher:
         self._schedule_ttl(key, pool)
         ledger = self.ledger
         mine = ledger.held_in(key)
+        serving = {i.name for i in instances.values() if not i.deleting and i.phase in SERVING}
         plan = recovery.plan_recovery(
-            [recovery.HeldView(h.job.uid, h.instance.name) for h in mine],
+            [recovery.HeldView(h.job.uid, h.instance.name, h.started) for h in mine],
             jobs,
-            serving={i.name for i in instances.values() if not i.deleting and i.phase in SERVING},
+            serving=serving,
+            draining={n for n in serving if instances[n].phase == "Draining"},
             deleted=ledger.deleted, released=ledger.released, lost=ledger.lost,
-            busy=ledger.busy, first_dispatch=ledger.first_dispatch(key),
+            # (done: finished here, the index may still say Queued: never placed again)
+            busy=ledger.busy | ledger.done if ledger.done else ledger.busy,
+            first_dispatch=ledger.first_dispatch(key),
             pool_known=pool is not None, now=now,
         )  # fmt: skip
         occupied = Counter(h.instance.name for h in mine)
+        expected: dict[str, float] = {}  # seconds of the held jobs, by instance
+        for h in mine:
+            expected[h.instance.name] = expected.get(h.instance.name, 0.0) + h.job.seconds
         for intent in plan.intents:
             match intent:
                 case recovery.Halt(uid, reason):
@@ -208,7 +222,7 @@ class Dispatcher:
                 case recovery.Hold(_uid, instance):
                     occupied[instance] += 1
         queued = [by_uid[uid] for uid in plan.queued]
-        placed = self._place(key, pool, queued, instances, occupied)
+        placed = self._place(key, pool, queued, instances, occupied, expected)
         left = [j for j in queued if j.uid not in placed]
         waiting = len(left)
         held = len(ledger.held_in(key))
@@ -226,32 +240,42 @@ class Dispatcher:
         queued: list[JobFacts],
         instances: dict[str, InstanceFacts],
         occupied: Counter[str],
+        expected: dict[str, float],
     ) -> set[str]:
-        """Start runners for the queued jobs that fit the free slots; their uids."""
+        """Start runners for the queued jobs that fit the free slots (or queue-ahead
+        places: on instances whose held jobs are expected to end within
+        ``WARMPOOL_QUEUE_AHEAD_MAX_SECONDS``); their uids."""
         ns, pool_name = key
         placed: set[str] = set()
         if pool is None or not queued:
             return placed
         concurrency = pool.jobs.concurrency_per_instance
+        settings = self.deps.settings
         checkpoints = self.ledger.checkpoints
+
+        def places_behind(name: str) -> int:
+            if expected.get(name, 0.0) > settings.queue_ahead_max_seconds:
+                return 0
+            return scheduler.free_slots(concurrency + settings.queue_ahead, occupied[name]) - (
+                scheduler.free_slots(concurrency, occupied[name])
+            )
+
         slots = [
             scheduler.SlotView(i.name, scheduler.free_slots(concurrency, occupied[i.name]),
                                checkpoints.get((ns, i.name), i.checkpoint), i.machine_id,
-                               i.gpu_name)
+                               i.gpu_name, ahead=places_behind(i.name))
             for i in instances.values()
             if i.phase == "Ready" and not i.deleting and i.comfy_url
         ]  # fmt: skip
-        if not any(s.free for s in slots):
+        if not any(s.free or s.ahead for s in slots):
             return placed
-        views = [
-            scheduler.QueuedJob(j.uid, j.created, j.priority, self.ledger.sequence(j.uid),
-                                j.checkpoint, j.excluded_hosts, j.excluded_gpus)
-            for j in queued
-        ]  # fmt: skip
-        placement = scheduler.plan_placement(views, slots)
-        free = sum(s.free for s in slots)
-        logger.debug("pool %s/%s: %d queued, %d free slots, %d placed", ns, pool_name,
-                     len(views), free, len(placement.assignments))  # fmt: skip
+        places = sum(s.free + s.ahead for s in slots)
+        placement = scheduler.plan_placement(self._views(queued, places), slots)
+        if len(placement.assignments) < places and len(queued) > PRESELECT * places + PRESELECT:
+            # Exclusions left places free among the first in line: every job is considered.
+            placement = scheduler.plan_placement(self._views(queued, None), slots)
+        logger.debug("pool %s/%s: %d queued, %d places, %d placed", ns, pool_name,
+                     len(queued), places, len(placement.assignments))  # fmt: skip
         by_uid = {j.uid: j for j in queued}
         for a in placement.assignments:
             job, inst = by_uid[a.job], instances[a.instance]
@@ -260,8 +284,23 @@ class Dispatcher:
             placed.add(job.uid)
         return placed
 
+    def _views(self, queued: list[JobFacts], places: int | None) -> list[scheduler.QueuedJob]:
+        """Placement's view of the queued jobs: with ``places``, only the first
+        ``PRESELECT × places + PRESELECT`` in line (the queue can be thousands long; a
+        dispatch fills a few places)."""
+        seq = self.ledger.sequence
+        if places is not None and len(queued) > PRESELECT * places + PRESELECT:
+            first = PRESELECT * places + PRESELECT
+            order = lambda j: (-j.priority, j.created, seq(j.uid), j.uid)  # noqa: E731 (job_order)
+            queued = heapq.nsmallest(first, queued, key=order)
+        return [
+            scheduler.QueuedJob(j.uid, j.created, j.priority, seq(j.uid), j.checkpoint,
+                                j.excluded_hosts, j.excluded_gpus)
+            for j in queued
+        ]  # fmt: skip
+
     def _start(self, job: JobFacts, inst: InstanceFacts, pool: PoolFacts, *, resume: bool) -> None:
-        held = self.ledger.hold(job, inst)
+        held = self.ledger.hold(job, inst, now=self.deps.now())
         self.mark_instance(inst.namespace, inst.name)
         held.task = self._task(f"job/{job.uid}", self._run(held, pool, resume=resume), forget=True)
 

@@ -13,13 +13,16 @@ the gallery can list outputs without reading the job objects.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from warmpool.crds.generationjob import Output
-from warmpool.operator import errors
+from warmpool.crds.generationjob import GenerationJobSpec, Output
+from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import artifacts, comfy
+from warmpool.operator.controllers.jobs.facts import JobFacts
+from warmpool.operator.decisions import scheduler, workflows
 from warmpool.operator.deps import Deps
 
 
@@ -27,6 +30,72 @@ from warmpool.operator.deps import Deps
 class Stored:
     output: Output
     record_key: str
+
+
+class Refused(Exception):
+    """The outputs could not be stored: the failure's kind (for
+    :func:`scheduler.decide_failure`) and its message."""
+
+    def __init__(self, kind: scheduler.FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def record_of(
+    job: JobFacts, spec: GenerationJobSpec, pool: str, *, now: datetime
+) -> dict[str, Any]:
+    """The metadata stored next to each output of ``job`` (the gallery lists these)."""
+    return {
+        "namespace": job.namespace, "job": job.name, "kind": spec.kind,
+        "owner": spec.owner or None, "pool": pool, "muse": spec.muse_ref,
+        "prompt": spec.prompt, "negativePrompt": spec.negative_prompt,
+        "model": spec.model or workflows.DEFAULT_CHECKPOINT, "created": now,
+        "tags": list(spec.tags),
+    }  # fmt: skip
+
+
+async def store_all(
+    deps: Deps,
+    client: comfy.ComfyClient,
+    files: Iterable[comfy.OutputFile],
+    *,
+    record: dict[str, Any],
+) -> list[Stored]:
+    """Every ``output``-type file of a prompt, stored in order; :class:`Refused` when there
+    is none, or one is refused, too large, lost with the instance, or the store is down."""
+    wanted = [f for f in files if f.type == "output"]
+    if not wanted:
+        raise Refused("bad_output", "the prompt produced no output")
+    stored: list[Stored] = []
+    for index, file in enumerate(wanted):
+        try:
+            stored.append(await store(deps, client, file, index=index, record=record))
+        except errors.JobOutputError as exc:
+            raise Refused("bad_output", str(exc)) from None
+        except errors.ComfyAnswerTooLargeError as exc:
+            raise Refused("too_large", f"fetching outputs: {exc}") from None
+        except errors.ComfyError as exc:
+            raise Refused("instance_lost", f"fetching outputs: {exc}") from None
+        except errors.ArtifactError as exc:  # the store is down: try again later
+            raise Refused("store_unavailable", f"storing outputs: {exc}") from None
+    return stored
+
+
+def observe(
+    stored: list[Stored], spec: GenerationJobSpec, *, namespace: str, pool: str, gpu: str,
+    cost: float,
+) -> None:  # fmt: skip
+    """Output bytes and cost per output (per image, or per second of video)."""
+    for item in stored:
+        metrics.OUTPUT_BYTES.labels(namespace, pool).inc(item.output.size)
+    if spec.kind == "video":
+        fps = spec.fps or workflows.DEFAULT_FPS
+        seconds = sum((s.output.frames or 1) for s in stored) / fps
+        metrics.OUTPUT_COST.labels(namespace, pool, gpu, "video").observe(cost / max(seconds, 1e-9))
+    else:
+        per = cost / max(len(stored), 1)
+        for _ in stored:
+            metrics.OUTPUT_COST.labels(namespace, pool, gpu, "image").observe(per)
 
 
 async def store(

@@ -1,22 +1,30 @@
 """Running one placed job on its instance's ComfyUI, and writing what happened.
 
 :func:`run_job` is the task the dispatcher starts per placed job: build the graph
-(muse prompt composed, reference images uploaded), write ``Scheduled`` (with the
-lease and a finalizer), submit with the instance's token, write ``Running``,
-follow over the websocket with throttled progress writes and a watchdog, store
-the outputs, write ``Succeeded``; or ask :func:`scheduler.decide_failure` whether
-to requeue or fail. The runner gets a held slot and the adapters (:class:`Deps`) and
-returns an :class:`Outcome`; the job loop (:mod:`.loops`) releases the slot after it.
+(:mod:`.build`), submit it on the instance's shared websocket session
+(:mod:`..adapters.comfy_session`: one socket per instance, the prompt id chosen here),
+follow it with throttled progress writes and a watchdog, store the outputs, write
+``Succeeded``; or ask :func:`scheduler.decide_failure` whether to requeue or fail. The
+runner gets a held slot and the adapters (:class:`Deps`) and returns an :class:`Outcome`;
+the job loop (:mod:`.loops`) releases the slot after it.
 
-Writes per job: the placement with the acceptance (``Running``, one write; ``Scheduled``
-first only when ComfyUI is slow to accept), progress at most once per
-:data:`PROGRESS_INTERVAL` (and only when the percent moved), the outcome; the finalizer
-(added and removed: two more) only for a job still running after :data:`FINALIZER_AFTER`
-— two writes for a job of a second, besides its creation.
+A job may be queued ahead in ComfyUI, behind the prompt running there: it is ``Running``
+from the moment its prompt begins to run (``execution_start``), not from its submission.
+A queued-ahead job that is cancelled, or whose instance drains, is taken out of ComfyUI's
+queue (``POST /queue {"delete": [id]}``) before it runs.
 
-One piece past ~400 lines on purpose: the steps of an attempt (build, place, follow,
-watch, succeed or fail) share its state (client, prompt id, timers, writer); the writes
-themselves are in :mod:`.outcomes`, the outputs in :mod:`.outputs`.
+Writes per job: the placement with the start (``Running``, one write, once the prompt has
+run for :data:`RUNNING_WRITE_AFTER`: a job done sooner writes it with its outcome, as one
+write; ``Scheduled`` first only when the prompt has not begun after
+:data:`PLACEMENT_WRITE_AFTER`, or :data:`QUEUED_WRITE_AFTER` while ComfyUI holds it in its
+queue), progress at most once per :data:`PROGRESS_INTERVAL` (and only when the percent
+moved), the outcome; the finalizer (added and removed: two more) only for a job still
+running :data:`FINALIZER_AFTER` after it began — one write for a job shorter than a second,
+besides its creation.
+
+One piece past ~400 lines on purpose: the steps of an attempt (place, follow, watch,
+succeed or fail) share its state (session, prompt id, timers, writer); the graph is built
+in :mod:`.build`, the writes are in :mod:`.outcomes`, the outputs in :mod:`.outputs`.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,22 +40,12 @@ from typing import Any, cast
 
 from warmpool.crds.common import format_time, parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec, GenerationJobStatus, Progress
-from warmpool.crds.gpupool import GpuPool
-from warmpool.crds.muse import Muse
 from warmpool.operator import errors, metrics
-from warmpool.operator.adapters import comfy, kube
-from warmpool.operator.controllers.jobs import musecount, outcomes, outputs
+from warmpool.operator.adapters import comfy, comfy_session
+from warmpool.operator.controllers.jobs import build, musecount, outcomes, outputs, watchdog
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
-from warmpool.operator.decisions import (
-    admission,
-    conditioning,
-    minors,
-    prompts,
-    references,
-    scheduler,
-    workflows,
-)  # fmt: skip
+from warmpool.operator.decisions import scheduler, workflows
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -56,22 +54,20 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 #: Time-out of best-effort calls (interrupts, cleanup) on a possibly dead instance.
 QUICK = 3.0
-#: Seconds after placement without ComfyUI's acceptance before ``Scheduled`` is written
-#: on its own (normally the placement is written with the acceptance, as ``Running``).
+#: Seconds after placement without the prompt beginning to run (or ComfyUI accepting it)
+#: before ``Scheduled`` is written on its own (normally the placement goes with ``Running``).
 PLACEMENT_WRITE_AFTER = 1.0
-#: Seconds a job runs before its finalizer is added (see :meth:`Run.guard_later`).
+#: The same for a prompt ComfyUI accepted into its queue (behind the running one).
+QUEUED_WRITE_AFTER = 5.0
+#: Seconds a prompt runs before ``Running`` is written (with the placement); a job that
+#: ends sooner writes its start with its outcome.
+RUNNING_WRITE_AFTER = 1.0
+#: Seconds a prompt runs before the job's finalizer is added (see :meth:`Run.guard_later`).
 FINALIZER_AFTER = 2.0
 #: Status reason of a job the minors policy refuses (never submitted).
-POLICY_REFUSED = "PolicyRefused"
-
-
-def policy_message(refusal: minors.Refusal) -> str:
-    """The status message of a refused job: which text, never the text itself."""
-    where = "negative prompt" if refusal.where == "negative" else "prompt"
-    return (
-        f"refused by the content policy: the composed {where} suggests a person under 18 "
-        "or steers away from adults; only adults may be depicted; it was not submitted"
-    )
+POLICY_REFUSED = build.POLICY_REFUSED
+#: Status reason of a job taken out of a draining instance's queue before it ran.
+DRAINED = "Drained"
 
 
 @dataclass(frozen=True)
@@ -139,73 +135,97 @@ class Run:
         self.spec = GenerationJobSpec.model_validate(self.job.body.get("spec") or {})
         self.status: dict[str, Any] = dict(self.job.body.get("status") or {})
         self.prompt_id = self.job.prompt_id
-        self.client_id = f"warmpool-{self.job.uid}"
         self.attempts = self.job.attempts
+        self.session: comfy_session.ComfySession | None = None
         self.client: comfy.ComfyClient | None = None
+        self.submitted = False  # ComfyUI accepted the prompt (it may wait in its queue)
         self.last_activity = self.monotonic()
         self.last_percent = -1
         self.exec_started: float | None = None
-        self.accepted: float | None = None
+        self.accepted: float | None = None  # when the prompt began to run (monotonic)
         self.flow: workflows.Workflow | None = None
         self.writer = outcomes.JobWriter(deps.kube, self.job, monotonic=self.monotonic)
         self.requeued = False
         self.placed_at: datetime | None = None
         self.placement_written = False
+        self.began = asyncio.Event()  # the prompt began to run
+        self.running: dict[str, Any] | None = None  # the Running fields, until written
+        self.resumed = False
+        self.ending = False  # the prompt ended (or the runner stops): no placement write now
         self.later: asyncio.Task[None] | None = None
         self.adding_finalizer = False
 
     # ------------------------------------------------------------- the attempt
     async def attempt(self, *, resume: bool) -> bool:
         """Run to an outcome; True when the job reached a terminal phase."""
-        self.client = self.deps.comfy.client(self.inst.comfy_url, await self.token(),
-                                             timeout=self.deps.settings.comfy_timeout,
-                                             pin=await self.pin())  # fmt: skip
+        self.session = self.deps.comfy.session(self.inst.comfy_url, await self.token(),
+                                               timeout=self.deps.settings.comfy_timeout,
+                                               pin=await self.pin())  # fmt: skip
+        self.client = self.session.client
         if resume:
+            self.submitted = self.placement_written = self.resumed = True
             started = parse_optional_time(self.status.get("startedAt"))
-            self.accepted = self.monotonic() - (
-                (self.deps.now() - started).total_seconds() if started else 0.0
-            )
-        else:
-            try:
-                self.flow = await self.build()
-            except (errors.JobBuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
-                reason = exc.reason if isinstance(exc, errors.JobBuildError) else "InvalidSpec"
-                return await self.finish("Failed", reason, str(exc)[:500])
-            except errors.ComfyAnswerTooLargeError as exc:
-                return await self.failed("too_large", f"uploading the reference: {exc}")
-            except errors.ComfyError as exc:
-                return await self.failed("instance_lost", f"uploading the reference: {exc}")
-            # The submission goes first (dispatch latency); the placement is written with
-            # the acceptance, in one write (Running, with the lease and the attempt), or
-            # as Scheduled when ComfyUI takes longer than PLACEMENT_WRITE_AFTER to accept.
-            # If the job turns out to be gone, the prompt is interrupted (stopper below).
-            # The websocket opens before the prompt is submitted (run_prompt), so that
-            # its end cannot be announced before ComfyUI knows the socket; the runner
-            # learns the prompt id, and that ComfyUI accepted it, from the first event.
-            self.prompt_id = ""
-            self.placed_at = self.deps.now()
-            self.attempts = self.job.attempts + 1
-            self.later = asyncio.create_task(self.guard_later())
-            try:
-                return await self.follow(self.flow.graph)
-            finally:
-                if self.adding_finalizer:  # never cut off: the loop must know to remove it
-                    await asyncio.wait([self.later])
-                else:
-                    self.later.cancel()
-        self.placement_written = True
-        return await self.follow(None)
+            if self.job.phase == "Running":
+                self.held.started = True
+                self.began.set()
+                self.accepted = self.monotonic() - (
+                    (self.deps.now() - started).total_seconds() if started else 0.0
+                )
+            return await self.follow(None)
+        try:
+            built = await build.build(self.deps, self.job, self.pool, self.spec,
+                                      status=self.status, client=self.client)  # fmt: skip
+        except (errors.JobBuildError, workflows.WorkflowError, errors.ArtifactError) as exc:
+            reason = exc.reason if isinstance(exc, errors.JobBuildError) else "InvalidSpec"
+            return await self.finish("Failed", reason, str(exc)[:500])
+        except errors.ComfyAnswerTooLargeError as exc:
+            return await self.failed("too_large", f"uploading the reference: {exc}")
+        except errors.ComfyError as exc:
+            return await self.failed("instance_lost", f"uploading the reference: {exc}")
+        self.flow, self.spec = built.flow, built.spec
+        # The submission goes first (dispatch latency); the placement is written with the
+        # start of the prompt, in one write (Running, with the lease and the attempt), or
+        # as Scheduled when it has not begun after PLACEMENT_WRITE_AFTER (queued behind
+        # another on the instance, or ComfyUI slow to answer). The prompt id is chosen
+        # here: a cancellation before ComfyUI's answer still finds the prompt.
+        self.prompt_id = str(uuid.uuid4())
+        self.placed_at = self.deps.now()
+        self.attempts = self.job.attempts + 1
+        self.later = asyncio.create_task(self.guard_later())
+        try:
+            return await self.follow(self.flow.graph)
+        finally:
+            if self.adding_finalizer:  # never cut off: the loop must know to remove it
+                await asyncio.wait([self.later])
+            else:
+                self.later.cancel()
 
     async def guard_later(self) -> None:
-        """Scheduled written when ComfyUI is slow to accept; the finalizer added once the
-        job has run for :data:`FINALIZER_AFTER` seconds (a deletion before that is seen
-        by its DELETED event: the runner interrupts the prompt all the same; the finalizer
-        only matters for a job that runs long enough to be deleted unseen)."""
-        await asyncio.sleep(PLACEMENT_WRITE_AFTER)
-        if not self.placement_written:
-            self.writer.enqueue(self.placement({}))
+        """The placement's writes, later: ``Running`` once the prompt has run for
+        :data:`RUNNING_WRITE_AFTER`, ``Scheduled`` before it when it has not begun soon
+        (see the module docstring); the finalizer once it has run for
+        :data:`FINALIZER_AFTER` (a deletion before that is seen by its DELETED event: the
+        runner cancels the prompt all the same; the finalizer only matters for a job that
+        runs long enough to be deleted unseen)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.began.wait(), PLACEMENT_WRITE_AFTER)
+        if not self.began.is_set() and self.submitted:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.began.wait(), QUEUED_WRITE_AFTER - PLACEMENT_WRITE_AFTER
+                )
+        if not self.began.is_set() and not self.ended():
+            self.writer.enqueue(self.placement({"promptId": self.prompt_id} if self.submitted
+                                               else {}))  # fmt: skip
             self.watch_gone(self.writer.chain)
-        await asyncio.sleep(max(FINALIZER_AFTER - PLACEMENT_WRITE_AFTER, 0.0))
+            await self.began.wait()
+        await asyncio.sleep(RUNNING_WRITE_AFTER)
+        if self.ended():  # the outcome carries the start
+            return
+        self.write_running()
+        await asyncio.sleep(max(FINALIZER_AFTER - RUNNING_WRITE_AFTER, 0.0))
+        if self.ended():
+            return
         self.adding_finalizer = True
         try:
             if not await self.writer.add_finalizer():
@@ -213,6 +233,10 @@ class Run:
         except errors.KubeError as exc:  # the job runs on; a deletion is still seen
             logger.warning("job %s/%s: could not add the finalizer: %s", self.ns,
                            self.job.name, exc)  # fmt: skip
+
+    def ended(self) -> bool:
+        """The prompt ended (or the runner stops): placement writes go with the outcome."""
+        return self.ending
 
     def watch_gone(self, write: asyncio.Task[bool] | None) -> None:
         """Halt the runner when ``write`` finds the job gone (404)."""
@@ -245,34 +269,46 @@ class Run:
         ))  # fmt: skip
         return {**placed, **status}
 
-    def accepted_now(self, prompt_id: str) -> None:
-        """ComfyUI accepted the prompt: Running (written in order after Scheduled)."""
-        self.prompt_id = prompt_id
+    def started_now(self) -> None:
+        """The prompt began to run on ComfyUI: Running, written by :meth:`guard_later`
+        (or at once for a resumed job, whose placement was written before)."""
+        if self.accepted is not None:
+            return
         self.accepted = self.monotonic()
+        self.held.started = True
         now = self.deps.now()
         metrics.JOB_QUEUE_WAIT.labels(self.ns, self.pool.name).observe(
             max((now - self.job.created).total_seconds(), 0.0)
         )
+        self.running = {"phase": "Running", "startedAt": format_time(now),
+                        "promptId": self.prompt_id}  # fmt: skip
+        self.began.set()
+        if self.resumed:
+            self.write_running()
+
+    def write_running(self) -> None:
+        """Write the Running fields (with the placement's, on the attempt's first write)."""
+        if self.running is None:
+            return
         first = not self.placement_written
-        self.writer.enqueue(self.placement(
-            {"phase": "Running", "startedAt": format_time(now), "promptId": prompt_id}
-        ))  # fmt: skip
+        self.writer.enqueue(self.placement(self.running))
+        self.running = None
         if first:
             self.watch_gone(self.writer.chain)
 
     async def follow(self, graph: dict[str, Any] | None) -> bool:
         """Submit ``graph`` and follow it (or follow the known prompt when None)."""
-        assert self.client is not None
+        assert self.session is not None
         timeout = parse_duration(self.spec.timeout).total_seconds()
         elapsed = self.monotonic() - (self.accepted or self.monotonic())
         deadline = max(timeout - elapsed, 1.0)
         follow = asyncio.create_task(
-            self.client.run_prompt(graph, client_id=self.client_id, on_progress=self.on_progress,
-                                   deadline=deadline, poll_interval=0.5)
+            self.session.run_prompt(graph, prompt_id=self.prompt_id, number=self.held.number,
+                                    on_progress=self.on_progress, deadline=deadline,
+                                    poll_interval=0.5)
             if graph is not None
-            else self.client.follow_prompt(self.prompt_id, self.client_id,
-                                           on_progress=self.on_progress, deadline=deadline,
-                                           poll_interval=0.5)
+            else self.session.follow_prompt(self.prompt_id, on_progress=self.on_progress,
+                                            deadline=deadline, poll_interval=0.5)
         )  # fmt: skip
         watchdog = asyncio.create_task(self.watch())
         stopper = asyncio.create_task(self.held.stop.wait())
@@ -283,6 +319,7 @@ class Run:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        self.ending = not (stopper in done and self.held.stop_reason == "drained")
         logger.debug(
             "job %s: follow ended (%s)",
             self.job.name,
@@ -294,7 +331,7 @@ class Run:
             kind, message = watchdog.result()
             if kind != "finished":
                 return await self.failed(cast(scheduler.FailureKind, kind), message)
-            again = self.client.follow_prompt(self.prompt_id, self.client_id, deadline=QUICK * 10)
+            again = self.session.follow_prompt(self.prompt_id, deadline=QUICK * 10)
             follow = asyncio.create_task(again)
             await asyncio.wait([follow])
         try:
@@ -316,79 +353,21 @@ class Run:
             return await self.failed("instance_lost", str(exc))
         return await self.succeed(result)
 
-    # ------------------------------------------------------------- graph
-    async def build(self) -> workflows.Workflow:
-        spec = self.spec
-        positive = negative = None
-        muse = None
-        if spec.muse_ref:
-            body = await self.deps.kube.get(kube.MUSES, spec.muse_ref, self.ns)
-            if body is None:
-                raise errors.JobBuildError("MuseNotFound", f"muse {spec.muse_ref!r} does not exist")
-            muse = Muse.from_body(body).spec
-        composed = prompts.compose(
-            muse, spec.prompt, spec.negative_prompt, variation=spec.variation
-        )
-        if muse is not None:
-            positive, negative = composed.positive, composed.negative
-        # The minors policy, second line (the studio is the first; kubectl bypasses it):
-        # on the composed texts, before anything (reference upload, prompt) reaches ComfyUI.
-        # The admission webhook applies this very function before the job is stored.
-        refusal = admission.policy_refusal(spec, muse)
-        if refusal is not None:
-            raise errors.JobBuildError(POLICY_REFUSED, policy_message(refusal))
-        if muse is not None and spec.model is None and muse.preferred_model:
-            spec = spec.model_copy(update={"model": muse.preferred_model})
-        if spec.seed < 0 and self.status.get("seed") is not None:
-            spec = spec.model_copy(update={"seed": int(self.status["seed"])})  # same on retry
-        # The pool's template: its video family, or its style models for a muse's references.
-        template = None
-        if spec.kind == "video" or (muse is not None and muse.reference_images):
-            body = await self.deps.kube.get(kube.GPUPOOLS, self.pool.name, self.pool.namespace)
-            template = GpuPool.from_body(body).spec.template if body is not None else None
-        plan = conditioning.plan_references(
-            kind=spec.kind, checkpoint=spec.model or workflows.DEFAULT_CHECKPOINT,
-            own_reference=spec.reference_image,
-            muse_references=muse.reference_images if muse is not None else (),
-            styles=template.style_models if template is not None else (),
-            job_strength=spec.reference_strength,
-            muse_strength=muse.reference_strength if muse is not None else None,
-        )  # fmt: skip
-        spec = spec.model_copy(update={"reference_image": plan.start})
-        # Only the owner's own uploads in this namespace (kubectl bypasses the studio),
-        # every one of them checked before any is read.
-        for key in plan.artifact_keys():
-            ref = references.check_reference(key, namespace=self.ns, owner=spec.owner)
-            if ref is not None:
-                raise errors.JobBuildError(ref.reason, ref.message)
-        uploads: dict[str, str] = {}
-        for key in plan.artifact_keys():
-            assert self.client is not None
-            data = await self.deps.artifacts.get_bytes(key)
-            name = f"warmpool-{self.job.uid}-{key.rsplit('/', 1)[-1]}"
-            uploads[key] = await self.client.upload_image(data, name)
-        self.spec = spec
-        family = None
-        if spec.kind == "video" and template is not None:  # the pool's video family
-            family = template.video_family(spec.model)
-        return workflows.build_workflow(spec, namespace=self.ns, job=self.job.name,
-                                        rng=random.Random(), positive=positive, negative=negative,
-                                        reference_upload=uploads.get(plan.start or ""),
-                                        family=family,
-                                        style=conditioning.style_inputs(plan, uploads),
-                                        checkpoint=self.pool.checkpoint(spec.model))  # fmt: skip
-
     # ------------------------------------------------------------- progress and watchdog
     async def on_progress(self, event: comfy.ProgressEvent) -> None:
-        if self.accepted is None and event.prompt_id:
-            self.accepted_now(event.prompt_id)
+        if event.kind == "queued":
+            self.submitted = True
+            self.prompt_id = event.prompt_id or self.prompt_id  # an old server's own id
+            return
+        if self.accepted is None:
+            self.started_now()
         now = self.monotonic()
         self.last_activity = now
         self.activity[(self.ns, self.inst.name)] = now
         if event.kind == "started" and self.exec_started is None:
             self.exec_started = now
-        if event.kind != "progress" or event.max <= 0:
-            return
+        if event.kind != "progress" or event.max <= 0 or self.running is not None:
+            return  # (progress waits for the Running write)
         if self.exec_started is None:
             self.exec_started = now
         percent = min(99, event.value * 100 // event.max)
@@ -403,91 +382,24 @@ class Run:
             })  # fmt: skip
 
     async def watch(self) -> tuple[str, str]:
-        """A silent websocket and an unchanged ComfyUI queue for ``stallTimeout`` → stall.
-
-        Also ``("finished", "")`` when the prompt is in the history but its end never
-        came over the websocket: ComfyUI registers a socket only after the handshake,
-        so a prompt ending in that instant is announced to nobody.
-        """
-        assert self.client is not None
-        stall = parse_duration(self.pool.jobs.stall_timeout).total_seconds()
-        tick = min(max(stall / 5, 0.05), 0.5)
-        early = min(1.0, stall / 2)
-        snapshot: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        key = (self.ns, self.inst.name)
-        while True:
-            await asyncio.sleep(tick)
-            if self.writer.last_write and self.monotonic() - self.writer.last_write >= (
-                self.pool.jobs.lease_seconds / 3
-            ):
-                self.writer.enqueue(
-                    {"leaseExpiresAt": format_time(lease_end(self.deps.now(), self.pool))}
-                )
-            silent = self.monotonic() - max(self.last_activity, self.activity.get(key, 0.0))
-            if not self.prompt_id:  # not accepted yet (run_prompt's own time-outs apply)
-                continue
-            if silent < early:
-                snapshot = None
-                continue
-            try:
-                queue = await asyncio.wait_for(self.client.queue_state(), QUICK)
-            except (errors.ComfyError, TimeoutError) as exc:
-                if silent >= stall:
-                    return "instance_lost", f"ComfyUI stopped answering: {exc}"
-                continue
-            if self.prompt_id not in queue.running and self.prompt_id not in queue.pending:
-                with contextlib.suppress(errors.ComfyError, TimeoutError):
-                    if await asyncio.wait_for(self.client.history(self.prompt_id), QUICK):
-                        return "finished", ""
-                if silent >= stall:
-                    return "instance_lost", "the prompt is neither queued nor running any more"
-                continue
-            if silent < stall / 2:
-                continue
-            state = (queue.running, queue.pending)
-            if snapshot != state:
-                if snapshot is not None:
-                    self.last_activity = self.monotonic()
-                snapshot = state
-            elif silent >= stall:
-                return "stalled", f"no progress for {self.pool.jobs.stall_timeout}"
+        """The watchdog of this attempt (:func:`watchdog.watch`)."""
+        return await watchdog.watch(self)
 
     # ------------------------------------------------------------- outcomes
     async def succeed(self, result: comfy.PromptResult) -> bool:
         assert self.client is not None
         gpu_seconds = self.monotonic() - (self.exec_started or self.accepted or self.monotonic())
-        files = [f for f in result.outputs if f.type == "output"]
-        if not files:
-            return await self.failed("bad_output", "the prompt produced no output")
-        stored: list[outputs.Stored] = []
-        for index, file in enumerate(files):
-            try:
-                item = await outputs.store(self.deps, self.client, file, index=index,
-                                           record=self.record())  # fmt: skip
-            except errors.JobOutputError as exc:
-                return await self.failed("bad_output", str(exc))
-            except errors.ComfyAnswerTooLargeError as exc:
-                return await self.failed("too_large", f"fetching outputs: {exc}")
-            except errors.ComfyError as exc:
-                return await self.failed("instance_lost", f"fetching outputs: {exc}")
-            except errors.ArtifactError as exc:  # the store is down: try again later
-                return await self.failed("store_unavailable", f"storing outputs: {exc}")
-            stored.append(item)
+        record = outputs.record_of(self.job, self.spec, self.pool.name, now=self.deps.now())
+        try:
+            stored = await outputs.store_all(self.deps, self.client, result.outputs, record=record)
+        except outputs.Refused as exc:
+            return await self.failed(exc.kind, exc.message)
         cost = round(gpu_seconds * self.inst.price_per_hour / 3600.0, 6)
-        pool, gpu = self.pool.name, self.inst.gpu_name or "unknown"
-        metrics.JOB_RUN.labels(self.ns, pool).observe(self.monotonic() - (self.accepted or 0.0))
-        for item in stored:
-            metrics.OUTPUT_BYTES.labels(self.ns, pool).inc(item.output.size)
-        if self.spec.kind == "video":
-            fps = self.spec.fps or workflows.DEFAULT_FPS
-            seconds = sum((s.output.frames or 1) for s in stored) / fps
-            metrics.OUTPUT_COST.labels(self.ns, pool, gpu, "video").observe(
-                cost / max(seconds, 1e-9)
-            )
-        else:
-            per = cost / max(len(stored), 1)
-            for _ in stored:
-                metrics.OUTPUT_COST.labels(self.ns, pool, gpu, "image").observe(per)
+        metrics.JOB_RUN.labels(self.ns, self.pool.name).observe(
+            self.monotonic() - (self.accepted or 0.0)
+        )
+        outputs.observe(stored, self.spec, namespace=self.ns, pool=self.pool.name,
+                        gpu=self.inst.gpu_name or "unknown", cost=cost)  # fmt: skip
         extra = {
             "outputs": [s.output.model_dump(mode="json", by_alias=True, exclude_none=True)
                         for s in stored],
@@ -500,19 +412,13 @@ class Run:
                 await musecount.count_job(self.deps, self.ns, self.spec.muse_ref, self.job.name)
         return done
 
-    def record(self) -> dict[str, Any]:
-        """The metadata stored next to each output (the gallery lists these)."""
-        return {
-            "namespace": self.ns, "job": self.job.name, "kind": self.spec.kind,
-            "owner": self.spec.owner or None, "pool": self.pool.name,
-            "muse": self.spec.muse_ref, "prompt": self.spec.prompt,
-            "negativePrompt": self.spec.negative_prompt,
-            "model": self.spec.model or workflows.DEFAULT_CHECKPOINT,
-            "created": self.deps.now(), "tags": list(self.spec.tags),
-        }  # fmt: skip
-
     async def stopped(self) -> bool:
         reason = self.held.stop_reason
+        if reason == "drained":
+            if await self.unqueued():
+                return await self.drained()
+            self.held.go_on()  # it began meanwhile: it runs to its end there
+            return await self.follow(None)
         await self.interrupt()
         if reason == "gone":
             return False
@@ -567,9 +473,38 @@ class Run:
     def first_write(self, status: dict[str, Any]) -> dict[str, Any]:
         """An outcome written before the placement was: with the placement's fields (but
         never the lease of a job that is done with this attempt)."""
+        started, self.running = self.running or {}, None
         if self.placement_written or self.flow is None:
-            return status
-        return {**self.placement({}), "leaseExpiresAt": None, **status}
+            return {**started, **status}
+        return {**self.placement({}), **started, "leaseExpiresAt": None, **status}
+
+    async def unqueued(self) -> bool:
+        """Take the prompt out of ComfyUI's queue; True unless it began to run (or ended)
+        first. Unsure (the instance does not answer): taken as out (it is placed again)."""
+        assert self.client is not None
+        try:
+            await asyncio.wait_for(self.client.delete_queued([self.prompt_id]), QUICK)
+            queue = await asyncio.wait_for(self.client.queue_state(), QUICK)
+            if self.prompt_id in queue.running:
+                return False
+            return await asyncio.wait_for(self.client.history(self.prompt_id), QUICK) is None
+        except (errors.ComfyError, TimeoutError) as exc:
+            logger.info("job %s/%s: taking the prompt out of %s's queue: %s", self.ns,
+                        self.job.name, self.inst.name, exc)  # fmt: skip
+            return True
+
+    async def drained(self) -> bool:
+        """Back to the queue, the attempt not counted: the instance drained before it ran."""
+        logger.info("job %s/%s: taken out of draining %s's queue before it ran", self.ns,
+                    self.job.name, self.inst.name)  # fmt: skip
+        await self.writer.flush()
+        status = outcomes.requeued(DRAINED, f"instance {self.inst.name} drained before it ran",
+                                   excluded_hosts=self.job.excluded_hosts,
+                                   excluded_gpus=self.job.excluded_gpus)  # fmt: skip
+        self.requeued = await self.writer.write(
+            self.first_write({**status, "attempts": self.job.attempts})
+        )
+        return False
 
     # ------------------------------------------------------------- I/O helpers
     async def token(self) -> str | None:

@@ -48,6 +48,8 @@ ORPHANS = [
      [Requeue("j", "OperatorRestarted")]),
     ("scheduled-at-start-requeued", scheduled(), {"i1"}, True, False, True,
      [Requeue("j", "OperatorRestarted")]),
+    ("scheduled-queued-ahead-at-start-resumed", JobView("j", "Scheduled", "i1", "p1", LATER),
+     {"i1"}, True, False, True, [Resume("j", "i1")]),
     ("running-at-start-instance-gone", running(), set(), True, False, True,
      [Requeue("j", "InstanceLost")]),
     ("running-at-start-expired-lease-still-resumed", running(lease=EARLIER), {"i1"}, True,
@@ -104,6 +106,27 @@ HELD = [
      [Halt("j", "cancelled")]),
     ("instance-stopped-serving", running(), False, set(), [Halt("j", "instance_lost")]),
 ]  # fmt: skip
+
+DRAINING = [
+    # (id, started, draining, expected)
+    ("queued-ahead-on-a-draining-instance-halted", False, {"i1"}, [Halt("j", "drained")]),
+    ("running-on-a-draining-instance-goes-on", True, {"i1"}, []),
+    ("queued-ahead-on-a-ready-instance-waits", False, set(), []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("started", "draining", "expected"),
+    [pytest.param(*case[1:], id=case[0]) for case in DRAINING],
+)
+def test_draining(started: bool, draining: set[str], expected: list[Intent]) -> None:
+    """A prompt that has not begun on a Draining instance is taken back (placed elsewhere);
+    one that runs finishes there."""
+    plan = recovery.plan_recovery(
+        [HeldView("j", "i1", started)], [scheduled()], serving={"i1"}, draining=draining,
+        now=NOW,
+    )  # fmt: skip
+    assert list(plan.intents) == expected
 
 
 @pytest.mark.parametrize(

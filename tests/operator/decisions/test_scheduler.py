@@ -321,3 +321,36 @@ def test_execution_failure_tells_the_machine_from_the_job(
     """Regression (chaos day): a job whose SaveImage hit the rented machine's full disk
     failed for good (``ExecutionFailed``) instead of moving to another machine."""
     assert scheduler.execution_failure(exception_type, message) == expected
+
+
+def ahead(name: str, free: int = 0, places: int = 1, *, ckpt: str = "") -> SlotView:
+    """An instance with ``free`` slots and ``places`` queue-ahead places."""
+    return SlotView(name, free, ckpt, ahead=places)
+
+
+@pytest.mark.parametrize(
+    ("jobs", "instances", "expected", "waiting"),
+    [
+        pytest.param([job("j1")], [ahead("i1")], [("j1", "i1", True)], [],
+                     id="busy-instance-takes-one-behind"),
+        pytest.param([job("j1"), job("j2", age=-1)], [ahead("i1"), ahead("i2", free=1)],
+                     [("j1", "i2", False), ("j2", "i1", True)], [],
+                     id="a-free-slot-first-then-a-place-behind"),
+        pytest.param([job("j1", ckpt=B)], [ahead("a", ckpt=A), ahead("b", ckpt=B)],
+                     [("j1", "b", True)], [], id="behind-the-same-checkpoint"),
+        pytest.param([job(f"j{n}", age=-n) for n in range(4)], [ahead("i1"), ahead("i2")],
+                     [("j0", "i1", True), ("j1", "i2", True)], ["j2", "j3"],
+                     id="places-exhausted-the-rest-waits"),
+        pytest.param([job("j1", hosts=(7,))], [SlotView("i1", 0, machine_id=7, ahead=1)],
+                     [], ["j1"], id="exclusions-apply-behind-too"),
+    ],
+)  # fmt: skip
+def test_queue_ahead(
+    jobs: list[QueuedJob],
+    instances: list[SlotView],
+    expected: list[tuple[str, str, bool]],
+    waiting: list[str],
+) -> None:
+    placement = scheduler.plan_placement(jobs, instances)
+    assert [(a.job, a.instance, a.behind) for a in placement.assignments] == expected
+    assert list(placement.waiting) == waiting
