@@ -21,6 +21,7 @@ from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.gpuinstance import COLD_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool, GpuPoolSpec
 from warmpool.operator import metrics
+from warmpool.operator.controllers import cache
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import cold as instance_cold
 from warmpool.operator.controllers.instance import liveness, termination
@@ -177,6 +178,8 @@ async def after_plan(
         template_hash=template_hash, unhealthy_machines=unhealthy, excluded=state.destroyed,
     )  # fmt: skip
     plan.releases, plan.rents = rest, rents
+    if stops or starts:  # a race may start one while the plan rents and releases nothing
+        cache.drop_listing(deps, pool.metadata.namespace or "default", pool.metadata.name)
     for stop in stops:
         inst = GpuInstance.from_body(by_name[stop.name])
         await instance_cold.stop(deps, inst, pool, reason=stop.reason, message=stop.message)
