@@ -40,8 +40,9 @@ only in their settings:
     the warm-up no longer pay for themselves: ``replicas 0``, no ``warmup``,
     ``cold.replicas 4`` started together on a cold start (``hedge 3``: a start finds
     its GPU taken 15 % of the time), ``maxReplicas 12`` for the spikes, ``idleTimeout
-    3m`` (a stop is cheap to undo: 4m cost diurnal 1.42×, 2m let its p95 reach 136 s)
-    and ``template.diskGb 100`` (storage is billed per GB; an SDXL image and its models
+    3m`` for the machines the tier has no room for and ``cold.idleTimeout 1m`` for the
+    ones it has (a stop is undone in about a minute; see README.md for the sweep), and
+    ``template.diskGb 100`` (storage is billed per GB; an SDXL image and its models
     fit). Offers are ranked by their storage price too (``choose_offers``'s
     ``stopped_disk_gb``, as the operator ranks them for a cold pool).
 ``oracle``

@@ -124,6 +124,26 @@ def cold_trials(trials: int, supply: SupplyModel) -> dict[str, dict[str, float]]
     return figures
 
 
+def hedging(raw: dict[str, list[Result]], trials_n: int, supply: SupplyModel) -> dict[str, Any]:
+    """The hedging figure: cold starts of ``warmpool`` against ``warmpool-unhedged``."""
+    colds = {name: [c for r in raw[name] for c in r.cold_starts] for name in HEDGE_PAIR}
+    spend = {name: sum(r.dollars for r in raw[name]) for name in colds}
+    trials = cold_trials(trials_n, supply) if trials_n else {}
+    p95 = {name: percentile(c, 95) for name, c in colds.items()}
+    pooled: dict[str, Any] = {
+        "cold_starts": {n: len(c) for n, c in colds.items()},
+        "day_cold_start_ready_p95_s": {n: round(v, 1) for n, v in p95.items()},
+        "trials": trials,
+        "spend_ratio": round(spend["warmpool"] / spend["warmpool-unhedged"], 3),
+    }
+    if trials:
+        cut = 1 - trials["warmpool"]["ready_p95_s"] / trials["warmpool-unhedged"]["ready_p95_s"]
+        pooled["trial_p95_cut"] = round(cut, 3)
+    if p95["warmpool-unhedged"]:
+        pooled["day_p95_cut"] = round(1 - p95["warmpool"] / p95["warmpool-unhedged"], 3)
+    return pooled
+
+
 def verdicts(
     rows: list[dict[str, Any]], pooled: dict[str, Any], supply: SupplyModel
 ) -> dict[str, Any]:
@@ -364,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         help="supply seeds per seven-day trace (learned warm-up; 0 skips them)",
     )
     parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated policy names to run (the oracle always runs; default: all)",
+    )
+    parser.add_argument(
         "--sweep",
         action="store_true",
         help="instead: warmpool with one setting changed at a time (economics-sweep.json)",
@@ -377,43 +402,40 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=1) + "\n")
         print(f"wrote {out}")
         return 0
+    only = set(args.only.split(",")) | {"oracle"} if args.only else None
+
+    def chosen(defs: tuple[policies.PolicyDef, ...]) -> list[policies.PolicyDef]:
+        return [d for d in defs if only is None or d.name in only]
+
     rows: list[dict[str, Any]] = []
     raw: dict[str, list[Result]] = {}
-    for trace in demand.ensure(args.traces):
-        for definition in policies.POLICIES:
+    for trace in demand.ensure(args.traces) if args.seeds else []:
+        for definition in chosen(policies.POLICIES):
             results = [
                 policies.run_policy(definition, trace, supply=supply, seed=s)
                 for s in range(args.seeds)
             ]
             raw.setdefault(definition.name, []).extend(results)
             rows.append(mean_summary(results))
-    colds = {name: [c for r in raw[name] for c in r.cold_starts] for name in HEDGE_PAIR}
-    spend = {name: sum(r.dollars for r in raw[name]) for name in colds}
-    trials = cold_trials(args.cold_trials, supply) if args.cold_trials else {}
-    p95 = {name: percentile(c, 95) for name, c in colds.items()}
-    pooled = {
-        "cold_starts": {n: len(c) for n, c in colds.items()},
-        "day_cold_start_ready_p95_s": {n: round(v, 1) for n, v in p95.items()},
-        "trials": trials,
-        "spend_ratio": round(spend["warmpool"] / spend["warmpool-unhedged"], 3),
-    }
-    if trials:
-        cut = 1 - trials["warmpool"]["ready_p95_s"] / trials["warmpool-unhedged"]["ready_p95_s"]
-        pooled["trial_p95_cut"] = round(cut, 3)
-    if p95["warmpool-unhedged"]:
-        pooled["day_p95_cut"] = round(1 - p95["warmpool"] / p95["warmpool-unhedged"], 3)
-    goal = verdicts(rows, pooled, supply)
+    pooled: dict[str, Any] = {}
+    if all(raw.get(name) for name in HEDGE_PAIR):
+        pooled = hedging(raw, args.cold_trials, supply)
+    day_traces = {r["trace"] for r in rows}
+    complete = all(("warmpool", t) in {(r["policy"], r["trace"]) for r in rows} for t in day_traces)
+    goal = verdicts(rows, pooled, supply) if complete and pooled else {}
     week_rows: list[dict[str, Any]] = []
     if args.week_seeds:
         for trace in demand.ensure(args.traces, demand.WEEKS):
-            for definition in policies.WEEK_POLICIES:
+            for definition in chosen(policies.WEEK_POLICIES):
                 results = [
                     policies.run_policy(definition, trace, supply=supply, seed=s)
                     for s in range(args.week_seeds)
                 ]
                 week_rows.append(mean_summary(results))
+                print(f"  {trace.name} {definition.name}: done", file=sys.stderr, flush=True)
         goal["week"] = week_verdicts(week_rows, supply)
-    print(table(rows))
+    if rows:
+        print(table(rows))
     if week_rows:
         print("\nseven days (the learned warm-up learns from the first):")
         print(table(week_rows))
