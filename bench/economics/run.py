@@ -291,8 +291,9 @@ def plot(rows: list[dict[str, Any]], goal: dict[str, Any], path: Path) -> None:
                 textcoords="offset points",
             )
         oracle = next(r["dollars"] for r in rows if r["trace"] == trace and r["policy"] == "oracle")
-        ax.axhline(COST_LIMIT * oracle, color="grey", linestyle=":", linewidth=1)
-        ax.annotate(f"{COST_LIMIT}x oracle", (1.0, COST_LIMIT * oracle), fontsize=7,
+        limit = WEEK_GOAL.get(trace, (WAIT_LIMIT_S, COST_LIMIT))[1]
+        ax.axhline(limit * oracle, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"{limit}x oracle", (1.0, limit * oracle), fontsize=7,
                     xytext=(2, 2), textcoords="offset points", color="grey")  # fmt: skip
         least = goal.get(trace, {}).get("online_bound_dollars")
         cold_least = goal.get(trace, {}).get("cold_bound_dollars")
