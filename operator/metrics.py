@@ -217,7 +217,7 @@ def forget_pool(namespace: str, pool: str) -> None:
     """Drop a deleted pool's state gauges, so that its last Degraded or BudgetExceeded does
     not keep an alert firing. Counters and histograms stay: they are history, and rates of
     a series that stops being exported end by themselves."""
-    for gauge in (*POOL_STATE, *COLD_STATE):
+    for gauge in POOL_STATE:
         gauge.remove_by_labels({"namespace": namespace, "pool": pool})
 
 
@@ -247,7 +247,6 @@ STORAGE_PER_HOUR = Gauge(
     "Storage $/hour of the pool's stopped instances (storage_cost x disk / 720).",
     POOL,
 )
-POOL_STATE += (COLD_INSTANCES, STORAGE_PER_HOUR)  # gone with the pool too
 COLD_TRANSITIONS = Counter(
     "warmpool_cold_transitions_total",
     "Stops and starts of the cold tier by action (stop, start) and reason.",
@@ -277,5 +276,6 @@ COLD_MAX_AGE = Gauge(
     POOL,
 )
 COLD_STATE = (COLD_INSTANCES, STORAGE_PER_HOUR, COLD_OLDEST_STOPPED, COLD_MAX_AGE)
+POOL_STATE += COLD_STATE  # gone with the pool too
 
 # ---------------------------------------------------------------- end cold tier

@@ -57,6 +57,16 @@ NEEDS_AN_EVENT: dict[tuple[str, str, str], str] = {
     ("vastai.json", "429 by endpoint", 'code="429"'): "Vast.ai throttling (HTTP 429)",
     ("vastai.json", "Errors by endpoint and code", 'code=~"5..|timeout|transport"'):
         "a Vast.ai 5xx, time-out or transport error",
+    ("fleet.json", "Starts, stops and given-up starts per hour", "warmpool_cold_transitions_total"):
+        "a stop or a start of the cold tier (the sample pool has no cold tier)",
+    ("fleet.json", "Starts, stops and given-up starts per hour", "warmpool_resume_failures_total"):
+        "a start of a stopped instance given up (the sample pool has no cold tier)",
+    ("fleet.json", "Start → Ready (p50, p90) and oldest stopped vs maxAge",
+     "histogram_quantile(0.5"): "a stopped instance started again",
+    ("fleet.json", "Start → Ready (p50, p90) and oldest stopped vs maxAge",
+     "histogram_quantile(0.9"): "a stopped instance started again",
+    ("fleet.json", "Start → Ready (p50, p90) and oldest stopped vs maxAge",
+     "warmpool_cold_max_age_seconds"): "a pool with a cold tier (maxAge shown only then)",
 }  # fmt: skip
 
 
@@ -230,8 +240,12 @@ async def test_every_dashboard_query_returns_data_from_the_running_stack(tmp_pat
         line = dev.line_with("/metrics (operator)")
         assert line, dev.tail()
         (operator_target,) = re.findall(r"http://(127\.0\.0\.1:\d+)/metrics \(operator\)", line)
-        (studio_target,) = re.findall(r"^studio +http://(127\.0\.0\.1:\d+)/$",
-                                      dev.line_with("studio ") or "")  # fmt: skip
+        # The stack's own line (the children's JSON log lines may also name the studio).
+        studio_lines = [
+            m for ln in dev.lines for m in re.findall(r"^studio +http://(127\.0\.0\.1:\d+)/$", ln)
+        ]
+        assert studio_lines, dev.tail()
+        studio_target = studio_lines[0]
         config = scrape_config(
             tmp_path,
             operator=operator_target,
