@@ -234,3 +234,17 @@ def served() -> Iterator[Callable[..., Served]]:
     yield make
     for stack in stacks:
         stack.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Debian Chromium for the browser tests (each skips without it)."""
+    from browser import ARGS, CHROMIUM
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

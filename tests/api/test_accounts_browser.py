@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARTIFACTS, MISSING, WHY_MISSING
 
 from warmpool.sim.oidc_provider import OidcProvider, missing, start_provider
 
@@ -20,18 +20,6 @@ pytestmark = [
     pytest.mark.skipif(MISSING, reason=WHY_MISSING),
     pytest.mark.skipif(missing() is not None, reason=str(missing())),
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

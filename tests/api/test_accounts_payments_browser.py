@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARTIFACTS, MISSING, WHY_MISSING
 from stripefake import JS_PATH, register_webhook, running_localstripe
 
 from warmpool.operator.adapters import kube
@@ -44,18 +44,6 @@ def provider() -> Iterator[OidcProvider]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def settings(provider: OidcProvider, localstripe: str) -> dict[str, Any]:

@@ -7,11 +7,10 @@ both. Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARTIFACTS, MISSING, WHY_MISSING
 
 from warmpool.operator.adapters import kube
 
@@ -22,18 +21,6 @@ TOKENS = {  # the studio refuses tokens under 32 characters
 }
 
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def sign_in(page: Any, url: str, token: str) -> None:

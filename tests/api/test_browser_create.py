@@ -7,12 +7,11 @@ Screenshots at desktop and phone width go to ``test-artifacts/``."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
+from browser import ARTIFACTS, MISSING, WHY_MISSING, wait_until
 from PIL import Image
 
 from warmpool.operator.adapters import kube
@@ -21,18 +20,6 @@ NS = "default"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def picture(color: str = "#6b2a3b") -> bytes:

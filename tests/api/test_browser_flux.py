@@ -9,11 +9,10 @@ architecture is what the studio's pools list says (``checkpoints``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING
+from browser import ARTIFACTS, MISSING, WHY_MISSING
 
 from warmpool.operator.adapters import kube
 
@@ -33,18 +32,6 @@ POOL = {
                          "t5xxl": "t5xxl_fp8_e4m3fn.safetensors", "vae": "ae.safetensors"}]}},
 }  # fmt: skip
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_the_create_page_shows_the_flux_defaults_of_a_flux_checkpoint(

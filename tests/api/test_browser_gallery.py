@@ -5,11 +5,10 @@ the store. Screenshots at desktop and phone width go to ``test-artifacts/``."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
+from browser import ARTIFACTS, MISSING, WHY_MISSING, wait_until
 from gallerydata import put_output
 from PIL import Image
 
@@ -18,18 +17,6 @@ from warmpool.operator.adapters import artifacts
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def picture(color: str) -> bytes:

@@ -10,12 +10,11 @@ to ``test-artifacts/``.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, MISSING, WHY_MISSING, wait_until
+from browser import ARTIFACTS, MISSING, WHY_MISSING, wait_until
 from PIL import Image
 
 from warmpool.operator.adapters import kube
@@ -38,18 +37,6 @@ FLUX_POOL = {
         "styleModels": [REDUX]}},
 }  # fmt: skip
 pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def picture(color: str) -> bytes:
