@@ -46,6 +46,7 @@ async def test_pools_give_each_checkpoint_its_architecture_and_defaults(
     http = await studio()
     (pool,) = [p for p in (await http.get("/api/v1/pools")).json() if p["name"] == "flux"]
     assert pool["models"] == [SDXL, SCHNELL, "flux1-dev"]  # the split one is a model too
+    assert pool["defaultModel"] == SCHNELL  # the first declared checkpoint, not the SDXL file
     by_name = {c["name"]: c for c in pool["checkpoints"]}
     sdxl, schnell, dev = by_name[SDXL], by_name[SCHNELL], by_name["flux1-dev"]
     assert (sdxl["architecture"], sdxl["negativePrompt"], sdxl["cfgLabel"]) == ("sdxl", True, "CFG")
