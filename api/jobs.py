@@ -140,12 +140,18 @@ async def pool_for(studio: Studio, name: str) -> GpuPool:
     return GpuPool.from_body(obj)
 
 
+def default_model(pool: GpuPool) -> str:
+    """The checkpoint a job without ``model`` runs on ``pool`` (as the operator decides it)."""
+    template = pool.spec.template
+    return workflows.default_checkpoint(template.checkpoints, template.models)
+
+
 def pool_models(studio: Studio, pool: GpuPool) -> list[str]:
     """Checkpoints a job on this pool may name."""
     names = pool.spec.template.image_checkpoints()
     names += [m for m in studio.settings.studio_models if m not in names]
     if not names:
-        names = [workflows.DEFAULT_CHECKPOINT]
+        names = [default_model(pool)]
     return names
 
 
@@ -253,6 +259,8 @@ async def checked(
     models = pool_models(studio, pool)
     if req.model is None and muse and muse.spec.preferred_model in models:
         req = req.model_copy(update={"model": muse.spec.preferred_model})
+    if req.model is None:  # what the operator would run: named, so the views show it
+        req = req.model_copy(update={"model": default_model(pool)})
     if req.model is not None and req.model not in models:
         raise FieldError(
             ["body", "model"],
@@ -289,14 +297,15 @@ def estimate_of(
 ) -> EstimateOut:
     price = price_per_hour(studio, pool)
     family = pool.spec.template.video_family(req.model) if req.kind == "video" else None
-    checkpoint = pool.spec.template.checkpoint(req.model or workflows.DEFAULT_CHECKPOINT)
+    model = req.model or default_model(pool)
+    checkpoint = pool.spec.template.checkpoint(model)
     est = workflows.estimate(req, price_per_hour=price, family=family, checkpoint=checkpoint)
     composed = prompts.compose(
         muse.spec if muse else None, req.prompt, req.negative_prompt, variation=req.variation
     )
     wait, why = expected_wait(studio, pool, est.seconds)
     plan = conditioning.plan_references(  # the very plan the operator makes for this job
-        kind=req.kind, checkpoint=req.model or workflows.DEFAULT_CHECKPOINT,
+        kind=req.kind, checkpoint=model,
         own_reference=req.reference_image,
         muse_references=muse.spec.reference_images if muse else (),
         styles=pool.spec.template.style_models, job_strength=req.reference_strength,

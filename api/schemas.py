@@ -257,6 +257,9 @@ class PoolOut(Out):
     running_jobs: int
     price_per_hour: float = Field(description="$/hour of one instance (estimate).")
     models: list[str] = Field(description="Checkpoints usable on this pool.")
+    default_model: str = Field(
+        "", description="The checkpoint a job without model runs on this pool."
+    )
     loras: list[str] = Field(default_factory=list, description="LoRA files the pool loads.")
     checkpoints: list[CheckpointOut] = Field(
         default_factory=list, description="Per checkpoint of models: its architecture's defaults."

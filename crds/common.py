@@ -41,6 +41,14 @@ def uid_of_label(label: str | None) -> str | None:
     return parts[-1] if len(parts) >= 4 else None
 
 
+def namespace_of_label(label: str | None) -> str | None:
+    """The GpuInstance namespace in a rental label, None when it is not one of ours."""
+    if uid_of_label(label) is None:
+        return None
+    assert label is not None
+    return label.split(".")[1]  # a namespace holds no dot; a pool name may
+
+
 def pool_selector(pool: str) -> str:
     """The label selector of a pool's GpuInstances (also its scale selector)."""
     return f"{POOL_LABEL}={pool}"

@@ -93,6 +93,7 @@ async def list_pools(studio: StudioDep, user: UserDep) -> list[PoolOut]:
                 running_jobs=pool.status.running_jobs,
                 price_per_hour=jobs.price_per_hour(studio, pool),
                 models=jobs.pool_models(studio, pool),
+                default_model=jobs.default_model(pool),
                 loras=[m.file for m in pool.spec.template.models if m.folder == "loras"],
                 checkpoints=jobs.checkpoints_out(studio, pool),
                 reference_modes=jobs.reference_modes(studio, pool),

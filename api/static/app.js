@@ -229,7 +229,8 @@ function fillModels() {
   showDefaults();
 }
 
-// What the operator runs "Preset default" as (workflows.DEFAULT_CHECKPOINT).
+// What the operator runs "Preset default" as on a pool that names none (the pools list's
+// defaultModel: its first declared checkpoint; workflows.DEFAULT_CHECKPOINT otherwise).
 const DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors";
 
 // The chosen checkpoint's architecture defaults as placeholders (the pools list's
@@ -237,7 +238,7 @@ const DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors";
 function showDefaults() {
   const form = $("#gen-form");
   const pool = state.pools.find((p) => p.name === $("#pool").value);
-  const name = $("#model").value || DEFAULT_CHECKPOINT;
+  const name = $("#model").value || pool?.defaultModel || DEFAULT_CHECKPOINT;
   const ckpt = (pool?.checkpoints || []).find((c) => c.name === name);
   const quality = form.querySelector("[name=quality]:checked")?.value || "medium";
   const preset = ckpt?.presets?.[quality];

@@ -7,14 +7,44 @@ samples at CFG 1; ``cfg`` on schnell, which takes no guidance). A Flux job's neg
 prompt is ignored with a note rather than refused: a muse brings its own negative prompt
 to every job, and a job moved between an SDXL and a Flux checkpoint should keep working.
 The studio shows the notes in its estimate (before submission and in a create's answer).
+
+A job without ``spec.model`` runs the pool's :func:`default_checkpoint`: the operator (its
+graph, estimate and scheduling) and the studio (its estimate and job views) both ask here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from warmpool.crds.checkpoint import CheckpointSpec
+
+#: What a model-less image job runs on a pool that declares no image checkpoint.
+DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors"
+
+
+class ModelFileLike(Protocol):
+    """The fields of ``ModelSpec`` (a template's ``models[]``) read here."""
+
+    @property
+    def folder(self) -> str: ...
+    @property
+    def file(self) -> str: ...
+
+
+def default_checkpoint(
+    declared: Sequence[CheckpointSpec], models: Iterable[ModelFileLike] = ()
+) -> str:
+    """The checkpoint an image job without ``spec.model`` runs on a pool: the first of its
+    ``template.checkpoints``, else the first ``checkpoints``-folder file of its
+    ``template.models``, else :data:`DEFAULT_CHECKPOINT` (a Flux-only pool has no SDXL
+    base, and ComfyUI refuses a prompt naming a file it does not hold)."""
+    if declared:
+        return declared[0].name
+    files = (m.file for m in models if m.folder == "checkpoints")
+    return next(files, DEFAULT_CHECKPOINT)
+
 
 #: ``FluxGuidance.guidance`` of a flux-dev job without ``cfg`` (the node's default in 0.3.64).
 DEFAULT_FLUX_GUIDANCE = 3.5

@@ -81,11 +81,12 @@ from typing import Any, Literal, Protocol
 from warmpool.crds.checkpoint import CheckpointSpec
 from warmpool.crds.videofamily import VideoFamilySpec
 from warmpool.operator.decisions import architectures, conditioning, videos
+from warmpool.operator.decisions.architectures import DEFAULT_CHECKPOINT as DEFAULT_CHECKPOINT
 from warmpool.operator.decisions.architectures import PRESETS as PRESETS
 from warmpool.operator.decisions.architectures import Preset as Preset
+from warmpool.operator.decisions.architectures import default_checkpoint as default_checkpoint
 from warmpool.operator.decisions.graphcheck import validate_graph as validate_graph
 
-DEFAULT_CHECKPOINT = "sd_xl_base_1.0.safetensors"
 DEFAULT_IMG2IMG_DENOISE = 0.6
 DEFAULT_FRAMES = 16
 DEFAULT_FPS = 8

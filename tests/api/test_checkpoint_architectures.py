@@ -4,12 +4,16 @@ The pools list gives, per checkpoint, how it is run (sdxl, flux-dev, flux-schnel
 presets the operator will use, so the create page shows Flux defaults (euler/simple,
 guidance 3.5, 20 steps; schnell 4) for a Flux checkpoint; the estimate prices a Flux job on
 its architecture and says what it ignores (the negative prompt) or reads differently (cfg
-as the Flux guidance).
+as the Flux guidance). A job without ``model`` on a Flux-only pool runs the pool's first
+declared checkpoint (the SDXL base is not on its machines: ComfyUI would refuse it).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from warmpool.operator.adapters import kube
 from warmpool.operator.decisions import architectures
@@ -42,6 +46,7 @@ async def test_pools_give_each_checkpoint_its_architecture_and_defaults(
     http = await studio()
     (pool,) = [p for p in (await http.get("/api/v1/pools")).json() if p["name"] == "flux"]
     assert pool["models"] == [SDXL, SCHNELL, "flux1-dev"]  # the split one is a model too
+    assert pool["defaultModel"] == SCHNELL  # the first declared checkpoint, not the SDXL file
     by_name = {c["name"]: c for c in pool["checkpoints"]}
     sdxl, schnell, dev = by_name[SDXL], by_name[SCHNELL], by_name["flux1-dev"]
     assert (sdxl["architecture"], sdxl["negativePrompt"], sdxl["cfgLabel"]) == ("sdxl", True, "CFG")
@@ -71,3 +76,20 @@ async def test_the_estimate_prices_flux_and_says_what_it_ignores(
     assert (sdxl["architecture"], sdxl["notes"]) == ("sdxl", [])
     assert fast["notes"] == [architectures.NEGATIVE_IGNORED]
     assert fast["seconds"] < sdxl["seconds"] < est["seconds"]  # schnell 4 steps; dev ~2x SDXL
+
+
+async def test_a_model_less_job_on_the_flux_example_pool_gets_its_flux_checkpoint(
+    studio: Studio, kube_client: kube.KubeClient
+) -> None:
+    example = Path(__file__).parents[2] / "crds" / "examples" / "gpupool_flux.yaml"
+    await kube_client.create(kube.GPUPOOLS, yaml.safe_load(example.read_text()), NS)
+    http = await studio()
+    job = {"pool": "flux", "prompt": "a lighthouse at dusk"}
+    est = (await http.post("/api/v1/estimate", json=job)).json()
+    assert est["architecture"] == "flux-schnell"
+    created = await http.post("/api/v1/generations", json=job)
+    assert created.status_code == 201, created.text
+    out = created.json()
+    assert (out["model"], out["estimate"]["architecture"]) == (SCHNELL, "flux-schnell")
+    obj = await kube_client.get(kube.GENERATIONJOBS, out["name"], NS)
+    assert obj is not None and obj["spec"]["model"] == SCHNELL  # what the operator runs

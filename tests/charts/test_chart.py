@@ -11,6 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from warmpool.operator.settings import OperatorSettings
+
 KUBERNETES_VERSION = "1.33"
 
 # Kinds kubernetes-validate has no schema for: each is validated against its own schema below.
@@ -216,6 +218,13 @@ def test_a_caught_validation_error_fails(crd_schemas: dict[str, dict[str, Any]])
             {"metrics": {"serviceMonitor": {"interval": "often"}}}, "interval", id="bad-interval"
         ),
         pytest.param({"imageTag": "latest"}, "imageTag", id="unknown-key"),
+        pytest.param({"operator": {"queueAhead": 9}}, "queueAhead", id="queue-ahead-past-8"),
+        pytest.param({"operator": {"queueAhead": 1.5}}, "queueAhead", id="queue-ahead-fraction"),
+        pytest.param(
+            {"operator": {"queueAheadMaxSeconds": -1}},
+            "queueAheadMaxSeconds",
+            id="queue-ahead-negative-seconds",
+        ),
     ],
 )
 def test_wrong_values_fail_at_install(chart: Any, values: dict[str, Any], message: str) -> None:
@@ -317,6 +326,31 @@ def test_commands_and_ports(chart: Any, default_manifests: list[Any]) -> None:
         "8000",
     ]
     assert studio["ports"][0]["containerPort"] == 8000
+
+
+@pytest.mark.parametrize(
+    ("operator", "ahead", "seconds"),
+    [
+        pytest.param({}, "1", "60", id="defaults"),
+        pytest.param({"queueAhead": 0, "queueAheadMaxSeconds": 12.5}, "0", "12.5", id="set"),
+    ],
+)
+def test_queue_ahead_reaches_the_operator(
+    chart: Any, operator: dict[str, Any], ahead: str, seconds: str
+) -> None:
+    deployment = chart.one(chart.render({"operator": operator}), "Deployment", "-operator")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    given = (env["WARMPOOL_QUEUE_AHEAD"], env["WARMPOOL_QUEUE_AHEAD_MAX_SECONDS"])
+    assert given == (ahead, seconds)
+    read = OperatorSettings.model_validate(  # what the operator reads from these values
+        {"queue_ahead": env["WARMPOOL_QUEUE_AHEAD"],
+         "queue_ahead_max_seconds": env["WARMPOOL_QUEUE_AHEAD_MAX_SECONDS"]})  # fmt: skip
+    assert (read.queue_ahead, read.queue_ahead_max_seconds) == (int(ahead), float(seconds))
+    if not operator:  # the chart's defaults are the operator's own
+        defaults = OperatorSettings()
+        assert (read.queue_ahead, read.queue_ahead_max_seconds) == (
+            defaults.queue_ahead, defaults.queue_ahead_max_seconds)  # fmt: skip
 
 
 @pytest.mark.parametrize(

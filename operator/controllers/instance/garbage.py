@@ -3,6 +3,11 @@
 A crash between a create call and the status write is healed by adoption (the
 GpuInstance finds its rental by label). A rental whose GpuInstance is gone is
 destroyed after a grace period — money never leaks through a lost object.
+
+With ``WARMPOOL_NAMESPACE=a,b`` the operator may read GpuInstances in those namespaces only
+(the chart grants no cluster-wide read then): the sweep lists each served namespace and
+judges only the rentals whose label names one of them; another namespace's rentals are
+not this operator's to destroy.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from warmpool.crds.common import LABEL_ROOT, uid_of_label
+from warmpool.crds.common import LABEL_ROOT, namespace_of_label, uid_of_label
 from warmpool.operator import metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.deps import Deps
@@ -21,6 +26,9 @@ logger = logging.getLogger(__name__)
 async def sweep(deps: Deps) -> list[int]:
     """Destroy rentals labelled by warmpool whose GpuInstance no longer exists."""
     rentals = await deps.inventory.by_label_prefix(f"{LABEL_ROOT}.")
+    served = deps.settings.served_namespaces
+    if served:
+        rentals = [r for r in rentals if namespace_of_label(r.label) in served]
     if not rentals:
         return []
     known: set[str | None] = set(
@@ -59,8 +67,11 @@ async def known_uids(deps: Deps, wanted: set[str]) -> set[str]:
     if cached is not None and deps.monotonic() - cached[0] < max_age and wanted <= cached[1]:
         return cached[1]
     at = deps.monotonic()
-    bodies = await deps.kube.list(kube.GPUINSTANCES, None)
-    known = {str(b["metadata"]["uid"]) for b in bodies if b["metadata"].get("uid")}
+    known: set[str] = set()
+    served: list[str | None] = [*deps.settings.served_namespaces] or [None]  # None: all
+    for namespace in served:
+        bodies = await deps.kube.list(kube.GPUINSTANCES, namespace)
+        known |= {str(b["metadata"]["uid"]) for b in bodies if b["metadata"].get("uid")}
     deps.known_uids = (at, known)
     return known
 

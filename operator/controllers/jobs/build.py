@@ -78,6 +78,8 @@ async def build(
         raise errors.JobBuildError(POLICY_REFUSED, policy_message(refusal))
     if muse is not None and spec.model is None and muse.preferred_model:
         spec = spec.model_copy(update={"model": muse.preferred_model})
+    if spec.model is None and spec.kind != "video":  # the pool's first image checkpoint
+        spec = spec.model_copy(update={"model": pool.default_checkpoint})
     if spec.seed < 0 and status.get("seed") is not None:
         spec = spec.model_copy(update={"seed": int(status["seed"])})  # same on retry
     # The pool's template: its video family, or its style models for a muse's references.
@@ -86,7 +88,7 @@ async def build(
         body = await deps.kube.get(kube.GPUPOOLS, pool.name, pool.namespace)
         template = GpuPool.from_body(body).spec.template if body is not None else None
     plan = conditioning.plan_references(
-        kind=spec.kind, checkpoint=spec.model or workflows.DEFAULT_CHECKPOINT,
+        kind=spec.kind, checkpoint=spec.model or pool.default_checkpoint,
         own_reference=spec.reference_image,
         muse_references=muse.reference_images if muse is not None else (),
         styles=template.style_models if template is not None else (),

@@ -17,7 +17,7 @@ from warmpool.crds.checkpoint import CheckpointSpec, checkpoint_of
 from warmpool.crds.common import parse_duration, parse_optional_time
 from warmpool.crds.generationjob import GenerationJobSpec
 from warmpool.crds.gpuinstance import GpuInstance
-from warmpool.crds.gpupool import JobsSpec
+from warmpool.crds.gpupool import JobsSpec, ModelSpec
 from warmpool.operator.decisions import recovery, workflows
 
 PoolKey = tuple[str, str]
@@ -40,6 +40,7 @@ class JobFacts:
     priority: int
     created: datetime
     checkpoint: str
+    """The job's ``spec.model``; empty for the pool's default (:meth:`PoolFacts.model_of`)."""
     instance: str
     prompt_id: str
     lease_expires_at: datetime | None
@@ -89,11 +90,16 @@ class PoolFacts:
     """The template's declared checkpoints (how each is run)."""
     flux_redux: frozenset[str] = frozenset()
     """Checkpoints a Flux Redux style model names (Flux, unless declared otherwise)."""
+    default_checkpoint: str = workflows.DEFAULT_CHECKPOINT
+    """What a job without ``spec.model`` runs here (:func:`workflows.default_checkpoint`)."""
 
     def checkpoint(self, name: str | None) -> CheckpointSpec:
-        """How checkpoint ``name`` (a job's ``spec.model``) is run on this pool."""
-        return checkpoint_of(name or workflows.DEFAULT_CHECKPOINT, self.checkpoints,
-                             self.flux_redux)  # fmt: skip
+        """How checkpoint ``name`` (a job's ``spec.model``; None: the pool's default) is run."""
+        return checkpoint_of(name or self.default_checkpoint, self.checkpoints, self.flux_redux)
+
+    def model_of(self, job: JobFacts) -> str:
+        """The checkpoint ``job`` loads on this pool (its own, else the pool's default)."""
+        return job.checkpoint or self.default_checkpoint
 
 
 def job_facts(body: Mapping[str, Any]) -> JobFacts:
@@ -108,7 +114,7 @@ def job_facts(body: Mapping[str, Any]) -> JobFacts:
         priority=int(spec.get("priority") or 0),
         created=parse_optional_time(status.get("queuedAt") or meta.get("creationTimestamp"))
         or datetime.min,
-        checkpoint=spec.get("model") or workflows.DEFAULT_CHECKPOINT,
+        checkpoint=spec.get("model") or "",
         instance=status.get("instance") or "",
         prompt_id=status.get("promptId") or "",
         lease_expires_at=parse_optional_time(status.get("leaseExpiresAt")),
@@ -186,18 +192,19 @@ def pool_facts(body: Mapping[str, Any]) -> PoolFacts:
     """A GpuPool body's job settings."""
     meta, spec = body["metadata"], body.get("spec") or {}
     template = spec.get("template") or {}
+    checkpoints = tuple(CheckpointSpec.model_validate(c) for c in template.get("checkpoints") or ())
+    models = [ModelSpec.model_validate(m) for m in template.get("models") or ()]
     return PoolFacts(
         namespace=meta.get("namespace") or "default",
         name=meta["name"],
         jobs=JobsSpec.model_validate(spec.get("jobs") or {}),
         gpu_names=tuple((spec.get("offer") or {}).get("gpuNames") or ()),
         host_cooldown=parse_duration((spec.get("failurePolicy") or {}).get("hostCooldown") or "1h"),
-        checkpoints=tuple(
-            CheckpointSpec.model_validate(c) for c in template.get("checkpoints") or ()
-        ),
+        checkpoints=checkpoints,
         flux_redux=frozenset(
             c for style in template.get("styleModels") or () for c in style.get("checkpoints") or ()
         ),
+        default_checkpoint=workflows.default_checkpoint(checkpoints, models),
     )
 
 

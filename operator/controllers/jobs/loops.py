@@ -270,21 +270,23 @@ class Dispatcher:
         if not any(s.free or s.ahead for s in slots):
             return placed
         places = sum(s.free + s.ahead for s in slots)
-        placement = scheduler.plan_placement(self._views(queued, places), slots)
+        placement = scheduler.plan_placement(self._views(queued, places, pool), slots)
         if len(placement.assignments) < places and len(queued) > PRESELECT * places + PRESELECT:
             # Exclusions left places free among the first in line: every job is considered.
-            placement = scheduler.plan_placement(self._views(queued, None), slots)
+            placement = scheduler.plan_placement(self._views(queued, None, pool), slots)
         logger.debug("pool %s/%s: %d queued, %d places, %d placed", ns, pool_name,
                      len(queued), places, len(placement.assignments))  # fmt: skip
         by_uid = {j.uid: j for j in queued}
         for a in placement.assignments:
             job, inst = by_uid[a.job], instances[a.instance]
-            checkpoints[(ns, inst.name)] = job.checkpoint
+            checkpoints[(ns, inst.name)] = pool.model_of(job)
             self._start(job, inst, pool, resume=False)
             placed.add(job.uid)
         return placed
 
-    def _views(self, queued: list[JobFacts], places: int | None) -> list[scheduler.QueuedJob]:
+    def _views(
+        self, queued: list[JobFacts], places: int | None, pool: PoolFacts
+    ) -> list[scheduler.QueuedJob]:
         """Placement's view of the queued jobs: with ``places``, only the first
         ``PRESELECT × places + PRESELECT`` in line (the queue can be thousands long; a
         dispatch fills a few places)."""
@@ -294,7 +296,7 @@ class Dispatcher:
             order = lambda j: (-j.priority, j.created, seq(j.uid), j.uid)  # noqa: E731 (job_order)
             queued = heapq.nsmallest(first, queued, key=order)
         return [
-            scheduler.QueuedJob(j.uid, j.created, j.priority, seq(j.uid), j.checkpoint,
+            scheduler.QueuedJob(j.uid, j.created, j.priority, seq(j.uid), pool.model_of(j),
                                 j.excluded_hosts, j.excluded_gpus)
             for j in queued
         ]  # fmt: skip

@@ -85,3 +85,45 @@ def test_an_instance_the_model_refuses_is_left_out_of_the_index() -> None:
     refused = instance()
     refused["spec"]["pool"] = ""
     assert dispatch.instance_facts(refused) is None
+
+
+def pool_body(**template: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "namespace": "default"}, "spec": {"template": template}}
+
+
+SCHNELL = "flux1-schnell-fp8.safetensors"
+SPLIT = {"name": "flux1-dev", "architecture": "flux-dev",
+         "diffusionModel": "flux1-dev.safetensors", "clipL": "clip_l.safetensors",
+         "t5xxl": "t5xxl_fp8_e4m3fn.safetensors", "vae": "ae.safetensors"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("template", "expected", "architecture"),
+    [
+        pytest.param({}, workflows.DEFAULT_CHECKPOINT, "sdxl", id="bare-pool"),
+        pytest.param(
+            {"models": [{"folder": "checkpoints", "file": SCHNELL}]},
+            SCHNELL,
+            "sdxl",
+            id="undeclared-file",
+        ),
+        pytest.param(
+            {
+                "models": [{"folder": "checkpoints", "file": SCHNELL}],
+                "checkpoints": [SPLIT, {"name": SCHNELL, "architecture": "flux-schnell"}],
+            },
+            "flux1-dev",
+            "flux-dev",
+            id="declared-split",
+        ),
+    ],
+)
+def test_a_model_less_job_runs_the_pools_default(
+    template: dict[str, Any], expected: str, architecture: str
+) -> None:
+    pool = dispatch.pool_facts(pool_body(**template))
+    job = dispatch.job_facts(body())
+    assert (job.checkpoint, pool.model_of(job)) == ("", expected)
+    assert pool.checkpoint(None).architecture == architecture
+    named = dispatch.job_facts(body(model="other.safetensors"))
+    assert pool.model_of(named) == "other.safetensors"

@@ -15,6 +15,7 @@ import pytest
 
 from warmpool.crds.checkpoint import CheckpointSpec
 from warmpool.crds.generationjob import GenerationJobSpec, LoraRef
+from warmpool.crds.gpupool import ModelSpec
 from warmpool.operator.decisions import architectures, conditioning, workflows
 from warmpool.sim import comfyui_legacy
 from warmpool.sim.comfyui_nodes import node_definitions
@@ -229,3 +230,36 @@ def test_every_architecture_has_every_quality() -> None:
     for presets in architectures.ARCHITECTURE_PRESETS.values():
         assert set(presets) == set(workflows.PRESETS)
         assert all(p.width % 16 == 0 and p.height % 16 == 0 for p in presets.values())
+
+
+def model(folder: str, file: str) -> ModelSpec:
+    return ModelSpec(folder=folder, file=file)
+
+
+FLUX_ONLY = [model("checkpoints", SCHNELL), model("diffusion_models", "flux1-dev.safetensors")]
+DEFAULTS = [
+    pytest.param([], [], SDXL, id="nothing-declared-the-old-default"),
+    pytest.param([], [model("loras", "x.safetensors")], SDXL, id="no-checkpoint-file"),
+    pytest.param(
+        [],
+        [model("vae", "ae.safetensors"), model("checkpoints", FLUX), model("checkpoints", SDXL)],
+        FLUX,
+        id="first-checkpoints-file",
+    ),
+    pytest.param([FAST, SPLIT], FLUX_ONLY, SCHNELL, id="first-declared"),
+    pytest.param([SPLIT, FAST], FLUX_ONLY, "flux1-dev", id="declared-split-before-files"),
+    pytest.param(
+        [DEV],
+        [model("checkpoints", SDXL), model("checkpoints", FLUX)],
+        FLUX,
+        id="declared-before-an-sdxl-file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("declared", "models", "expected"), DEFAULTS)
+def test_default_checkpoint(
+    declared: list[CheckpointSpec], models: list[ModelSpec], expected: str
+) -> None:
+    assert architectures.default_checkpoint(declared, models) == expected
+    assert workflows.default_checkpoint is architectures.default_checkpoint

@@ -7,7 +7,8 @@ hold FLUX.1 [dev] as split files only (diffusion model, CLIP-L + T5-XXL, the ae 
 nothing in models/checkpoints of it. The canary loads the split files (there is no
 checkpoint file to load); a job with ``cfg`` 2.8 and a negative prompt is submitted with
 FluxGuidance 2.8, KSampler at CFG 1 with euler/simple and a zeroed negative (the negative
-prompt reaches no node); a job without ``cfg`` gets guidance 3.5 and the preset's 16 steps.
+prompt reaches no node); a job without ``cfg`` or ``model`` runs the pool's first declared
+checkpoint (not the SDXL base) with guidance 3.5 and the preset's 16 steps.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ async def test_jobs_on_a_split_flux_pool_run_with_flux_guidance_at_cfg_1(
         comfy = jobsys.comfy_of(flux_sim, inst)
         cluster.create(job_body("guided", "flux", model="flux1-dev", cfg=2.8,
                                 negativePrompt="blurry, extra fingers"))  # fmt: skip
-        cluster.create(job_body("preset", "flux", model="flux1-dev", steps=None, width=None,
-                                height=None))  # fmt: skip
+        # No model: the pool's first declared checkpoint, not the SDXL base.
+        cluster.create(job_body("preset", "flux", steps=None, width=None, height=None))
         names = ["guided", "preset"]
         await eventually(lambda: all(phase(cluster, n) in DONE for n in names), timeout=60,
                          what="both Flux jobs done")  # fmt: skip
@@ -89,6 +90,8 @@ async def test_jobs_on_a_split_flux_pool_run_with_flux_guidance_at_cfg_1(
         assert nodes(graph, "DualCLIPLoader")[0]["inputs"]["type"] == "flux"
         assert nodes(graph, "EmptySD3LatentImage") and not nodes(graph, "CheckpointLoaderSimple")
         other = comfy.history[preset["promptId"]]["prompt"][2]
+        assert nodes(other, "UNETLoader")[0]["inputs"]["unet_name"] == "flux1-dev.safetensors"
+        assert not nodes(other, "CheckpointLoaderSimple")  # not the SDXL base's loader
         assert nodes(other, "FluxGuidance")[0]["inputs"]["guidance"] == 3.5
         assert nodes(other, "KSampler")[0]["inputs"]["steps"] == 16  # flux-dev "low"
         assert nodes(other, "EmptySD3LatentImage")[0]["inputs"]["width"] == 768
