@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
-import sys
 from pathlib import Path
 
+import devstack
 import httpx
 import psutil
 from waiting import eventually
 
 
 async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) -> None:
-    binary = Path(sys.executable).parent / "warmpool-sim"
-    proc = await asyncio.create_subprocess_exec(
-        str(binary), "dev", "--studio-port", "0", "--time-scale", "60",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    lines: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode(errors="replace").rstrip())
-
-    reader = asyncio.create_task(read())
     children: list[psutil.Process] = []
-    try:
-        await eventually(lambda: any("pool sdxl is Ready" in ln for ln in lines),
+    async with devstack.running(tmp_path, "--studio-port", "0", "--time-scale", "60") as dev:
+        await eventually(lambda: any("pool sdxl is Ready" in ln for ln in dev.lines),
                          timeout=120, what="the sample pool Ready")  # fmt: skip
         # The studio's address is printed (it listens on the port the stack bound for it).
-        (studio_line,) = [ln for ln in lines if ln.startswith("studio ")]
+        (studio_line,) = [ln for ln in dev.lines if ln.startswith("studio ")]
         (studio,) = re.findall(r"(http://127\.0\.0\.1:\d+)/$", studio_line)
         # The operator's metrics address is printed, and it serves the pool's series.
-        (metrics_line,) = [ln for ln in lines if "/metrics (operator)" in ln]
+        (metrics_line,) = [ln for ln in dev.lines if "/metrics (operator)" in ln]
         (operator_metrics,) = re.findall(r"(http://\S+/metrics) \(operator\)", metrics_line)
         # At least one Ready (a hedge rental may be Ready too until it idles out).
         ready = re.compile(
@@ -54,7 +36,7 @@ async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) ->
                                        what="the pool's ready gauge exported")  # fmt: skip
         assert "warmpool_build_info{" in exposed
         assert (tmp_path / ".warmpool" / "kubeconfig").exists()
-        children = psutil.Process(proc.pid).children(recursive=True)
+        children = psutil.Process(dev.pid).children(recursive=True)
         assert len(children) >= 2  # the operator and the studio
         async with httpx.AsyncClient(base_url=studio, timeout=10) as http:
             made = await http.post("/api/v1/generations",
@@ -71,19 +53,7 @@ async def test_dev_stack_generates_an_image_and_stops_cleanly(tmp_path: Path) ->
             output = (await http.get(f"/api/v1/generations/{name}/outputs/0")).content
             assert output.startswith(b"\x89PNG")
             assert job["status"]["outputs"][0]["size"] == len(output)  # type: ignore[index]
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(proc.wait(), timeout=40)
-        # Read to the end: a reader cancelled before EOF leaves the pipe's transport open,
-        # and its ResourceWarning fails whichever later test the garbage collector runs in.
-        try:
-            await asyncio.wait_for(reader, timeout=10)
-        except TimeoutError:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-    assert code == 0, "\n".join(lines[-30:])
-    assert any(ln == "stopped" for ln in lines)
+    assert dev.code == 0, "\n".join(dev.lines[-30:])
+    assert any(ln == "stopped" for ln in dev.lines)
     leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not leftovers, f"processes left behind: {leftovers}"

@@ -3,16 +3,12 @@ up with the stack, a person signs up through it and is signed in; Ctrl-C stops i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
 import socket
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import devstack
 import httpx
 import psutil
 import pytest
@@ -32,29 +28,16 @@ def free_port() -> int:
 
 async def test_dev_stack_with_oidc_signs_a_person_up(tmp_path: Path) -> None:
     port = free_port()
-    binary = Path(sys.executable).parent / "warmpool-sim"
-    proc = await asyncio.create_subprocess_exec(
-        str(binary), "dev", "--oidc", "--oidc-port", "0", "--studio-port", str(port),
-        "--time-scale", "60",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    lines: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode(errors="replace").rstrip())
-
-    reader = asyncio.create_task(read())
     children: list[psutil.Process] = []
     studio = f"http://127.0.0.1:{port}"
-    try:
-        await eventually(lambda: any("sign up / sign in" in ln for ln in lines),
+    async with devstack.running(
+        tmp_path, "--oidc", "--oidc-port", "0", "--studio-port", str(port), "--time-scale", "60"
+    ) as dev:
+        await eventually(lambda: any("sign up / sign in" in ln for ln in dev.lines),
                          timeout=120, what="the studio with accounts")  # fmt: skip
-        (issuer_line,) = [ln for ln in lines if ln.startswith("OpenID Connect provider")]
+        (issuer_line,) = [ln for ln in dev.lines if ln.startswith("OpenID Connect provider")]
         (issuer,) = re.findall(r"(http://127\.0\.0\.1:\d+)", issuer_line)
-        children = psutil.Process(proc.pid).children(recursive=True)
+        children = psutil.Process(dev.pid).children(recursive=True)
         async with (
             httpx.AsyncClient(base_url=studio, timeout=10) as http,
             httpx.AsyncClient(timeout=10) as browser,
@@ -72,19 +55,7 @@ async def test_dev_stack_with_oidc_signs_a_person_up(tmp_path: Path) -> None:
             assert done.status_code == 200, done.text
             me = (await http.get("/api/v1/me")).json()
             assert me["name"] == "admin-ada@example.test" and me["admin"] is True
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(proc.wait(), timeout=40)
-        # Read to the end: a reader cancelled before EOF leaves the pipe's transport open,
-        # and its ResourceWarning fails whichever later test the garbage collector runs in.
-        try:
-            await asyncio.wait_for(reader, timeout=10)
-        except TimeoutError:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-    assert code == 0, "\n".join(lines[-30:])
+    assert dev.code == 0, "\n".join(dev.lines[-30:])
     assert len(children) >= 3  # the provider, the operator and the studio
     leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not leftovers, f"processes left behind: {leftovers}"

@@ -6,15 +6,11 @@ keys are random per run and never printed."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
 import socket
-import sys
 from pathlib import Path
 
+import devstack
 import httpx
 import psutil
 from waiting import eventually
@@ -28,28 +24,16 @@ def free_port() -> int:
 
 async def test_dev_stack_with_payments_sells_credits(tmp_path: Path) -> None:
     port = free_port()
-    binary = Path(sys.executable).parent / "warmpool-sim"
-    proc = await asyncio.create_subprocess_exec(
-        str(binary), "dev", "--payments", "--studio-port", str(port), "--time-scale", "60",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    lines: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode(errors="replace").rstrip())
-
-    reader = asyncio.create_task(read())
     children: list[psutil.Process] = []
     studio = f"http://127.0.0.1:{port}"
-    try:
-        await eventually(lambda: any(ln.startswith("credits ") for ln in lines),
+    async with devstack.running(
+        tmp_path, "--payments", "--studio-port", str(port), "--time-scale", "60"
+    ) as dev:
+        await eventually(lambda: any(ln.startswith("credits ") for ln in dev.lines),
                          timeout=120, what="the studio with payments")  # fmt: skip
-        (stripe_line,) = [ln for ln in lines if ln.startswith("Stripe (localstripe)")]
+        (stripe_line,) = [ln for ln in dev.lines if ln.startswith("Stripe (localstripe)")]
         (base,) = re.findall(r"(http://127\.0\.0\.1:\d+)", stripe_line)
-        children = psutil.Process(proc.pid).children(recursive=True)
+        children = psutil.Process(dev.pid).children(recursive=True)
         async with httpx.AsyncClient(base_url=studio, timeout=20) as http:
             info = (await http.get("/api/v1/credits")).json()
             assert info["enabled"] and info["flow"] == "card-token" and info["balance"] == 0
@@ -70,20 +54,8 @@ async def test_dev_stack_with_payments_sells_credits(tmp_path: Path) -> None:
                 return bool((await http.get("/api/v1/credits")).json()["balance"] == 5)
 
             await eventually(credited, timeout=30, what="the webhook's credit")
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(proc.wait(), timeout=40)
-        # Read to the end: a reader cancelled before EOF leaves the pipe's transport open,
-        # and its ResourceWarning fails whichever later test the garbage collector runs in.
-        try:
-            await asyncio.wait_for(reader, timeout=10)
-        except TimeoutError:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-    assert code == 0, "\n".join(lines[-30:])
-    out = "\n".join(lines)
+    assert dev.code == 0, "\n".join(dev.lines[-30:])
+    out = "\n".join(dev.lines)
     assert "sk_test_" not in out and "whsec_" not in out, "a key was printed"
     assert len(children) >= 3  # localstripe, the operator and the studio
     leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
