@@ -18,6 +18,7 @@ from warmpool.operator import main
 from warmpool.operator.deps import Deps
 from warmpool.operator.settings import OperatorSettings
 from warmpool.sim.cluster import RunningCluster
+from warmpool.sim.comfyui import DEFAULT_MODELS
 from warmpool.sim.vastai import VastaiServer, start_vastai
 from warmpool.sim.vastai_state import Timing
 
@@ -28,12 +29,25 @@ GPU = "RTX 4090"
 GPUS = ["RTX 4090", "RTX 3090", "RTX 5090", "RTX A6000"]
 
 
-async def start_jobs_vastai(*, step_seconds: float = 0.15, time_scale: float = 240.0,
-                            seed: int = 11) -> VastaiServer:  # fmt: skip
+async def start_jobs_vastai(
+    *,
+    step_seconds: float = 0.15,
+    time_scale: float = 240.0,
+    seed: int = 11,
+    extra_models: dict[str, list[str]] | None = None,
+) -> VastaiServer:
     """The Vast.ai simulator with fast boots; its ComfyUI simulators run ``step_seconds``
-    (simulated) per sampler step."""
+    (simulated) per sampler step and hold the default models plus ``extra_models`` (by
+    folder)."""
     timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
-    options = {"step_seconds": step_seconds, "load_seconds": 1.0, "node_seconds": 0.01}
+    options: dict[str, Any] = {"step_seconds": step_seconds, "load_seconds": 1.0,
+                               "node_seconds": 0.01}  # fmt: skip
+    if extra_models:
+        models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
+        for folder, files in extra_models.items():
+            have = models.setdefault(folder, [])
+            have.extend(f for f in files if f not in have)
+        options["models"] = models
     return await start_vastai(api_key=API_KEY, time_scale=time_scale, seed=seed, timing=timing,
                               comfy_options=options)  # fmt: skip
 

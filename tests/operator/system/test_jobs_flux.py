@@ -19,13 +19,11 @@ from typing import Any
 
 import jobsys
 import pytest
-from jobsys import API_KEY, DONE, job_body, phase, pool_body, ready, status
+from jobsys import DONE, job_body, phase, pool_body, ready, status
 from waiting import eventually
 
 from warmpool.sim.cluster import RunningCluster
-from warmpool.sim.comfyui import DEFAULT_MODELS
-from warmpool.sim.vastai import VastaiServer, start_vastai
-from warmpool.sim.vastai_state import Timing
+from warmpool.sim.vastai import VastaiServer
 
 SPLIT = {"name": "flux1-dev", "architecture": "flux-dev",
          "diffusionModel": "flux1-dev.safetensors", "clipL": "clip_l.safetensors",
@@ -38,14 +36,7 @@ FILES = {"diffusion_models": [SPLIT["diffusionModel"]],
 @pytest.fixture
 async def flux_sim() -> AsyncIterator[VastaiServer]:
     """Machines whose ComfyUI holds the split FLUX.1 [dev] files."""
-    models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
-    for folder, files in FILES.items():
-        models.setdefault(folder, []).extend(f for f in files if f not in models[folder])
-    timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
-    options = {"step_seconds": 0.1, "load_seconds": 1.0, "node_seconds": 0.01,
-               "models": models}  # fmt: skip
-    server = await start_vastai(api_key=API_KEY, time_scale=240.0, seed=12, timing=timing,
-                                comfy_options=options)  # fmt: skip
+    server = await jobsys.start_jobs_vastai(step_seconds=0.1, seed=12, extra_models=FILES)
     try:
         yield server
     finally:

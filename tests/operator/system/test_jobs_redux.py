@@ -18,16 +18,14 @@ from typing import Any
 
 import jobsys
 import pytest
-from jobsys import API, API_KEY, DONE, job_body, phase, pool_body, ready, status
+from jobsys import API, DONE, job_body, phase, pool_body, ready, status
 from PIL import Image
 from waiting import eventually
 
 from warmpool.operator.adapters import artifacts
 from warmpool.operator.decisions import references
 from warmpool.sim.cluster import RunningCluster
-from warmpool.sim.comfyui import DEFAULT_MODELS
-from warmpool.sim.vastai import VastaiServer, start_vastai
-from warmpool.sim.vastai_state import Timing
+from warmpool.sim.vastai import VastaiServer
 
 FLUX = "flux1-dev-fp8.safetensors"
 SDXL = "sd_xl_base_1.0.safetensors"
@@ -41,14 +39,7 @@ OWNER = "alice"
 @pytest.fixture
 async def flux_sim() -> AsyncIterator[VastaiServer]:
     """Machines whose ComfyUI holds the SDXL defaults, a Flux checkpoint and Redux."""
-    models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
-    for folder, files in FILES.items():
-        models.setdefault(folder, []).extend(f for f in files if f not in models[folder])
-    timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
-    options = {"step_seconds": 0.15, "load_seconds": 1.0, "node_seconds": 0.01,
-               "models": models}  # fmt: skip
-    server = await start_vastai(api_key=API_KEY, time_scale=240.0, seed=11, timing=timing,
-                                comfy_options=options)  # fmt: skip
+    server = await jobsys.start_jobs_vastai(step_seconds=0.15, seed=11, extra_models=FILES)
     try:
         yield server
     finally:

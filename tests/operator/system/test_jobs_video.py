@@ -11,13 +11,11 @@ from pathlib import Path
 import av
 import jobsys
 import pytest
-from jobsys import API_KEY, DONE, job_body, phase, pool_body, ready, status
+from jobsys import DONE, job_body, phase, pool_body, ready, status
 from waiting import eventually
 
 from warmpool.sim.cluster import RunningCluster
-from warmpool.sim.comfyui import DEFAULT_MODELS
-from warmpool.sim.vastai import VastaiServer, start_vastai
-from warmpool.sim.vastai_state import Timing
+from warmpool.sim.vastai import VastaiServer
 
 FAMILY = {"name": "wan22-5b", "architecture": "wan22", "modes": ["text"],
           "diffusionModel": "wan2.2_ti2v_5B_fp16.safetensors",
@@ -30,14 +28,7 @@ FILES = {"diffusion_models": [FAMILY["diffusionModel"]],
 @pytest.fixture
 async def wan_sim() -> AsyncIterator[VastaiServer]:
     """Machines whose ComfyUI holds the SDXL defaults and the Wan 2.2 5B files."""
-    models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
-    for folder, files in FILES.items():
-        models.setdefault(folder, []).extend(files)
-    timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
-    options = {"step_seconds": 0.15, "load_seconds": 1.0, "node_seconds": 0.01,
-               "models": models}  # fmt: skip
-    server = await start_vastai(api_key=API_KEY, time_scale=240.0, seed=11, timing=timing,
-                                comfy_options=options)  # fmt: skip
+    server = await jobsys.start_jobs_vastai(step_seconds=0.15, seed=11, extra_models=FILES)
     try:
         yield server
     finally:
