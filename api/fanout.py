@@ -27,16 +27,13 @@ from starlette.types import Send
 
 from warmpool.api import streams
 from warmpool.api.hub import Hub, JobEvent, Listener
+from warmpool.api.streams import SlowClientError
 from warmpool.crds.generationjob import TERMINAL_PHASES
 
 #: Seconds a paused client may hold one write before its stream is closed.
 SEND_TIMEOUT = 2.0
 
 Encode = Callable[[JobEvent], tuple[str, bytes]]
-
-
-class SlowClientError(Exception):
-    """A stream's client did not take a write within :data:`SEND_TIMEOUT`."""
 
 
 class _Stream:

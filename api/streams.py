@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -30,6 +31,8 @@ from typing import Any
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 #: Scope key of the server's own ``send`` (set by :class:`KeepServerSend`).
 SERVER_SEND = "warmpool.server_send"
@@ -64,6 +67,10 @@ class KeepServerSend:
         if scope["type"] == "http":
             scope[SERVER_SEND] = send
         await self.app(scope, receive, send)
+
+
+class SlowClientError(Exception):
+    """A stream's client did not take a write in time (:data:`fanout.SEND_TIMEOUT`)."""
 
 
 class EventStream(StreamingResponse):
@@ -111,8 +118,12 @@ class EventStream(StreamingResponse):
                 task.cancel()
             await asyncio.gather(streaming, watching, return_exceptions=True)
             await self.chunks.aclose()  # its ``finally`` runs now, not at garbage collection
-        if not streaming.cancelled() and streaming.exception() is not None:
-            raise streaming.exception()  # type: ignore[misc]
+        error = None if streaming.cancelled() else streaming.exception()
+        if isinstance(error, SlowClientError):  # closed on purpose: not a server error
+            log.info("event stream closed: its client did not read (%s)", error)
+            return
+        if error is not None:
+            raise error
         if streaming.done() and not streaming.cancelled():
             with contextlib.suppress(OSError):  # the client left meanwhile
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
