@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import hashlib
 import heapq
 import hmac
@@ -49,77 +48,16 @@ from warmpool.sim import comfyui_nodes as nodes
 from warmpool.sim import comfyui_routes as routes
 from warmpool.sim.clock import Clock, ScaledClock
 from warmpool.sim.comfyui_exec import OOM_TIPS, Crashed, NodeFailure, PromptRun
+from warmpool.sim.comfyui_host import DEFAULT_MODELS as DEFAULT_MODELS  # re-exported
+from warmpool.sim.comfyui_host import ComfyOptions, Faults
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODELS: dict[str, list[str]] = {
-    "checkpoints": [
-        "dreamshaper_8.safetensors",
-        "juggernautXL_v9.safetensors",
-        "sd_xl_base_1.0.safetensors",
-    ],
-    "loras": ["add_detail.safetensors", "pixel_art_xl.safetensors"],
-    "vae": ["sdxl_vae.safetensors"],
-    "embeddings": ["EasyNegative.safetensors"],
-}
 BROADCAST_WITHOUT_CLIENT = {"status", "progress", "progress_state", "execution_interrupted"}
 HISTORY_CAP = 10_000
 COOKIE = "warmpool_sim_token"
 #: An "endless" answer stops here anyway, should its client never hang up (16 GiB).
 HUGE_SAFETY = 16 * 1024**3
-
-
-@dataclasses.dataclass
-class ComfyOptions:
-    """Tunables of one simulated server (keyword options of :func:`start_comfyui`)."""
-
-    models: dict[str, list[str]] = dataclasses.field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_MODELS.items()}
-    )
-    step_seconds: float = 0.15  # one sampler step at ≤ 1 megapixel × batch
-    load_seconds: float = 4.0  # loading one model file the first time
-    node_seconds: float = 0.05  # any other node
-    gpu_name: str = "NVIDIA GeForce RTX 4090"
-    vram_total: int = 25_393_692_672
-    comfyui_version: str = "0.38.1"  # "0.3.64": that version's catalogue and answers
-    pytorch_version: str = "2.8.0+cu128"
-    features: bool = True  # False: /features answers 404, like older servers
-    root: str | None = None  # folder for input/, output/, temp/ (default: a temp dir)
-    # A real models folder (``<folder>/<file>``): when set, the listed models are ``models``
-    # (the image's own) plus the files in it, rescanned on every request (the Vast.ai
-    # simulator's machines download there).
-    models_dir: str | None = None
-    # TLS: serve HTTPS with this certificate and key (PEM files), as the Instance Portal's
-    # Caddy does with ENABLE_HTTPS; plain HTTP when unset.
-    tls_cert: str | None = None
-    tls_key: str | None = None
-
-
-@dataclasses.dataclass
-class Faults:
-    """Currently injected faults; all off by default."""
-
-    ready_at: float = 0.0  # simulated time before which every route answers 502
-    runtime_missing: set[tuple[str, str]] = dataclasses.field(default_factory=set)
-    crash_after_steps: int | None = None
-    stall_after_steps: int | None = None
-    flat_output: bool = False  # the next saved image is a single flat colour
-    fail: dict[str, Any] | None = None  # node_type, after_steps, exception_type, message
-    route_errors: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # path→[st, n]
-    #: path → [bytes (0: endless), count]: the next answers are that many junk bytes.
-    huge_answers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
-
-    def describe(self, now: float) -> dict[str, Any]:
-        return {
-            "slow_start_remaining": max(0.0, self.ready_at - now),
-            "runtime_missing": sorted(f"{f}/{n}" for f, n in self.runtime_missing),
-            "crash_after_steps": self.crash_after_steps,
-            "stall_after_steps": self.stall_after_steps,
-            "flat_output": self.flat_output,
-            "fail": self.fail,
-            "route_errors": self.route_errors,
-            "huge_answers": self.huge_answers,
-        }
 
 
 class ComfyServer:

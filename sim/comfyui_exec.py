@@ -17,12 +17,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from warmpool.sim import comfyui_images as images
-
-if TYPE_CHECKING:
-    from warmpool.sim.comfyui import ComfyServer
+from warmpool.sim.comfyui_host import Host
 
 LOADERS = {
     "CheckpointLoaderSimple": ("checkpoints", "ckpt_name"),
@@ -129,7 +127,7 @@ def signatures(graph: dict[str, Any], order: list[str]) -> dict[str, str]:
 class PromptRun:
     """One prompt going through the executor."""
 
-    def __init__(self, server: ComfyServer, item: list[Any]) -> None:
+    def __init__(self, server: Host, item: list[Any]) -> None:
         self.server = server
         self.number, self.prompt_id, self.graph, self.extra, self.outputs = item
         self.sid: str | None = self.extra.get("client_id")

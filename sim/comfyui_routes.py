@@ -9,17 +9,15 @@ import mimetypes
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import FileField
 
 from warmpool.sim import comfyui_legacy as legacy
 from warmpool.sim import comfyui_nodes as nodes
+from warmpool.sim.comfyui_host import Host
 from warmpool.sim.comfyui_validation import validate_prompt
-
-if TYPE_CHECKING:
-    from warmpool.sim.comfyui import ComfyServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,7 +39,7 @@ def _error(kind: str, message: str, details: str = "", **extra: Any) -> web.Resp
     return web.json_response(body, status=400)
 
 
-def register(app: web.Application, s: ComfyServer) -> None:
+def register(app: web.Application, s: Host) -> None:
     """Add every route to ``app`` for server ``s``."""
 
     async def system_stats(_: web.Request) -> web.Response:
@@ -285,7 +283,7 @@ async def _json_or_empty(request: web.Request) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _register_control(app: web.Application, s: ComfyServer) -> None:
+def _register_control(app: web.Application, s: Host) -> None:
     async def state(_: web.Request) -> web.Response:
         return web.json_response(s.state())
 
