@@ -17,6 +17,13 @@ The ratios of issue 16 come first: operator CPU per job ÷ the emulated API's an
 simulators' CPU per job (this process, same run), jobs/s ÷ the instances' capacity
 (instances ÷ median run time; arrivals above it), API writes per job.
 
+Each job samples for ``--gpu-seconds`` (default 0.4 s, the run time behind the issue's
+reference figure) on its simulated GPU. Without it a 4-step 64×64 job took 2.5 ms of
+simulated GPU time at 240×, the "run time" was the operator's own overhead, the capacity
+(110–175 jobs/s) lay far above the arrivals (50/s) and the throughput ratio could not pass
+0.46 whatever the operator did. ``arrivals_above_capacity`` says whether the run met the
+ratio's premise.
+
 Run: ``.venv/bin/python bench/jobs.py [--jobs 1000] [--instances 10]``. No assertions.
 ``WARMPOOL_BENCH_PROFILE=DIR`` also records a py-spy profile of the operator over the
 measured window (``bench/profile_summary.py DIR/jobs.txt`` summarises it).
@@ -51,7 +58,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> dict[str, Any]:
+STEPS = 4  # sampler steps of each benchmark job (64×64, "low" quality)
+
+
+async def run(
+    jobs: int, instances: int, *, gap: float, time_scale: float, gpu_seconds: float
+) -> dict[str, Any]:
     timing = Timing(loading_after=(1.0, 2.0), pull=(4.0, 8.0), ports_after=(0.0, 1.0))
     names = [f"bench-{i:04}" for i in range(jobs)]
     created: dict[str, float] = {}
@@ -62,7 +74,8 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
         interval=2.0,
         probe_interval=0.5,
         vastai_options={"time_scale": time_scale, "timing": timing,
-                        "comfy_options": {"load_seconds": 1.0}},
+                        "comfy_options": {"load_seconds": 1.0,
+                                          "step_seconds": gpu_seconds * time_scale / STEPS}},
     ) as stack:  # fmt: skip
         cluster = stack.cluster
         stack.create_pool(replicas=instances, offer={"maxPricePerHour": 50, "minReliability": 0.5,
@@ -93,7 +106,7 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
                         "quality": "low",
                         "width": 64,
                         "height": 64,
-                        "steps": 4,
+                        "steps": STEPS,
                     },
                 }
                 response = await http.post(
@@ -159,6 +172,8 @@ async def run(jobs: int, instances: int, *, gap: float, time_scale: float) -> di
                 ),
                 "api_writes_per_job (goal <= 5)": round(len(writes) / jobs, 2),
                 "capacity_jobs_per_second": round(capacity, 1),
+                "arrivals_per_second": round(1 / gap, 1) if gap else None,
+                "arrivals_above_capacity": (not gap) or 1 / gap > capacity,
             },
             "jobs": jobs,
             "instances": instances,
@@ -191,8 +206,14 @@ async def main() -> None:
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between creations")
     parser.add_argument("--time-scale", type=float, default=240.0)
+    parser.add_argument(
+        "--gpu-seconds", type=float, default=0.4,
+        help="wall seconds a job's sampling takes on a simulated GPU (the issue's reference: "
+        "10 instances ÷ 0.42 s = 23.6 jobs/s, below the 50/s arriving)",
+    )  # fmt: skip
     args = parser.parse_args()
-    result = await run(args.jobs, args.instances, gap=args.gap, time_scale=args.time_scale)
+    result = await run(args.jobs, args.instances, gap=args.gap, time_scale=args.time_scale,
+                       gpu_seconds=args.gpu_seconds)  # fmt: skip
     print(f"\n== {result['jobs']} jobs over {result['instances']} ready instances")
     for key, value in result.items():
         if isinstance(value, dict) and key.startswith("ratios"):
