@@ -107,6 +107,7 @@ def item_of(record: artifacts.OutputRecord) -> GalleryItem:
         pool=record.pool,
         model=record.model,
         negative_prompt=record.negative_prompt,
+        references=record.references,
         url=urls.gallery_output(record.job, record.index),
         thumbnail_url=urls.gallery_thumbnail(record.job, record.index),
     )

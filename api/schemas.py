@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from warmpool.crds.common import CamelModel
-from warmpool.crds.generationjob import GenerationJobSpec, GenerationJobStatus, JobKind, JobPhase
+from warmpool.crds.generationjob import (
+    GenerationJobSpec,
+    GenerationJobStatus,
+    JobKind,
+    JobPhase,
+    ReferenceUse,
+)
 from warmpool.crds.muse import MuseSpec
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -199,6 +205,9 @@ class GalleryItem(Out):
     pool: str | None = None
     model: str | None = None
     negative_prompt: str = ""
+    references: ReferenceUse | None = Field(
+        None, description="How the muse's reference images were used (the job's status)."
+    )
     favourite: bool = Field(False, description="The caller's favourite.")
     rating: int | None = Field(None, description="The caller's 1–5 rating.")
     albums: list[int] = Field(default_factory=list, description="The caller's albums with it.")

@@ -163,6 +163,26 @@ class Output(CamelModel):
     frames: int | None = Field(None, description="Frames of a video.")
 
 
+class ReferenceUse(CamelModel):
+    """How the attempt used the muse's reference images (written when the graph is built)."""
+
+    mode: Literal["style", "start", "none"] = Field(
+        description=(
+            "style: they conditioned the image through the pool's style model (Flux Redux); "
+            "start: the first one was the image-to-image start; none: not used (an "
+            "animation on a pool without a style model)."
+        )
+    )
+    applied: int = Field(
+        0, ge=0, description="The muse's references applied (style: conditioned; start: 1)."
+    )
+    left_out: int = Field(0, ge=0, description="The muse's references not used.")
+    strength: float | None = Field(
+        None, description="StyleModelApply strength (style mode; the job's, else the muse's)."
+    )
+    style_model: str | None = Field(None, description="The style model file (style mode).")
+
+
 class GenerationJobStatus(CamelModel):
     """Observed state of a job."""
 
@@ -174,6 +194,9 @@ class GenerationJobStatus(CamelModel):
     gpu_name: str = Field("", description="GPU model it runs or ran on.")
     prompt_id: str = Field("", description="ComfyUI prompt id.")
     seed: int | None = Field(None, description="The seed actually used.")
+    references: ReferenceUse | None = Field(
+        None, description="How the muse's reference images were used (jobs of a muse with some)."
+    )
     progress: Progress = Field(default_factory=Progress, description="Progress.")
     queued_at: str | None = Field(None, description="When it was queued.")
     scheduled_at: str | None = Field(None, description="When it was placed.")

@@ -113,6 +113,7 @@ KINDS: list[Kind] = [
             _col("Phase", ".status.phase"),
             _col("Progress", ".status.progress.percent", "integer"),
             _col("Instance", ".status.instance"),
+            _col("References", ".status.references.mode", priority=1),  # -o wide
             _AGE,
         ],
     ),

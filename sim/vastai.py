@@ -169,6 +169,8 @@ class VastaiSim:
         if not request.path.startswith(NO_AUTH) and not self._authorised(request):
             return fail(401, "auth_error", "Invalid user key")
         if not request.path.startswith("/_sim/"):
+            # The balance updates every few seconds on Vast.ai; here at each API call.
+            await self.world.enforce_credit()
             early = await self._request_faults(template)
             if early is not None:
                 return early
@@ -392,6 +394,8 @@ class VastaiSim:
         if "state" in body:
             if body["state"] not in ("running", "stopped"):
                 raise BadInput(400, "invalid_args", "state must be running or stopped")
+            if body["state"] == "running" and self.world.balance - self.world.spent() <= 0:
+                return reply({"success": False, "msg": "insufficient credit"})
             await self.world.set_state(rental, body["state"])
         return reply({"success": True, "msg": msg} if msg else {"success": True})
 

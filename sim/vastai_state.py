@@ -355,6 +355,7 @@ class World:
         self.comfy = comfy
         self._initial_machines = machines
         self._initial_balance = balance
+        self.credit_stops = 0  # rentals stopped because the credit ran out
         self.ports_in_show = True
         #: Called with every new rental right after it exists, before the create answer
         #: is sent (chaos runs kill the operator there: a create whose answer it never saw).
@@ -372,6 +373,7 @@ class World:
         self.faults: list[Fault] = []
         self.requests: Counter[str] = Counter()
         self.balance = self._initial_balance
+        self.credit_stops = 0
         self.next_id = 25_100_000 + self.rnd.randrange(1000)
         self.logs: dict[str, tuple[float, str]] = {}
 
@@ -831,7 +833,23 @@ class World:
             "faults": [dataclasses.asdict(f) for f in self.faults],
             "total_cost": round(spent, 6),
             "balance": round(self.balance - spent, 6),
+            "credit_stops": self.credit_stops,
         }
+
+    async def enforce_credit(self) -> list[Rental]:
+        """Out of credit (contract §7.2, F18): every rental still running or starting is
+        stopped as by ``PUT state=stopped`` (its GPU no longer billed, its disk still
+        billed, ``intended_status`` stopped); returns those stopped now. A rental already
+        stopped stays so; a start is refused while the credit stays at or below zero."""
+        if self.balance - self.spent() > 0:
+            return []
+        stopping = [r for r in self.rentals.values()
+                    if r.intended_status != "stopped" or r.cur_state != "stopped"]  # fmt: skip
+        for rental in stopping:
+            await self.set_state(rental, "stopped")
+            rental.status_msg = "stopped: account out of credit"
+            self.credit_stops += 1
+        return stopping
 
     def spent(self) -> float:
         for rental in self.rentals.values():

@@ -2,6 +2,7 @@
 // what a run used (composed prompt, seed, model, cost) with "again", "again with a new
 // seed" and "edit these settings", and the pool list kept live over SSE.
 import { api } from "./api.js";
+import { usedLabel } from "./references.js";
 
 const $ = (sel) => document.querySelector(sel);
 let shownJob = null; // the generation whose run is described
@@ -47,6 +48,10 @@ async function describe(name) {
   $("#run-seed").textContent = job.status.seed ?? (job.spec.seed >= 0 ? job.spec.seed : "chosen at run time");
   $("#run-model").textContent = job.model || job.spec.model || "the preset's default";
   $("#run-cost").textContent = cost(job);
+  const refs = usedLabel(job.status.references);
+  $("#run-references").textContent = refs;
+  $("#run-references").hidden = !refs;
+  $("#run-references-label").hidden = !refs;
   $("#run-info").hidden = false;
 }
 

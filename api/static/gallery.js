@@ -1,5 +1,6 @@
 // The gallery grid with filters, and the lightbox (Esc closes, arrows move).
 import { api } from "./api.js";
+import { usedLabel } from "./references.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let items = [];
@@ -86,7 +87,8 @@ function paint() {
     img.after(el);
   } else img.src = `${item.url}?disposition=inline`;
   img.alt = item.prompt || "";
-  $("#lightbox-caption").textContent = [item.prompt, item.width && `${item.width}×${item.height}`]
+  $("#lightbox-caption").textContent = [item.prompt, item.width && `${item.width}×${item.height}`,
+    usedLabel(item.references)]
     .filter(Boolean)
     .join(" · ");
   const dl = $("#lightbox-download");

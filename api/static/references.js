@@ -1,4 +1,5 @@
-// How a muse's reference images are used, said honestly on the create and muse pages.
+// How a muse's reference images are used, said honestly on the create and muse pages
+// (and, once a run is done, what it did with them: usedLabel).
 // The create page shows the mode of the generation being composed (from the estimate,
 // which the server computes with the operator's own plan); the muse editor shows, per
 // pool, what its checkpoints do (the pools list's referenceModes).
@@ -23,6 +24,21 @@ export function createLabel(est) {
     return `First reference as the image-to-image start: the generation starts from it; it does not lock a face or an identity.${left}`;
   }
   return "";
+}
+
+// What a finished run did with its muse's references (status.references, also on gallery
+// items): "" when the run had none to use.
+export function usedLabel(refs) {
+  if (!refs) return "";
+  const left = refs.leftOut ? `; ${plural(refs.leftOut, "more reference")} not used` : "";
+  if (refs.mode === "style") {
+    return `Flux Redux: ${plural(refs.applied, "reference image")} at strength ${refs.strength}${left}`;
+  }
+  if (refs.mode === "start") {
+    const from = refs.applied ? "the muse's first reference" : "its own image (the muse's references unused)";
+    return `Image-to-image from ${from}${refs.applied ? left : ""}`;
+  }
+  return `Not used (${plural(refs.leftOut, "reference image")} of the muse)`;
 }
 
 export function poolLabel(pool) {

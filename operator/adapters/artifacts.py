@@ -41,6 +41,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from warmpool.crds.generationjob import ReferenceUse
 from warmpool.operator import errors
 from warmpool.operator.settings import OperatorSettings
 
@@ -269,6 +270,9 @@ class OutputRecord(BaseModel):
     height: int | None = None
     frames: int | None = None
     tags: list[str] = Field(default_factory=list)
+    references: ReferenceUse | None = Field(
+        None, description="How the muse's reference images were used (the job's status)."
+    )
 
 
 # ---------------------------------------------------------------- the store

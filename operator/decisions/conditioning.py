@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from warmpool.crds.generationjob import ReferenceUse
 from warmpool.crds.stylemodel import StyleModelSpec
 
 ReferenceMode = Literal["style", "start", "none"]
@@ -111,6 +112,21 @@ def plan_references(
     start = own_reference or refs[0]
     return ReferencePlan("start", start=start, strength=strength,
                          left_out=len(refs) - (0 if own_reference else 1))  # fmt: skip
+
+
+def reference_use(plan: ReferencePlan, *, own_reference: str | None) -> ReferenceUse | None:
+    """What the job's status records of ``plan``: the mode, the muse's references applied
+    and left out, the strength and style model (style mode); None when the job had no
+    muse references to use (``own_reference``: the job's own ``spec.referenceImage``)."""
+    if plan.mode == "style" and plan.style is not None:
+        return ReferenceUse(mode="style", applied=len(plan.references), left_out=plan.left_out,
+                            strength=plan.strength, style_model=plan.style.style_model)  # fmt: skip
+    if plan.mode == "start":
+        applied = 0 if own_reference else 1  # the job's own image starts it: none of the muse's
+        return ReferenceUse(mode="start", applied=applied, left_out=plan.left_out)
+    if plan.left_out:
+        return ReferenceUse(mode="none", applied=0, left_out=plan.left_out)
+    return None
 
 
 def style_inputs(plan: ReferencePlan, uploads: dict[str, str]) -> StyleInputs | None:

@@ -115,9 +115,10 @@ class Driver:
         *images: bytes,
         content_type: str = "image/png",
         created: datetime | None = None,
+        references: dict[str, Any] | None = None,
     ) -> None:
         """Store the images as the job's outputs with their metadata records (as the
-        operator does) and mark it Succeeded."""
+        operator does) and mark it Succeeded (``references``: its ``status.references``)."""
         obj = await self.kube.get(kube.GENERATIONJOBS, name, NS)
         assert obj is not None, name
         spec = obj["spec"]
@@ -145,9 +146,12 @@ class Driver:
                 "prompt": spec.get("prompt", ""),
                 "tags": spec.get("tags", []),
                 "created": created or datetime.now(UTC),
+                "references": references,
             }
             await self.store.put_record(artifacts.OutputRecord.model_validate(record))
         status = {"phase": "Succeeded", "finishedAt": "2030-01-01T00:00:00Z", "outputs": outputs}
+        if references is not None:
+            status["references"] = references
         await self.set_status(name, status)
 
     @staticmethod

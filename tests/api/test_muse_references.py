@@ -3,7 +3,8 @@
 The pools list says, per checkpoint, whether a muse's references condition the image
 (the pool's Flux Redux style model) or the first one is the image-to-image start; the
 estimate of a generation says which mode that very job will use, from the same plan the
-operator makes (``decisions.conditioning``).
+operator makes (``decisions.conditioning``); a finished job's details and its gallery item
+say which mode it did use (``status.references``, and the record beside each output).
 """
 
 from __future__ import annotations
@@ -132,3 +133,25 @@ async def test_bad_strengths_are_refused(
     r = await http.post("/api/v1/estimate", json={"pool": "flux", "prompt": "x", **job})
     assert r.status_code == 422, r.text
     assert any(d["loc"][: len(loc)] == loc for d in r.json()["detail"]), r.json()
+
+
+async def test_a_finished_job_and_its_gallery_item_say_how_references_were_used(
+    studio: Studio, kube_client: kube.KubeClient, drive: Any
+) -> None:
+    await kube_client.create(kube.GPUPOOLS, FLUX_POOL, NS)
+    http = await studio()
+    keys = await uploads(http, 3)
+    muse = {"name": "ada", "displayName": "Ada", "age": 30, "referenceImages": keys}
+    assert (await http.post("/api/v1/muses", json=muse)).status_code == 201
+    job = {"pool": "flux", "prompt": "at sea", "museRef": "ada", "model": FLUX}
+    made = await http.post("/api/v1/generations", json=job)
+    assert made.status_code == 201, made.text
+    name = made.json()["name"]
+    assert made.json()["status"].get("references") is None  # not built yet
+    used = {"mode": "style", "applied": 2, "leftOut": 1, "strength": 1.0,
+            "styleModel": REDUX["styleModel"]}  # fmt: skip
+    await drive.succeed(name, png_bytes((64, 48)), references=used)  # as the operator writes it
+    job = (await http.get(f"/api/v1/generations/{name}")).json()
+    assert job["status"]["references"] == used
+    (item,) = (await http.get("/api/v1/gallery")).json()["items"]
+    assert item["references"] == used

@@ -232,3 +232,24 @@ def test_wrong_webhook_values_are_refused(chart: Any, values: dict[str, Any]) ->
     result = chart.helm("template", "wp", str(chart.path), values={"admissionWebhook": values})
     assert result.returncode != 0
     assert "admissionWebhook" in result.stderr
+
+
+def test_every_peered_replica_serves_the_webhook_and_one_at_a_time_may_go(chart: Any) -> None:
+    """Under peering Kopf serves admissions on standby replicas too (its admission server is
+    not paused with the processing), and the checks are pure: so the webhook Service selects
+    every operator pod, whichever is active, and a drain may take only one at a time, so a
+    failover never leaves the API server without an endpoint (failurePolicy Fail would then
+    refuse every create)."""
+    manifests = chart.render({"operator": {"replicas": 3}})
+    deployment = chart.one(manifests, "Deployment", "-operator")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = chart.one(manifests, "Service", "-webhook")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert not any(k for k in service["spec"]["selector"] if "leader" in k or "active" in k)
+    pdb = chart.one(manifests, "PodDisruptionBudget", "-operator")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    kubernetes_validate.validate(pdb, "1.30", strict=True)
+    # one replica: no budget (it would block every drain)
+    kinds = {m["kind"] for m in chart.render({"operator": {"replicas": 1}})}
+    assert "PodDisruptionBudget" not in kinds

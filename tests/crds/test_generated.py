@@ -74,7 +74,7 @@ def test_names_columns_and_subresources() -> None:
     assert columns == {
         "GpuPool": ["Desired", "Ready", "Cold", "Queued", "$/hr", "Paused", "Age"],
         "GpuInstance": ["Pool", "Phase", "GPU", "$/hr", "Contract", "Age"],
-        "GenerationJob": ["Pool", "Kind", "Phase", "Progress", "Instance", "Age"],
+        "GenerationJob": ["Pool", "Kind", "Phase", "Progress", "Instance", "References", "Age"],
         "Muse": ["Display name", "Age"],
     }
     for crd in by_kind.values():

@@ -60,3 +60,40 @@ async def test_a_deposit_raises_the_credit(vastai_http: httpx.AsyncClient) -> No
     """``/_sim/config`` ``balance`` is the account's deposits: raising it is a top-up."""
     await vastai_http.post("/_sim/config", json={"balance": 1500})
     assert (await user(vastai_http))["credit"] == 1500
+
+
+async def test_at_zero_credit_running_rentals_stop_and_only_storage_bills(
+    vastai_sim: Any, vastai_http: httpx.AsyncClient
+) -> None:
+    """Real Vast.ai stops (does not destroy) running instances when the credit reaches zero
+    (contract §7.2, F18); their disks keep billing. The simulator did not: they ran, and
+    billed their GPUs, into a negative balance."""
+    offers = (await vastai_http.post("/api/v0/bundles/", json={})).json()["offers"]
+    created = (await vastai_http.put(f"/api/v0/asks/{offers[0]['id']}/", json=BODY)).json()
+    rental = vastai_sim.state.rentals[created["new_contract"]]
+    await eventually(lambda: rental.actual_status == "running", timeout=30, what="running")
+    spent = (await state(vastai_http))["total_cost"]
+    await vastai_http.post("/_sim/config", json={"balance": spent})  # the credit is gone
+    (row,) = (await vastai_http.get("/api/v0/instances/")).json()["instances"]
+    assert (row["actual_status"], row["intended_status"], row["cur_state"]) == (
+        "exited", "stopped", "stopped")  # fmt: skip
+    assert "credit" in row["status_msg"]
+    sim = await state(vastai_http)
+    assert sim["credit_stops"] == 1 and sim["rentals"]  # stopped, not destroyed
+    # a start is refused while there is no credit, and so is a new rental
+    started = await vastai_http.put(f"/api/v0/instances/{rental.id}/", json={"state": "running"})
+    assert started.json()["success"] is False
+    again = await vastai_http.put(f"/api/v0/asks/{offers[1]['id']}/", json=BODY)
+    assert again.json()["success"] is False
+    # only the disk bills now
+    before = await state(vastai_http)
+
+    async def billed_more() -> bool:
+        return bool((await state(vastai_http))["total_cost"] > before["total_cost"] + 1e-6)
+
+    await eventually(billed_more, timeout=30, interval=0.05, what="storage billed")
+    after = await state(vastai_http)
+    per_hour = after["rentals"][0]["storage_per_hour"]
+    billed = after["total_cost"] - before["total_cost"]
+    assert billed == pytest.approx(per_hour * (after["now"] - before["now"]) / 3600, rel=0.1)
+    assert after["credit_stops"] == 1  # already stopped: not stopped again

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from warmpool.crds.generationjob import GenerationJobSpec
+from warmpool.crds.generationjob import GenerationJobSpec, ReferenceUse
 from warmpool.crds.gpupool import GpuPool
 from warmpool.crds.muse import Muse
 from warmpool.operator import errors
@@ -47,6 +47,8 @@ class Built:
 
     flow: workflows.Workflow
     spec: GenerationJobSpec
+    references: ReferenceUse | None = None
+    """How the muse's references are used (``status.references``)."""
 
 
 async def build(
@@ -89,7 +91,7 @@ async def build(
         template = GpuPool.from_body(body).spec.template if body is not None else None
     plan = conditioning.plan_references(
         kind=spec.kind, checkpoint=spec.model or pool.default_checkpoint,
-        own_reference=spec.reference_image,
+        own_reference=(own_reference := spec.reference_image),
         muse_references=muse.reference_images if muse is not None else (),
         styles=template.style_models if template is not None else (),
         job_strength=spec.reference_strength,
@@ -116,4 +118,5 @@ async def build(
                                     family=family,
                                     style=conditioning.style_inputs(plan, uploads),
                                     checkpoint=pool.checkpoint(spec.model))  # fmt: skip
-    return Built(flow, spec)
+    use = conditioning.reference_use(plan, own_reference=own_reference)
+    return Built(flow, spec, use)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from warmpool.crds.generationjob import GenerationJobSpec, Output
+from warmpool.crds.generationjob import GenerationJobSpec, Output, ReferenceUse
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import artifacts, comfy
 from warmpool.operator.controllers.jobs.facts import JobFacts
@@ -42,7 +42,12 @@ class Refused(Exception):
 
 
 def record_of(
-    job: JobFacts, spec: GenerationJobSpec, pool: str, *, now: datetime
+    job: JobFacts,
+    spec: GenerationJobSpec,
+    pool: str,
+    *,
+    now: datetime,
+    references: ReferenceUse | None = None,
 ) -> dict[str, Any]:
     """The metadata stored next to each output of ``job`` (the gallery lists these)."""
     return {
@@ -50,7 +55,7 @@ def record_of(
         "owner": spec.owner or None, "pool": pool, "muse": spec.muse_ref,
         "prompt": spec.prompt, "negativePrompt": spec.negative_prompt,
         "model": spec.model or workflows.DEFAULT_CHECKPOINT, "created": now,
-        "tags": list(spec.tags),
+        "tags": list(spec.tags), "references": references,
     }  # fmt: skip
 
 

@@ -39,7 +39,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from warmpool.crds.common import format_time, parse_duration, parse_optional_time
-from warmpool.crds.generationjob import GenerationJobSpec, GenerationJobStatus, Progress
+from warmpool.crds.generationjob import (
+    GenerationJobSpec,
+    GenerationJobStatus,
+    Progress,
+    ReferenceUse,
+)
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import comfy, comfy_session
 from warmpool.operator.controllers.jobs import build, musecount, outcomes, outputs, watchdog
@@ -134,6 +139,8 @@ class Run:
         self.ns = self.job.namespace
         self.spec = GenerationJobSpec.model_validate(self.job.body.get("spec") or {})
         self.status: dict[str, Any] = dict(self.job.body.get("status") or {})
+        refs = self.status.get("references")  # a resumed attempt's (it is not built again)
+        self.references = ReferenceUse.model_validate(refs) if refs else None
         self.prompt_id = self.job.prompt_id
         self.attempts = self.job.attempts
         self.session: comfy_session.ComfySession | None = None
@@ -182,7 +189,7 @@ class Run:
             return await self.failed("too_large", f"uploading the reference: {exc}")
         except errors.ComfyError as exc:
             return await self.failed("instance_lost", f"uploading the reference: {exc}")
-        self.flow, self.spec = built.flow, built.spec
+        self.flow, self.spec, self.references = built.flow, built.spec, built.references
         # The submission goes first (dispatch latency); the placement is written with the
         # start of the prompt, in one write (Running, with the lease and the attempt), or
         # as Scheduled when it has not begun after PLACEMENT_WRITE_AFTER (queued behind
@@ -265,7 +272,7 @@ class Run:
             scheduled_at=format_time(self.placed_at or now), started_at=None, finished_at=None,
             lease_expires_at=format_time(lease_end(now, self.pool)), attempts=self.attempts,
             progress=Progress(value=0, max=0, percent=0), estimated_cost=estimate.dollars,
-            estimated_seconds=estimate.seconds,
+            estimated_seconds=estimate.seconds, references=self.references,
         ))  # fmt: skip
         return {**placed, **status}
 
@@ -389,7 +396,8 @@ class Run:
     async def succeed(self, result: comfy.PromptResult) -> bool:
         assert self.client is not None
         gpu_seconds = self.monotonic() - (self.exec_started or self.accepted or self.monotonic())
-        record = outputs.record_of(self.job, self.spec, self.pool.name, now=self.deps.now())
+        record = outputs.record_of(self.job, self.spec, self.pool.name, now=self.deps.now(),
+                                   references=self.references)  # fmt: skip
         try:
             stored = await outputs.store_all(self.deps, self.client, result.outputs, record=record)
         except outputs.Refused as exc:

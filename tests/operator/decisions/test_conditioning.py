@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from warmpool.crds.generationjob import GenerationJobSpec, LoraRef
+from warmpool.crds.generationjob import GenerationJobSpec, LoraRef, ReferenceUse
 from warmpool.crds.stylemodel import StyleModelSpec
 from warmpool.operator.decisions import admission, conditioning, workflows
 from warmpool.operator.decisions.conditioning import ReferencePlan
@@ -106,6 +106,35 @@ def test_plan_references(kw: dict[str, Any], expected: ReferencePlan) -> None:
 )
 def test_every_key_to_check_and_upload(kw: dict[str, Any], keys: list[str]) -> None:
     assert plan(**kw).artifact_keys() == keys
+
+
+USES = [
+    pytest.param({}, ReferenceUse(mode="style", applied=2, strength=1.0,
+                                  style_model=REDUX.style_model), id="style-two"),
+    pytest.param({"muse_references": REFS, "job_strength": 0.4},
+                 ReferenceUse(mode="style", applied=4, left_out=6, strength=0.4,
+                              style_model=REDUX.style_model), id="style-capped-job-strength"),
+    pytest.param({"own_reference": REFS[9]},
+                 ReferenceUse(mode="style", applied=2, strength=1.0,
+                              style_model=REDUX.style_model), id="style-with-own-start"),
+    pytest.param({"checkpoint": SDXL}, ReferenceUse(mode="start", applied=1, left_out=1),
+                 id="start-from-the-first"),
+    pytest.param({"checkpoint": SDXL, "own_reference": REFS[9]},
+                 ReferenceUse(mode="start", applied=0, left_out=2), id="own-start-muse-unused"),
+    pytest.param({"checkpoint": SDXL, "kind": "animation"},
+                 ReferenceUse(mode="none", applied=0, left_out=2), id="animation-unused"),
+    pytest.param({"muse_references": ()}, None, id="no-references-nothing-recorded"),
+    pytest.param({"kind": "video"}, None, id="video-nothing-recorded"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kw", "expected"), USES)
+def test_reference_use_recorded_in_status(
+    kw: dict[str, Any], expected: ReferenceUse | None
+) -> None:
+    """What a finished job's ``status.references`` says it did with the muse's references."""
+    use = conditioning.reference_use(plan(**kw), own_reference=kw.get("own_reference"))
+    assert use == expected
 
 
 def spec(**fields: Any) -> GenerationJobSpec:

@@ -109,13 +109,23 @@ async def test_a_muse_job_on_a_redux_pool_is_conditioned_by_both_references(
         assert nodes(graph, "FluxGuidance") and nodes(graph, "KSampler")[0]["inputs"]["cfg"] == 1.0
         assert nodes(graph, "StyleModelLoader")[0]["inputs"] == {
             "style_model_name": REDUX["styleModel"]}  # fmt: skip
+        # the finished job says which mode it used, how many references and the strength,
+        # and so does the record beside its output (the studio's gallery reads that)
+        used = {"mode": "style", "applied": 2, "leftOut": 0, "strength": 0.6,
+                "styleModel": REDUX["styleModel"]}  # fmt: skip
+        assert harbour["references"] == used
+        record = await deps.artifacts.get_record(harbour["outputs"][0]["key"])
+        assert record.references is not None
+        assert record.references.model_dump(by_alias=True) == used
         # the SDXL checkpoint of the same pool: the first reference as the start, as before
         assert start["phase"] == "Succeeded", start
         sdxl = comfy.history[start["promptId"]]["prompt"][2]
         assert not nodes(sdxl, "StyleModelApply")
+        assert start["references"] == {"mode": "start", "applied": 1, "leftOut": 1}
         (load,) = nodes(sdxl, "LoadImage")
         assert comfy.input_image_info(load["inputs"]["image"])[2] == digests["red"]
         # every reference is checked: one stranger's upload refuses the whole job
         assert (refused["phase"], refused["reason"]) == ("Failed", references.REFERENCE_NOT_OWNED)
         assert not refused.get("promptId")
+        assert "references" not in refused  # refused before its graph was built
     assert comfy.requests["POST /upload/image"] >= 2
