@@ -94,6 +94,9 @@ async def test_at_zero_credit_running_rentals_stop_and_only_storage_bills(
     await eventually(billed_more, timeout=30, interval=0.05, what="storage billed")
     after = await state(vastai_http)
     per_hour = after["rentals"][0]["storage_per_hour"]
+    assert after["rentals"][0]["dph_total"] > 3 * per_hour  # so rel=0.5 tells them apart
     billed = after["total_cost"] - before["total_cost"]
-    assert billed == pytest.approx(per_hour * (after["now"] - before["now"]) / 3600, rel=0.1)
+    # The GPU bills about a hundred times the disk: within half the disk's figure is the disk
+    # alone (the two state reads are not the billing's own instants, so not closer).
+    assert billed == pytest.approx(per_hour * (after["now"] - before["now"]) / 3600, rel=0.5)
     assert after["credit_stops"] == 1  # already stopped: not stopped again
