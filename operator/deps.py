@@ -133,6 +133,8 @@ class Deps:
     #: The Vast.ai credit against the counted spend (``controllers/balance.py``).
     balance_samples: list[BalanceSample] = field(default_factory=list)
     drift: DriftVerdict | None = None
+    #: One credit check at a time when machines are seen stopped by Vast.ai (``balance``).
+    credit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Per pool ("ns/name"): when its next time-bound decision falls due (the cold tier's
     #: resume timeouts and maxAge); its reconcile loop wakes up then.
     deadlines: dict[str, datetime] = field(default_factory=dict)

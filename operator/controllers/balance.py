@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from warmpool.crds.common import ConditionStatus
 from warmpool.operator import errors, metrics
@@ -25,6 +25,8 @@ from warmpool.operator.deps import Deps
 logger = logging.getLogger(__name__)
 
 CONDITION = "SpendReconciled"
+CREDIT_CONDITION = "AccountCredit"
+CREDIT_EXHAUSTED = "CreditExhausted"
 
 
 async def check(deps: Deps) -> drift.DriftVerdict:
@@ -83,3 +85,39 @@ def pool_condition(deps: Deps) -> list[conditions.SetCondition]:
         "Unknown" if verdict.reason == drift.MEASURING else "False" if verdict.exceeded else "True"
     )
     return [conditions.SetCondition(CONDITION, status, verdict.reason, verdict.message)]
+
+
+def out_of_credit(deps: Deps) -> bool:
+    """The newest look at the account found no credit left."""
+    return bool(deps.balance_samples) and deps.balance_samples[-1].credit <= 0
+
+
+async def confirm_out_of_credit(deps: Deps, *, since: datetime) -> bool:
+    """Whether the account's credit is gone, from a look taken at ``since`` or later (when
+    the listing showed a machine stopped: one ``GET /users/current/`` serves all the
+    machines Vast.ai stopped at once). A failed look answers with the last one known."""
+    async with deps.credit_lock:
+        latest = deps.balance_samples[-1] if deps.balance_samples else None
+        if latest is None or latest.at < since:
+            try:
+                await check(deps)
+            except errors.WarmpoolError as exc:
+                logger.warning("Credit check failed: %s", exc)
+    return out_of_credit(deps)
+
+
+def credit_condition(deps: Deps) -> list[conditions.SetCondition]:
+    """``AccountCredit`` for a pool's status: False while the account has no credit (Vast.ai
+    stopped its machines; the pool rents and starts nothing), True once it has (none before
+    the first look)."""
+    if not deps.balance_samples:
+        return []
+    credit = deps.balance_samples[-1].credit
+    if credit <= 0:
+        message = (
+            f"the Vast.ai account has no credit left (${credit:.2f}): Vast.ai stopped its "
+            "machines; nothing is rented or started until credit is added"
+        )
+        return [conditions.SetCondition(CREDIT_CONDITION, "False", CREDIT_EXHAUSTED, message)]
+    return [conditions.SetCondition(CREDIT_CONDITION, "True", "CreditAvailable",
+                                    f"${credit:.2f} of credit on the Vast.ai account")]  # fmt: skip

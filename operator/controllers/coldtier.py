@@ -22,6 +22,7 @@ from warmpool.crds.gpuinstance import COLD_PHASES, GpuInstance
 from warmpool.crds.gpupool import GpuPool, GpuPoolSpec
 from warmpool.operator import metrics
 from warmpool.operator.controllers import cache
+from warmpool.operator.controllers.balance import CREDIT_EXHAUSTED
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import cold as instance_cold
 from warmpool.operator.controllers.instance import liveness, termination
@@ -86,7 +87,17 @@ async def before_plan(
         and (b.get("status") or {}).get("contractId") is not None
     ]
     template_hash = pool.spec.template.hash()
-    destroys = cold.check_cold(colds, spec=pool.spec, template_hash=template_hash, now=now)
+    # Stopped by Vast.ai for want of credit: not the cold tier's (no surplus or age to cut;
+    # the budget still cuts their disks), started again instead of fresh rentals once there
+    # is credit.
+    by_account = {
+        c.name
+        for c in colds
+        if c.phase == "Stopped"
+        and (by_name[c.name].get("status") or {}).get("reason") == CREDIT_EXHAUSTED
+    }
+    tier = [c for c in colds if c.name not in by_account]
+    destroys = cold.check_cold(tier, spec=pool.spec, template_hash=template_hash, now=now)
     gone = {d.name for d in destroys}
     stopped = {c.name for c in colds if c.phase == "Stopped"}  # Resuming ones pay the GPU
     warm_hourly = budget.current_hourly([v for v in views if v.name not in stopped])

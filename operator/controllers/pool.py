@@ -164,9 +164,17 @@ async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:
     spending.apply_caps(plan, pool, views, spent=spent, fleet=fleet)
     if blocked or cold_state.destroyed or plan.rents or plan.drains or plan.releases:
         cache.drop_listing(deps, ns, name)  # the next reconcile sees what this one changed
-    plan.conditions += balance.pool_condition(deps)
-    # After the caps: releases the caps asked for may become stops while storage fits.
-    await coldtier.after_plan(deps, pool, bodies, plan, cold_state, spent=spent, now=now)
+    if balance.out_of_credit(deps):  # looked again every reconcile while it lasts
+        since = now - timedelta(seconds=deps.settings.reconcile_interval)
+        await balance.confirm_out_of_credit(deps, since=since)
+    plan.conditions += balance.pool_condition(deps) + balance.credit_condition(deps)
+    if balance.out_of_credit(deps):
+        # Vast.ai stopped the machines and refuses rentals and starts: nothing is asked of it
+        # until credit is added (the stopped instances wait, their disks billed).
+        plan.rents = []
+    else:
+        # After the caps: releases the caps asked for may become stops while storage fits.
+        await coldtier.after_plan(deps, pool, bodies, plan, cold_state, spent=spent, now=now)
     for rent in plan.rents:
         created = await create_instance(deps, body, reason=rent.reason)
         event("GpuPool", pool.metadata, "Renting",

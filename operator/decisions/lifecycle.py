@@ -118,6 +118,16 @@ def status_since(
     return now
 
 
+def stopped_by_vastai(rental: RentalView | None) -> bool:
+    """Vast.ai means the rental to be stopped (``intended_status: stopped``; a rental
+    waiting for its GPU shows ``cur_state: stopped`` with ``intended_status: running``):
+    what it does to every running rental when the account's credit is gone (contract F18).
+    The operator's own stops are phase ``Stopped`` before the call."""
+    if rental is None or not rental.present:
+        return False
+    return (rental.intended_status or "").lower() == "stopped"
+
+
 def decide_instance(
     *,
     phase: Phase,

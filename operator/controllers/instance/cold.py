@@ -17,7 +17,7 @@ call that fails is repeated by :func:`follow` (the decision's ``restop``/``resta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
@@ -29,10 +29,10 @@ from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import Update, patch_status, update_status
 from warmpool.operator.adapters.vastai_models import Instance
-from warmpool.operator.controllers import views
+from warmpool.operator.controllers import balance, views
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import liveness, termination
-from warmpool.operator.decisions import budget, cold, resuming
+from warmpool.operator.decisions import budget, cold, lifecycle, resuming
 from warmpool.operator.deps import Deps
 
 
@@ -127,6 +127,31 @@ async def start(deps: Deps, inst: GpuInstance, pool: GpuPool, *, reason: str, me
     metrics.COLD_TRANSITIONS.labels(ns, inst.spec.pool, "start", reason).inc()
     event("GpuInstance", inst.metadata, "Resuming", f"{reason}: {message}")
     await _call(deps, inst, "start")
+
+
+async def stopped_by_account(deps: Deps, inst: GpuInstance, pool: GpuPool) -> bool:
+    """A serving instance Vast.ai stopped because the account's credit is gone (F18): it is
+    kept ``Stopped`` (reason ``CreditExhausted``, its disk billed), not taken for a failed
+    machine and replaced with rentals the account cannot pay for. True when so."""
+    assert inst.status.contract_id is not None
+    rec = await deps.inventory.by_id(inst.status.contract_id)
+    if not lifecycle.stopped_by_vastai(liveness.rental_view(rec, pool.spec.template.comfy_port)):
+        return False
+    seen = deps.now() - timedelta(seconds=deps.inventory.age or 0.0)  # the listing's time
+    if not await balance.confirm_out_of_credit(deps, since=seen):
+        return False
+    ns, now = inst.metadata.namespace or "default", deps.now()
+    storage = storage_of(rec, pool)
+    message = "Vast.ai stopped the machine: the account has no credit left; disk kept"
+    patch = {
+        "phase": "Stopped", "reason": balance.CREDIT_EXHAUSTED, "message": message,
+        "stoppedAt": format_time(now), "storagePerHour": round(storage, 6), "comfyUrl": "",
+        "probeFailures": 0, **await _rebill(deps, inst, storage, now),
+    }  # fmt: skip
+    await patch_status(deps.kube, kube.GPUINSTANCES, ns, inst.metadata.name, patch)
+    metrics.COLD_TRANSITIONS.labels(ns, inst.spec.pool, "stop", balance.CREDIT_EXHAUSTED).inc()
+    event("GpuInstance", inst.metadata, balance.CREDIT_EXHAUSTED, message, warning=True)
+    return True
 
 
 async def _call(deps: Deps, inst: GpuInstance, what: str) -> None:

@@ -123,4 +123,6 @@ async def step(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> bool:
         return False
     if cold.is_cold(inst):
         return await cold.follow(deps, inst, pool, log)
+    if await cold.stopped_by_account(deps, inst, pool):
+        return False
     return await liveness.follow(deps, inst, pool, log, dict(body.get("status") or {}))

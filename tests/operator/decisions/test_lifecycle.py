@@ -10,7 +10,12 @@ import pytest
 from warmpool.crds.gpuinstance import Phase
 from warmpool.crds.gpupool import FailurePolicySpec, ReadinessSpec
 from warmpool.operator.decisions import lifecycle
-from warmpool.operator.decisions.lifecycle import InstanceDecision, ProbeView, RentalView
+from warmpool.operator.decisions.lifecycle import (
+    InstanceDecision,
+    ProbeView,
+    RentalView,
+    stopped_by_vastai,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -577,3 +582,23 @@ def test_status_since_survives_restarts(
                                             last_since=NOW - 3 * MIN, now=NOW),
     )  # fmt: skip
     assert decided.terminate and decided.reason == "MachineOffline"
+
+
+@pytest.mark.parametrize(
+    ("intended", "cur", "present", "expected"),
+    [
+        ("stopped", "stopped", True, True),  # Vast.ai stopped it (credit gone, F18)
+        ("stopped", "running", True, True),  # on its way down
+        ("running", "stopped", True, False),  # waiting for its GPU: scheduling, not a stop
+        ("running", "running", True, False),
+        (None, None, True, False),
+        ("stopped", "stopped", False, False),  # not in the listing: vanished, not stopped
+    ],
+)
+def test_stopped_by_vastai(
+    intended: str | None, cur: str | None, present: bool, expected: bool
+) -> None:
+    view = RentalView(present=present, actual_status="exited", intended_status=intended,
+                      cur_state=cur)  # fmt: skip
+    assert stopped_by_vastai(view) is expected
+    assert stopped_by_vastai(None) is False
