@@ -29,6 +29,8 @@ POOL = "bench"
 #: ``WARMPOOL_BENCH_PROFILE=DIR``: a py-spy profile of the operator over the measured
 #: window, written to ``DIR/<benchmark>.txt`` (collapsed stacks, ``--format raw``).
 PROFILE_DIR = os.environ.get("WARMPOOL_BENCH_PROFILE")
+#: ``WARMPOOL_BENCH_PROFILE_RATE``: samples per second (an idle operator needs a high rate).
+PROFILE_RATE = os.environ.get("WARMPOOL_BENCH_PROFILE_RATE", "50")
 
 
 @dataclass
@@ -49,8 +51,9 @@ class Stack:
         out.parent.mkdir(parents=True, exist_ok=True)
         spy = str(Path(sys.executable).parent / "py-spy")
         self.profiler = await asyncio.create_subprocess_exec(
-            spy, "record", "--pid", str(self.operator.pid), "--format", "raw", "--rate", "50",
-            "--nonblocking", "--output", str(out), stdout=asyncio.subprocess.DEVNULL,
+            spy, "record", "--pid", str(self.operator.pid), "--format", "raw",
+            "--rate", PROFILE_RATE, "--nonblocking", "--output", str(out),
+            stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
 
     async def stop_profile(self) -> None:
