@@ -14,6 +14,11 @@ So a submission reserves its estimate, and the finished job settles at its actua
 its ledger row replaces the reservation in the sum. The check and the reservation are one
 transaction, serialized per user (a lock in this process; on PostgreSQL an advisory
 transaction lock, across replicas), so two submissions at once cannot both pass.
+
+With SQLite (one replica, by the chart's rule) the overrides are also kept in this
+process: :meth:`Spending.set_override` and :meth:`Spending.clear_override` are their only
+writers, so the copy is exact and a submission without a limit reads nothing. On
+PostgreSQL another replica may change an override: it is read per submission.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from warmpool.api.records.tables import SpendLimit, SpendReservation, UsageRecor
 
 #: How long an unsettled reservation counts.
 HOLD = timedelta(hours=6)
+#: Users whose override (or its absence) is kept in this process at most (SQLite).
+KNOWN_MAX = 10000
 EPSILON = 1e-9  # float sums: $0.000000001 of slack
 LABELS = {"day": "daily", "month": "monthly"}
 
@@ -95,12 +102,33 @@ class Spending:
         self.db = db
         self.default_daily = daily
         self.default_monthly = monthly
+        # owner -> (daily, monthly), None: no override. Only with one replica (SQLite).
+        self._known: dict[str, tuple[float | None, float | None] | None] | None = (
+            {} if db.backend == "sqlite" else None
+        )
+        self._changes = 0  # a read that overlapped a change is not kept
 
     async def _limits(self, s: AsyncSession, owner: str) -> tuple[float | None, float | None]:
-        row = await s.get(SpendLimit, owner)
-        if row is None:
-            return self.default_daily, self.default_monthly
-        return row.daily, row.monthly
+        known = self._known
+        if known is not None and owner in known:
+            found = known[owner]
+        else:
+            changes = self._changes
+            row = await s.get(SpendLimit, owner)
+            found = None if row is None else (row.daily, row.monthly)
+            if known is not None and changes == self._changes:
+                if len(known) >= KNOWN_MAX:
+                    known.clear()
+                known[owner] = found
+        return (self.default_daily, self.default_monthly) if found is None else found
+
+    async def _limits_alone(self, owner: str) -> tuple[float | None, float | None]:
+        """:meth:`_limits` outside a transaction (no session when the copy has it)."""
+        if self._known is not None and owner in self._known:
+            found = self._known[owner]
+            return (self.default_daily, self.default_monthly) if found is None else found
+        async with self.db.session() as s:
+            return await self._limits(s, owner)
 
     @staticmethod
     async def _spent(s: AsyncSession, owner: str, since: datetime, now: datetime) -> float:
@@ -140,12 +168,11 @@ class Spending:
         when a window would be crossed. Returns the reservation's key (see :meth:`bind`)."""
         at = utc(now or datetime.now(UTC))
         key = f"pending-{secrets.token_hex(12)}"
-        if self.default_daily is None and self.default_monthly is None:
-            # No default: only an override limits, and most users have none. One read,
-            # outside the write lock (every submission queued on it otherwise).
-            async with self.db.session() as s:
-                if await self._limits(s, owner) == (None, None):
-                    return ""
+        # No default: only an override limits, and most users have none. One read (none
+        # with SQLite's copy), outside the write lock (every submission queued on it).
+        no_default = self.default_daily is None and self.default_monthly is None
+        if no_default and await self._limits_alone(owner) == (None, None):
+            return ""
         async with self.db.write_lock, self.db.session() as s:
             if self.db.backend == "postgresql":
                 await s.execute(
@@ -187,11 +214,20 @@ class Spending:
                 s.add(row)
             row.daily, row.monthly = daily, monthly
             row.updated_at, row.updated_by = datetime.now(UTC), by
+            self._forget(owner)
+        self._forget(owner)  # committed: the next read sees the new row
+
+    def _forget(self, owner: str) -> None:
+        self._changes += 1
+        if self._known is not None:
+            self._known.pop(owner, None)
 
     async def clear_override(self, owner: str) -> bool:
         async with self.db.session() as s:
             result = await s.execute(delete(SpendLimit).where(SpendLimit.owner == owner))
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            self._forget(owner)
+        self._forget(owner)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def overrides(self) -> Sequence[Override]:
         async with self.db.session() as s:

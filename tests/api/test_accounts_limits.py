@@ -169,3 +169,18 @@ async def test_the_credit_ledger_is_its_entries(db: Database) -> None:
     assert not await credits.settle("alice", "gen-1", "Failed", 0.0)  # not hers
     kinds = [e.kind for e in await credits.history("bob")]
     assert kinds == ["refund", "debit", "refund", "debit", "settle", "debit", "purchase"]
+
+
+async def test_an_override_set_after_a_submission_limits_the_next(db: Database) -> None:
+    """Regression: the overrides are kept in the process on SQLite (one replica), so a
+    submission without a limit reads nothing; setting or clearing one must still take
+    effect on the very next submission, not after a restart."""
+    spending = Spending(db, daily=None, monthly=None)
+    now = datetime(2031, 5, 31, 22, 0, tzinfo=UTC)
+    assert await spending.reserve("bob", 0.6, now=now) == ""  # no limit: read and kept
+    await spending.set_override("bob", daily=1.0, monthly=None, by="root")
+    assert await spending.reserve("bob", 0.6, now=now)  # held against the new limit
+    with pytest.raises(SpendLimitError):
+        await spending.reserve("bob", 0.6, now=now)
+    assert await spending.clear_override("bob")
+    assert await spending.reserve("bob", 0.6, now=now) == ""
