@@ -108,6 +108,8 @@ class Faults:
     route_errors: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # path→[st, n]
     #: path → [bytes (0: endless), count]: the next answers are that many junk bytes.
     huge_answers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    #: path → [seconds, count]: the next requests wait that long before they are handled.
+    slow_answers: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def describe(self, now: float) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class Faults:
             "flat_output": self.flat_output,
             "fail": self.fail,
             "route_errors": self.route_errors,
+            "slow_answers": self.slow_answers,
             "huge_answers": self.huge_answers,
         }
 
@@ -274,6 +277,12 @@ class ComfyServer:
         """The next ``count`` answers on ``path`` are ``size`` junk bytes (0: never ending),
         streamed without a Content-Length, as a hostile machine would."""
         self.faults.huge_answers[path] = [size, count]
+
+    def slow_answer(self, path: str, seconds: float, count: int = 1) -> None:
+        """The next ``count`` requests to ``path`` wait ``seconds`` (simulated) before they
+        are handled: a slow or far machine, whose answer comes late while what the request
+        asked for happens at the end of the wait (a client gone meanwhile changes nothing)."""
+        self.faults.slow_answers[path] = [seconds, count]
 
     async def _huge(self, request: web.Request, size: int) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -490,6 +499,10 @@ class ComfyServer:
         if huge and huge[1] > 0:
             huge[1] -= 1
             return await self._huge(request, huge[0])
+        slow = self.faults.slow_answers.get(bare)
+        if slow and slow[1] > 0:
+            slow[1] -= 1
+            await self.clock.sleep(slow[0])
         response = await handler(request)
         if set_cookie and self.token is not None:
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")
