@@ -30,6 +30,7 @@ the boundary (chained with ``from``) into these classes and decide nothing else.
     │   │   ├── ComfyTimedOutError             one request timed out
     │   │   ├── ComfyServerError               5xx, 408, 429
     │   │   ├── ComfyDeadlineError             the prompt did not finish within its deadline
+    │   │   │   └── ComfyQueueWaitError        it did not even begin: waited too long in the queue
     │   │   └── ComfyPromptLostError           the prompt is neither queued nor in the history
     │   ├── ComfyBadRequestError               400 (the body is kept for the validation error)
     │   ├── ComfyValidationError               400 from /prompt with node_errors (names node, input)
@@ -182,6 +183,10 @@ class ComfyServerError(ComfyUnavailableError):
 
 class ComfyDeadlineError(ComfyUnavailableError):
     """The prompt did not finish within its deadline."""
+
+
+class ComfyQueueWaitError(ComfyDeadlineError):
+    """The prompt did not begin to run within its bound on waiting in ComfyUI's queue."""
 
 
 class ComfyPromptLostError(ComfyUnavailableError):

@@ -92,6 +92,12 @@ class OperatorSettings(BaseSettings):
         "the pool's concurrencyPerInstance), so the GPU never waits for the operator between "
         "two jobs; used only when no instance has a free slot. 0: none.",
     )  # fmt: skip
+    queue_wait_max_seconds: float = Field(
+        600.0, gt=0,
+        description="Seconds a job's prompt may wait in its instance's ComfyUI queue (behind "
+        "the running prompt) before it begins; past it the prompt is taken out of that queue "
+        "and the job placed again. A job's spec.timeout counts from the prompt's start.",
+    )  # fmt: skip
     queue_ahead_max_seconds: float = Field(
         60.0, ge=0,
         description="Seconds: no job is queued ahead on an instance whose placed jobs are "

@@ -213,6 +213,12 @@ class ComfyServer:
         streamed without a Content-Length, as a hostile machine would."""
         self.faults.huge_answers[path] = [size, count]
 
+    def slow_answer(self, path: str, seconds: float, count: int = 1) -> None:
+        """The next ``count`` requests to ``path`` wait ``seconds`` (simulated) before they
+        are handled: a slow or far machine, whose answer comes late while what the request
+        asked for happens at the end of the wait (a client gone meanwhile changes nothing)."""
+        self.faults.slow_answers[path] = [seconds, count]
+
     async def _huge(self, request: web.Request, size: int) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
@@ -428,6 +434,10 @@ class ComfyServer:
         if huge and huge[1] > 0:
             huge[1] -= 1
             return await self._huge(request, huge[0])
+        slow = self.faults.slow_answers.get(bare)
+        if slow and slow[1] > 0:
+            slow[1] -= 1
+            await self.clock.sleep(slow[0])
         response = await handler(request)
         if set_cookie and self.token is not None:
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")

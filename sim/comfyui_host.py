@@ -77,6 +77,8 @@ class Faults:
     route_errors: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # path→[st, n]
     #: path → [bytes (0: endless), count]: the next answers are that many junk bytes.
     huge_answers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    #: path → [seconds, count]: the next requests wait that long before they are handled.
+    slow_answers: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def describe(self, now: float) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class Faults:
             "flat_output": self.flat_output,
             "fail": self.fail,
             "route_errors": self.route_errors,
+            "slow_answers": self.slow_answers,
             "huge_answers": self.huge_answers,
         }
 
@@ -135,6 +138,7 @@ class Host(Protocol):
     def remove_model(self, folder: str, name: str, *, at_runtime: bool = False) -> None: ...
     def add_model(self, folder: str, name: str) -> None: ...
     def flat_output(self) -> None: ...
+    def slow_answer(self, path: str, seconds: float, count: int = 1) -> None: ...
     def fail_node(
         self,
         node_type: str = "KSampler",

@@ -292,7 +292,7 @@ def _register_control(app: web.Application, s: Host) -> None:
         crash_after_steps, stall_after_steps, flat_output, oom {node_type, after_steps},
         fail {node_type, exception_type, message, after_steps}, drop_websockets,
         route_error {path, status, count}, huge_answer {path, bytes (0: endless), count},
-        crash, clear."""
+        slow_answer {path, seconds, count}, crash, clear."""
         body = await _json_or_empty(request)
         if body.get("clear"):
             s.clear_faults()
@@ -319,6 +319,9 @@ def _register_control(app: web.Application, s: Host) -> None:
         if "huge_answer" in body:
             h = body["huge_answer"]
             s.huge_answer(h["path"], int(h.get("bytes", 0)), int(h.get("count", 1)))
+        if "slow_answer" in body:
+            w = body["slow_answer"]
+            s.slow_answer(w["path"], float(w["seconds"]), int(w.get("count", 1)))
         if body.get("drop_websockets"):
             await s.drop_websockets()
         if body.get("crash"):

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
+import inspect
 import logging
 import uuid
 from collections import OrderedDict
@@ -37,7 +39,12 @@ from warmpool.operator import errors
 from warmpool.operator.adapters import comfy_answers as answers
 from warmpool.operator.adapters.comfy_follow import WS_GREETING_TIMEOUT, Follower, greeting, message
 from warmpool.operator.adapters.comfy_limits import too_large
-from warmpool.operator.adapters.comfy_values import ProgressCallback, ProgressEvent, PromptResult
+from warmpool.operator.adapters.comfy_values import (
+    ProgressCallback,
+    ProgressEvent,
+    PromptResult,
+    Submitted,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -82,6 +89,7 @@ class ComfySession:
         self._ws: ClientConnection | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._failure: Exception | None = None
+        self._posts: dict[str, asyncio.Future[Submitted]] = {}  # POST /prompt in flight
 
     @property
     def up(self) -> bool:
@@ -107,31 +115,62 @@ class ComfySession:
         number: float | None = None,
         on_progress: ProgressCallback | None = None,
         deadline: float = 3600.0,
+        queue_wait: float | None = None,
         poll_interval: float = 1.0,
     ) -> PromptResult:
         """Submit ``graph`` under ``prompt_id`` (a new UUID when None) and queue ``number``
         on this session's client id and follow it to its end. ``queued`` is reported once
-        ComfyUI accepted it, ``started`` when it begins to run (it may wait behind others)."""
+        ComfyUI accepted it, ``started`` when it begins to run (it may wait behind others).
+
+        ``deadline``: seconds from the submission to the end; with ``queue_wait``, seconds
+        from the prompt's start instead, and ``queue_wait`` bounds the time before the start
+        (:class:`errors.ComfyQueueWaitError`). The ``POST /prompt`` is never cut off half
+        way: when this is cancelled meanwhile, :meth:`settle` waits for ComfyUI's answer (a
+        request ComfyUI received is queued however the client went away)."""
         pid = prompt_id or str(uuid.uuid4())
-        follower = Follower(self.client, self.client_id, on_progress, deadline, poll_interval,
+        bounds = _Bounds(deadline, queue_wait, on_progress)
+        follower = Follower(self.client, self.client_id, bounds.emit, deadline, poll_interval,
                             prompt_id=pid)  # fmt: skip
         queue = self._subscribe(pid)
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(None) as scope:
+                bounds.arm(scope)
                 await self._ready()
-                submitted = await self.client.submit_prompt(graph, self.client_id, prompt_id=pid,
-                                                            number=number)  # fmt: skip
+                post = asyncio.ensure_future(self.client.submit_prompt(
+                    graph, self.client_id, prompt_id=pid, number=number
+                ))  # fmt: skip
+                self._posts[pid] = post
+                post.add_done_callback(functools.partial(self._posted, pid))
+                submitted = await asyncio.shield(post)
                 if submitted.prompt_id != pid:
                     queue = self._rekey(pid, submitted.prompt_id)
                     follower.prompt_id = pid = submitted.prompt_id
                 await follower.emit(ProgressEvent("queued", pid))
                 return await self._listen(follower, queue)
         except TimeoutError as exc:
-            raise errors.ComfyDeadlineError(
-                f"prompt {pid} did not finish within {deadline:g}s"
-            ) from exc
+            raise bounds.error(pid) from exc
         finally:
             self._unsubscribe(follower.prompt_id, queue)
+
+    def _posted(self, prompt_id: str, post: asyncio.Future[Submitted]) -> None:
+        if self._posts.get(prompt_id) is post:
+            del self._posts[prompt_id]
+        if not post.cancelled():
+            post.exception()  # retrieved here: the follower may have gone (cancelled)
+
+    async def settle(self, prompt_id: str, *, timeout: float) -> str | None:
+        """Wait (at most ``timeout`` seconds) for ComfyUI's answer to a ``POST /prompt`` of
+        ``prompt_id`` still in flight; the id it was accepted under (None: refused, no
+        answer, or none in flight). Before a cancelled prompt is taken out of the queue."""
+        post = self._posts.get(prompt_id)
+        if post is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                submitted = await asyncio.shield(post)
+        except (errors.ComfyError, TimeoutError):
+            return None
+        return submitted.prompt_id
 
     async def follow_prompt(
         self,
@@ -139,23 +178,25 @@ class ComfySession:
         *,
         on_progress: ProgressCallback | None = None,
         deadline: float = 3600.0,
+        queue_wait: float | None = None,
         poll_interval: float = 1.0,
     ) -> PromptResult:
-        """Follow a prompt submitted before (by this session's client id) to its end."""
-        follower = Follower(self.client, self.client_id, on_progress, deadline, poll_interval,
+        """Follow a prompt submitted before (by this session's client id) to its end
+        (``deadline`` and ``queue_wait`` as in :meth:`run_prompt`)."""
+        bounds = _Bounds(deadline, queue_wait, on_progress)
+        follower = Follower(self.client, self.client_id, bounds.emit, deadline, poll_interval,
                             prompt_id=prompt_id)  # fmt: skip
         queue = self._subscribe(prompt_id)
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(None) as scope:
+                bounds.arm(scope)
                 await self._ready()
                 result = await follower.check()  # finished (or started) while unwatched?
                 if result is not None:
                     return result
                 return await self._listen(follower, queue)
         except TimeoutError as exc:
-            raise errors.ComfyDeadlineError(
-                f"prompt {prompt_id} did not finish within {deadline:g}s"
-            ) from exc
+            raise bounds.error(prompt_id) from exc
         finally:
             self._unsubscribe(prompt_id, queue)
 
@@ -311,8 +352,46 @@ class ComfySession:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        for post in list(self._posts.values()):
+            post.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class _Bounds:
+    """The time-out scope of one followed prompt: ``deadline`` from the submission, or,
+    with a ``queue_wait``, that until the prompt begins (its first event past ``queued``)
+    and ``deadline`` from then on."""
+
+    def __init__(
+        self, deadline: float, queue_wait: float | None, on_progress: ProgressCallback | None
+    ) -> None:
+        self.deadline, self.queue_wait, self.on_progress = deadline, queue_wait, on_progress
+        self.waiting = queue_wait is not None
+        self.scope: asyncio.Timeout | None = None
+
+    def arm(self, scope: asyncio.Timeout) -> None:
+        self.scope = scope
+        first = self.queue_wait if self.queue_wait is not None else self.deadline
+        scope.reschedule(asyncio.get_running_loop().time() + first)
+
+    async def emit(self, event: ProgressEvent) -> None:
+        if self.waiting and event.kind != "queued" and self.scope is not None:
+            self.waiting = False  # it began: the run's own deadline from now
+            self.scope.reschedule(asyncio.get_running_loop().time() + self.deadline)
+        if self.on_progress is not None:
+            result = self.on_progress(event)
+            if inspect.isawaitable(result):
+                await result
+
+    def error(self, prompt_id: str) -> errors.ComfyDeadlineError:
+        if self.waiting:
+            return errors.ComfyQueueWaitError(
+                f"prompt {prompt_id} did not begin within {self.queue_wait:g}s in the queue"
+            )
+        return errors.ComfyDeadlineError(
+            f"prompt {prompt_id} did not finish within {self.deadline:g}s"
+        )

@@ -209,6 +209,7 @@ FailureKind = Literal[
     "interrupted",  # interrupted on ComfyUI by someone else
     "store_unavailable",  # the artifact store refused the outputs
     "too_large",  # the machine answered more bytes than accepted (a hostile host)
+    "queue_wait",  # the prompt did not begin within its bound on ComfyUI's queue
 ]
 
 
@@ -235,6 +236,7 @@ _REASONS: dict[str, str] = {
     "interrupted": "Interrupted",
     "store_unavailable": "ArtifactStoreUnavailable",
     "too_large": "MachineAnswerTooLarge",
+    "queue_wait": "QueueWaitExceeded",
 }
 
 
@@ -260,8 +262,9 @@ def decide_failure(
       :func:`execution_failure`) or an answer past its byte cap is retried on another
       machine, and recorded against the host in the pool's failure ledger (it cools down);
     - a lost instance or crashed ComfyUI is retried on another machine;
-    - an interruption nobody here asked for, or an artifact store that refused the
-      outputs, is retried (anywhere).
+    - an interruption nobody here asked for, an artifact store that refused the
+      outputs, or a prompt that waited past its bound in ComfyUI's queue without beginning
+      (the prompts ahead ran long: not the machine's fault) is retried (anywhere).
 
     Every retry is bounded by ``max_attempts``; past it the job fails with the reason
     of the last attempt.

@@ -11,7 +11,10 @@ the job loop (:mod:`.loops`) releases the slot after it.
 A job may be queued ahead in ComfyUI, behind the prompt running there: it is ``Running``
 from the moment its prompt begins to run (``execution_start``), not from its submission.
 A queued-ahead job that is cancelled, or whose instance drains, is taken out of ComfyUI's
-queue (``POST /queue {"delete": [id]}``) before it runs.
+queue (``POST /queue {"delete": [id]}``) before it runs; a job stopped while its
+``POST /prompt`` is in flight waits for ComfyUI's answer first, then takes the prompt out
+(or interrupts it, when it began). ``spec.timeout`` counts from the prompt's start; the wait
+in ComfyUI's queue before it has its own bound (:mod:`..decisions.deadlines`).
 
 Writes per job: the placement with the start (``Running``, one write, once the prompt has
 run for :data:`RUNNING_WRITE_AFTER`: a job done sooner writes it with its outcome, as one
@@ -50,7 +53,7 @@ from warmpool.operator.adapters import comfy, comfy_session
 from warmpool.operator.controllers.jobs import build, musecount, outcomes, outputs, watchdog
 from warmpool.operator.controllers.jobs.facts import JobFacts, PoolFacts, lease_end
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey
-from warmpool.operator.decisions import scheduler, workflows
+from warmpool.operator.decisions import deadlines, scheduler, workflows
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -306,16 +309,15 @@ class Run:
     async def follow(self, graph: dict[str, Any] | None) -> bool:
         """Submit ``graph`` and follow it (or follow the known prompt when None)."""
         assert self.session is not None
-        timeout = parse_duration(self.spec.timeout).total_seconds()
-        elapsed = self.monotonic() - (self.accepted or self.monotonic())
-        deadline = max(timeout - elapsed, 1.0)
+        bounds = self.deadlines()
         follow = asyncio.create_task(
             self.session.run_prompt(graph, prompt_id=self.prompt_id, number=self.held.number,
-                                    on_progress=self.on_progress, deadline=deadline,
-                                    poll_interval=0.5)
+                                    on_progress=self.on_progress, deadline=bounds.run,
+                                    queue_wait=bounds.queue_wait, poll_interval=0.5)
             if graph is not None
             else self.session.follow_prompt(self.prompt_id, on_progress=self.on_progress,
-                                            deadline=deadline, poll_interval=0.5)
+                                            deadline=bounds.run, queue_wait=bounds.queue_wait,
+                                            poll_interval=0.5)
         )  # fmt: skip
         watchdog = asyncio.create_task(self.watch())
         stopper = asyncio.create_task(self.held.stop.wait())
@@ -352,6 +354,10 @@ class Run:
             return await self.failed(kind, _node_message(exc))
         except errors.ComfyInterruptedError as exc:
             return await self.failed("interrupted", str(exc))
+        except errors.ComfyQueueWaitError:
+            waited = self.deps.settings.queue_wait_max_seconds
+            return await self.failed("queue_wait", f"did not begin within {waited:g}s in "
+                                     f"{self.inst.name}'s ComfyUI queue")  # fmt: skip
         except errors.ComfyDeadlineError:
             return await self.failed("timeout", f"not finished within {self.spec.timeout}")
         except errors.ComfyAnswerTooLargeError as exc:
@@ -359,6 +365,18 @@ class Run:
         except errors.ComfyError as exc:
             return await self.failed("instance_lost", str(exc))
         return await self.succeed(result)
+
+    def deadlines(self) -> deadlines.PromptDeadlines:
+        """``spec.timeout`` from the prompt's start, the queue wait bounded apart (a resumed
+        prompt has what is left of both: the wait counts from its placement)."""
+        now = self.monotonic()
+        placed = self.placed_at or parse_optional_time(self.status.get("scheduledAt"))
+        waited = (self.deps.now() - placed).total_seconds() if placed else 0.0
+        return deadlines.plan_deadlines(
+            parse_duration(self.spec.timeout).total_seconds(),
+            queue_wait_max=self.deps.settings.queue_wait_max_seconds, waited=max(waited, 0.0),
+            ran=None if self.accepted is None else now - self.accepted,
+        )  # fmt: skip
 
     # ------------------------------------------------------------- progress and watchdog
     async def on_progress(self, event: comfy.ProgressEvent) -> None:
@@ -442,7 +460,7 @@ class Run:
             gpu_name=self.inst.gpu_name, pool_gpus=gpus, excluded_gpus=self.job.excluded_gpus,
         )  # fmt: skip
         metrics.JOB_FAILURES.labels(self.ns, self.pool.name, verdict.reason).inc()
-        if kind in ("stalled", "timeout", "bad_output", "interrupted", "too_large"):
+        if kind in ("stalled", "timeout", "bad_output", "interrupted", "too_large", "queue_wait"):
             await self.interrupt()
         if verdict.record_host:
             await outcomes.record_host_failure(
@@ -490,6 +508,10 @@ class Run:
         """Take the prompt out of ComfyUI's queue; True unless it began to run (or ended)
         first. Unsure (the instance does not answer): taken as out (it is placed again)."""
         assert self.client is not None
+        if self.session is not None:  # a POST still in flight: its answer first
+            self.prompt_id = await self.session.settle(self.prompt_id, timeout=QUICK) or (
+                self.prompt_id
+            )
         try:
             await asyncio.wait_for(self.client.delete_queued([self.prompt_id]), QUICK)
             queue = await asyncio.wait_for(self.client.queue_state(), QUICK)
@@ -523,9 +545,15 @@ class Run:
         return await self.deps.tokens.pin(self.ns, self.inst.name, secret=self.inst.token_secret)
 
     async def interrupt(self) -> None:
-        """Best effort: drop the prompt from the queue, interrupt it if it runs."""
+        """Best effort: drop the prompt from the queue, interrupt it if it runs. A
+        ``POST /prompt`` still in flight is waited for first: ComfyUI queues what it
+        received however the client went away, so a removal sent before its answer could
+        come first and miss it (the prompt would then run for a job that is gone)."""
         if self.client is None or not self.prompt_id:
             return
+        if self.session is not None:
+            accepted = await self.session.settle(self.prompt_id, timeout=self.client.timeout)
+            self.prompt_id = accepted or self.prompt_id  # (an old server's own id)
         quick = self.deps.comfy.client(self.inst.comfy_url, await self.token(), timeout=QUICK,
                                        attempts=1, pin=await self.pin())  # fmt: skip
         with contextlib.suppress(errors.ComfyError, TimeoutError):

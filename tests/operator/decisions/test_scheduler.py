@@ -281,6 +281,14 @@ GPUS = ("RTX 4090", "RTX 3090")
             "store_unavailable", 1, GPUS, (), Verdict(True, "ArtifactStoreUnavailable"),
             id="artifact-store-down-retried-anywhere",
         ),
+        pytest.param(
+            "queue_wait", 1, GPUS, (), Verdict(True, "QueueWaitExceeded"),
+            id="queue-wait-retried-anywhere-host-not-blamed",
+        ),
+        pytest.param(
+            "queue_wait", 3, GPUS, (), Verdict(False, "QueueWaitExceeded"),
+            id="queue-wait-out-of-attempts",
+        ),
     ],
 )  # fmt: skip
 def test_decide_failure(
