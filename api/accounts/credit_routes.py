@@ -66,9 +66,10 @@ async def my_credits(studio: StudioDep, user: UserDep, request: Request) -> Cred
         return CreditsOut(
             enabled=False, balance=0.0, packs=[], markup=1.0, currency=s.studio_currency
         )
+    balance, entries = await credits.statement(user.name)
     return CreditsOut(
         enabled=True,
-        balance=await credits.balance(user.name),
+        balance=balance,
         packs=s.studio_credit_packs,
         markup=s.studio_credit_markup,
         currency=s.studio_currency,
@@ -77,7 +78,7 @@ async def my_credits(studio: StudioDep, user: UserDep, request: Request) -> Cred
         entries=[
             CreditEntryOut(kind=e.kind, amount=e.amount, job=e.job,
                            payment_intent=e.payment_intent, at=e.at)
-            for e in await credits.history(user.name)
+            for e in entries
         ],
     )  # fmt: skip
 

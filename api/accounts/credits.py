@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from sqlalchemy import func, select, text, update
@@ -90,6 +90,30 @@ class Credits:
                 )
             )
         return round(float(total or 0.0), 6)
+
+    async def statement(self, owner: str, *, limit: int = 200) -> tuple[float, Sequence[Entry]]:
+        """The balance and the newest entries it sums, read together: the entries are those
+        up to the last one the balance counted (an entry written between two separate reads
+        showed a settlement beside a balance without it)."""
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    select(
+                        func.coalesce(func.sum(CreditEntry.amount), 0.0), func.max(CreditEntry.id)
+                    ).where(CreditEntry.owner == owner)
+                )
+            ).one()
+            total, last = row[0], cast("int | None", row[1])  # max() of no rows is NULL
+            if last is None:
+                return round(float(total or 0.0), 6), []
+            rows = await s.scalars(
+                select(CreditEntry)
+                .where(CreditEntry.owner == owner, CreditEntry.id <= last)
+                .order_by(CreditEntry.id.desc())
+                .limit(limit)
+            )
+            entries = [Entry(r.kind, r.amount, r.job, r.payment_intent, utc(r.at)) for r in rows]
+        return round(float(total or 0.0), 6), entries
 
     async def history(self, owner: str, *, limit: int = 200) -> Sequence[Entry]:
         async with self.db.session() as s:
