@@ -65,10 +65,13 @@ class OperatorSettings(BaseSettings):
         "Vast.ai lists as running and whose last probe passed (any failure: every step).",
     )
     status_refresh: float = Field(
-        60.0,
+        300.0,
         gt=0,
         description="Seconds between status writes of a Ready instance whose "
-        "observation did not change (its lastProbe time and cost move with the clock only).",
+        "observation did not change (its lastProbe time and cost move with the clock only: "
+        "the status's lastProbe.time is at most this old while every probe passes; any other "
+        "change is written at once). Also how long a pool's listing of its unchanged "
+        "instances and its spendToday stand.",
     )
     offer_cache: float = Field(
         10.0, ge=0, description="Seconds one offer search serves a pool's rentals."

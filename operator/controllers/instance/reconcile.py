@@ -3,22 +3,30 @@
 One daemon per GpuInstance walks it through its phases: no contract yet → launch;
 rented → liveness; Stopped/Resuming (the cold tier) → cold; Terminating/Failed or its
 pool gone → termination.
+
+A Ready instance for which nothing is due (:func:`quiet.step_due`: its object, its pool's
+spec, its listing row and the credit state as the last full step saw them; its probe and
+its status refresh not due yet) is not stepped: the step would end as the last one did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Coroutine
 from typing import Any
 
 import kopf
 
+from warmpool.crds.common import parse_optional_time
 from warmpool.crds.gpuinstance import GpuInstance
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
+from warmpool.operator.controllers import balance
 from warmpool.operator.controllers.instance import cold, launch, liveness, termination
+from warmpool.operator.decisions import quiet
 from warmpool.operator.deps import Deps
 
 #: After the daemon is asked to stop (the object is being deleted, the operator exits),
@@ -32,22 +40,76 @@ async def run(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: Deps, logger: kopf.Logger
 ) -> None:
     """Walk one GpuInstance to Ready and keep it healthy until it is deleted."""
+    settings = memo.settings
+    key = f"{body.metadata.namespace or 'default'}/{body.metadata.name}"
+    last: quiet.Observation | None = None  # what the last full step saw
+    ready = False
     while not stopped:
         if body.metadata.get("deletionTimestamp"):
             return
-        fresh = await current_body(memo, body)
-        if fresh is None:
-            return
-        try:
-            outcome = await step_until_stopped(step(memo, fresh, logger), stopped)
-        except errors.TemporaryError as exc:
-            logger.warning("Will retry: %s", exc)
-            outcome = False
-        if outcome is None:
-            return
-        ready = outcome
-        settings = memo.settings
+        # Not under step_until_stopped (two tasks per instance per interval): it awaits
+        # nothing but the shared listing, which is cached for the interval.
+        seen = await observe(memo, body) if ready else None
+        if quiet.step_due(last, ready, seen, now=memo.now(),
+                          probe_every=settings.ready_probe_interval,
+                          refresh_every=settings.status_refresh):  # fmt: skip
+            fresh = await current_body(memo, body)
+            if fresh is None:
+                return
+            try:
+                outcome = await step_until_stopped(step(memo, fresh, logger), stopped)
+            except errors.TemporaryError as exc:
+                logger.warning("Will retry: %s", exc)
+                outcome = False
+            if outcome is None:
+                return
+            ready = outcome
+            # What the step saw, at the version it wrote or read (its own write is no
+            # change); after a step that began elsewhere than Ready, the next one runs too.
+            last = (
+                dataclasses.replace(seen, version=memo.seen_versions.get(key))
+                if seen is not None
+                else None
+            )
         await stopped.wait(settings.reconcile_interval if ready else settings.probe_interval)
+
+
+async def observe(deps: Deps, body: kopf.Body) -> quiet.Observation | None:
+    """What a step of this Ready instance would depend on, from the body at hand, the
+    pool's cached model and the cached listing (no API request but the shared listing's,
+    once per interval for everyone); None when it is not a Ready rental of a known pool
+    or the listing cannot be had (the step runs and says why)."""
+    status = body.get("status") or {}
+    contract = status.get("contractId")
+    if status.get("phase") != "Ready" or contract is None:
+        return None
+    ns, name = body.metadata.namespace or "default", body.metadata.name or ""
+    pool = pool_model(deps, ns, str(body.spec.get("pool") or ""))
+    if pool is None:
+        return None
+    try:
+        rec = await deps.inventory.by_id(int(contract))
+    except errors.TemporaryError:
+        return None
+    port = pool.spec.template.comfy_port
+    live = body.metadata.get("resourceVersion")
+    key = f"{ns}/{name}"
+    probe = status.get("lastProbe") or {}
+    probed = parse_optional_time(probe.get("time"))
+    return quiet.Observation(
+        version=live,
+        current=live is not None and deps.seen_versions.get(key) == live,
+        pool=(pool.metadata.uid, pool.metadata.generation),
+        rental=liveness.rental_view(rec, port),
+        url=liveness.machine_url(deps, rec, port),
+        out_of_credit=balance.out_of_credit(deps),
+        phase="Ready",
+        comfy_url=str(status.get("comfyUrl") or ""),
+        probe_ok=bool(probe.get("ok")),
+        probe_failures=int(status.get("probeFailures") or 0),
+        probed_at=deps.probed_at.get(key) or probed,
+        refreshed_at=probed,
+    )
 
 
 async def current_body(deps: Deps, body: kopf.Body) -> dict[str, Any] | None:
