@@ -31,6 +31,9 @@ POOL = "bench"
 PROFILE_DIR = os.environ.get("WARMPOOL_BENCH_PROFILE")
 #: ``WARMPOOL_BENCH_PROFILE_RATE``: samples per second (an idle operator needs a high rate).
 PROFILE_RATE = os.environ.get("WARMPOOL_BENCH_PROFILE_RATE", "50")
+#: ``WARMPOOL_BENCH_PROFILE_BLOCKING=1``: py-spy stops the process for each sample (slower,
+#: but whole stacks; non-blocking samples lose a quarter of them to torn stacks).
+PROFILE_BLOCKING = os.environ.get("WARMPOOL_BENCH_PROFILE_BLOCKING") == "1"
 
 
 @dataclass
@@ -52,7 +55,8 @@ class Stack:
         spy = str(Path(sys.executable).parent / "py-spy")
         self.profiler = await asyncio.create_subprocess_exec(
             spy, "record", "--pid", str(self.operator.pid), "--format", "raw",
-            "--rate", PROFILE_RATE, "--nonblocking", "--output", str(out),
+            "--rate", PROFILE_RATE, *([] if PROFILE_BLOCKING else ["--nonblocking"]),
+            "--output", str(out),
             stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
 

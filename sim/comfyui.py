@@ -230,6 +230,10 @@ class ComfyServer:
                 part = chunk if size == 0 else chunk[: size - sent]
                 await response.write(part)
                 sent += len(part)
+                # A write into a lost TLS connection returns at once without an error until
+                # the loss reaches aiohttp, which needs the loop to run: without this the
+                # loop ran to HUGE_SAFETY here, starving everything else in the process.
+                await asyncio.sleep(0)
         return response
 
     def clear_faults(self) -> None:

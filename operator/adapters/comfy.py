@@ -134,35 +134,42 @@ class ComfyClient:
         """The chokepoint: time-out, byte cap, status → error, retries of idempotent calls.
         Returns the body (at most ``limits.json`` bytes, read within
         :data:`TOTAL_TIMEOUT_FACTOR` time-outs)."""
+        endpoint = f"{method} {path.split('?')[0]}"
+        self._check_channel(endpoint)
+
+        async def once() -> bytes:
+            request = self._http.build_request(
+                method, self.base_url + path, headers=self._headers, timeout=self.timeout,
+                **kwargs,
+            )  # fmt: skip
+            try:
+                async with asyncio.timeout(self.timeout * TOTAL_TIMEOUT_FACTOR):
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        body: bytes = await read_capped(response, endpoint, self.limits.json)
+                    finally:
+                        await response.aclose()
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                raise errors.ComfyTimedOutError(f"{endpoint}: timed out") from exc
+            except httpx.TransportError as exc:
+                raise _transport_error(endpoint, exc) from exc
+            logger.debug("%s → %s", endpoint, response.status_code)
+            _raise_for_status(endpoint, response.status_code, body)
+            return body
+
+        attempts = self.attempts if retry else 1
+        if attempts == 1:  # (POST /prompt: never retried; no retry machinery to set up)
+            return await once()
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts if retry else 1),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
             retry=retry_if_exception_type(errors.ComfyUnavailableError),
             sleep=self._sleep,
             reraise=True,
         )
-        endpoint = f"{method} {path.split('?')[0]}"
-        self._check_channel(endpoint)
         async for attempt in retrying:
             with attempt:
-                request = self._http.build_request(
-                    method, self.base_url + path, headers=self._headers, timeout=self.timeout,
-                    **kwargs,
-                )  # fmt: skip
-                try:
-                    async with asyncio.timeout(self.timeout * TOTAL_TIMEOUT_FACTOR):
-                        response = await self._http.send(request, stream=True)
-                        try:
-                            body = await read_capped(response, endpoint, self.limits.json)
-                        finally:
-                            await response.aclose()
-                except (httpx.TimeoutException, TimeoutError) as exc:
-                    raise errors.ComfyTimedOutError(f"{endpoint}: timed out") from exc
-                except httpx.TransportError as exc:
-                    raise _transport_error(endpoint, exc) from exc
-                logger.debug("%s → %s", endpoint, response.status_code)
-                _raise_for_status(endpoint, response.status_code, body)
-                return body
+                return await once()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_channel(self, endpoint: str) -> None:

@@ -15,11 +15,14 @@ import ssl
 
 import httpx
 
-from warmpool.operator.adapters import machine_tls
+from warmpool.operator.adapters import http, machine_tls
 from warmpool.operator.adapters.comfy import ComfyClient, ComfyLimits
 from warmpool.operator.adapters.comfy_session import ComfySession
 
 _Entry = tuple[httpx.AsyncClient, ssl.SSLContext | None]
+
+#: Seconds an idle connection to a ComfyUI is kept for the next request.
+KEEPALIVE = 60.0
 
 
 class ClientPool:
@@ -36,9 +39,11 @@ class ClientPool:
         self.limits = limits or ComfyLimits()
         #: ``WARMPOOL_COMFY_ALLOW_PLAIN_HTTP`` (set at start-up): off, http:// is refused.
         self.allow_http = False
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive
-        )
+        # Idle connections are kept past the Ready probe's interval (30 s), below the 75 s
+        # ComfyUI's aiohttp keeps them: a probe reuses its TLS connection, no handshake.
+        self._limits = httpx.Limits(max_connections=max_connections,
+                                    max_keepalive_connections=max_keepalive,
+                                    keepalive_expiry=KEEPALIVE)  # fmt: skip
         self._clients: dict[tuple[str, str], _Entry] = {}
         self._sessions: dict[tuple[str, str, str], ComfySession] = {}
 
@@ -47,8 +52,8 @@ class ClientPool:
         entry = self._clients.get(key)
         if entry is None:
             tls = machine_tls.pinned_context(pin) if pin and url.startswith("https") else None
-            http = httpx.AsyncClient(limits=self._limits, verify=tls or True)
-            entry = self._clients[key] = (http, tls)
+            client = http.client(limits=self._limits, verify=tls or True)
+            entry = self._clients[key] = (client, tls)
         return entry
 
     def http_for(self, url: str, pin: str | None = None) -> httpx.AsyncClient:

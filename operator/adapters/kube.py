@@ -37,6 +37,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from warmpool.operator import errors
+from warmpool.operator.adapters import http
 from warmpool.operator.adapters.kube_resources import (
     CRDS,
     EVENTS,
@@ -119,12 +120,16 @@ class KubeClient:
             {"sni_hostname": config.tls_server_name} if config and config.tls_server_name else {}
         )
         self._owned = client is None
-        self._http = client or httpx.AsyncClient(
-            auth=config.auth() if config else None,
-            verify=self._tls.context if self._tls else False,
-            proxy=config.proxy_url if config else None,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-        )
+        self._http = client or self._client(config, httpx.Timeout(timeout, connect=10.0))
+
+    def _client(self, config: KubeConfig | None, timeout: httpx.Timeout) -> httpx.AsyncClient:
+        """The aiohttp-engined client (:mod:`.http`); httpx's own through a proxy."""
+        auth = config.auth() if config else None
+        verify = self._tls.context if self._tls else False
+        if config and config.proxy_url:
+            return httpx.AsyncClient(auth=auth, verify=verify, proxy=config.proxy_url,
+                                     timeout=timeout)  # fmt: skip
+        return http.client(verify=verify, timeout=timeout, auth=auth)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> KubeClient:
@@ -204,26 +209,31 @@ class KubeClient:
     ) -> httpx.Response:
         what = f"{method} {path}"
         attempts = self.read_attempts if method == "GET" else 1
+        query = self._params(method, params)
+        content = None if body is None else json.dumps(body).encode()
+
+        async def once() -> httpx.Response:
+            try:
+                response = await self._send(method, self.server + path, query, content,
+                                            content_type)  # fmt: skip
+            except httpx.TransportError as e:
+                raise errors.KubeUnavailableError(f"{what}: {type(e).__name__}: {e}") from e
+            logger.debug("%s -> %d", what, response.status_code)
+            if response.status_code >= 400:
+                raise error_for(response.status_code, _json_or_none(response), what=what)
+            return response
+
+        if attempts == 1:  # a write: sent once (no retry machinery to set up)
+            return await once()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=wait_random_exponential(multiplier=0.2, max=2.0),
             retry=retry_if_exception_type(errors.KubeUnavailableError),
             reraise=True,
         )
-        query = self._params(method, params)
-        content = None if body is None else json.dumps(body).encode()
         async for attempt in retrying:
             with attempt:
-                try:
-                    response = await self._send(
-                        method, self.server + path, query, content, content_type
-                    )
-                except httpx.TransportError as e:
-                    raise errors.KubeUnavailableError(f"{what}: {type(e).__name__}: {e}") from e
-                logger.debug("%s -> %d", what, response.status_code)
-                if response.status_code >= 400:
-                    raise error_for(response.status_code, _json_or_none(response), what=what)
-                return response
+                return await once()
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj | None:

@@ -61,7 +61,7 @@ async def vastai_http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def vastai_mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=VASTAI_URL, assert_all_called=False) as router:
+    with respx.mock(using="httpx", base_url=VASTAI_URL, assert_all_called=False) as router:
         yield router
 
 
@@ -102,7 +102,7 @@ async def comfy_http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def comfy_mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=COMFY_URL, assert_all_called=False) as router:
+    with respx.mock(using="httpx", base_url=COMFY_URL, assert_all_called=False) as router:
         yield router
 
 

@@ -62,7 +62,7 @@ async def test_another_certificate_is_refused_before_any_request(server: Any) ->
 
 
 async def test_plain_http_is_refused_unless_allowed() -> None:
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(using="httpx", assert_all_called=False) as mock:
         route = mock.get("http://203.0.113.9:8188/system_stats").respond(json={"devices": []})
         pool = ClientPool()
         try:
