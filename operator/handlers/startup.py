@@ -38,7 +38,7 @@ async def on_startup_operator(settings: kopf.OperatorSettings, memo: Deps, **_: 
     # its finalizer from an object that none of its handlers match (controllers/shards.py).
     prefix, finalizer = shards.persistence_names(memo.settings.shard_key)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = shards.DiffBase(
         prefix=prefix, key="last-handled-configuration"
     )
     settings.persistence.finalizer = finalizer
