@@ -349,10 +349,15 @@ class ArtifactStore:
     async def put_bytes(
         self, key: str, data: bytes, *, content_type: str | None = None
     ) -> StoredObject:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.put_stream(key, one(), content_type=content_type)
+        """Store ``data`` whole, in one call to the store (no stream to pass through)."""
+        validate_key(key)
+        content_type = content_type or sniff_content_type(data) or content_type_for_key(key)
+        attributes: Any = {"Content-Type": content_type} if self._attributes else None
+        try:
+            await self._store.put_async(key, data, attributes=attributes)
+        except Exception as e:
+            raise _translate(e, "put", key) from e
+        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest(), content_type)
 
     async def get_stream(self, key: str) -> ObjectStream:
         """``(chunks, content_type, size)``; :class:`ArtifactNotFoundError` when missing."""

@@ -1,10 +1,10 @@
-"""Storing one output of a job: stream it from ``/view`` into the artifact store.
+"""Storing one output of a job: fetch it from ``/view`` into the artifact store.
 
-The bytes stream through the store (which hashes them: the sha256 recorded is of
-what was stored). An image is also kept in memory for the checks (at most
-``WARMPOOL_COMFY_MAX_IMAGE_BYTES``): an empty file, one that is not a decodable image or
+An image is fetched whole into memory (at most ``WARMPOOL_COMFY_MAX_IMAGE_BYTES``) and
+checked before anything is stored: an empty file, one that is not a decodable image or
 animation, or a single flat colour is refused (:class:`errors.JobOutputError`: the job
-is retried elsewhere). A video is never held: it streams to the store, at most
+is retried elsewhere); one that passes is stored in one write (hashed there: the sha256
+recorded is of what was stored). A video is never held: it streams to the store, at most
 ``WARMPOOL_COMFY_MAX_VIDEO_BYTES``. Past its cap the download stops, nothing is stored,
 and :class:`errors.ComfyAnswerTooLargeError` is raised (the host is cooled down).
 Next to each output goes its metadata record (:class:`artifacts.OutputRecord`), so that
@@ -111,21 +111,62 @@ async def store(
     index: int,
     record: dict[str, Any],
 ) -> Stored:
-    """Stream ``file`` into ``outputs/<ns>/<job>/<index>.<ext>``, check it, write its
-    record; the :class:`Output` for ``status.outputs``."""
+    """Store ``file`` at ``outputs/<ns>/<job>/<index>.<ext>`` (an image checked first),
+    write its record; the :class:`Output` for ``status.outputs``."""
     ctype = artifacts.content_type_for_key(file.filename)
     key = artifacts.output_key(str(record["namespace"]), str(record["job"]), index,
                                artifacts.extension_for(ctype))  # fmt: skip
+    facts: artifacts.ImageFacts | None = None
+    if ctype.startswith("image/"):
+        data = await _fetch_whole(client, file, ctype)
+        try:
+            facts = artifacts.check_output(data)
+        except errors.ArtifactInvalidError as exc:
+            raise errors.JobOutputError(f"{file.filename}: {exc}") from None
+        stored = await deps.artifacts.put_bytes(key, data, content_type=ctype)
+    else:
+        stored = await _stream(deps, client, file, ctype, key)
+    output = Output(
+        key=key, content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
+        width=facts.width if facts else None, height=facts.height if facts else None,
+        frames=facts.frames if facts and facts.frames > 1 else None,
+    )  # fmt: skip
+    meta = artifacts.OutputRecord.model_validate({
+        **record, "key": key, "index": index, "contentType": output.content_type,
+        "size": output.size, "sha256": output.sha256, "width": output.width,
+        "height": output.height, "frames": output.frames,
+    })  # fmt: skip
+    written = await deps.artifacts.put_record(meta)
+    return Stored(output, written.key)
+
+
+async def _fetch_whole(client: comfy.ComfyClient, file: comfy.OutputFile, ctype: str) -> bytes:
+    """An image's bytes (at most its cap): checked before anything is stored."""
     buffer = bytearray()
-    keep = ctype.startswith("image/")  # checked below; a video is only streamed
+    stream = client.fetch_output(file, limit=client.limits.for_output(ctype))
+    try:
+        async for chunk in stream:
+            buffer.extend(chunk)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    if not buffer:
+        raise errors.JobOutputError(f"{file.filename} is empty")
+    return bytes(buffer)
+
+
+async def _stream(
+    deps: Deps, client: comfy.ComfyClient, file: comfy.OutputFile, ctype: str, key: str
+) -> artifacts.StoredObject:
+    """A video, streamed into ``key`` (never held whole); nothing stays of one cut off."""
     refused: list[errors.ComfyError] = []
+    seen = False
 
     async def chunks() -> AsyncIterator[bytes]:
+        nonlocal seen
         stream = client.fetch_output(file, limit=client.limits.for_output(ctype))
         try:
             async for chunk in stream:
-                if keep or not buffer:
-                    buffer.extend(chunk)
+                seen = seen or bool(chunk)
                 yield chunk
         except errors.ComfyError as exc:
             refused.append(exc)  # the store may wrap what its writer raised
@@ -140,23 +181,7 @@ async def store(
             await deps.artifacts.delete(key)  # nothing half-written stays
             raise refused[0] from None
         raise
-    facts: artifacts.ImageFacts | None = None
-    if not buffer:
+    if not seen:
+        await deps.artifacts.delete(key)
         raise errors.JobOutputError(f"{file.filename} is empty")
-    if ctype.startswith("image/"):
-        try:
-            facts = artifacts.check_output(bytes(buffer))
-        except errors.ArtifactInvalidError as exc:
-            raise errors.JobOutputError(f"{file.filename}: {exc}") from None
-    output = Output(
-        key=key, content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
-        width=facts.width if facts else None, height=facts.height if facts else None,
-        frames=facts.frames if facts and facts.frames > 1 else None,
-    )  # fmt: skip
-    meta = artifacts.OutputRecord.model_validate({
-        **record, "key": key, "index": index, "contentType": output.content_type,
-        "size": output.size, "sha256": output.sha256, "width": output.width,
-        "height": output.height, "frames": output.frames,
-    })  # fmt: skip
-    written = await deps.artifacts.put_record(meta)
-    return Stored(output, written.key)
+    return stored
