@@ -7,7 +7,8 @@ with held and orphaned jobs is :func:`recovery.plan_recovery`, where queued jobs
 :func:`scheduler.plan_placement`. Runners (:mod:`.runner`) get a held slot and return
 an outcome; the loop releases the slot.
 
-Every job, instance or pool event wakes its pool's loop (no polling); one dispatch is
+Every job, instance or pool event wakes its pool's loop (no polling; arrivals into a pool
+whose places are all taken are gathered for :data:`ARRIVAL_BATCH` first); one dispatch is
 synchronous — no ``await`` between reading the facts and updating the ledger — so two
 dispatches never give away the same slot. An instance takes its pool's
 ``concurrencyPerInstance`` jobs and ``WARMPOOL_QUEUE_AHEAD`` more, queued in its ComfyUI
@@ -51,6 +52,10 @@ V = TypeVar("V")
 
 #: Seconds between two writes of an instance's job count while it stays busy.
 BUSY_COUNT_REFRESH = 5.0
+#: Seconds new arrivals into a pool whose last dispatch left jobs waiting are gathered
+#: before it dispatches again (nothing frees a place but a release or an instance event,
+#: which dispatch at once): one dispatch per batch, not one per job.
+ARRIVAL_BATCH = 0.1
 #: A dispatch with N places to fill looks at the first PRESELECT × N + PRESELECT queued
 #: jobs in placement order (all of them when exclusions left places free).
 PRESELECT = 4
@@ -86,6 +91,7 @@ class Dispatcher:
         self.arrivals: kopf.Index[PoolKey, datetime] | None = None  # every job's creation
         self.gate = asyncio.Event()  # every index populated
         self.wakeups: dict[PoolKey, asyncio.Event] = {}
+        self.batching: dict[PoolKey, asyncio.TimerHandle] = {}  # arrivals gathered
         self.expiring: dict[str, asyncio.TimerHandle] = {}
         self.instance_dirty: dict[InstanceKey, asyncio.Event] = {}
 
@@ -108,11 +114,20 @@ class Dispatcher:
 
     def wake(self, key: PoolKey) -> None:
         """Dispatch the pool soon (its loop is started on first use)."""
+        batch = self.batching.pop(key, None)
+        if batch is not None:
+            batch.cancel()  # this dispatch sees the gathered arrivals too
         event = self.wakeups.get(key)
         if event is None:
             event = self.wakeups[key] = asyncio.Event()
             self._task(f"dispatch/{key[0]}/{key[1]}", self._loop(key, event))
         event.set()
+
+    def wake_after_batch(self, key: PoolKey) -> None:
+        """Dispatch the pool once :data:`ARRIVAL_BATCH` has gathered the arrivals."""
+        if key not in self.batching:
+            loop = asyncio.get_running_loop()
+            self.batching[key] = loop.call_later(ARRIVAL_BATCH, self.wake, key)
 
     async def _loop(self, key: PoolKey, event: asyncio.Event) -> None:
         await self.gate.wait()
@@ -353,7 +368,12 @@ class Dispatcher:
             handle = self.expiring.pop(uid, None)
             if handle is not None:
                 handle.cancel()
-        if self.gate.is_set() and not echo:
+        if not self.gate.is_set() or echo:
+            return
+        arrival = not deleted and phase == "Queued" and not meta.get("deletionTimestamp")
+        if arrival and self.ledger.waiting.get(key, 0) > 0:
+            self.wake_after_batch(key)  # the places are taken: only a release frees one
+        else:
             self.wake(key)
 
     def _own_echo(
