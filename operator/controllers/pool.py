@@ -34,6 +34,7 @@ from warmpool.operator.controllers import balance, cache, coldtier, spending
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
+from warmpool.operator.controllers.pause import pause
 from warmpool.operator.controllers.views import instance_view
 from warmpool.operator.decisions import (
     downloads,
@@ -69,12 +70,12 @@ async def run(
             await reconcile(memo, dict(body), logger)
         except errors.TemporaryError as exc:
             logger.warning("Reconcile failed, will retry: %s", exc)
-        await wait_for_wake(wake, stopped, until_due(memo, f"{ns}/{name}"))
+        await pause(stopped, until_due(memo, f"{ns}/{name}"), wake)
         # Wake-ups come in bursts (fifty instances changing phase): coalesce them, at
         # most one reconcile per MIN_GAP seconds, so the work stays linear in the pool.
         gap = MIN_GAP - (loop.time() - started)
         if gap > 0 and not stopped:
-            await stopped.wait(gap)
+            await pause(stopped, gap)
 
 
 def until_due(deps: Deps, key: str) -> float:
@@ -84,23 +85,6 @@ def until_due(deps: Deps, key: str) -> float:
     if due is None:
         return interval
     return max(MIN_GAP, min(interval, (due - deps.now()).total_seconds() + 0.05))
-
-
-async def wait_for_wake(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    """Until woken, stopped, or ``timeout`` seconds passed."""
-
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(until_stopped())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waiters:
-            task.cancel()
-        for task in waiters:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def reconcile(deps: Deps, body: dict[str, Any], log: kopf.Logger) -> None:

@@ -26,6 +26,7 @@ from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 from warmpool.operator.controllers import balance
 from warmpool.operator.controllers.instance import cold, launch, liveness, termination
+from warmpool.operator.controllers.pause import pause
 from warmpool.operator.decisions import quiet
 from warmpool.operator.deps import Deps
 
@@ -71,7 +72,7 @@ async def run(
                 if seen is not None
                 else None
             )
-        await stopped.wait(settings.reconcile_interval if ready else settings.probe_interval)
+        await pause(stopped, settings.reconcile_interval if ready else settings.probe_interval)
 
 
 async def observe(deps: Deps, body: kopf.Body) -> quiet.Observation | None:

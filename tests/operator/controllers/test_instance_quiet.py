@@ -155,6 +155,8 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         w = World(deps, clock, lister)
         deps.opened_kube = w  # type: ignore[assignment]
         monkeypatch.setattr(reconcile, "step", w.step)
+        # The pause between passes is the Stopper's timed wait (the simulated clock).
+        monkeypatch.setattr(reconcile, "pause", lambda stopped, seconds: stopped.wait(seconds))
         yield w
 
 
