@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -154,11 +155,25 @@ async def test_the_estimate_includes_the_wait_for_a_machine(
     reason: str,
 ) -> None:
     http = await studio(studio_boot_estimate_seconds=200)
-    await kube_client.patch(
+    patched = await kube_client.patch(
         kube.GPUPOOLS, "sdxl", NS, {"status": pool_status}, subresource="status"
     )
     if paused:
-        await kube_client.patch(kube.GPUPOOLS, "sdxl", NS, {"spec": {"paused": True}})
+        patched = await kube_client.patch(kube.GPUPOOLS, "sdxl", NS, {"spec": {"paused": True}})
+    # The estimate reads the pool from the studio's shared watch: wait until it has the
+    # last patch (else it answers from the pool as it was a moment ago).
+    version = patched["metadata"]["resourceVersion"]
+    pools = http.app.state.studio.pools  # type: ignore[attr-defined]
+
+    def seen() -> bool:
+        pool = pools.objects.get("sdxl") if pools is not None else None
+        return pool is None or pool["metadata"]["resourceVersion"] == version
+
+    if pools is not None:
+        async with pools.changes() as changed, asyncio.timeout(10):
+            while not seen():
+                await changed.wait()
+                changed.clear()
     est = (await http.post("/api/v1/estimate", json={"pool": "sdxl", "prompt": "a cat"})).json()
     run = est["seconds"]
     expected = {"boot": 200.0, "ahead/2": round(4 * run / 2, 1)}.get(str(wait), wait)
