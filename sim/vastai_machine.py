@@ -138,12 +138,13 @@ async def _bash(
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        _kill(proc)
-        await proc.wait()
+        await _reap(proc)
         log.append(f"provisioning killed after {timeout:g}s")
         return None
     except asyncio.CancelledError:
-        _kill(proc)
+        # Reaped before the cancellation goes on: a pipe left open when the loop closes
+        # is an unclosed transport at garbage collection.
+        await asyncio.shield(_reap(proc))
         raise
     for text in out.decode(errors="replace").splitlines()[-20:]:
         log.append(text)
@@ -153,3 +154,10 @@ async def _bash(
 def _kill(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Kill the session and read its output to the end, so the pipe and the transport close."""
+    _kill(proc)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.communicate(), 5.0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +17,7 @@ from waiting import eventually
 
 from warmpool.crds.gpupool import TemplateSpec
 from warmpool.operator.decisions import provisioning
+from warmpool.sim import vastai_machine
 
 KEY = "vast-sim-key-SECRET-42"
 COMFY_TOKEN = "instance-token-0123"
@@ -152,3 +156,31 @@ async def test_destroying_the_rental_kills_the_download_and_removes_the_workspac
     assert rental.provisioning is None
     assert rental.workspace is not None and not rental.workspace.exists()
     await eventually(lambda: models.active == 0, timeout=10, what="connection closed")
+
+
+def test_a_cancelled_provisioning_leaves_no_open_pipe(tmp_path: Any) -> None:
+    """The shell exits but a child it left holds the output pipe; the machine's task is then
+    cancelled (the simulator stopping) and the loop closes. Nothing is left for the garbage
+    collector to warn about in whichever later test it runs."""
+    started = tmp_path / "started"
+
+    async def scenario() -> None:
+        line = f"(sleep 30) & touch {started}; exit 1"
+        task = asyncio.create_task(
+            vastai_machine.run_provisioning(line, {}, tmp_path, timeout=60.0, log=[])
+        )
+        await eventually(started.exists, timeout=10, what="the shell ran")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop = asyncio.new_event_loop()  # its own loop, closed as the simulator's would be
+        try:
+            loop.run_until_complete(scenario())
+        finally:
+            loop.close()
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert unclosed == []
