@@ -36,6 +36,7 @@ from warmpool.operator.controllers.instance import launch, termination
 from warmpool.operator.controllers.jobs import facts
 from warmpool.operator.controllers.pause import pause
 from warmpool.operator.controllers.views import instance_view
+from warmpool.operator.decisions import conditions as pool_conditions
 from warmpool.operator.decisions import (
     downloads,
     labels,
@@ -253,22 +254,18 @@ async def propagate_labels(
         cache.drop_listing(deps, ns, name)
 
 
-#: Status fields of a pool that move with the clock alone: written at most every
-#: ``status_refresh`` seconds when nothing else changed.
-CLOCK_FIELDS = frozenset({"spendToday"})
-
-
 async def write_status(
     deps: Deps, namespace: str, name: str, current: dict[str, Any], status: dict[str, Any]
 ) -> None:
-    """Merge-patch the pool's status, unless it would only move the clock fields and
-    those were written less than ``status_refresh`` seconds ago (no write, and no watch
-    event for every replica to handle, for a pool where nothing happened)."""
+    """Merge-patch the pool's status, unless nothing changed, or only what moves with the
+    clock (:func:`conditions.status_change`) and it was written less than ``status_refresh``
+    seconds ago (no write, and no watch event for every replica to handle, for a pool
+    where nothing happened)."""
     key = (namespace, name)
-    same = all(current.get(k) == v for k, v in status.items() if k not in CLOCK_FIELDS)
+    change = pool_conditions.status_change(current, status)
     written = deps.pool_status_at.get(key)
     fresh = written is not None and deps.monotonic() - written < deps.settings.status_refresh
-    if same and (fresh or all(current.get(k) == status[k] for k in CLOCK_FIELDS if k in status)):
+    if change == "none" or (change == "clock" and fresh):
         return
     await patch_status(deps.kube, kube.GPUPOOLS, namespace, name, status)
     deps.pool_status_at[key] = deps.monotonic()

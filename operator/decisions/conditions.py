@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from warmpool.crds.common import ConditionStatus
 from warmpool.crds.gpupool import GpuPoolSpec
 from warmpool.operator.decisions import budget
 from warmpool.operator.decisions.breaker import Breaker, message
+
+#: Pool status fields that move with the clock alone.
+CLOCK_FIELDS = frozenset({"spendToday"})
+#: Conditions whose message alone moves with the clock ("$1.64/h, $0.01 today").
+CLOCK_MESSAGES = frozenset({"BudgetExceeded"})
+
+StatusChange = Literal["none", "clock", "real"]
+
+
+def status_change(current: Mapping[str, object], status: Mapping[str, object]) -> StatusChange:
+    """How the pool ``status`` to write differs from the ``current`` one: not at all, only in
+    what moves with the clock (today's spend, in a field and in the budget condition's
+    message), or in something that happened. A field written as ``None`` is a removal."""
+    if all(current.get(k) == v for k, v in status.items()):
+        return "none"
+    for key, value in status.items():
+        if key in CLOCK_FIELDS:
+            continue
+        if key == "conditions":
+            if _without_clock(current.get(key)) != _without_clock(value):
+                return "real"
+        elif current.get(key) != value:
+            return "real"
+    return "clock"
+
+
+def _without_clock(conditions: object) -> object:
+    if not isinstance(conditions, list):
+        return conditions
+    return [
+        {k: v for k, v in c.items() if k != "message"}
+        if isinstance(c, dict) and c.get("type") in CLOCK_MESSAGES
+        else c
+        for c in conditions
+    ]
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,27 @@ async def test_status_moved_only_by_the_clock_is_written_once_a_refresh(deps: De
     assert len(fake.patches) == 3, "the spend is refreshed every status refresh"
 
 
+async def test_the_budget_message_moved_by_the_spend_waits_for_the_refresh(deps: Deps) -> None:
+    """A pool spending $16/h moves "$X today" in its budget condition every interval or
+    so; that alone is written once a refresh, not once a reconcile."""
+    fake: FakeKube = deps.kube  # type: ignore[assignment]
+    clock: Clock = deps.monotonic  # type: ignore[assignment]
+
+    def budget(spend: float) -> dict[str, Any]:
+        cond = {"type": "BudgetExceeded", "status": "False", "reason": "WithinBudget",
+                "message": f"$16.38/h, ${spend:.2f} today"}  # fmt: skip
+        return {**STATUS, "spendToday": spend, "conditions": [cond]}
+
+    await pool.write_status(deps, "default", "p", budget(1.0), budget(1.01))
+    assert len(fake.patches) == 1
+    clock.t += 5.0
+    await pool.write_status(deps, "default", "p", budget(1.01), budget(1.02))
+    assert len(fake.patches) == 1, "only the spend moved, written 5 s ago"
+    clock.t += 300.0
+    await pool.write_status(deps, "default", "p", budget(1.01), budget(1.9))
+    assert len(fake.patches) == 2, "written again at the status refresh"
+
+
 def test_an_unchanged_instance_is_parsed_once_per_version() -> None:
     """A scale-up of N instances reads its N siblings N times under the pool's lock: each
     version of a body is parsed once (the memo is keyed by uid and resourceVersion)."""
