@@ -151,13 +151,9 @@ async def _bash(
     return proc.returncode
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 async def _reap(proc: asyncio.subprocess.Process) -> None:
     """Kill the session and read its output to the end, so the pipe and the transport close."""
-    _kill(proc)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.communicate(), 5.0)

@@ -27,7 +27,9 @@ from warmpool.operator.deps import Deps, Listing
 __all__ = ["Listing", "drop_listing", "instance_mark", "keep_listing", "listing",
            "observe_instance", "observe_pool", "significant"]  # fmt: skip
 
-#: Status fields of a GpuInstance that move with the clock alone (the pool reads neither).
+#: Status fields of a GpuInstance that move with the clock alone: the pool reads neither,
+#: and the instance writes them at most every ``status_refresh`` seconds when nothing else
+#: changed (:func:`liveness.unchanged`).
 CLOCK_FIELDS = frozenset({"lastProbe", "cost"})
 #: Metadata that every write moves.
 VOLATILE_METADATA = frozenset({"resourceVersion", "managedFields", "generation"})

@@ -23,17 +23,18 @@ def status_change(current: Mapping[str, object], status: Mapping[str, object]) -
     """How the pool ``status`` to write differs from the ``current`` one: not at all, only in
     what moves with the clock (today's spend, in a field and in the budget condition's
     message), or in something that happened. A field written as ``None`` is a removal."""
-    if all(current.get(k) == v for k, v in status.items()):
-        return "none"
+    change: StatusChange = "none"
     for key, value in status.items():
-        if key in CLOCK_FIELDS:
+        was = current.get(key)
+        if was == value:
             continue
-        if key == "conditions":
-            if _without_clock(current.get(key)) != _without_clock(value):
-                return "real"
-        elif current.get(key) != value:
+        if key in CLOCK_FIELDS or (
+            key == "conditions" and _without_clock(was) == _without_clock(value)
+        ):
+            change = "clock"
+        else:
             return "real"
-    return "clock"
+    return change
 
 
 def _without_clock(conditions: object) -> object:

@@ -22,6 +22,7 @@ from warmpool.operator.adapters import comfy, kube, secrets
 from warmpool.operator.adapters.status import patch_status
 from warmpool.operator.adapters.vastai_models import Instance
 from warmpool.operator.controllers import failures
+from warmpool.operator.controllers.cache import CLOCK_FIELDS
 from warmpool.operator.controllers.events import event
 from warmpool.operator.controllers.instance import models, termination
 from warmpool.operator.decisions import addresses, downloads, lifecycle, workflows
@@ -132,15 +133,11 @@ def _side(size: int) -> int:
     return max(64, size - size % 16)
 
 
-#: Status fields that move with the clock alone: written at most every
-#: ``status_refresh`` seconds when nothing else changed.
-CLOCK_FIELDS = frozenset({"lastProbe", "cost"})
-
-
 def unchanged(current: dict[str, Any], patch: dict[str, Any], *, now: datetime,
               refresh: float) -> bool:  # fmt: skip
-    """Whether ``patch`` would only move clock fields, refreshed less than ``refresh``
-    seconds ago: then the write (and the watch event every replica handles) is skipped."""
+    """Whether ``patch`` would only move the clock fields (:data:`cache.CLOCK_FIELDS`),
+    refreshed less than ``refresh`` seconds ago: then the write (and the watch event every
+    replica handles) is skipped."""
     for key, value in patch.items():
         if key == "lastProbe":
             seen = current.get(key) or {}
