@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +81,11 @@ class Hub:
         #: name → (owner, phase) of every job seen: per-user counts without a list call.
         self.jobs: dict[str, tuple[str, str]] = {}
         self._unfinished: dict[str, set[str]] = {}
-        #: Names of jobs seen deleted, the newest :data:`GONE_KEPT` (for :meth:`ended`).
+        #: Names of jobs seen deleted, the newest :data:`GONE_KEPT` (for :meth:`seen`).
         self._gone: dict[str, None] = {}
+        #: Jobs this replica created while a (re-)list is in flight: the list may predate
+        #: them, and the watch from its version reports them a moment later.
+        self._created_while_listing: dict[str, dict[str, Any]] | None = None
         #: The newest object of each job somebody listens to, and the one read in flight
         #: per such job: 500 listeners opening at once cost one API read, not 500.
         self._latest: dict[str, dict[str, Any]] = {}
@@ -169,9 +172,15 @@ class Hub:
             self._latest.setdefault(name, obj)
         return obj
 
+    def created(self, obj: dict[str, Any]) -> None:
+        """A job this replica just created: counted at once, before the watch reports it,
+        so a burst of submissions is counted exactly (even across a re-list)."""
+        self.note(obj)
+        if self._created_while_listing is not None:
+            self._created_while_listing[str(obj["metadata"]["name"])] = obj
+
     def note(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
-        """Record a job's owner and phase (also called right after a create, so a
-        burst of submissions is counted before the watch reports them)."""
+        """Record a job's owner and phase."""
         name = str((obj.get("metadata") or {}).get("name") or "")
         before = self.jobs.pop(name, None)
         if before is not None:
@@ -192,15 +201,15 @@ class Hub:
         self.jobs.clear()
         self._unfinished.clear()
 
-    def unfinished_names(self, owner: str) -> frozenset[str]:
+    def unfinished_names(self, owner: str) -> Collection[str]:
         """Jobs of ``owner`` not in a terminal phase, as last seen by the watch (kept per
-        owner as changes arrive: no walk over every job per submission)."""
-        return frozenset(self._unfinished.get(owner, ()))
+        owner as changes arrive: no walk over every job per submission). A live view:
+        read it at once, do not keep it."""
+        return self._unfinished.get(owner, ())
 
-    def ended(self, name: str) -> bool:
-        """Whether the watch saw the job reach a terminal phase, or be deleted."""
-        seen = self.jobs.get(name)
-        return name in self._gone if seen is None else seen[1] in TERMINAL_PHASES
+    def seen(self, name: str) -> bool:
+        """Whether the watch has seen the job at all (in any phase, or deleted)."""
+        return name in self.jobs or name in self._gone
 
     def publish(self, event: JobEvent) -> None:
         self.note(event.object, deleted=event.type == "DELETED")
@@ -220,12 +229,20 @@ class Hub:
         while True:
             try:
                 if not version:
-                    items, version = await self._kube.list_with_version(
-                        kube.GENERATIONJOBS, self._namespace
-                    )
+                    created: dict[str, dict[str, Any]] = {}
+                    self._created_while_listing = created
+                    try:
+                        items, version = await self._kube.list_with_version(
+                            kube.GENERATIONJOBS, self._namespace
+                        )
+                    finally:
+                        self._created_while_listing = None
                     self.forget_all()
                     for item in items:
                         self.publish(JobEvent("MODIFIED", item))
+                        created.pop(str((item.get("metadata") or {}).get("name") or ""), None)
+                    for obj in created.values():  # newer than the list: kept counted
+                        self.note(obj)
                     self.synced.set()
                 self.watches_started += 1
                 async for event in self._kube.watch(

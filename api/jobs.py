@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -353,11 +353,11 @@ async def admit(studio: Studio, user: User, name: str) -> bool:
     limit = studio.settings.studio_max_queued_jobs
     hub = studio.hub
 
-    async def count(recent: frozenset[str]) -> int:
+    async def count(recent: Collection[str]) -> int:
         if hub.synced.is_set():  # the watch's view: no API call per submission
-            seen = slots.unfinished(hub.unfinished_names(user.name), recent, hub.ended)
-            if len(seen) < limit:
-                return len(seen)
+            seen = slots.unfinished(hub.unfinished_names(user.name), recent, hub.seen)
+            if seen < limit:
+                return seen
         # At the limit (or before the watch synced): confirmed by listing, so a job that
         # finished a moment ago, not yet seen by the watch, never blocks a submission.
         items = await studio.kube.list(
@@ -372,8 +372,8 @@ async def admit(studio: Studio, user: User, name: str) -> bool:
             for o in items
             if owner_of(o) == user.name
         }
-        listed = (n for n, phase in phases.items() if phase not in TERMINAL_PHASES)
-        return len(slots.unfinished(listed, recent, lambda n: n in phases))
+        listed = [n for n, phase in phases.items() if phase not in TERMINAL_PHASES]
+        return slots.unfinished(listed, recent, phases.__contains__)
 
     return await studio.slots.reserve(
         user.name, name, limit=limit, count=count, now=datetime.now(UTC)

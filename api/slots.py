@@ -17,7 +17,7 @@ until then).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -25,15 +25,14 @@ from typing import Protocol
 HORIZON = timedelta(seconds=120)
 
 #: Given the jobs admitted recently, the caller's count of the unfinished ones.
-Counting = Callable[[frozenset[str]], Awaitable[int]]
+Counting = Callable[[Collection[str]], Awaitable[int]]
 
 
-def unfinished(
-    watched: Iterable[str], recent: Iterable[str], ended: Callable[[str], bool]
-) -> frozenset[str]:
-    """The unfinished jobs: those the watch knows unfinished, and the recent admissions it
-    has not seen end (not yet seen at all, or seen unfinished)."""
-    return frozenset(watched) | frozenset(name for name in recent if not ended(name))
+def unfinished(watched: Collection[str], recent: Iterable[str], seen: Callable[[str], bool]) -> int:
+    """How many jobs are unfinished: those the watch knows unfinished, and the recent
+    admissions it has not seen yet (one it has seen is either among ``watched`` or ended).
+    One lookup per recent admission, no set built: this runs on every submission."""
+    return len(watched) + sum(1 for name in recent if not seen(name))
 
 
 class Slots(Protocol):
@@ -43,14 +42,23 @@ class Slots(Protocol):
         """Record ``job``'s slot when ``count(recent)`` is below ``limit``; atomic per owner."""
         ...
 
-    async def release(self, job: str) -> None: ...
+    async def release(self, job: str) -> None:
+        """The create failed: the place is free again."""
+        ...
+
+    def noted(self, job: str) -> None:
+        """The job was created and this replica's watch view counts it from now on."""
+        ...
 
 
 class MemorySlots:
-    """:class:`Slots` in this process (one replica)."""
+    """:class:`Slots` in this process (one replica). This replica's watch view is the only
+    one, and it counts a job from the moment it is created (:meth:`noted`): only the
+    admissions still being created stay as slots, so a count looks at a handful."""
 
     def __init__(self) -> None:
-        self._slots: dict[str, dict[str, datetime]] = {}  # owner → job → admitted at
+        # owner → job → admitted at, oldest first (expired slots leave from the front)
+        self._slots: dict[str, dict[str, datetime]] = {}
         self._owners: dict[str, str] = {}  # job → owner
         self._locks: dict[str, asyncio.Lock] = {}  # one per owner seen (a few hundred bytes)
 
@@ -59,16 +67,23 @@ class MemorySlots:
     ) -> bool:
         async with self._locks.setdefault(owner, asyncio.Lock()):
             mine = self._slots.setdefault(owner, {})
-            for name in [n for n, at in mine.items() if at < now - HORIZON]:
-                del mine[name]
-                self._owners.pop(name, None)
-            if await count(frozenset(mine)) >= limit:
+            horizon = now - HORIZON
+            while mine:
+                oldest = next(iter(mine))
+                if mine[oldest] >= horizon:
+                    break
+                del mine[oldest]
+                self._owners.pop(oldest, None)
+            if await count(mine.keys()) >= limit:
                 return False
-            mine[job] = now
+            mine[job] = max(now, mine[next(reversed(mine))]) if mine else now  # ordered
             self._owners[job] = owner
             return True
 
     async def release(self, job: str) -> None:
+        self.noted(job)
+
+    def noted(self, job: str) -> None:
         owner = self._owners.pop(job, None)
         if owner is not None:
             self._slots.get(owner, {}).pop(job, None)

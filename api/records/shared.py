@@ -134,6 +134,10 @@ class DbSlots:
         async with _serial(self.db), self.db.session() as s:
             await s.execute(delete(QueueSlot).where(QueueSlot.job == job))
 
+    def noted(self, job: str) -> None:
+        """Kept: the other replicas count the job by its slot until their watches have
+        it (:data:`~warmpool.api.slots.HORIZON`)."""
+
 
 class DbRevocations:
     """:class:`~warmpool.api.sessions.Revocations` in table ``revoked_sessions``."""

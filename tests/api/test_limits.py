@@ -4,6 +4,7 @@ failed sign-ins, and queue-slot admission under concurrency."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from warmpool.api import limits, slots
 from warmpool.api.limits import FailureLimiter, RateLimiter
 from warmpool.api.slots import MemorySlots
+
+ONE_S = timedelta(seconds=1)
 
 
 @pytest.mark.parametrize(
@@ -78,10 +81,32 @@ async def test_failures_block_each_key_that_reached_the_limit() -> None:
     assert await failures.blocked("client:1") == 0
 
 
-def test_unfinished_counts_recent_admissions_the_watch_has_not_seen_end() -> None:
-    ended = {"done-1"}.__contains__
-    got = slots.unfinished(["run-1"], ["run-1", "new-1", "done-1"], ended)
-    assert got == {"run-1", "new-1"}
+def test_unfinished_counts_recent_admissions_the_watch_has_not_seen() -> None:
+    """run-1 is seen unfinished (counted once), done-1 seen ended (not counted), new-1
+    not seen yet (counted)."""
+    seen = {"run-1", "done-1"}.__contains__
+    assert slots.unfinished(["run-1"], ["run-1", "new-1", "done-1"], seen) == 2
+    assert slots.unfinished([], ["new-1", "new-2"], seen) == 2
+    assert slots.unfinished(["run-1", "run-2"], [], seen) == 2
+
+
+async def test_memory_slots_expire_oldest_first_and_keep_the_rest() -> None:
+    """Slots leave after the horizon, in admission order; a clock that steps back a
+    little keeps the order (and the slot) rather than expiring a newer one early."""
+    store = MemorySlots()
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    recents: list[set[str]] = []
+
+    async def count(recent: Collection[str]) -> int:
+        recents.append(set(recent))
+        return len(recent)
+
+    for i in range(5):
+        assert await store.reserve("ada", f"j{i}", limit=99, count=count, now=t0 + i * ONE_S)
+    assert await store.reserve("ada", "back", limit=99, count=count, now=t0)  # clock stepped
+    later = t0 + slots.HORIZON + 2.5 * ONE_S
+    assert await store.reserve("ada", "x", limit=99, count=count, now=later)
+    assert recents[-1] == {"j3", "j4", "back"}
 
 
 async def test_memory_slots_admit_exactly_the_limit_at_once() -> None:
@@ -90,7 +115,7 @@ async def test_memory_slots_admit_exactly_the_limit_at_once() -> None:
     store = MemorySlots()
     now = datetime(2030, 1, 1, tzinfo=UTC)
 
-    async def count(recent: frozenset[str]) -> int:
+    async def count(recent: Collection[str]) -> int:
         await asyncio.sleep(0)
         return len(recent)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,7 +164,7 @@ async def test_the_shared_slots_take_turns_per_user(records_url: str) -> None:  
         store = stores(db, shared=True).slots
         now = datetime.now(UTC)
 
-        async def count(recent: frozenset[str]) -> int:
+        async def count(recent: Collection[str]) -> int:
             await asyncio.sleep(0.01)  # as slow as a listing: the lock must hold
             return len(recent)
 
