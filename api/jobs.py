@@ -137,7 +137,21 @@ async def pool_for(studio: Studio, name: str) -> GpuPool:
             obj = await studio.kube.get(kube.GPUPOOLS, name, studio.settings.studio_namespace)
     if obj is None:
         raise FieldError(["body", "pool"], f"unknown pool {name!r}", type="unknown_pool")
-    return GpuPool.from_body(obj)
+    return validated_pool(studio, obj)
+
+
+def validated_pool(studio: Studio, obj: dict[str, Any]) -> GpuPool:
+    """The pool's validated model, validated again only when its resourceVersion moved
+    (callers read it, never change it)."""
+    meta = obj.get("metadata") or {}
+    name, version = str(meta.get("name") or ""), str(meta.get("resourceVersion") or "")
+    cached = studio.validated_pools.get(name)
+    if cached is not None and version and cached[0] == version:
+        return cached[1]
+    pool = GpuPool.from_body(obj)
+    if version:
+        studio.validated_pools[name] = (version, pool)
+    return pool
 
 
 def default_model(pool: GpuPool) -> str:
@@ -418,7 +432,8 @@ async def create_checked(
     except BaseException:
         await studio.slots.release(name)
         raise
-    studio.hub.note(obj)
+    studio.hub.created(obj)
+    studio.slots.noted(name)
     return to_out(obj, estimate)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -15,6 +15,7 @@ from warmpool.api.records.watch import SharedWatch
 from warmpool.api.settings import StudioSettings
 from warmpool.api.slots import Slots
 from warmpool.api.uploads import Uploads
+from warmpool.crds.gpupool import GpuPool
 from warmpool.operator.adapters import kube
 
 
@@ -35,6 +36,9 @@ class Studio:
     fanout: Fanout
     #: The records' shared GpuPool watch: pool lookups read its cache (None: always GET).
     pools: SharedWatch | None = None
+    #: Each pool's model as last validated, with the resourceVersion it was read at: one
+    #: validation per change of the pool, not one per submission (one entry per pool).
+    validated_pools: dict[str, tuple[str, GpuPool]] = field(default_factory=dict)
 
 
 def studio_of(request: Request) -> Studio:
