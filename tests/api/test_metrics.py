@@ -85,6 +85,8 @@ def restore_logging() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_logging")
 def test_json_logs_carry_level_logger_and_message(capfd: pytest.CaptureFixture[str]) -> None:
     settings = StudioSettings(_env_file=None, log_format="json", log_level="INFO")  # type: ignore[call-arg]
+    # a uvicorn started earlier in this process (log_level warning) left its own level behind
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     configure_logging(settings)
     logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /healthz HTTP/1.1" 200')
     logging.getLogger("warmpool.api").warning("pool %s has no price", "sdxl")
