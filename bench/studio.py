@@ -27,7 +27,10 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import resource
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -59,8 +62,11 @@ def ms(seconds: float) -> float:
 # ----------------------------------------------------------------- the server processes
 
 
-def _serve_until_told(conn: multiprocessing.connection.Connection, start: Any) -> None:
-    """Run ``start()`` (returns (url, stop)), send the URL, stop when the parent says so."""
+def _serve_until_told(
+    conn: multiprocessing.connection.Connection, start: Any, run: Any = asyncio.run
+) -> None:
+    """Run ``start()`` (returns (url, stop)) under ``run``, send the URL, stop when the
+    parent says so."""
 
     async def main() -> None:
         url, stop = await start()
@@ -68,7 +74,7 @@ def _serve_until_told(conn: multiprocessing.connection.Connection, start: Any) -
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await stop()
 
-    asyncio.run(main())
+    run(main())
 
 
 def cluster_process(conn: multiprocessing.connection.Connection) -> None:
@@ -87,6 +93,7 @@ def cluster_process(conn: multiprocessing.connection.Connection) -> None:
 
 def studio_process(conn: multiprocessing.connection.Connection, cluster_url: str) -> None:
     import uvicorn
+    import uvloop
 
     from warmpool.api.app import create_app
     from warmpool.api.settings import StudioSettings
@@ -118,7 +125,9 @@ def studio_process(conn: multiprocessing.connection.Connection, cluster_url: str
 
         return f"http://127.0.0.1:{port}", stop
 
-    _serve_until_told(conn, start)
+    # On uvloop, as ``warmpool-studio`` runs (uvicorn.run's loop "auto" picks it when
+    # installed, and the package installs it).
+    _serve_until_told(conn, start, uvloop.run)
 
 
 class Child:
@@ -181,7 +190,34 @@ async def hammer(
     }
 
 
-async def submissions(studio: str, cluster: str, jobs: int, concurrency: int) -> dict[str, Any]:
+def own_cpu_seconds() -> float:
+    """User + system CPU of this process (the clients) so far."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+async def measured(
+    children: dict[str, Child], arm: Awaitable[dict[str, Any]], cpu: dict[str, float]
+) -> dict[str, Any]:
+    """Run ``arm``, adding each process's CPU seconds to ``cpu`` (``clients``: this one)."""
+    before = {name: c.cpu_seconds() for name, c in children.items()}
+    own = own_cpu_seconds()
+    result = await arm
+    for name, c in children.items():
+        cpu[name] = cpu.get(name, 0.0) + c.cpu_seconds() - before[name]
+    cpu["clients"] = cpu.get("clients", 0.0) + own_cpu_seconds() - own
+    return result
+
+
+def per_job_ms(cpu: dict[str, float], jobs: int) -> dict[str, float]:
+    return {name: round(1000 * seconds / jobs, 2) for name, seconds in cpu.items()}
+
+
+async def submissions(
+    studio_child: Child, cluster_child: Child, jobs: int, concurrency: int
+) -> dict[str, Any]:
+    studio, cluster = studio_child.url, cluster_child.url
+    children = {"studio": studio_child, "api": cluster_child}
     body = {"pool": "sdxl", "prompt": "a lighthouse at dusk", "quality": "low"}
     async with httpx.AsyncClient(base_url=studio, timeout=30) as http:
         made = await http.post("/api/v1/generations", json=body)
@@ -190,11 +226,12 @@ async def submissions(studio: str, cluster: str, jobs: int, concurrency: int) ->
         job = (await http.get(f"{JOBS_PATH}/{made.json()['name']}")).json()
     # The body the studio writes, with a fresh name each (what a direct client would send).
     meta = {k: v for k, v in job["metadata"].items() if k in ("labels", "annotations")}
+    run = os.urandom(3).hex()  # fresh names when measured again in one cluster
     direct_bodies = [
         {
             "apiVersion": job["apiVersion"],
             "kind": job["kind"],
-            "metadata": {**meta, "name": f"direct-{i:06d}", "namespace": NS},
+            "metadata": {**meta, "name": f"direct-{run}-{i:06d}", "namespace": NS},
             "spec": job["spec"],
         }
         for i in range(jobs)
@@ -204,18 +241,31 @@ async def submissions(studio: str, cluster: str, jobs: int, concurrency: int) ->
     await hammer(studio, "/api/v1/generations", [body] * 20, concurrency, 201)
     half = jobs // 2
     direct, via = [], []
+    cpu_direct: dict[str, float] = {}
+    cpu_via: dict[str, float] = {}
     for part in (direct_bodies[20 : 20 + half], direct_bodies[20 + half :]):
-        direct.append(await hammer(cluster, JOBS_PATH, part, concurrency, 201))
+        arm = hammer(cluster, JOBS_PATH, part, concurrency, 201)
+        direct.append(await measured(children, arm, cpu_direct))
         bodies = [body] * len(part)
-        via.append(await hammer(studio, "/api/v1/generations", bodies, concurrency, 201))
+        arm = hammer(studio, "/api/v1/generations", bodies, concurrency, 201)
+        via.append(await measured(children, arm, cpu_via))
     direct_rate = sum(d["per_second"] for d in direct) / len(direct)
     studio_rate = sum(v["per_second"] for v in via) / len(via)
+    measured_jobs = jobs - 20
+    direct_ms, via_ms = per_job_ms(cpu_direct, measured_jobs), per_job_ms(cpu_via, measured_jobs)
+    # With every process CPU-bound on the machine's cores, the CPU a job costs in all the
+    # processes together sets the rate: the studio arm is expected at the direct arm's
+    # rate times (its CPU per job) / (the studio arm's CPU per job).
+    expected = sum(direct_ms.values()) / sum(via_ms.values())
     return {
         "studio": via,
         "direct": direct,
         "studio_per_second": round(studio_rate, 1),
         "direct_per_second": round(direct_rate, 1),
         "ratio": round(studio_rate / direct_rate, 3),
+        "cpu_ms_per_job_direct": direct_ms,
+        "cpu_ms_per_job_studio": via_ms,
+        "cpu_bound_ratio": round(expected, 3),
     }
 
 
@@ -345,7 +395,8 @@ async def profiled(pid: int, out: Path | None) -> AsyncIterator[None]:
         yield
         return
     spy = await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
+        shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
+        "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
         "--rate", "200", "--nonblocking", "--gil",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -374,13 +425,18 @@ def top_frames(path: Path, n: int = 12) -> str:
 async def run(args: argparse.Namespace, cluster: Child, studio: Child) -> dict[str, Any]:
     cpu0 = (studio.cpu_seconds(), cluster.cpu_seconds())
     async with profiled(studio.proc.pid, args.profile):
-        sub = await submissions(studio.url, cluster.url, args.jobs, args.concurrency)
+        sub = await submissions(studio, cluster, args.jobs, args.concurrency)
     cpu1 = (studio.cpu_seconds(), cluster.cpu_seconds())
+    direct_ms, via_ms = sub["cpu_ms_per_job_direct"], sub["cpu_ms_per_job_studio"]
     print(
         f"submissions: studio {sub['studio_per_second']}/s, direct API creates "
         f"{sub['direct_per_second']}/s -> ratio {sub['ratio']} (goal >= 0.9; "
         f"{args.jobs} of each, {args.concurrency} clients; studio CPU {cpu1[0] - cpu0[0]:.1f} s, "
-        f"API CPU {cpu1[1] - cpu0[1]:.1f} s)"
+        f"API CPU {cpu1[1] - cpu0[1]:.1f} s)\n"
+        f"  CPU ms per job, direct: clients {direct_ms['clients']}, API {direct_ms['api']}; "
+        f"via the studio: clients {via_ms['clients']}, API {via_ms['api']}, studio "
+        f"{via_ms['studio']} -> CPU-bound expectation (direct CPU per job ÷ studio-arm CPU per "
+        f"job) {sub['cpu_bound_ratio']} on {os.cpu_count()} cores"
     )
     # Rounds of (1 listener, L listeners) side by side: a stall of the shared machine
     # hits one round, not the figure (the median of the rounds' ratios).
