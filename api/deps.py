@@ -1,12 +1,14 @@
-"""FastAPI dependencies: the studio state and the calling user (rate-limited)."""
+"""FastAPI dependencies: the studio state, the calling user (rate-limited), the records
+(the service, an audit recorder bound to the request) and the admin-only guard."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
 from warmpool.api.auth import User
+from warmpool.api.records.service import Records
 from warmpool.api.state import Studio, studio_of
 
 
@@ -32,3 +34,54 @@ async def studio_dep(request: Request) -> Studio:
 
 StudioDep = Annotated[Studio, Depends(studio_dep)]
 UserDep = Annotated[User, Depends(current_user)]
+
+
+def records_of(request: Request) -> Records:
+    records: Records = request.app.state.records
+    return records
+
+
+class Recorder:
+    """``await audit(user, "muse.delete", "Muse", name)`` from a route."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.records = records_of(request)
+
+    async def __call__(
+        self,
+        actor: User | str,
+        action: str,
+        kind: str = "",
+        name: str = "",
+        *,
+        outcome: str = "ok",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        who = actor if isinstance(actor, str) else actor.name
+        await self.records.record(
+            self.request, who, action, kind, name, outcome=outcome, detail=detail
+        )
+
+
+async def admin_user(request: Request, user: Annotated[User, Depends(current_user)]) -> User:
+    """The caller when an admin; 403 (recorded) for everyone else."""
+    if not user.admin:
+        await Recorder(request)(
+            user, "admin.denied", "Path", request.url.path[:253], outcome="denied"
+        )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="the admin group only")
+    return user
+
+
+async def records_dep(request: Request) -> Records:
+    return records_of(request)  # a coroutine: no thread-pool hop (see ``deps.studio_dep``)
+
+
+async def recorder(request: Request) -> Recorder:
+    return Recorder(request)
+
+
+RecordsDep = Annotated[Records, Depends(records_dep)]
+RecorderDep = Annotated[Recorder, Depends(recorder)]
+AdminDep = Annotated[User, Depends(admin_user)]

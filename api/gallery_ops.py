@@ -21,9 +21,9 @@ from fastapi import HTTPException, Request, status
 
 from warmpool.api import gallery
 from warmpool.api.auth import User
+from warmpool.api.deps import records_of
 from warmpool.api.problems import FieldError, not_found
 from warmpool.api.records.curation import Curation, Key, Mark
-from warmpool.api.records.deps import records_of
 from warmpool.api.schemas import GalleryItem
 from warmpool.api.state import Studio
 from warmpool.operator import errors

@@ -25,10 +25,10 @@ from fastapi import HTTPException, Request, status
 
 from warmpool.api import gallery
 from warmpool.api.auth import User
+from warmpool.api.deps import records_of
 from warmpool.api.problems import not_found
 from warmpool.api.records.audit import utc
 from warmpool.api.records.curation import Curation
-from warmpool.api.records.deps import records_of
 from warmpool.api.records.tables import ShareLink
 from warmpool.api.state import Studio
 from warmpool.operator.adapters import artifacts

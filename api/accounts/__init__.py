@@ -2,7 +2,8 @@
 server-side sessions in the records database, the profile page, and per-user spending
 limits in dollars (every auth mode).
 
-- :mod:`.settings`: the ``WARMPOOL_STUDIO_OIDC_*`` and ``WARMPOOL_STUDIO_SPEND_*`` settings;
+- their settings (``WARMPOOL_STUDIO_OIDC_*``, ``WARMPOOL_STUDIO_SPEND_*``, payments) are
+  :class:`warmpool.api.settings.AccountSettings`;
 - :mod:`.oidc`: the provider (discovery, PKCE authorization URL, code exchange with
   Authlib, ID token verification with joserfc);
 - :mod:`.store`: accounts, sessions and pending sign-ins in the database;

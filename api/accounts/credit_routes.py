@@ -28,9 +28,8 @@ from warmpool.api.accounts.schemas import (
     IntentOut,
     IntentRequest,
 )
-from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.problems import FieldError
-from warmpool.api.records.deps import RecorderDep
 from warmpool.api.settings import StudioSettings
 
 router = APIRouter(tags=["credits"])

@@ -31,8 +31,7 @@ from warmpool.api.accounts.schemas import AccountOut, AuthConfigOut, SessionOut,
 from warmpool.api.accounts.service import Accounts, NameTakenError
 from warmpool.api.accounts.store import Pending
 from warmpool.api.auth import SESSION_COOKIE
-from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.records.deps import RecorderDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.state import Studio
 
 router = APIRouter(tags=["accounts"])

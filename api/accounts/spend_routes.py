@@ -19,8 +19,7 @@ from warmpool.api.accounts.schemas import (
     WindowOut,
 )
 from warmpool.api.auth import User
-from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.records.deps import AdminDep, RecorderDep
+from warmpool.api.deps import AdminDep, RecorderDep, StudioDep, UserDep
 from warmpool.api.schemas import GenerationOut, GenerationRequest
 from warmpool.api.state import Studio
 

@@ -16,10 +16,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from fastapi.responses import HTMLResponse
 
 from warmpool.api import streams
-from warmpool.api.deps import StudioDep
+from warmpool.api.deps import AdminDep, RecorderDep, RecordsDep, StudioDep
 from warmpool.api.records import fleet
 from warmpool.api.records.audit import Filter, as_row
-from warmpool.api.records.deps import AdminDep, RecorderDep, RecordsDep
 from warmpool.api.records.schemas import (
     ActionOut,
     AuditPage,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from warmpool.api import gallery, gallery_ops
-from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.gallery_schemas import (
     AlbumItemRequest,
     AlbumOut,
@@ -21,7 +21,6 @@ from warmpool.api.gallery_schemas import (
 from warmpool.api.problems import FieldError, not_found
 from warmpool.api.records.audit import utc
 from warmpool.api.records.curation import AlbumExistsError, Curation
-from warmpool.api.records.deps import RecorderDep
 from warmpool.api.records.tables import Album
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, GalleryPage
 from warmpool.crds.generationjob import JobKind

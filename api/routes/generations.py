@@ -10,10 +10,9 @@ from starlette.types import Send
 
 from warmpool.api import files, gallery_ops, jobs, metrics, streams
 from warmpool.api.accounts import spend_routes
-from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.problems import not_found
 from warmpool.api.records.curation import Curation
-from warmpool.api.records.deps import RecorderDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, EstimateOut, GenerationOut, GenerationPage
 from warmpool.api.schemas import GenerationRequest as Req
 from warmpool.api.streams import EventStream

@@ -8,8 +8,7 @@ from fastapi import APIRouter, File, Path, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from warmpool.api import files, gallery, jobs
-from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.records.deps import RecorderDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.schemas import OBJECT_NAME_PATTERN, PoolOut, UploadOut
 from warmpool.crds.gpupool import GpuPool
 from warmpool.operator.adapters import kube

@@ -9,9 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from warmpool.api import files, gallery, metrics, streams
-from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.deps import StudioDep, UserDep, records_of
 from warmpool.api.problems import not_found
-from warmpool.api.records.deps import records_of
 from warmpool.api.routes import library
 from warmpool.api.schemas import GalleryItem, Out
 from warmpool.api.streams import EventStream

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from warmpool.api import jobs, muses
-from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.records.deps import RecorderDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.schemas import (
     OBJECT_NAME_PATTERN,
     ImportResult,

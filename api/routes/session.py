@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from warmpool.api.auth import SESSION_COOKIE
-from warmpool.api.deps import StudioDep, UserDep
-from warmpool.api.records.deps import RecorderDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep
 from warmpool.api.schemas import SessionRequest, UserOut
 
 router = APIRouter(prefix="/api/v1", tags=["session"])

@@ -16,12 +16,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from fastapi.responses import FileResponse, StreamingResponse
 
 from warmpool.api import files, gallery_ops, shares
-from warmpool.api.deps import StudioDep, UserDep
+from warmpool.api.deps import RecorderDep, StudioDep, UserDep, records_of
 from warmpool.api.gallery_schemas import SharedItem, SharedPage, ShareOut, ShareRequest
 from warmpool.api.problems import FieldError, not_found
 from warmpool.api.records.audit import utc
 from warmpool.api.records.curation import Curation
-from warmpool.api.records.deps import RecorderDep, records_of
 from warmpool.api.records.tables import ShareLink
 from warmpool.api.state import Studio, studio_of
 from warmpool.operator.adapters import artifacts
