@@ -18,7 +18,7 @@ from warmpool.operator.adapters.artifacts import ArtifactStore
 from warmpool.operator.adapters.comfy_clients import ClientPool
 from warmpool.operator.adapters.comfy_limits import ComfyLimits
 from warmpool.operator.adapters.inventory import Inventory
-from warmpool.operator.adapters.kube import KubeClient
+from warmpool.operator.adapters.kube import USER_AGENT, KubeClient
 from warmpool.operator.adapters.secrets import TokenCache
 from warmpool.operator.adapters.vastai import VastaiClient
 from warmpool.operator.adapters.vastai_models import Offer
@@ -49,6 +49,9 @@ class JobsView(Protocol):
     def arrivals_since(
         self, namespace: str, pool: str, since: datetime
     ) -> list[datetime] | None: ...
+    async def stop(self) -> None:
+        """Stop dispatching and the runners (their jobs keep their leases)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,17 @@ class Listing:
     mark: int
     at: float
     bodies: list[dict[str, Any]]
+
+
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
+def user_agent(settings: OperatorSettings) -> str:
+    """The operator's User-Agent, naming the replica (the audit log shows who wrote)."""
+    return f"{USER_AGENT} ({settings.pod_id})"
 
 
 class NotOpenError(RuntimeError):
@@ -96,6 +110,9 @@ class Deps:
     #: The job dispatcher and slot ledger (``controllers/jobs/loops.py``), created by the
     #: jobs start-up handler.
     dispatcher: JobsView | None = None
+    #: Set while this replica works; cleared while it stands by for a peer
+    #: (``controllers/activity.py``). Always set without peering.
+    active: asyncio.Event = field(default_factory=_set_event)
     #: Background tasks owned by the operator (probes, job runners), by key.
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     #: Pools waiting for a reconcile because something changed (event-driven wake-ups).
@@ -195,7 +212,7 @@ async def open_deps(deps: Deps) -> None:
     if deps.opened_inventory is None:
         deps.opened_inventory = Inventory(deps.opened_vastai, refresh_seconds=s.inventory_refresh)
     if deps.opened_kube is None:
-        deps.opened_kube = KubeClient.from_config()
+        deps.opened_kube = KubeClient.from_config(user_agent=user_agent(s))
     if deps.opened_tokens is None:
         deps.opened_tokens = TokenCache(deps.opened_kube)
     if deps.opened_artifacts is None:  # job outputs (controllers/jobs/outputs.py)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -26,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from warmpool.operator.controllers import balance
+from warmpool.operator.controllers import activity, balance
 from warmpool.operator.controllers.instance import garbage
 from warmpool.operator.deps import Deps, close_deps, open_deps
 from warmpool.operator.handlers import admission, instances, jobs, muses, pools, startup  # noqa: F401
@@ -104,12 +105,21 @@ async def run(
     """Run the operator until ``stop_flag`` is set (or forever)."""
     deps = deps or make_deps(settings)
     await open_deps(deps)
+    priority = peering_priority(settings)
+    if settings.peering:
+        deps.active.clear()  # until the peering object says this replica works
+        deps.tasks["peering"] = asyncio.create_task(activity.follow(deps, priority))
     deps.tasks["orphans"] = asyncio.create_task(garbage.sweep_forever(deps))
     deps.tasks["balance"] = asyncio.create_task(balance.check_forever(deps))
     namespaces = settings.served_namespaces
     operator_task = asyncio.create_task(
         kopf_operator(
-            settings, deps, stop_flag=stop_flag, ready_flag=ready_flag, namespaces=namespaces
+            settings,
+            deps,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            namespaces=namespaces,
+            priority=priority,
         )
     )
     runner = await serve_health(deps, operator_task) if health else None
@@ -121,6 +131,18 @@ async def run(
         await close_deps(deps)
 
 
+def peering_priority(settings: OperatorSettings) -> int:
+    """This replica's peering priority. With peering, replicas must differ in priority:
+    Kopf pauses every operator that sees a peer of equal priority, so two replicas of one
+    priority both stand still. Unless set, a random one: the highest runs, the others
+    stand by until it is gone."""
+    if not settings.peering:
+        return 0
+    if settings.peering_priority is not None:
+        return settings.peering_priority
+    return secrets.randbelow(2**31)
+
+
 async def kopf_operator(
     settings: OperatorSettings,
     deps: Deps,
@@ -128,11 +150,11 @@ async def kopf_operator(
     stop_flag: asyncio.Event | None,
     ready_flag: asyncio.Event | None,
     namespaces: Sequence[str],
+    priority: int,
 ) -> None:
-    # With peering, replicas must differ in priority: Kopf pauses every operator that
-    # sees a peer of equal priority, so two replicas of one priority both stand still.
-    # The highest random priority runs; the others stand by until it is gone.
-    priority = secrets.randbelow(2**31) if settings.peering else 0
+    # Kopf names this replica in the peering object by POD_ID (its documented way); the
+    # activity loop looks for the same name (settings.pod_id, from POD_ID when set).
+    os.environ.setdefault("POD_ID", settings.pod_id)
     await kopf.operator(
         registry=registry,
         memo=deps,

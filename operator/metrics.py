@@ -123,6 +123,11 @@ OPERATOR_BUDGET_EXCEEDED = Gauge(
     "warmpool_operator_budget_exceeded",
     "1 while every served pool together reached the operator-wide daily cap.",
 )
+OPERATOR_ACTIVE = Gauge(
+    "warmpool_operator_active",
+    "1 while this replica works, 0 while it stands by for a peer (Kopf peering).",
+)
+OPERATOR_ACTIVE.set(1)
 VASTAI_CREDIT = Gauge(
     "warmpool_vastai_credit_dollars",
     "Credit left on the Vast.ai account (GET /users/current/), at the last balance check.",

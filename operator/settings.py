@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import secrets
+import socket
 from functools import cached_property
 from typing import Literal
 
@@ -227,6 +229,22 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="Seconds a replica's peering heartbeat stays valid: a standby "
         "takes over this long (plus a keep-alive) after the active replica dies.",
+    )
+    peering_priority: int | None = Field(
+        None,
+        ge=0,
+        lt=2**31,
+        description="This replica's peering priority: the live replica of the highest one "
+        "works, the others stand by. Unset: a random one at every start (replicas must "
+        "differ: Kopf pauses every replica that sees a peer of its own priority).",
+    )
+    pod_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}",
+        validation_alias="POD_ID",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,252}$",
+        description="This replica's name in the peering object and in the API server's "
+        "audit log (its User-Agent): the pod's name (the chart sets POD_ID from "
+        "metadata.name); a host name and a random suffix when unset.",
     )
 
     @field_validator("pool_selector")

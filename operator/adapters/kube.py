@@ -39,11 +39,13 @@ from tenacity.wait import wait_random_exponential
 from warmpool.operator import errors
 from warmpool.operator.adapters import http
 from warmpool.operator.adapters.kube_resources import (
+    CLUSTER_KOPF_PEERINGS,
     CRDS,
     EVENTS,
     GENERATIONJOBS,
     GPUINSTANCES,
     GPUPOOLS,
+    KOPF_PEERINGS,
     LEASES,
     MUSES,
     NAMESPACES,
@@ -57,11 +59,13 @@ from warmpool.operator.adapters.kube_resources import (
 from warmpool.operator.adapters.kubeconfig import KubeConfig, LoginInfo, load_config
 
 __all__ = [
+    "CLUSTER_KOPF_PEERINGS",
     "CRDS",
     "EVENTS",
     "GENERATIONJOBS",
     "GPUINSTANCES",
     "GPUPOOLS",
+    "KOPF_PEERINGS",
     "LEASES",
     "MUSES",
     "NAMESPACES",
@@ -109,8 +113,10 @@ class KubeClient:
         timeout: float = 30.0,
         read_attempts: int = READ_ATTEMPTS,
         max_retry_after: float = MAX_RETRY_AFTER,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self.server = server.rstrip("/")
+        self.user_agent = user_agent
         self.config = config
         self.read_attempts = read_attempts
         self.max_retry_after = max_retry_after
@@ -132,10 +138,13 @@ class KubeClient:
         return http.client(verify=verify, timeout=timeout, auth=auth)
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None) -> KubeClient:
-        """The client of :func:`load_config` (explicit path, in-cluster, $KUBECONFIG, ~)."""
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, *, user_agent: str = USER_AGENT
+    ) -> KubeClient:
+        """The client of :func:`load_config` (explicit path, in-cluster, $KUBECONFIG, ~);
+        ``user_agent`` names the replica in the API server's audit log."""
         config = load_config(path)
-        return cls(config.server, config=config)
+        return cls(config.server, config=config, user_agent=user_agent)
 
     async def login_info(self) -> LoginInfo:
         """The credentials this client uses, for Kopf's login (one source for both)."""
@@ -156,7 +165,7 @@ class KubeClient:
         await self.close()
 
     def _headers(self, method: str, content: bytes | None, content_type: str) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if content is not None:
             headers["Content-Type"] = content_type
         return headers

@@ -80,6 +80,12 @@ SECRETS: Final = Resource("", "v1", "secrets", "Secret")
 EVENTS: Final = Resource("", "v1", "events", "Event")
 NAMESPACES: Final = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+#: Kopf's peering objects: cluster-wide operators meet in a ClusterKopfPeering, namespaced
+#: ones in a KopfPeering of each namespace they serve.
+CLUSTER_KOPF_PEERINGS: Final = Resource(
+    "kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False
+)
+KOPF_PEERINGS: Final = Resource("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
 CRDS: Final = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
 )

@@ -68,6 +68,7 @@ async def check_forever(deps: Deps) -> None:
     if interval <= 0:
         return
     while True:
+        await deps.active.wait()  # the active replica checks, not its standbys
         try:
             await check(deps)
         except errors.WarmpoolError as exc:  # messages are scrubbed of the key

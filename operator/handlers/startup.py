@@ -23,7 +23,7 @@ async def on_login_cluster(memo: Deps, **_: Any) -> kopf.ConnectionInfo:
     """Kopf connects with the credentials of the operator's own client (one source:
     ``kubeconfig.load_config``); called again by Kopf on a 401 or when they expire."""
     if memo.opened_kube is None:
-        memo.opened_kube = kube.KubeClient.from_config()
+        memo.opened_kube = kube.KubeClient.from_config(user_agent=deps.user_agent(memo.settings))
     fields = dataclasses.asdict(await memo.opened_kube.login_info())
     fields["default_namespace"] = fields.pop("namespace")
     return kopf.ConnectionInfo(**fields)

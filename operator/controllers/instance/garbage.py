@@ -77,8 +77,10 @@ async def known_uids(deps: Deps, wanted: set[str]) -> set[str]:
 
 
 async def sweep_forever(deps: Deps) -> None:
-    """Sweep every few reconcile intervals until cancelled."""
+    """Sweep every few reconcile intervals until cancelled; never while this replica
+    stands by for a peer (the active one sweeps)."""
     while True:
+        await deps.active.wait()
         try:
             await sweep(deps)
         except Exception:

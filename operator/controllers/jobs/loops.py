@@ -94,6 +94,8 @@ class Dispatcher:
         self.batching: dict[PoolKey, asyncio.TimerHandle] = {}  # arrivals gathered
         self.expiring: dict[str, asyncio.TimerHandle] = {}
         self.instance_dirty: dict[InstanceKey, asyncio.Event] = {}
+        self.owned: set[asyncio.Task[None]] = set()  # every task this dispatcher started
+        self.stopped = False  # stood down (:meth:`stop`): it starts nothing any more
 
     # ------------------------------------------------------------- wiring
     def bind(self, indices: Mapping[str, Any]) -> None:
@@ -112,8 +114,29 @@ class Dispatcher:
         for key in set(self.jobs or ()) | set(self.pools or ()):
             self.wake(key)
 
+    async def stop(self) -> None:
+        """Stand down (this replica stands by for a peer): cancel the dispatch loops, the
+        runners and the pending writes, and start nothing more. A cancelled runner leaves
+        its job's lease as it is, as at shutdown: the replica that works now resumes the
+        job, following its prompt. The dispatcher is not used again: a fresh one (and a
+        fresh ledger) starts from Kopf's indexes when this replica works again."""
+        self.stopped = True
+        for handle in [*self.batching.values(), *self.expiring.values()]:
+            handle.cancel()
+        self.batching.clear()
+        self.expiring.clear()
+        tasks = list(self.owned)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for key, task in list(self.deps.tasks.items()):
+            if task in tasks:
+                del self.deps.tasks[key]
+
     def wake(self, key: PoolKey) -> None:
         """Dispatch the pool soon (its loop is started on first use)."""
+        if self.stopped:
+            return
         batch = self.batching.pop(key, None)
         if batch is not None:
             batch.cancel()  # this dispatch sees the gathered arrivals too
@@ -134,6 +157,7 @@ class Dispatcher:
         while True:
             await event.wait()
             event.clear()
+            await self.deps.active.wait()  # never while this replica stands by
             try:
                 self.dispatch(key)
             except Exception:
@@ -147,6 +171,11 @@ class Dispatcher:
         ``deps.tasks`` when it ends — only if the key still names it (a job's next
         attempt may reuse the key before this task's callbacks run)."""
         task = asyncio.create_task(work, name=key)
+        if self.stopped:  # a runner's release after :meth:`stop`: nothing starts
+            task.cancel()
+            return task
+        self.owned.add(task)
+        task.add_done_callback(self.owned.discard)
         self.deps.tasks[key] = task
         if forget:
 
@@ -342,8 +371,8 @@ class Dispatcher:
         self.wake((held.job.namespace, held.job.pool))
 
     async def _requeue(self, job: JobFacts, why: recovery.RequeueReason) -> None:
-        await outcomes.requeue_orphan(self.deps.kube, job, why)
-        self.ledger.released.add(job.uid)
+        if await outcomes.requeue_orphan(self.deps.kube, job, why):
+            self.ledger.released.add(job.uid)
 
     def _cleanup(self, work: Coroutine[Any, Any, None], uid: str) -> None:
         """A write for a job no runner holds; the job is busy until it ends."""

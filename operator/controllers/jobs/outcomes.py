@@ -119,15 +119,31 @@ class JobWriter:
         return True
 
 
-async def requeue_orphan(client: kube.KubeClient, job: JobFacts, why: str) -> None:
+async def requeue_orphan(client: kube.KubeClient, job: JobFacts, why: str) -> bool:
     """A job Scheduled/Running with no runner here (lease expired, instance gone,
-    operator restarted before it ran): back to the queue."""
-    logger.info("job %s/%s: requeued (%s)", job.namespace, job.name, why)
+    operator restarted before it ran): back to the queue.
+
+    Only from the version the decision saw (``metadata.resourceVersion`` in the patch: a
+    409 otherwise): facts a moment old — a peer finished the job meanwhile, or renewed
+    its lease — never send a job that moved on back to the queue; its event brings the
+    next dispatch the new facts. True when it was written."""
     status = requeued(why, f"requeued: {why}", excluded_hosts=job.excluded_hosts,
                       excluded_gpus=job.excluded_gpus)  # fmt: skip
-    with contextlib.suppress(errors.KubeNotFoundError):
-        await client.patch(kube.GENERATIONJOBS, job.name, job.namespace, {"status": status},
+    body: dict[str, Any] = {"status": status}
+    version = (job.body.get("metadata") or {}).get("resourceVersion")
+    if version:
+        body["metadata"] = {"resourceVersion": version}
+    try:
+        await client.patch(kube.GENERATIONJOBS, job.name, job.namespace, body,
                            subresource="status")  # fmt: skip
+    except errors.KubeNotFoundError:
+        return False
+    except errors.KubeConflictError:
+        logger.info("job %s/%s: not requeued (%s): it changed since", job.namespace, job.name,
+                    why)  # fmt: skip
+        return False
+    logger.info("job %s/%s: requeued (%s)", job.namespace, job.name, why)
+    return True
 
 
 async def cancel_unplaced(client: kube.KubeClient, job: JobFacts, *, now: datetime) -> None:

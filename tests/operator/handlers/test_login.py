@@ -14,6 +14,7 @@ import yaml
 
 from warmpool.operator.adapters import kube
 from warmpool.operator.handlers import startup
+from warmpool.operator.settings import OperatorSettings
 
 TOKEN = "login-SECRET-token-0123456789"
 CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nnot parsed here\n").decode()
@@ -39,13 +40,15 @@ async def test_login_uses_the_clients_configuration(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(_write(tmp_path / "config")))
-    memo: Any = SimpleNamespace(opened_kube=None)
+    settings = OperatorSettings(pod_id="replica-0")
+    memo: Any = SimpleNamespace(opened_kube=None, settings=settings)
     info = await startup.on_login_cluster(memo=memo)
     assert isinstance(info, kopf.ConnectionInfo)
     assert isinstance(memo.opened_kube, kube.KubeClient), "the client is created once, here"
     assert (info.server, info.token, info.default_namespace) == ("http://k:6443", TOKEN, "team")
     assert (info.ca_data, info.proxy_url, info.expiration) == (CA, "http://proxy:3128", None)
     client = memo.opened_kube
+    assert client.user_agent.endswith(" (replica-0)"), "the audit log names the replica"
     assert await startup.on_login_cluster(memo=memo) == info
     assert memo.opened_kube is client
     await client.close()
