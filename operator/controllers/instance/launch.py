@@ -141,6 +141,11 @@ async def rent(deps: Deps, inst: GpuInstance, pool: GpuPool, log: kopf.Logger) -
     if existing:
         await adopt(deps, inst, existing[0], log)
         return
+    if not deps.active.is_set():
+        # This replica stands by for a peer (controllers/activity.py): a daemon Kopf is
+        # still stopping never rents beside the replica that works now; that one rents.
+        log.info("standing by for a peer: not renting for %s", inst.metadata.name)
+        return
     if pool.spec.paused:
         await _pending(deps, inst, "PoolPaused", "the pool is paused; nothing is rented")
         return

@@ -6,6 +6,7 @@ when the higher peer's heartbeat expires. A requeue from stale facts is refused.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -17,8 +18,11 @@ import pytest
 from waiting import eventually
 
 from warmpool.crds.common import format_time
+from warmpool.crds.gpuinstance import GpuInstance
+from warmpool.crds.gpupool import GpuPool
 from warmpool.operator.adapters import kube
 from warmpool.operator.controllers import activity
+from warmpool.operator.controllers.instance import launch
 from warmpool.operator.controllers.jobs import facts, outcomes
 from warmpool.operator.deps import Deps
 from warmpool.operator.settings import OperatorSettings
@@ -147,3 +151,31 @@ async def test_a_requeue_from_stale_facts_leaves_the_job_alone(
     assert await outcomes.requeue_orphan(deps.kube, facts.job_facts(after), "LeaseExpired")
     again = await deps.kube.get(kube.GENERATIONJOBS, "j", "default")
     assert again is not None and again["status"]["phase"] == "Queued"
+
+
+class Vastai:
+    """Records the Vast.ai calls a rental makes (none but the label lookup here)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def find_instances_by_label(self, label: str) -> list[object]:
+        self.calls.append("find")
+        return []
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"a standby called Vast.ai: {name}")
+
+
+async def test_a_standby_never_rents(deps: Deps) -> None:
+    """A pool daemon Kopf is still stopping on a replica that stood down must not rent
+    beside the replica that works now: after the label lookup (adopting is safe) it stops."""
+    vastai = Vastai()
+    deps.opened_vastai = vastai  # type: ignore[assignment]
+    deps.active.clear()
+    pool = GpuPool.from_body({"metadata": {"name": "p", "namespace": "default", "uid": "u"},
+                              "spec": {}})  # fmt: skip
+    inst = GpuInstance.from_body({"metadata": {"name": "p-1", "namespace": "default",
+                                               "uid": "i"}, "spec": {"pool": "p"}})  # fmt: skip
+    await launch.rent(deps, inst, pool, logging.getLogger("test"))  # type: ignore[arg-type]
+    assert vastai.calls == ["find"]
