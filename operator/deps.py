@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from warmpool.crds.gpupool import GpuPool
     from warmpool.operator.decisions.budget import FleetSpend
     from warmpool.operator.decisions.drift import BalanceSample, DriftVerdict
+    from warmpool.operator.decisions.peering import JobListing
     from warmpool.operator.decisions.scheduler import JobCounts
     from warmpool.operator.settings import OperatorSettings
 
@@ -113,6 +114,9 @@ class Deps:
     #: Set while this replica works; cleared while it stands by for a peer
     #: (``controllers/activity.py``). Always set without peering.
     active: asyncio.Event = field(default_factory=_set_event)
+    #: The jobs listed on taking over: the dispatcher starts once Kopf's job index caught
+    #: up with it (``controllers/jobs/loops.py``), then clears it.
+    catch_up: JobListing | None = None
     #: Background tasks owned by the operator (probes, job runners), by key.
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     #: Pools waiting for a reconcile because something changed (event-driven wake-ups).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from warmpool.crds.generationjob import TERMINAL_PHASES
 from warmpool.operator import errors, metrics
 from warmpool.operator.adapters import kube
 from warmpool.operator.decisions import peering
@@ -32,8 +33,9 @@ def poll_seconds(lifetime: int) -> float:
 
 def handover_seconds(lifetime: int) -> float:
     """How long a replica that becomes active while lower peers are alive waits: their
-    next read of the peering object, plus a second for their runners to stop."""
-    return 2 * poll_seconds(lifetime) + 1.0
+    next read of the peering object, their runners' hand-over writes (at most
+    ``loops.HAND_OVER_SECONDS``, 2 s) and a second for the runners to stop."""
+    return 2 * poll_seconds(lifetime) + 3.0
 
 
 def peering_objects(deps: Deps) -> list[tuple[kube.Resource, str | None]]:
@@ -68,13 +70,41 @@ async def stand_down(deps: Deps, standing: peering.Standing) -> None:
                    ", ".join(standing.blockers) or "a peer")  # fmt: skip
 
 
-def take_over(deps: Deps) -> None:
-    """Start working. The dispatcher is one that has not dispatched yet (created while
-    standing by, its loops waited on :attr:`Deps.active`): its first dispatch treats the
-    jobs it finds held as a restarted process does."""
+async def list_jobs(deps: Deps) -> peering.JobListing:
+    """Every GenerationJob this replica serves, with its version and whether it ended."""
+    jobs: dict[str, peering.Listed] = {}
+    versions: list[str] = []
+    served: list[str | None] = [*deps.settings.served_namespaces] or [None]  # None: all
+    for namespace in served:
+        items, version = await deps.kube.list_with_version(kube.GENERATIONJOBS, namespace)
+        versions.append(version)
+        for item in items:
+            meta = item.get("metadata") or {}
+            phase = (item.get("status") or {}).get("phase") or "Queued"
+            uid = str(meta.get("uid") or meta.get("name") or "")
+            jobs[uid] = peering.Listed(str(meta.get("resourceVersion") or ""),
+                                       phase in TERMINAL_PHASES)  # fmt: skip
+    # several namespaces, several listings: a job is a ghost only if older than all of them
+    oldest = min(versions, key=lambda v: int(v) if v.isdigit() else 0) if versions else ""
+    return peering.JobListing(oldest, jobs)
+
+
+async def take_over(deps: Deps) -> bool:
+    """Start working; False when the jobs could not be listed (tried again next time).
+
+    The jobs are listed first: Kopf's job index held still while this replica stood by, and
+    the dispatcher (one that has not dispatched yet: created while standing by, its loops
+    waited on :attr:`Deps.active`) starts once the index caught up with the listing. Its
+    first dispatch then treats the jobs it finds held as a restarted process does."""
+    try:
+        deps.catch_up = await list_jobs(deps)
+    except errors.KubeError as exc:
+        logger.warning("Could not list the jobs before taking over; will retry: %s", exc)
+        return False
     deps.active.set()
     metrics.OPERATOR_ACTIVE.set(1)
     logger.info("Working: this replica (%s) is the active one.", deps.settings.pod_id)
+    return True
 
 
 async def follow(deps: Deps, priority: int) -> None:
@@ -102,9 +132,9 @@ async def follow(deps: Deps, priority: int) -> None:
                 ready_at = deps.monotonic() + handover_seconds(lifetime)
                 logger.info("Taking over from lower-priority peers in %.1f s.",
                             ready_at - deps.monotonic())  # fmt: skip
-            if not standing.handover or deps.monotonic() >= (ready_at or 0.0):
+            due = not standing.handover or deps.monotonic() >= (ready_at or 0.0)
+            if due and await take_over(deps):
                 ready_at = None
-                take_over(deps)
         elif standing is not None and not standing.active:
             ready_at = None
             if deps.active.is_set():

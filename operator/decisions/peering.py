@@ -105,3 +105,72 @@ def combined(standings: Sequence[Standing]) -> Standing:
         handover=any(s.handover for s in standings),
         announced=all(s.announced for s in standings),
     )
+
+
+# ---------------------------------------------------------------- catching up on resuming
+#
+# While a replica stands by, Kopf's watch streams are stopped and its in-memory indexes
+# keep what they last saw; on resuming, Kopf lists again and the index entries are renewed
+# object by object. A dispatch before that is done would place a job the peer ran to its
+# end meanwhile (still Queued in the index), and never learns of a job deleted meanwhile
+# (Kopf gets no event for it). So the replica lists the jobs itself on taking over, and
+# its dispatcher starts once the index is not behind that listing (:func:`behind`), leaving
+# out what the index holds but the listing no longer has (:func:`ghosts`).
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A job as the take-over listing saw it."""
+
+    version: str
+    terminal: bool
+
+
+@dataclass(frozen=True)
+class JobListing:
+    """The jobs listed on taking over, and the listing's own resourceVersion."""
+
+    version: str
+    jobs: Mapping[str, Listed]
+
+
+def same_or_newer(version: str, than: str) -> bool:
+    """Whether ``version`` is ``than`` or later. Kubernetes' resourceVersions are opaque;
+    the API servers that exist (etcd's revisions, the emulator's counter) give integers,
+    compared as such; anything else compares by equality."""
+    try:
+        return int(version) >= int(than)
+    except ValueError:
+        return version == than
+
+
+def behind(listing: JobListing, indexed: Mapping[str, str]) -> set[str]:
+    """The listed jobs the index (uid → resourceVersion, non-terminal jobs only) has not
+    caught up with: a live job missing or older there, a finished one still there from
+    before."""
+    late: set[str] = set()
+    for uid, job in listing.jobs.items():
+        version = indexed.get(uid)
+        if job.terminal:
+            if version is not None and not same_or_newer(version, job.version):
+                late.add(uid)
+        elif version is None or not same_or_newer(version, job.version):
+            late.add(uid)
+    return late
+
+
+def ghosts(listing: JobListing, indexed: Mapping[str, str]) -> set[str]:
+    """Jobs the index holds that were deleted before the listing: not listed, and last
+    changed before it (a job created after the listing is newer than it)."""
+    return {
+        uid for uid, v in indexed.items() if uid not in listing.jobs and older(v, listing.version)
+    }
+
+
+def older(version: str, than: str) -> bool:
+    """Whether ``version`` is certainly before ``than`` (integers only: of opaque versions
+    nothing is certain, and a job is never left out on a guess)."""
+    try:
+        return int(version) < int(than)
+    except ValueError:
+        return False

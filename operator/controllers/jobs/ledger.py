@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -36,6 +37,9 @@ class Held:
     #: ComfyUI's queue ``number`` for its prompt: placement order (ComfyUI runs the lowest
     #: first), so a job queued ahead never overtakes the one placed before it.
     number: float = 0.0
+    #: The runner's hand-over (:meth:`..runner.Run.hand_over`): what the replica taking
+    #: over needs to resume the job, written before this one stands down.
+    hand_over: Callable[[], Awaitable[None]] | None = None
 
     def halt(self, reason: str) -> None:
         """Ask the runner to stop (the first reason wins)."""

@@ -19,6 +19,7 @@ queued jobs in placement order, not at the whole queue (:data:`PRESELECT`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections import Counter
@@ -42,7 +43,7 @@ from warmpool.operator.controllers.jobs.facts import (
     PoolKey,
 )
 from warmpool.operator.controllers.jobs.ledger import Held, InstanceKey, Ledger
-from warmpool.operator.decisions import recovery, scheduler
+from warmpool.operator.decisions import peering, recovery, scheduler
 from warmpool.operator.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ BUSY_COUNT_REFRESH = 5.0
 #: before it dispatches again (nothing frees a place but a release or an instance event,
 #: which dispatch at once): one dispatch per batch, not one per job.
 ARRIVAL_BATCH = 0.1
+#: Seconds a replica taking over waits at most for Kopf's job index to catch up with
+#: the jobs it listed (``decisions/peering.py``).
+CATCH_UP_SECONDS = 30.0
+#: Seconds a replica standing down gives its runners to write their jobs' placements.
+HAND_OVER_SECONDS = 2.0
 #: A dispatch with N places to fill looks at the first PRESELECT × N + PRESELECT queued
 #: jobs in placement order (all of them when exclusions left places free).
 PRESELECT = 4
@@ -96,6 +102,9 @@ class Dispatcher:
         self.instance_dirty: dict[InstanceKey, asyncio.Event] = {}
         self.owned: set[asyncio.Task[None]] = set()  # every task this dispatcher started
         self.stopped = False  # stood down (:meth:`stop`): it starts nothing any more
+        self.catching = asyncio.Lock()  # one catch-up for all pool loops (:meth:`_catch_up`)
+        self.ghosts: set[str] = set()  # jobs deleted while this replica stood by
+        self.evented: dict[str, str] = {}  # while catching up: uid → version of its last event
 
     # ------------------------------------------------------------- wiring
     def bind(self, indices: Mapping[str, Any]) -> None:
@@ -121,6 +130,11 @@ class Dispatcher:
         job, following its prompt. The dispatcher is not used again: a fresh one (and a
         fresh ledger) starts from Kopf's indexes when this replica works again."""
         self.stopped = True
+        handing = [h.hand_over() for h in self.ledger.held.values() if h.hand_over is not None]
+        if handing:  # the placements first, so that the replica taking over resumes them
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*handing, return_exceptions=True),
+                                       HAND_OVER_SECONDS)  # fmt: skip
         for handle in [*self.batching.values(), *self.expiring.values()]:
             handle.cancel()
         self.batching.clear()
@@ -132,6 +146,39 @@ class Dispatcher:
         for key, task in list(self.deps.tasks.items()):
             if task in tasks:
                 del self.deps.tasks[key]
+
+    def indexed_versions(self) -> dict[str, str]:
+        """Every job in Kopf's index of non-terminal jobs: uid → resourceVersion."""
+        found: dict[str, str] = {}
+        for key in list(self.jobs or ()):
+            for job in self._store(self.jobs, key):
+                found[job.uid] = str((job.body.get("metadata") or {}).get("resourceVersion", ""))
+        return found
+
+    async def _catch_up(self) -> None:
+        """On taking over: wait (at most :data:`CATCH_UP_SECONDS`) until Kopf's job index
+        is not behind the jobs listed then (``decisions/peering.py``), and leave out the
+        jobs deleted meanwhile that the index still holds."""
+        async with self.catching:
+            listing = self.deps.catch_up
+            if listing is None:
+                return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CATCH_UP_SECONDS
+            while True:
+                indexed = self.indexed_versions()
+                # a job that ended or went after the listing left the index: its event says
+                late = peering.behind(listing, {**indexed, **self.evented})
+                if not late or loop.time() >= deadline:
+                    break
+                await asyncio.sleep(0.05)
+            if late:
+                logger.warning("the job index is still behind the take-over listing for %d "
+                               "job(s) after %.0f s; dispatching anyway", len(late),
+                               CATCH_UP_SECONDS)  # fmt: skip
+            self.ghosts |= peering.ghosts(listing, indexed)
+            self.deps.catch_up = None
+            self.evented.clear()
 
     def wake(self, key: PoolKey) -> None:
         """Dispatch the pool soon (its loop is started on first use)."""
@@ -158,6 +205,7 @@ class Dispatcher:
             await event.wait()
             event.clear()
             await self.deps.active.wait()  # never while this replica stands by
+            await self._catch_up()
             try:
                 self.dispatch(key)
             except Exception:
@@ -227,6 +275,8 @@ class Dispatcher:
         if pool is None and self.deps.settings.pool_selector:
             return  # another shard's pool (or one not seen yet): its jobs are not ours
         jobs = self._store(self.jobs, key)
+        if self.ghosts:
+            jobs = [j for j in jobs if j.uid not in self.ghosts]
         instances = {i.name: i for i in self._store(self.instances, key)}
         now = self.deps.now()
         by_uid = {j.uid: j for j in jobs}
@@ -388,6 +438,8 @@ class Dispatcher:
         key = (meta.get("namespace") or "default", spec.get("pool", ""))
         phase = status.get("phase") or "Queued"
         deleted = event_type == "DELETED"
+        if self.deps.catch_up is not None:
+            self.evented[uid] = str(meta.get("resourceVersion") or "")
         echo = self._own_echo(uid, meta, phase, deleted=deleted)  # before the ledger learns
         self.ledger.observe(
             uid, key, meta["name"], phase=phase, deleted=deleted, terminal=phase in TERMINAL_PHASES,

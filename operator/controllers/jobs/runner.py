@@ -164,6 +164,7 @@ class Run:
         self.ending = False  # the prompt ended (or the runner stops): no placement write now
         self.later: asyncio.Task[None] | None = None
         self.adding_finalizer = False
+        held.hand_over = self.hand_over
 
     # ------------------------------------------------------------- the attempt
     async def attempt(self, *, resume: bool) -> bool:
@@ -243,6 +244,22 @@ class Run:
         except errors.KubeError as exc:  # the job runs on; a deletion is still seen
             logger.warning("job %s/%s: could not add the finalizer: %s", self.ns,
                            self.job.name, exc)  # fmt: skip
+
+    async def hand_over(self) -> None:
+        """This replica stands down (its dispatcher stops): write what the replica taking
+        over needs to resume the job instead of running it again — the placement with the
+        prompt id and, once the prompt began, the Running fields (a short job writes
+        nothing until its outcome otherwise) — before the runner is cancelled. Nothing
+        before the prompt id is chosen, or once the prompt ended (the outcome is on its
+        way)."""
+        if self.ending or not self.prompt_id:
+            return
+        if self.running is not None:
+            self.write_running()
+        elif not self.placement_written:
+            self.writer.enqueue(self.placement({"promptId": self.prompt_id}))
+        if self.writer.chain is not None:
+            await asyncio.wait([self.writer.chain])
 
     def ended(self) -> bool:
         """The prompt ended (or the runner stops): placement writes go with the outcome."""

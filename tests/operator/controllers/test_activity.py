@@ -83,6 +83,8 @@ async def test_works_alone_stands_down_for_a_higher_peer_and_works_again(deps: D
         assert not deps.active.is_set(), "working before its peers can see it"
         await set_peers(deps, {"me": entry(5, lifetime=3600)})
         await eventually(deps.active.is_set, timeout=10, what="working alone")
+        # the jobs were listed first: the dispatcher starts once Kopf's index caught up
+        assert deps.catch_up is not None and deps.catch_up.jobs == {}
 
         first = Dispatcher()
         deps.dispatcher = first

@@ -8,7 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warmpool.operator.decisions.peering import Peer, Standing, combined, peers_of, standing
+from warmpool.operator.decisions.peering import (
+    JobListing,
+    Listed,
+    Peer,
+    Standing,
+    behind,
+    combined,
+    ghosts,
+    older,
+    peers_of,
+    same_or_newer,
+    standing,
+)
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
@@ -97,3 +109,50 @@ def test_at_most_one_replica_works_whatever_the_object_says(
     top = [p for p in live if p.priority == max((q.priority for q in live), default=-1)]
     if len(top) == 1:  # a single live replica of the highest priority: it is the one
         assert working == top
+
+
+# ---------------------------------------------------------------- catching up on resuming
+
+
+def listing(version: str, **jobs: tuple[str, bool]) -> JobListing:
+    return JobListing(version, {uid: Listed(v, terminal) for uid, (v, terminal) in jobs.items()})
+
+
+def test_an_index_that_holds_every_live_job_at_its_listed_version_is_caught_up() -> None:
+    listed = listing("100", a=("90", False), b=("95", True))
+    assert behind(listed, {"a": "90"}) == set()
+    assert behind(listed, {"a": "97"}) == set()  # changed since the listing: newer is fine
+
+
+def test_a_live_job_missing_or_older_in_the_index_is_behind() -> None:
+    listed = listing("100", a=("90", False), b=("99", False))
+    assert behind(listed, {"b": "99"}) == {"a"}
+    assert behind(listed, {"a": "80", "b": "99"}) == {"a"}
+
+
+def test_a_job_the_peer_finished_still_queued_in_the_index_is_behind() -> None:
+    """The dangerous case: placed again from the index, it would run twice."""
+    listed = listing("100", a=("96", True))
+    assert behind(listed, {"a": "40"}) == {"a"}
+    assert behind(listed, {}) == set()
+
+
+def test_ghosts_are_jobs_deleted_before_the_listing() -> None:
+    listed = listing("100", a=("90", False))
+    indexed = {"a": "90", "gone": "50", "new": "101"}
+    assert ghosts(listed, indexed) == {"gone"}
+
+
+@pytest.mark.parametrize(
+    ("version", "than", "newer", "older_"),
+    [("5", "5", True, False), ("6", "5", True, False), ("4", "5", False, True),
+     ("10", "9", True, False), ("abc", "abc", True, False), ("abc", "abd", False, False),
+     ("", "5", False, False)],
+)  # fmt: skip
+def test_versions_compare_as_integers_else_only_by_equality(
+    version: str, than: str, newer: bool, older_: bool
+) -> None:
+    assert same_or_newer(version, than) is newer
+    assert older(version, than) is older_
+    # an opaque version never makes a ghost: a job is not left out on a guess
+    assert ghosts(listing("x-1"), {"j": "x-0"}) == set()

@@ -11,6 +11,7 @@ with no second rental and no job lost.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -132,6 +133,12 @@ async def test_a_replica_stands_down_for_a_higher_peer_and_takes_over_when_it_di
         return max(max(stamp(s.get("startedAt")), stamp(s.get("finishedAt")))
                    for s in statuses().values())  # fmt: skip
 
+    def runs() -> dict[str, int]:
+        """How many prompts of each job ComfyUI ran to their end (the canaries aside)."""
+        inst = cluster.list("warmpool.dev/v1alpha1", "GpuInstance")[0]
+        ran = [json.dumps(h["prompt"]) for h in jobsys.comfy_of(slow_sim, inst).history.values()]
+        return {n: sum(f"({n})" in text for text in ran) for n in names}
+
     procs: dict[str, Replica] = {}
     try:
         # The lower-priority replica starts alone and works.
@@ -161,6 +168,10 @@ async def test_a_replica_stands_down_for_a_higher_peer_and_takes_over_when_it_di
         high.proc.send_signal(signal.SIGKILL)
         await high.proc.wait()
         killed = time.time()
+        # The graceful hand-over ran nothing twice: the stand-down wrote the placements.
+        before = runs()
+        assert max(before.values()) == 1, f"prompts run per job before the kill: {before}"
+        in_flight = {n for n, p in zip(names, phases(), strict=True) if p not in DONE}
         entry = peers(cluster)["replica-b"]
         expires = stamp(entry["lastseen"]) + int(entry["lifetime"])
         await eventually(low.active, timeout=TAKEOVER_S, what="replica-a taking over")
@@ -176,6 +187,13 @@ async def test_a_replica_stands_down_for_a_higher_peer_and_takes_over_when_it_di
         ]
         assert not worked_between, f"jobs moved while no replica was active: {worked_between}"
         assert took >= expires - killed - 0.1
+        # The kill is at least once for the jobs in flight then: a short job writes nothing
+        # before its outcome, so one the dead replica had sent to ComfyUI runs again; at most
+        # the instance's places (one running, one queued ahead), never a job done before.
+        after = runs()
+        twice = {n for n, count in after.items() if count > 1}
+        assert min(after.values()) == 1 and max(after.values()) <= 2, after
+        assert twice <= in_flight and len(twice) <= 2, f"run twice: {twice}; in flight: {in_flight}"
         rentals = len(slow_sim.state.rentals) + len(slow_sim.state.destroyed)
         assert rentals == 1, f"{rentals} rentals for a pool of one: a duplicate rental"
         assert took < TAKEOVER_S
