@@ -73,12 +73,6 @@ class Listing:
     bodies: list[dict[str, Any]]
 
 
-def _set_event() -> asyncio.Event:
-    event = asyncio.Event()
-    event.set()
-    return event
-
-
 def user_agent(settings: OperatorSettings) -> str:
     """The operator's User-Agent, naming the replica (the audit log shows who wrote)."""
     return f"{USER_AGENT} ({settings.pod_id})"
@@ -112,8 +106,9 @@ class Deps:
     #: jobs start-up handler.
     dispatcher: JobsView | None = None
     #: Set while this replica works; cleared while it stands by for a peer
-    #: (``controllers/activity.py``). Always set without peering.
-    active: asyncio.Event = field(default_factory=_set_event)
+    #: (``controllers/activity.py``). Always set without peering; with it, clear until
+    #: the peering object says this replica works.
+    active: asyncio.Event = field(default_factory=asyncio.Event)
     #: The jobs listed on taking over: the dispatcher starts once Kopf's job index caught
     #: up with it (``controllers/jobs/loops.py``), then clears it.
     catch_up: JobListing | None = None
@@ -159,6 +154,10 @@ class Deps:
     #: Per pool ("ns/name"): when its next time-bound decision falls due (the cold tier's
     #: resume timeouts and maxAge); its reconcile loop wakes up then.
     deadlines: dict[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.settings.peering:
+            self.active.set()
 
     @property
     def vastai(self) -> VastaiClient:

@@ -107,7 +107,6 @@ async def run(
     await open_deps(deps)
     priority = peering_priority(settings)
     if settings.peering:
-        deps.active.clear()  # until the peering object says this replica works
         deps.tasks["peering"] = asyncio.create_task(activity.follow(deps, priority))
     deps.tasks["orphans"] = asyncio.create_task(garbage.sweep_forever(deps))
     deps.tasks["balance"] = asyncio.create_task(balance.check_forever(deps))

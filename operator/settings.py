@@ -224,6 +224,11 @@ class OperatorSettings(BaseSettings):
         """The namespaces of :attr:`namespace`; empty: every namespace."""
         return [n.strip() for n in (self.namespace or "").split(",") if n.strip()]
 
+    @property
+    def list_namespaces(self) -> list[str | None]:
+        """Where to list a kind: each served namespace, or ``[None]`` (every namespace)."""
+        return [*self.served_namespaces] or [None]
+
     peering_lifetime: int = Field(
         60,
         gt=0,

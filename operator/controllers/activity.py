@@ -74,8 +74,7 @@ async def list_jobs(deps: Deps) -> peering.JobListing:
     """Every GenerationJob this replica serves, with its version and whether it ended."""
     jobs: dict[str, peering.Listed] = {}
     versions: list[str] = []
-    served: list[str | None] = [*deps.settings.served_namespaces] or [None]  # None: all
-    for namespace in served:
+    for namespace in deps.settings.list_namespaces:
         items, version = await deps.kube.list_with_version(kube.GENERATIONJOBS, namespace)
         versions.append(version)
         for item in items:
@@ -114,7 +113,6 @@ async def follow(deps: Deps, priority: int) -> None:
     down: a standby may have taken over meanwhile."""
     lifetime = deps.settings.peering_lifetime
     every = poll_seconds(lifetime)
-    deps.active.clear()
     metrics.OPERATOR_ACTIVE.set(0)
     last_read = deps.monotonic()
     ready_at: float | None = None

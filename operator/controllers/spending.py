@@ -47,10 +47,9 @@ async def fleet_spend(deps: Deps) -> budget.FleetSpend | None:
 
 async def count_fleet(deps: Deps) -> tuple[float, float]:
     """(dollars spent today, $/hour now) of every pool in the served namespaces."""
-    served: list[str | None] = [*deps.settings.served_namespaces] or [None]  # None: all
     now = deps.now()
     pools, bodies = [], []
-    for namespace in served:
+    for namespace in deps.settings.list_namespaces:
         pools += await deps.kube.list(kube.GPUPOOLS, namespace)
         bodies += await deps.kube.list(kube.GPUINSTANCES, namespace)
     by_pool: dict[tuple[str, str], list[policy.InstanceView]] = defaultdict(list)

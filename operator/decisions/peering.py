@@ -46,13 +46,9 @@ class Standing:
     active: bool
     blockers: tuple[str, ...] = ()
     """The live peers it stands by for (higher or equal priority)."""
-    recheck_at: datetime | None = None
-    """When the first blocker's heartbeat expires (look again then)."""
     handover: bool = False
     """Live peers of lower priority exist: they stand down on seeing this replica; it waits
     the hand-over grace before it works."""
-    announced: bool = True
-    """Its own entry is in the object."""
 
 
 def peers_of(status: object, *, now: datetime) -> list[Peer]:
@@ -81,29 +77,20 @@ def standing(me: str, priority: int, peers: Sequence[Peer], now: datetime) -> St
     work otherwise (once announced; see the module docstring)."""
     live = [p for p in peers if p.deadline > now and p.identity != me]
     blockers = [p for p in live if p.priority >= priority]
-    announced = any(p.identity == me and p.deadline > now for p in peers)
     if blockers:
-        first = min(p.deadline for p in blockers)
-        return Standing(False, tuple(sorted(p.identity for p in blockers)), first,
-                        announced=announced)  # fmt: skip
-    if not announced:
-        return Standing(False, announced=False)
+        return Standing(False, tuple(sorted(p.identity for p in blockers)))
+    if not any(p.identity == me and p.deadline > now for p in peers):
+        return Standing(False)  # not announced: its peers cannot see it yet
     return Standing(True, handover=any(p.priority < priority for p in live))
 
 
 def combined(standings: Sequence[Standing]) -> Standing:
     """Several peering objects (a namespaced operator meets its peers in each namespace it
     serves): Kopf pauses on a conflict in any, so it works only when every one says so."""
-    if not standings:
-        return Standing(True)
-    blockers = tuple(sorted({b for s in standings for b in s.blockers}))
-    rechecks = [s.recheck_at for s in standings if s.recheck_at is not None]
     return Standing(
         active=all(s.active for s in standings),
-        blockers=blockers,
-        recheck_at=min(rechecks) if rechecks else None,
+        blockers=tuple(sorted({b for s in standings for b in s.blockers})),
         handover=any(s.handover for s in standings),
-        announced=all(s.announced for s in standings),
     )
 
 

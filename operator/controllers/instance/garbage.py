@@ -68,8 +68,7 @@ async def known_uids(deps: Deps, wanted: set[str]) -> set[str]:
         return cached[1]
     at = deps.monotonic()
     known: set[str] = set()
-    served: list[str | None] = [*deps.settings.served_namespaces] or [None]  # None: all
-    for namespace in served:
+    for namespace in deps.settings.list_namespaces:
         bodies = await deps.kube.list(kube.GPUINSTANCES, namespace)
         known |= {str(b["metadata"]["uid"]) for b in bodies if b["metadata"].get("uid")}
     deps.known_uids = (at, known)
