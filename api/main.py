@@ -12,6 +12,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from warmpool.api.app import create_app
 from warmpool.api.settings import StudioSettings
+from warmpool.operator.adapters import heap
 
 #: The fields of a log line, the same as the operator's.
 LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = StudioSettings()
     configure_logging(settings)
     app = create_app(settings)
+    heap.freeze()  # start-up's objects are there for good: no full collection walks them
     uvicorn.run(
         app,
         host=args.host,

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from warmpool.operator.adapters import heap
 from warmpool.operator.controllers import activity, balance
 from warmpool.operator.controllers.instance import garbage
 from warmpool.operator.deps import Deps, close_deps, open_deps
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loop.add_signal_handler(sig, stop.set)
         await run(settings, stop_flag=stop)
 
+    heap.freeze()  # start-up's objects are there for good: no full collection walks them
     # uvloop (libuv): the event loop's own share of the operator's CPU per job, ~15 % on
     # asyncio's loop, mostly goes (bench/jobs.py).
     uvloop.run(_main())
