@@ -3,6 +3,14 @@ plain merge patch.
 
 :func:`update_status` says what happened (:class:`Update`): written, nothing to write,
 the object gone, or given up after too many conflicts — never one ``None`` for two.
+
+The read-modify-writes of one object through one client take turns. A pool's status is
+written by each of its instances (cool-downs, unavailable offers, failures, the models'
+records): with 200 instances becoming Ready together, every writer read the same
+version, all but one met a conflict, and some gave up after their 12 attempts
+(``bench/scale.py``). In turns, each writer reads the version the one before wrote; a
+conflict is left only for writers outside this process, or a plain patch between the
+read and the write.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +48,32 @@ class Updated:
     obj: dict[str, Any] | None = None
 
 
+class _Turns:
+    """One lock per object being written through one client; dropped when unused."""
+
+    def __init__(self) -> None:
+        self.locks: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def of(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
+        lock, users = self.locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self.locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self.locks[key]
+            if users > 1:
+                self.locks[key] = (lock, users - 1)
+            else:
+                del self.locks[key]
+
+
+#: Per client (each belongs to one event loop), its objects' turns.
+_turns: weakref.WeakKeyDictionary[object, _Turns] = weakref.WeakKeyDictionary()
+
+
 async def update_status(
     client: kube.KubeClient,
     res: kube.Resource,
@@ -52,34 +87,37 @@ async def update_status(
 
     ``mutate`` gets the current status (a copy) and returns the fields to write, or
     None to write nothing. Giving up is logged and counted
-    (``warmpool_operator_errors_continued_total{where="status_conflicts"}``).
+    (``warmpool_operator_errors_continued_total{where="status_conflicts"}``). Writers of
+    the same object through the same client go one at a time.
     """
-    for attempt in range(attempts):
-        obj = await client.get(res, name, namespace)
-        if obj is None:
-            return Updated(Update.GONE)
-        current = dict(obj.get("status") or {})
-        result = mutate(current)
-        if isinstance(result, Awaitable):
-            result = await result
-        if not result:
-            return Updated(Update.UNCHANGED, obj)
-        patch = {
-            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "status": result,
-        }
-        try:
-            written = await client.patch(res, name, namespace, patch, subresource="status")
-            return Updated(Update.WRITTEN, written)
-        except errors.KubeConflictError:
-            # Many writers (e.g. 50 instances becoming Ready at once): spread the retries.
-            await asyncio.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
-            continue
-        except errors.KubeNotFoundError:
-            return Updated(Update.GONE)
-    metrics.ERRORS_CONTINUED.labels("status_conflicts").inc()
-    logger.warning("status of %s/%s: gave up after %d conflicts", namespace, name, attempts)
-    return Updated(Update.GAVE_UP)
+    turns = _turns.setdefault(client, _Turns())
+    async with turns.of((res.plural, namespace, name)):
+        for attempt in range(attempts):
+            obj = await client.get(res, name, namespace)
+            if obj is None:
+                return Updated(Update.GONE)
+            current = dict(obj.get("status") or {})
+            result = mutate(current)
+            if isinstance(result, Awaitable):
+                result = await result
+            if not result:
+                return Updated(Update.UNCHANGED, obj)
+            patch = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "status": result,
+            }
+            try:
+                written = await client.patch(res, name, namespace, patch, subresource="status")
+                return Updated(Update.WRITTEN, written)
+            except errors.KubeConflictError:
+                # Many writers (e.g. 50 instances becoming Ready at once): spread the retries.
+                await asyncio.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
+                continue
+            except errors.KubeNotFoundError:
+                return Updated(Update.GONE)
+        metrics.ERRORS_CONTINUED.labels("status_conflicts").inc()
+        logger.warning("status of %s/%s: gave up after %d conflicts", namespace, name, attempts)
+        return Updated(Update.GAVE_UP)
 
 
 async def patch_status(

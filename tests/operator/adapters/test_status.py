@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from warmpool.operator import errors
 from warmpool.operator.adapters import kube
 from warmpool.operator.adapters.status import Update, update_status
+from warmpool.sim.cluster import RunningCluster
 
 
 class FakeKube:
@@ -61,3 +63,31 @@ async def test_update_status_says_what_happened(
     if outcome is Update.WRITTEN:
         assert done.obj is not None and done.obj["status"] == {"n": 2}
         assert fake.patches[-1]["metadata"] == {"resourceVersion": "7"}
+
+
+async def test_writers_of_one_object_take_turns_so_none_gives_up(cluster: RunningCluster) -> None:
+    """40 instances recording an unavailable offer on their pool at once, each a
+    read-modify-write with only 2 attempts, against the emulated API (real resource
+    versions, real 409s): in turns every record lands; all at once most gave up."""
+    cluster.create({"apiVersion": "warmpool.dev/v1alpha1", "kind": "GpuPool",
+                    "metadata": {"name": "p", "namespace": "default"},
+                    "spec": {"replicas": 0}})  # fmt: skip
+    until = "2026-12-04T00:00:00Z"
+
+    def add(offer: int) -> Any:
+        def mutate(status: dict[str, Any]) -> dict[str, Any]:
+            offers = [*(status.get("unavailableOffers") or []), {"offerId": offer, "until": until}]
+            return {"unavailableOffers": offers}
+
+        return mutate
+
+    async with kube.KubeClient(cluster.url) as client:
+        done = await asyncio.gather(*(
+            update_status(client, kube.GPUPOOLS, "default", "p", add(i), attempts=2)
+            for i in range(40)
+        ))  # fmt: skip
+        pool = await client.get(kube.GPUPOOLS, "p", "default")
+    assert [d.outcome for d in done] == [Update.WRITTEN] * 40
+    assert pool is not None
+    recorded = sorted(o["offerId"] for o in pool["status"]["unavailableOffers"])
+    assert recorded == list(range(40))
