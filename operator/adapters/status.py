@@ -21,7 +21,7 @@ import enum
 import logging
 import random
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,30 +48,11 @@ class Updated:
     obj: dict[str, Any] | None = None
 
 
-class _Turns:
-    """One lock per object being written through one client; dropped when unused."""
-
-    def __init__(self) -> None:
-        self.locks: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def of(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
-        lock, users = self.locks.get(key, (None, 0))
-        lock = lock or asyncio.Lock()
-        self.locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self.locks[key]
-            if users > 1:
-                self.locks[key] = (lock, users - 1)
-            else:
-                del self.locks[key]
-
-
-#: Per client (each belongs to one event loop), its objects' turns.
-_turns: weakref.WeakKeyDictionary[object, _Turns] = weakref.WeakKeyDictionary()
+#: Per client (each belongs to one event loop), a lock per object being written through
+#: it; a lock goes once no writer holds or awaits it (weak values).
+_turns: weakref.WeakKeyDictionary[
+    object, weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
 
 
 async def update_status(
@@ -90,8 +71,8 @@ async def update_status(
     (``warmpool_operator_errors_continued_total{where="status_conflicts"}``). Writers of
     the same object through the same client go one at a time.
     """
-    turns = _turns.setdefault(client, _Turns())
-    async with turns.of((res.plural, namespace, name)):
+    locks = _turns.setdefault(client, weakref.WeakValueDictionary())
+    async with locks.setdefault((res.plural, namespace, name), asyncio.Lock()):
         for attempt in range(attempts):
             obj = await client.get(res, name, namespace)
             if obj is None:

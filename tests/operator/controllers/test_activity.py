@@ -69,6 +69,21 @@ async def deps(cluster: RunningCluster, tmp_path: Path) -> AsyncIterator[Deps]:
         yield Deps(settings=settings, http=http, opened_kube=client)
 
 
+def peering_reads(cluster: RunningCluster) -> int:
+    """GETs of the peering object the emulated API has answered."""
+    return sum(
+        1
+        for r in cluster.emulator
+        if r.method.value.upper() == "GET" and "/clusterkopfpeerings/warmpool" in str(r.url)
+    )
+
+
+async def until_read_twice(cluster: RunningCluster) -> None:
+    """The loop has read the peering object (twice from now): its standing is decided."""
+    at = peering_reads(cluster)
+    await eventually(lambda: peering_reads(cluster) >= at + 2, timeout=10, what="two reads")
+
+
 async def set_peers(deps: Deps, status: dict[str, object]) -> None:
     current = await deps.kube.get(kube.CLUSTER_KOPF_PEERINGS, "warmpool") or {}
     gone = {name: None for name in current.get("status") or {} if name not in status}
@@ -76,10 +91,12 @@ async def set_peers(deps: Deps, status: dict[str, object]) -> None:
                           {"status": {**gone, **status}})  # fmt: skip
 
 
-async def test_works_alone_stands_down_for_a_higher_peer_and_works_again(deps: Deps) -> None:
+async def test_works_alone_stands_down_for_a_higher_peer_and_works_again(
+    deps: Deps, cluster: RunningCluster
+) -> None:
     task = asyncio.create_task(activity.follow(deps, 5))
     try:
-        await asyncio.sleep(0)
+        await until_read_twice(cluster)
         assert not deps.active.is_set(), "working before its peers can see it"
         await set_peers(deps, {"me": entry(5, lifetime=3600)})
         await eventually(deps.active.is_set, timeout=10, what="working alone")
@@ -99,12 +116,14 @@ async def test_works_alone_stands_down_for_a_higher_peer_and_works_again(deps: D
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_joining_above_a_live_lower_peer_waits_the_hand_over(deps: Deps) -> None:
+async def test_joining_above_a_live_lower_peer_waits_the_hand_over(
+    deps: Deps, cluster: RunningCluster
+) -> None:
     await set_peers(deps, {"me": entry(5, lifetime=3600), "low": entry(1, lifetime=3600)})
     started = time.monotonic()
     task = asyncio.create_task(activity.follow(deps, 5))
     try:
-        await asyncio.sleep(0)
+        await until_read_twice(cluster)  # it is on top, but the lower peer has not stood down
         assert not deps.active.is_set()
         await eventually(deps.active.is_set, timeout=10, what="working")
         assert time.monotonic() - started >= activity.handover_seconds(LIFETIME) - 0.1
@@ -118,7 +137,6 @@ async def test_a_deleted_peering_object_stands_it_down(deps: Deps) -> None:
     await set_peers(deps, {"me": entry(5, lifetime=3600)})
     task = asyncio.create_task(activity.follow(deps, 5))
     try:
-        await asyncio.sleep(0)
         await eventually(deps.active.is_set, timeout=10, what="working")
         await deps.kube.delete(kube.CLUSTER_KOPF_PEERINGS, "warmpool")  # reads now answer 404
         assert await deps.kube.get(kube.CLUSTER_KOPF_PEERINGS, "warmpool") is None
